@@ -1,0 +1,17 @@
+"""The tenant worker: the gRPC service that alone owns one tenant's database.
+
+It stores versioned JSON objects per internal user, resolves identities,
+enforces the tenant's quotas, retention and collection schemas, and serves
+export and erasure of a user's data. It never sees OAuth tokens; the gateway
+passes the verified internal user id in call metadata.
+
+Layers: ``_cli``/``_server`` (entry points) → ``_servicer`` (gRPC ↔ domain) →
+``_service`` (storage rules) → ``_db``/``_models`` (SQLAlchemy adapter).
+``_policy`` and ``_records`` are plain values: no I/O there.
+"""
+
+from tenant_worker._migrate import migrate
+from tenant_worker._policy import TenantPolicy, load_policy
+from tenant_worker._settings import WorkerSettings
+
+__all__ = ["TenantPolicy", "WorkerSettings", "load_policy", "migrate"]

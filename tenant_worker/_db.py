@@ -1,0 +1,105 @@
+"""The database adapter: engines, sessions and translation of driver errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tenant_worker._errors import StorageUnavailable
+
+
+def async_url(url: str) -> str:
+    """The async driver form of a database URL."""
+    u = make_url(url)
+    if u.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
+        u = u.set(drivername="postgresql+psycopg")
+    elif u.drivername in {"sqlite", "sqlite+pysqlite"}:
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u.render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """The sync driver form (for migrations)."""
+    u = make_url(url)
+    if u.drivername == "sqlite+aiosqlite":
+        u = u.set(drivername="sqlite")
+    elif u.drivername in {"postgresql", "postgres"}:
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> AsyncEngine:
+    url = async_url(url)
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin,
+            # and take the write lock up front so concurrent writers queue
+            # instead of failing on a lock upgrade.
+            dbapi_connection.isolation_level = None
+            sqlite_pragmas(dbapi_connection, record)
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=10,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def is_foreign_key_violation(error: IntegrityError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23503")
+    return "FOREIGN KEY" in str(error.orig).upper()
+
+
+@asynccontextmanager
+async def translated_errors() -> AsyncIterator[None]:
+    """Turn connection-level driver failures into StorageUnavailable."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, PoolTimeout, OSError) as e:
+        raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+    except DBAPIError as e:
+        if e.connection_invalidated:
+            raise StorageUnavailable("database connection lost") from e
+        raise

@@ -1,0 +1,52 @@
+"""The worker's domain outcomes; the servicer maps each to a gRPC status.
+
+Third-party errors (SQLAlchemy, psycopg) are translated into these at the
+database adapter, chained with ``from``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tenant_worker._records import ObjectRecord
+
+
+class WorkerError(Exception):
+    """Base of every outcome the worker reports to its caller."""
+
+
+class NotFound(WorkerError):
+    pass
+
+
+class InvalidArgument(WorkerError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class Conflict(WorkerError):
+    """A stale ``expected_version``; carries the current object."""
+
+    def __init__(self, message: str, current: ObjectRecord | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class QuotaExceeded(WorkerError):
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class UnknownUser(WorkerError):
+    """The internal user id does not exist (never resolved, or erased)."""
+
+
+class Unauthenticated(WorkerError):
+    pass
+
+
+class StorageUnavailable(WorkerError):
+    """The database cannot be reached; retriable."""

@@ -1,0 +1,131 @@
+"""Background work on the whole tenant: purging expired objects, upgrading schemas."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import and_, delete, or_, select, true, tuple_
+from sqlalchemy.sql.elements import ColumnElement
+
+from tenant_worker._errors import InvalidArgument
+from tenant_worker._json import dumps
+from tenant_worker._models import IdempotencyKey, StoredObject, utcnow
+from tenant_worker._policy import TenantPolicy
+from tenant_worker._records import CallContext
+from tenant_worker._store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 5000
+
+
+def _expired_clause(policy: TenantPolicy) -> ColumnElement[bool]:
+    now = utcnow()
+    clauses: list[ColumnElement[bool]] = [
+        and_(StoredObject.expires_at.is_not(None), StoredObject.expires_at <= now)
+    ]
+    explicit = dict(policy.retention_days)
+    for name in explicit:
+        retention = policy.retention(name)
+        assert retention is not None
+        clauses.append(
+            and_(StoredObject.collection == name, StoredObject.updated_at <= now - retention)
+        )
+    if policy.default_retention_days is not None:
+        default = timedelta(days=policy.default_retention_days)
+        others = StoredObject.collection.not_in(list(explicit)) if explicit else true()
+        clauses.append(and_(others, StoredObject.updated_at <= now - default))
+    return or_(*clauses)
+
+
+class Housekeeping:
+    def __init__(self, store: Store, default_batch: int = 500) -> None:
+        self.store = store
+        self.default_batch = default_batch
+
+    async def purge_expired(self, ctx: CallContext, limit: int = 0) -> tuple[int, bool]:
+        """Delete up to ``limit`` expired objects; returns (purged, more remain)."""
+        if limit < 0:
+            raise InvalidArgument("limit", "must not be negative")
+        limit = min(limit or self.default_batch, MAX_BATCH)
+        policy = self.store.policy()
+        async with self.store.transaction() as s:
+            rows = (
+                await s.execute(
+                    select(
+                        StoredObject.owner,
+                        StoredObject.collection,
+                        StoredObject.object_id,
+                        StoredObject.size_bytes,
+                    )
+                    .where(_expired_clause(policy))
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if rows:
+                keys = [(r.owner, r.collection, r.object_id) for r in rows]
+                await s.execute(
+                    delete(StoredObject).where(
+                        tuple_(
+                            StoredObject.owner, StoredObject.collection, StoredObject.object_id
+                        ).in_(keys)
+                    )
+                )
+                per_collection = Counter(r.collection for r in rows)
+                self.store.audit(
+                    s, ctx, "objects.purge", detail={"count": len(rows), **per_collection}
+                )
+                await s.flush()
+                await self.store.charge(
+                    s, -len(rows), -sum(r.size_bytes for r in rows), enforce=False
+                )
+            cutoff = utcnow() - self.store.idempotency_ttl
+            await s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+        if rows:
+            log.info("purged expired objects", extra={"purged": len(rows)})
+        return len(rows), len(rows) == limit
+
+    async def upgrade(self, ctx: CallContext, collection: str, limit: int = 0) -> tuple[int, bool]:
+        """Rewrite up to ``limit`` stored objects at the collection's current schema version.
+
+        The object version is not bumped: the data means the same, and a caller
+        holding a version must not see a conflict because of an upgrade.
+        """
+        policy = self.store.policy()
+        coll = policy.collection(collection)
+        if limit < 0:
+            raise InvalidArgument("limit", "must not be negative")
+        limit = min(limit or self.default_batch, MAX_BATCH)
+        async with self.store.transaction() as s:
+            rows = (
+                await s.scalars(
+                    select(StoredObject)
+                    .where(
+                        StoredObject.collection == collection,
+                        StoredObject.schema_version < coll.schema_version,
+                    )
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            grown = 0
+            for row in rows:
+                data = coll.upgrade(dict(row.data), row.schema_version)
+                size = len(dumps(data))
+                grown += size - row.size_bytes
+                row.data, row.schema_version, row.size_bytes = data, coll.schema_version, size
+            if rows:
+                await s.flush()
+                self.store.audit(
+                    s,
+                    ctx,
+                    "objects.upgrade",
+                    collection=collection,
+                    detail={"count": len(rows), "to_version": coll.schema_version},
+                )
+                await s.flush()
+                await self.store.charge(s, 0, grown, enforce=False)
+        return len(rows), len(rows) == limit

@@ -1,0 +1,20 @@
+"""The worker's Prometheus metrics (process-wide, like the registry they live in)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RPCS = Counter(
+    "stowage_worker_rpcs_total", "RPCs handled, by method and status code", ["method", "code"]
+)
+RPC_SECONDS = Histogram(
+    "stowage_worker_rpc_duration_seconds",
+    "RPC latency by method",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PURGED = Counter("stowage_worker_purged_objects_total", "Expired objects purged")
+POLICY_RELOADS = Counter(
+    "stowage_worker_policy_reloads_total", "Policy file reloads by outcome", ["outcome"]
+)
+DATABASE_UP = Gauge("stowage_worker_database_up", "1 when the last database check succeeded")

@@ -1,0 +1,213 @@
+"""Per-user data that is not an object: identity links, preferences, export, erasure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from tenant_worker._db import is_foreign_key_violation
+from tenant_worker._errors import Conflict, InvalidArgument, QuotaExceeded, UnknownUser
+from tenant_worker._json import dumps, loads_object, merge_patch, request_hash
+from tenant_worker._models import IdempotencyKey, Preference, StoredObject, User, utcnow
+from tenant_worker._records import (
+    CallContext,
+    EraseResult,
+    IdentityRecord,
+    ObjectRecord,
+    PreferencesRecord,
+    UserId,
+)
+from tenant_worker._store import Store, check_key, is_live, require_user, to_record
+
+_EXPORT_BATCH = 200
+_ATTEMPTS = 4
+
+
+class People:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def resolve(self, ctx: CallContext, issuer: str, subject: str) -> tuple[UserId, bool]:
+        """The internal id of (issuer, subject), created on first use; unique under races."""
+        if not issuer or len(issuer) > 2048:
+            raise InvalidArgument("issuer", "must be 1-2048 characters")
+        if not subject or len(subject) > 1024:
+            raise InvalidArgument("subject", "must be 1-1024 characters")
+        query = select(User.id).where(User.issuer == issuer, User.subject == subject)
+        async with self.store.reading() as s:
+            found = await s.scalar(query)
+        if found is not None:
+            return UserId(found), False
+        user_id = uuid.uuid4().hex
+        try:
+            async with self.store.transaction() as s:
+                s.add(User(id=user_id, issuer=issuer, subject=subject, created_at=utcnow()))
+                await s.flush()
+                self.store.audit(s, ctx, "user.create", user_id=user_id)
+            return UserId(user_id), True
+        except IntegrityError:
+            # Another call created the link first: theirs is the one.
+            async with self.store.reading() as s:
+                found = await s.scalar(query)
+            if found is None:
+                raise
+            return UserId(found), False
+
+    async def preferences(self, ctx: CallContext) -> PreferencesRecord:
+        owner = require_user(ctx)
+        async with self.store.reading() as s:
+            row = await s.get(Preference, owner)
+        if row is None:
+            return PreferencesRecord({}, 0, None)
+        return PreferencesRecord(row.data, row.version, row.updated_at)
+
+    async def update_preferences(
+        self,
+        ctx: CallContext,
+        merge_patch_json: bytes,
+        expected_version: int | None = None,
+        idempotency_key: str = "",
+    ) -> PreferencesRecord:
+        owner = require_user(ctx)
+        check_key(idempotency_key)
+        patch = loads_object(merge_patch_json, "merge_patch_json")
+        limit = self.store.policy().quotas.max_object_bytes
+        rhash = request_hash("preferences", dumps(patch), expected_version)
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.store.transaction() as s:
+                    if idempotency_key:
+                        first = await self.store.replay(
+                            s, owner, idempotency_key, "preferences", rhash
+                        )
+                        if first is not None:
+                            return _prefs_from_json(first, replayed=True)
+                    row = await s.get(
+                        Preference, owner, with_for_update=True, populate_existing=True
+                    )
+                    current = row.version if row else 0
+                    if expected_version is not None and expected_version != current:
+                        raise Conflict(
+                            f"preferences are at version {current}, not {expected_version}",
+                            PreferencesRecord(row.data if row else {}, current, None),
+                        )
+                    data = merge_patch(row.data if row else {}, patch)
+                    size = len(dumps(data))
+                    if size > limit:
+                        raise QuotaExceeded(
+                            "maxObjectBytes",
+                            f"preferences would be {size} bytes, the limit is {limit} "
+                            "(quotas.maxObjectBytes)",
+                        )
+                    now = utcnow()
+                    if row is None:
+                        row = Preference(owner=owner, version=0)
+                        s.add(row)
+                    row.data = data
+                    row.version += 1
+                    row.updated_at = now
+                    row.correlation_id = ctx.correlation_id
+                    await s.flush()
+                    self.store.audit(s, ctx, "preferences.update", version=row.version)
+                    result = PreferencesRecord(data, row.version, now)
+                    if idempotency_key:
+                        self.store.remember(
+                            s, owner, idempotency_key, "preferences", rhash, _prefs_json(result)
+                        )
+                        await s.flush()
+                return result
+            except IntegrityError as e:
+                if is_foreign_key_violation(e):
+                    raise UnknownUser("unknown user id; resolve the identity again") from e
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def export(
+        self, ctx: CallContext
+    ) -> AsyncIterator[IdentityRecord | PreferencesRecord | ObjectRecord]:
+        """Everything held about the caller, in one consistent read."""
+        owner = require_user(ctx)
+        policy = self.store.policy()
+        now = utcnow()
+        async with self.store.reading() as s:
+            for link in await s.scalars(select(User).where(User.id == owner)):
+                yield IdentityRecord(link.issuer, link.subject, link.created_at)
+            prefs = await s.get(Preference, owner)
+            if prefs is not None:
+                yield PreferencesRecord(prefs.data, prefs.version, prefs.updated_at)
+            after: tuple[str, str] = ("", "")
+            while True:
+                rows = (
+                    await s.scalars(
+                        select(StoredObject)
+                        .where(
+                            StoredObject.owner == owner,
+                            tuple_(StoredObject.collection, StoredObject.object_id) > after,
+                        )
+                        .order_by(StoredObject.collection, StoredObject.object_id)
+                        .limit(_EXPORT_BATCH)
+                    )
+                ).all()
+                for row in rows:
+                    if is_live(row, policy.retention(row.collection), now):
+                        yield to_record(row, policy)
+                if len(rows) < _EXPORT_BATCH:
+                    break
+                after = (rows[-1].collection, rows[-1].object_id)
+
+    async def erase(self, ctx: CallContext, confirm: bool) -> EraseResult:
+        """Delete everything of the caller in one transaction; audit that it happened."""
+        owner = require_user(ctx)
+        if not confirm:
+            raise InvalidArgument("confirm", "must be true to erase all of the user's data")
+        async with self.store.transaction() as s:
+            # Lock the identity first: writes of this user wait, then find it gone.
+            await s.execute(select(User.id).where(User.id == owner).with_for_update())
+            sizes = (
+                await s.scalars(
+                    delete(StoredObject)
+                    .where(StoredObject.owner == owner)
+                    .returning(StoredObject.size_bytes)
+                )
+            ).all()
+            prefs = await s.execute(delete(Preference).where(Preference.owner == owner))
+            await s.execute(delete(IdempotencyKey).where(IdempotencyKey.owner == owner))
+            links = await s.execute(delete(User).where(User.id == owner))
+            result = EraseResult(
+                objects_deleted=len(sizes),
+                preferences_deleted=bool(getattr(prefs, "rowcount", 0)),
+                identities_deleted=int(getattr(links, "rowcount", 0)),
+            )
+            self.store.audit(
+                s,
+                ctx,
+                "user.erase",
+                detail={
+                    "objects": result.objects_deleted,
+                    "preferences": result.preferences_deleted,
+                    "identities": result.identities_deleted,
+                },
+            )
+            await s.flush()
+            await self.store.charge(s, -len(sizes), -sum(sizes), enforce=False)
+        return result
+
+
+def _prefs_json(p: PreferencesRecord) -> dict[str, Any]:
+    return {
+        "data": p.data,
+        "version": p.version,
+        "updated_at": p.updated_at.isoformat() if p.updated_at else None,
+    }
+
+
+def _prefs_from_json(d: dict[str, Any], replayed: bool) -> PreferencesRecord:
+    from datetime import datetime
+
+    updated = datetime.fromisoformat(d["updated_at"]) if d["updated_at"] else None
+    return PreferencesRecord(d["data"], d["version"], updated, replayed=replayed)

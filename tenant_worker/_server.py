@@ -1,0 +1,168 @@
+"""Running the worker: the gRPC server, health, metrics and its background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from prometheus_client import start_http_server
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from stowage.v1 import worker_pb2_grpc
+from tenant_worker import _metrics
+from tenant_worker._db import create_engine, session_factory
+from tenant_worker._housekeeping import Housekeeping
+from tenant_worker._objects import Objects
+from tenant_worker._people import People
+from tenant_worker._policy import PolicyError, TenantPolicy, load_policy
+from tenant_worker._records import CallContext
+from tenant_worker._servicer import WorkerServicer
+from tenant_worker._settings import WorkerSettings
+from tenant_worker._store import Store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "stowage.v1.TenantWorker"
+
+
+class PolicyFile:
+    """The tenant's policy, re-read when its file changes (a mounted ConfigMap).
+
+    A change that does not parse is logged and ignored: the worker keeps
+    serving with the last good policy.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._stamp = self._stat()
+        self._policy = load_policy(path)
+
+    def _stat(self) -> tuple[float, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    def current(self) -> TenantPolicy:
+        return self._policy
+
+    def refresh(self) -> bool:
+        stamp = self._stat()
+        if stamp == self._stamp or stamp is None:
+            return False
+        self._stamp = stamp
+        try:
+            self._policy = load_policy(self.path)
+        except (PolicyError, OSError) as e:
+            _metrics.POLICY_RELOADS.labels("invalid").inc()
+            log.error("policy file rejected; keeping the previous policy: %s", e)
+            return False
+        _metrics.POLICY_RELOADS.labels("applied").inc()
+        log.info("policy reloaded", extra={"policy_file": str(self.path)})
+        return True
+
+
+async def _every(seconds: float, work: str, step: object) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await step()  # type: ignore[operator]
+        except Exception:
+            log.exception("background %s failed; will retry", work)
+
+
+async def _check_database(engine: AsyncEngine, health: health_aio.HealthServicer) -> None:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as e:
+        _metrics.DATABASE_UP.set(0)
+        status = health_pb2.HealthCheckResponse.NOT_SERVING
+        log.warning("database check failed: %s", type(e).__name__)
+    else:
+        _metrics.DATABASE_UP.set(1)
+        status = health_pb2.HealthCheckResponse.SERVING
+    for service in ("", SERVICE_NAME):
+        await health.set(service, status)
+
+
+async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+    policy = PolicyFile(settings.policy_file)
+    engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
+    store = Store(
+        session_factory(engine), policy.current, timedelta(seconds=settings.idempotency_ttl)
+    )
+    housekeeping = Housekeeping(store, settings.purge_batch)
+    servicer = WorkerServicer(
+        settings.tenant,
+        Objects(store, settings.default_page_size, settings.max_page_size),
+        People(store),
+        housekeeping,
+    )
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+    )
+    worker_pb2_grpc.add_TenantWorkerServicer_to_server(servicer, server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(settings.listen)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    await server.start()
+    await _check_database(engine, health)
+    log.info(
+        "worker listening",
+        extra={"tenant": settings.tenant, "port": port, "metrics_port": settings.metrics_port},
+    )
+
+    async def purge() -> None:
+        ctx = CallContext(f"purge-{uuid.uuid4().hex}")
+        more = True
+        while more:
+            purged, more = await housekeeping.purge_expired(ctx)
+            _metrics.PURGED.inc(purged)
+
+    async def reload() -> None:
+        policy.refresh()
+
+    async def check() -> None:
+        await _check_database(engine, health)
+
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [
+        asyncio.create_task(_every(settings.purge_interval, "purge", purge)),
+        asyncio.create_task(_every(settings.policy_check_interval, "policy reload", reload)),
+        asyncio.create_task(_every(5.0, "database check", check)),
+    ]
+    try:
+        await stop.wait()
+    finally:
+        log.info("worker stopping", extra={"tenant": settings.tenant})
+        await health.enter_graceful_shutdown()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await server.stop(grace=5)
+        await engine.dispose()

@@ -1,0 +1,292 @@
+"""The gRPC surface: metadata → call context, protobuf ↔ records, outcomes → status codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from stowage.v1 import worker_pb2 as pb
+from stowage.v1 import worker_pb2_grpc
+from tenant_worker import _metrics
+from tenant_worker._convert import (
+    identity_message,
+    object_message,
+    preferences_message,
+)
+from tenant_worker._errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    QuotaExceeded,
+    StorageUnavailable,
+    Unauthenticated,
+    UnknownUser,
+    WorkerError,
+)
+from tenant_worker._housekeeping import Housekeeping
+from tenant_worker._objects import Objects
+from tenant_worker._people import People
+from tenant_worker._records import (
+    CallContext,
+    IdentityRecord,
+    ObjectRecord,
+    PreferencesRecord,
+    UserId,
+)
+
+log = logging.getLogger(__name__)
+
+USER_ID_KEY = "x-stowage-user-id"
+CORRELATION_KEY = "x-correlation-id"
+CURRENT_OBJECT_KEY = "stowage-current-object-bin"
+CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
+
+_USER_ID = re.compile(r"^[0-9a-f]{32}$")
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+_CODES: dict[type[WorkerError], grpc.StatusCode] = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    Conflict: grpc.StatusCode.ABORTED,
+    QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnknownUser: grpc.StatusCode.FAILED_PRECONDITION,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def call_context(context: grpc.aio.ServicerContext[Any, Any], needs_user: bool) -> CallContext:
+    metadata = dict(context.invocation_metadata() or ())
+    correlation = str(metadata.get(CORRELATION_KEY, ""))
+    if not _CORRELATION.match(correlation):
+        correlation = uuid.uuid4().hex
+    user = metadata.get(USER_ID_KEY)
+    if user is None:
+        if needs_user:
+            raise Unauthenticated(f"missing {USER_ID_KEY} metadata")
+        return CallContext(correlation)
+    if not _USER_ID.match(str(user)):
+        raise Unauthenticated(f"{USER_ID_KEY} must be 32 lowercase hex characters")
+    return CallContext(correlation, UserId(str(user)))
+
+
+def _status(error: WorkerError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
+    code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
+    trailing: tuple[tuple[str, bytes], ...] = ()
+    if isinstance(error, Conflict) and isinstance(error.current, ObjectRecord):
+        trailing = ((CURRENT_OBJECT_KEY, object_message(error.current).SerializeToString()),)
+    elif isinstance(error, Conflict) and isinstance(error.current, PreferencesRecord):
+        trailing = (
+            (CURRENT_PREFERENCES_KEY, preferences_message(error.current).SerializeToString()),
+        )
+    return code, trailing
+
+
+class _Call:
+    """Times one call, reports its outcome as a status, a metric and one log line."""
+
+    def __init__(self, tenant: str, method: str) -> None:
+        self.tenant, self.method = tenant, method
+        self.code = grpc.StatusCode.OK
+        self.correlation_id = ""
+        self.start = time.perf_counter()
+
+    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+        if isinstance(error, WorkerError):
+            self.code, trailing = _status(error)
+            await context.abort(self.code, str(error), trailing_metadata=trailing)
+        self.code = grpc.StatusCode.INTERNAL
+        log.error(
+            "unexpected error",
+            exc_info=error,
+            extra={"method": self.method, "correlation_id": self.correlation_id},
+        )
+        await context.abort(
+            self.code, f"internal error (correlation id {self.correlation_id}); see worker logs"
+        )
+
+    def done(self) -> None:
+        elapsed = time.perf_counter() - self.start
+        code = self.code.name
+        _metrics.RPCS.labels(self.method, code).inc()
+        _metrics.RPC_SECONDS.labels(self.method).observe(elapsed)
+        log.info(
+            "rpc",
+            extra={
+                "tenant": self.tenant,
+                "method": self.method,
+                "code": code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "correlation_id": self.correlation_id,
+            },
+        )
+
+
+Handler = Callable[[Any, Any, CallContext], Awaitable[Any]]
+
+
+def unary(needs_user: bool = True) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
+    def decorate(handler: Handler) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(handler)
+        async def wrapper(
+            self: WorkerServicer, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> Any:
+            call = _Call(self.tenant, handler.__name__)
+            try:
+                ctx = call_context(context, needs_user)
+                call.correlation_id = ctx.correlation_id
+                return await handler(self, request, ctx)
+            except Exception as e:
+                await call.fail(context, e)
+            finally:
+                call.done()
+
+        return wrapper
+
+    return decorate
+
+
+def _optional(request: Any, field: str) -> int | None:
+    return int(getattr(request, field)) if request.HasField(field) else None
+
+
+class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
+    def __init__(
+        self, tenant: str, objects: Objects, people: People, housekeeping: Housekeeping
+    ) -> None:
+        self.tenant = tenant
+        self.objects = objects
+        self.people = people
+        self.housekeeping = housekeeping
+
+    @unary(needs_user=False)
+    async def ResolveUser(
+        self, request: pb.ResolveUserRequest, ctx: CallContext
+    ) -> pb.ResolveUserResponse:
+        user_id, created = await self.people.resolve(ctx, request.issuer, request.subject)
+        return pb.ResolveUserResponse(user_id=user_id, created=created)
+
+    @unary()
+    async def PutObject(
+        self, request: pb.PutObjectRequest, ctx: CallContext
+    ) -> pb.PutObjectResponse:
+        result = await self.objects.put(
+            ctx,
+            request.collection,
+            request.id,
+            request.data_json,
+            _optional(request, "expected_version"),
+            request.idempotency_key,
+            request.ttl_seconds,
+        )
+        return pb.PutObjectResponse(
+            object=object_message(result.object), created=result.created, replayed=result.replayed
+        )
+
+    @unary()
+    async def GetObject(
+        self, request: pb.GetObjectRequest, ctx: CallContext
+    ) -> pb.GetObjectResponse:
+        record = await self.objects.get(ctx, request.collection, request.id)
+        return pb.GetObjectResponse(object=object_message(record))
+
+    @unary()
+    async def ListObjects(
+        self, request: pb.ListObjectsRequest, ctx: CallContext
+    ) -> pb.ListObjectsResponse:
+        page = await self.objects.list(ctx, request.collection, request.page_size, request.cursor)
+        return pb.ListObjectsResponse(
+            objects=[object_message(o) for o in page.objects], next_cursor=page.next_cursor
+        )
+
+    @unary()
+    async def DeleteObject(
+        self, request: pb.DeleteObjectRequest, ctx: CallContext
+    ) -> pb.DeleteObjectResponse:
+        result = await self.objects.delete(
+            ctx,
+            request.collection,
+            request.id,
+            _optional(request, "expected_version"),
+            request.idempotency_key,
+        )
+        return pb.DeleteObjectResponse(
+            collection=result.collection,
+            id=result.id,
+            version=result.version,
+            replayed=result.replayed,
+        )
+
+    @unary()
+    async def GetPreferences(
+        self, request: pb.GetPreferencesRequest, ctx: CallContext
+    ) -> pb.Preferences:
+        return preferences_message(await self.people.preferences(ctx))
+
+    @unary()
+    async def UpdatePreferences(
+        self, request: pb.UpdatePreferencesRequest, ctx: CallContext
+    ) -> pb.Preferences:
+        result = await self.people.update_preferences(
+            ctx,
+            request.merge_patch_json,
+            _optional(request, "expected_version"),
+            request.idempotency_key,
+        )
+        return preferences_message(result)
+
+    async def ExportUserData(
+        self, request: pb.ExportUserDataRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.ExportRecord]:
+        call = _Call(self.tenant, "ExportUserData")
+        try:
+            ctx = call_context(context, needs_user=True)
+            call.correlation_id = ctx.correlation_id
+            yield pb.ExportRecord(user_id=ctx.user_id or "")
+            async for item in self.people.export(ctx):
+                if isinstance(item, IdentityRecord):
+                    yield pb.ExportRecord(identity=identity_message(item))
+                elif isinstance(item, PreferencesRecord):
+                    yield pb.ExportRecord(preferences=preferences_message(item))
+                else:
+                    yield pb.ExportRecord(object=object_message(item))
+        except Exception as e:
+            await call.fail(context, e)
+        finally:
+            call.done()
+
+    @unary()
+    async def EraseUserData(
+        self, request: pb.EraseUserDataRequest, ctx: CallContext
+    ) -> pb.EraseUserDataResponse:
+        result = await self.people.erase(ctx, request.confirm)
+        return pb.EraseUserDataResponse(
+            objects_deleted=result.objects_deleted,
+            preferences_deleted=result.preferences_deleted,
+            identities_deleted=result.identities_deleted,
+        )
+
+    @unary(needs_user=False)
+    async def PurgeExpired(
+        self, request: pb.PurgeExpiredRequest, ctx: CallContext
+    ) -> pb.PurgeExpiredResponse:
+        purged, more = await self.housekeeping.purge_expired(ctx, request.limit)
+        _metrics.PURGED.inc(purged)
+        return pb.PurgeExpiredResponse(purged=purged, more=more)
+
+    @unary(needs_user=False)
+    async def UpgradeObjects(
+        self, request: pb.UpgradeObjectsRequest, ctx: CallContext
+    ) -> pb.UpgradeObjectsResponse:
+        upgraded, more = await self.housekeeping.upgrade(ctx, request.collection, request.limit)
+        return pb.UpgradeObjectsResponse(upgraded=upgraded, more=more)

@@ -1,0 +1,228 @@
+"""What every storage service shares: sessions, the policy, audit, quotas, replays."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from tenant_worker._db import translated_errors
+from tenant_worker._errors import InvalidArgument, QuotaExceeded, Unauthenticated, WorkerError
+from tenant_worker._models import AuditEvent, IdempotencyKey, StoredObject, Usage, utcnow
+from tenant_worker._policy import TenantPolicy
+from tenant_worker._records import CallContext, ObjectRecord, UserId
+
+OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+MAX_KEY_LENGTH = 200
+
+
+@dataclass
+class Store:
+    """The session factory and the tenant's current policy, shared by the services."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    policy: Callable[[], TenantPolicy]
+    idempotency_ttl: timedelta = timedelta(hours=24)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One explicit transaction; committed on success, rolled back on error."""
+        async with translated_errors(), self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with translated_errors(), self.sessions() as session, session.begin():
+            yield session
+
+    async def replay(
+        self, s: AsyncSession, owner: str, key: str, operation: str, rhash: str
+    ) -> dict[str, Any] | None:
+        """The stored first result of ``key``, or None when the key is new."""
+        row = await s.get(IdempotencyKey, (owner, key), populate_existing=True)
+        if row is None:
+            return None
+        if row.created_at < utcnow() - self.idempotency_ttl:
+            await s.delete(row)
+            await s.flush()
+            return None
+        if row.operation != operation or row.request_hash != rhash:
+            raise InvalidArgument(
+                "idempotency_key", "already used for a different request; use a new key"
+            )
+        result: dict[str, Any] = json.loads(row.response)
+        return result
+
+    def remember(
+        self, s: AsyncSession, owner: str, key: str, operation: str, rhash: str, result: Any
+    ) -> None:
+        s.add(
+            IdempotencyKey(
+                owner=owner,
+                key=key,
+                operation=operation,
+                request_hash=rhash,
+                response=json.dumps(result, default=str).encode(),
+                created_at=utcnow(),
+            )
+        )
+
+    def audit(
+        self,
+        s: AsyncSession,
+        ctx: CallContext,
+        action: str,
+        *,
+        user_id: str | None = None,
+        collection: str | None = None,
+        object_id: str | None = None,
+        version: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        s.add(
+            AuditEvent(
+                at=utcnow(),
+                user_id=user_id if user_id is not None else ctx.user_id,
+                action=action,
+                collection=collection,
+                object_id=object_id,
+                version=version,
+                correlation_id=ctx.correlation_id,
+                detail=detail,
+            )
+        )
+
+    async def charge(
+        self, s: AsyncSession, d_objects: int, d_bytes: int, *, enforce: bool = True
+    ) -> None:
+        """Move the tenant's totals; a growth past a quota raises QuotaExceeded.
+
+        One conditional UPDATE: atomic under concurrency, and the row lock is
+        held only from here to commit, so callers do this last.
+        """
+        if d_objects == 0 and d_bytes == 0:
+            return
+        q = self.policy().quotas
+        stmt = update(Usage).where(Usage.id == 1)
+        if enforce and d_objects > 0:
+            stmt = stmt.where(Usage.objects + d_objects <= q.max_objects)
+        if enforce and d_bytes > 0:
+            stmt = stmt.where(Usage.bytes + d_bytes <= q.max_bytes)
+        stmt = stmt.values(objects=Usage.objects + d_objects, bytes=Usage.bytes + d_bytes)
+        result = await s.execute(
+            stmt.returning(Usage.id), execution_options={"synchronize_session": False}
+        )
+        if result.first() is not None:
+            return
+        usage = await s.get(Usage, 1, populate_existing=True)
+        objects = usage.objects if usage else 0
+        if d_objects > 0 and objects + d_objects > q.max_objects:
+            raise QuotaExceeded(
+                "maxObjects",
+                f"quota exceeded: the tenant stores {objects} objects, the limit is "
+                f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
+            )
+        used = usage.bytes if usage else 0
+        raise QuotaExceeded(
+            "maxBytes",
+            f"quota exceeded: the tenant stores {used} bytes, this write needs {d_bytes} more, "
+            f"the limit is {q.max_bytes} (quotas.maxBytes); delete objects or raise the quota",
+        )
+
+
+def require_user(ctx: CallContext) -> UserId:
+    if not ctx.user_id:
+        raise Unauthenticated("missing x-stowage-user-id metadata")
+    return ctx.user_id
+
+
+def check_object_id(object_id: str) -> None:
+    if not OBJECT_ID.match(object_id):
+        raise InvalidArgument("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : - (not first)")
+
+
+def check_key(key: str) -> None:
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidArgument("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")
+
+
+def effective_expiry(row: StoredObject, retention: timedelta | None) -> datetime | None:
+    """When the object stops existing: its TTL or the collection's current retention."""
+    candidates = [row.expires_at] if row.expires_at is not None else []
+    if retention is not None:
+        candidates.append(row.updated_at + retention)
+    return min(candidates) if candidates else None
+
+
+def is_live(row: StoredObject, retention: timedelta | None, now: datetime) -> bool:
+    expiry = effective_expiry(row, retention)
+    return expiry is None or expiry > now
+
+
+def live_clause(retention: timedelta | None, now: datetime) -> ColumnElement[bool]:
+    clauses = [or_(StoredObject.expires_at.is_(None), StoredObject.expires_at > now)]
+    if retention is not None:
+        clauses.append(StoredObject.updated_at > now - retention)
+    return and_(*clauses)
+
+
+def to_record(row: StoredObject, policy: TenantPolicy) -> ObjectRecord:
+    """The object as a caller sees it: upgraded to the collection's current schema."""
+    data, schema_version = row.data, row.schema_version
+    try:
+        collection = policy.collection(row.collection)
+    except WorkerError:  # a collection removed from the policy: return it as stored
+        collection = None
+    if collection is not None and schema_version < collection.schema_version:
+        data = collection.upgrade(dict(data), schema_version)
+        schema_version = collection.schema_version
+    return ObjectRecord(
+        collection=row.collection,
+        id=row.object_id,
+        data=data,
+        schema_version=schema_version,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=effective_expiry(row, policy.retention(row.collection)),
+        correlation_id=row.correlation_id,
+        size_bytes=row.size_bytes,
+    )
+
+
+def record_to_json(r: ObjectRecord) -> dict[str, Any]:
+    return {
+        "collection": r.collection,
+        "id": r.id,
+        "data": r.data,
+        "schema_version": r.schema_version,
+        "version": r.version,
+        "created_at": r.created_at.isoformat(),
+        "updated_at": r.updated_at.isoformat(),
+        "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+        "correlation_id": r.correlation_id,
+        "size_bytes": r.size_bytes,
+    }
+
+
+def record_from_json(d: dict[str, Any]) -> ObjectRecord:
+    return ObjectRecord(
+        collection=d["collection"],
+        id=d["id"],
+        data=d["data"],
+        schema_version=d["schema_version"],
+        version=d["version"],
+        created_at=datetime.fromisoformat(d["created_at"]),
+        updated_at=datetime.fromisoformat(d["updated_at"]),
+        expires_at=datetime.fromisoformat(d["expires_at"]) if d["expires_at"] else None,
+        correlation_id=d["correlation_id"],
+        size_bytes=d["size_bytes"],
+    )
