@@ -48,6 +48,8 @@ class WorkerSettings:
             values["metrics_port"] = int(e["STOWAGE_METRICS_PORT"])
         if "STOWAGE_POLICY_FILE" in e:
             values["policy_file"] = Path(e["STOWAGE_POLICY_FILE"])
+        if "STOWAGE_POLICY_CHECK_INTERVAL" in e:
+            values["policy_check_interval"] = float(e["STOWAGE_POLICY_CHECK_INTERVAL"])
         if "STOWAGE_PURGE_INTERVAL" in e:
             values["purge_interval"] = float(e["STOWAGE_PURGE_INTERVAL"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -35,7 +35,9 @@ class PostgresServer:
     user: str
     password: str
 
-    def dsn(self, dbname: str = "postgres", user: str | None = None, password: str | None = None) -> str:
+    def dsn(
+        self, dbname: str = "postgres", user: str | None = None, password: str | None = None
+    ) -> str:
         u = user or self.user
         pw = password if password is not None else self.password
         auth = f"{u}:{pw}@" if pw else f"{u}@"
@@ -105,14 +107,41 @@ def running_postgres() -> Iterator[PostgresServer]:
     port = free_port()
     _run_as(
         run_user,
-        [str(initdb), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
-         f"--pwfile={pwfile}", "-E", "UTF8", "--no-locale", "--no-sync"],
+        [
+            str(initdb),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ],
     )
     opts = (
         f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB"
     )
-    _run_as(run_user, [str(pg_ctl), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "-t", "60", "start"])
+    _run_as(
+        run_user,
+        [
+            str(pg_ctl),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+    )
     server = PostgresServer("127.0.0.1", port, "postgres", password)
     try:
         deadline = time.monotonic() + 30

@@ -1,0 +1,128 @@
+"""A real tenant worker process (``python -m stowage worker serve``) for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.tools import free_port
+
+
+@dataclass
+class WorkerProcess:
+    """One worker: start, stop, kill and restart it on the same port and database."""
+
+    database_url: str
+    workdir: Path
+    tenant: str = "acme"
+    port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    purge_interval: float = 3600.0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.workdir / "policy.yaml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "worker.log"
+
+    def write_policy(self, policy: dict[str, Any]) -> None:
+        tmp = self.policy_file.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(policy))
+        tmp.replace(self.policy_file)
+
+    def start(self, timeout: float = 30.0) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        if not self.policy_file.exists():
+            self.write_policy({})
+        args = [
+            sys.executable, "-m", "stowage", "worker", "serve",
+            "--database-url", self.database_url,
+            "--tenant", self.tenant,
+            "--listen", self.address,
+            "--metrics-port", str(self.metrics_port),
+            "--policy-file", str(self.policy_file),
+            "--purge-interval", str(self.purge_interval),
+        ]  # fmt: skip
+        log = self.log_file.open("ab")
+        env = {**os.environ, "STOWAGE_POLICY_CHECK_INTERVAL": "0.2"}
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
+        log.close()
+        self.wait_serving(timeout)
+
+    def wait_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited: {self.log_file.read_text()[-3000:]}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"worker not serving after {timeout}s")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-whatever, as a crashed pod would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def logs(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
+
+
+@contextmanager
+def running_worker(
+    database_url: str,
+    workdir: Path,
+    policy: dict[str, Any] | None = None,
+    tenant: str = "acme",
+    migrate: bool = True,
+) -> Iterator[WorkerProcess]:
+    """Migrate the database, start a worker on it, and stop it afterwards."""
+    if migrate:
+        from tenant_worker import migrate as run_migrations
+
+        run_migrations(database_url)
+    workdir.mkdir(parents=True, exist_ok=True)
+    worker = WorkerProcess(database_url=database_url, workdir=workdir, tenant=tenant)
+    if policy is not None:
+        worker.write_policy(policy)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
