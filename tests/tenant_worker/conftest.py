@@ -66,7 +66,9 @@ class Client:
 
     def put(self, collection: str, id: str, data: Any, **kw: Any) -> pb.PutObjectResponse:
         raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-        return self.call("PutObject", pb.PutObjectRequest(collection=collection, id=id, data_json=raw, **kw))
+        return self.call(
+            "PutObject", pb.PutObjectRequest(collection=collection, id=id, data_json=raw, **kw)
+        )
 
     def get(self, collection: str, id: str) -> pb.StoredObject:
         return self.call("GetObject", pb.GetObjectRequest(collection=collection, id=id)).object

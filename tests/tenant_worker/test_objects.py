@@ -152,9 +152,7 @@ def test_replayed_idempotency_key_returns_first_result_and_writes_nothing(
     assert client.get("items", "idem").version == 1
     with database(worker).connect() as conn:
         writes = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM audit_events WHERE user_id = :u AND object_id = 'idem'"
-            ),
+            sa.text("SELECT count(*) FROM audit_events WHERE user_id = :u AND object_id = 'idem'"),
             {"u": client.user_id},
         ).scalar_one()
     assert writes == 1

@@ -1,0 +1,81 @@
+"""Malformed requests get a clear status and write nothing."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from stowage.v1 import worker_pb2 as pb
+from tests.support.worker import WorkerProcess
+from tests.tenant_worker.conftest import Client, database, status_of
+
+
+def _object_count(worker: WorkerProcess, user_id: str) -> int:
+    with database(worker).connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM objects WHERE owner = :u"), {"u": user_id}
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize(
+    ("collection", "object_id", "payload", "field"),
+    [
+        ("items", "x", b"{not json", "data_json"),
+        ("items", "x", b"\xff\xfe", "data_json"),
+        ("items", "x", b"[1, 2]", "data_json"),
+        ("items", "has space", b"{}", "id"),
+        ("items", "x" * 129, b"{}", "id"),
+        ("Bad-Collection", "x", b"{}", "collection"),
+    ],
+)
+def test_malformed_put_is_invalid_argument_naming_the_field(
+    client: Client,
+    worker: WorkerProcess,
+    collection: str,
+    object_id: str,
+    payload: bytes,
+    field: str,
+) -> None:
+    error = status_of(lambda: client.put(collection, object_id, payload))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(f"{field}:")
+    assert _object_count(worker, client.user_id) == 0
+
+
+def test_negative_numbers_are_refused(client: Client) -> None:
+    for kw in ({"expected_version": -1}, {"ttl_seconds": -5}):
+        error = status_of(lambda kw=kw: client.put("items", "x", {"a": 1}, **kw))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    error = status_of(lambda: client.list("items", page_size=-1))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_missing_user_metadata_is_unauthenticated(client: Client) -> None:
+    anonymous = Client(client.channel)
+    error = status_of(lambda: anonymous.put("items", "x", {"a": 1}))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "x-stowage-user-id" in error.details()
+    malformed = Client(client.channel, "../../etc/passwd")
+    assert status_of(lambda: malformed.get("items", "x")).code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_user_id_never_resolved_cannot_write(client: Client, worker: WorkerProcess) -> None:
+    ghost = Client(client.channel, "0" * 32)
+    error = status_of(lambda: ghost.put("items", "x", {"a": 1}))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert _object_count(worker, "0" * 32) == 0
+
+
+def test_oversized_message_is_refused_by_the_transport(client: Client) -> None:
+    huge = b'{"x": "' + b"a" * (9 * 1024 * 1024) + b'"}'
+    error = status_of(lambda: client.put("items", "huge", huge))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_resolve_user_requires_issuer_and_subject(client: Client) -> None:
+    for req in (pb.ResolveUserRequest(issuer="i"), pb.ResolveUserRequest(subject="s")):
+        error = status_of(lambda req=req: client.stub.ResolveUser(req))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

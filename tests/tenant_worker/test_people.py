@@ -1,0 +1,143 @@
+"""Identity links, preferences, and the user's rights: export and erasure."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import sqlalchemy as sa
+
+from stowage.v1 import worker_pb2 as pb
+from tests.support.worker import WorkerProcess
+from tests.tenant_worker.conftest import Client, data, database, status_of
+
+
+def test_identity_link_is_stable_and_unique_under_concurrency(client: Client) -> None:
+    subject = uuid.uuid4().hex
+    request = pb.ResolveUserRequest(issuer="https://issuer.test/", subject=subject)
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: client.stub.ResolveUser(request, timeout=15), range(16)))
+    assert len({r.user_id for r in replies}) == 1
+    assert sum(r.created for r in replies) == 1
+    other_issuer = pb.ResolveUserRequest(issuer="https://other.test/", subject=subject)
+    assert client.stub.ResolveUser(other_issuer).user_id != replies[0].user_id
+
+
+def test_preferences_start_empty_and_merge_patches(client: Client) -> None:
+    empty = client.call("GetPreferences", pb.GetPreferencesRequest())
+    assert (json.loads(empty.data_json), empty.version) == ({}, 0)
+    patch = {"theme": "dark", "units": {"temp": "C", "len": "m"}}
+    first = client.call(
+        "UpdatePreferences",
+        pb.UpdatePreferencesRequest(merge_patch_json=json.dumps(patch).encode()),
+    )
+    assert first.version == 1
+    second = client.call(
+        "UpdatePreferences",
+        pb.UpdatePreferencesRequest(
+            merge_patch_json=b'{"theme": null, "units": {"temp": "F"}, "lang": "de"}',
+            expected_version=1,
+        ),
+    )
+    assert json.loads(second.data_json) == {"units": {"temp": "F", "len": "m"}, "lang": "de"}
+    assert second.version == 2
+    error = status_of(
+        lambda: client.call(
+            "UpdatePreferences",
+            pb.UpdatePreferencesRequest(merge_patch_json=b"{}", expected_version=1),
+        )
+    )
+    assert error.code() == grpc.StatusCode.ABORTED
+    current = pb.Preferences.FromString(
+        dict(error.trailing_metadata())["stowage-current-preferences-bin"]
+    )
+    assert current.version == 2
+
+
+def test_export_streams_everything_of_the_user_and_nothing_of_others(client: Client) -> None:
+    other = client.as_new_user()
+    other.put("items", "theirs", {"x": 1})
+    client.put("items", "a", {"v": 1})
+    client.put("notes", "n", {"title": "hello"})
+    client.put("cache", "c", {"v": 3})
+    client.call("UpdatePreferences", pb.UpdatePreferencesRequest(merge_patch_json=b'{"t": 1}'))
+    records = list(
+        client.stub.ExportUserData(
+            pb.ExportUserDataRequest(), metadata=client.metadata(), timeout=15
+        )
+    )
+    kinds = [r.WhichOneof("record") for r in records]
+    assert kinds[:3] == ["user_id", "identity", "preferences"]
+    assert records[0].user_id == client.user_id
+    assert records[1].identity.issuer == "https://issuer.test/"
+    assert json.loads(records[2].preferences.data_json) == {"t": 1}
+    objects = {(r.object.collection, r.object.id): data(r.object) for r in records[3:]}
+    assert objects == {
+        ("cache", "c"): {"v": 3},
+        ("items", "a"): {"v": 1},
+        ("notes", "n"): {"title": "hello"},
+    }
+
+
+def test_export_of_many_objects_streams_them_all(client: Client) -> None:
+    for i in range(450):
+        client.put("items", f"bulk-{i:04d}", {"i": i})
+    records = list(
+        client.stub.ExportUserData(pb.ExportUserDataRequest(), metadata=client.metadata())
+    )
+    assert sum(r.WhichOneof("record") == "object" for r in records) == 450
+
+
+def test_erasure_deletes_everything_of_the_user_and_records_that_it_happened(
+    client: Client, worker: WorkerProcess
+) -> None:
+    other = client.as_new_user()
+    other.put("items", "survivor", {"x": 1})
+    client.put("items", "a", {"secret": "s3cr3t"})
+    client.put("items", "b", {"secret": "s3cr3t"}, idempotency_key="k1")
+    client.call("UpdatePreferences", pb.UpdatePreferencesRequest(merge_patch_json=b'{"t": 1}'))
+    refused = status_of(lambda: client.call("EraseUserData", pb.EraseUserDataRequest()))
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "confirm" in refused.details()
+
+    result = client.call("EraseUserData", pb.EraseUserDataRequest(confirm=True))
+    assert (result.objects_deleted, result.preferences_deleted, result.identities_deleted) == (
+        2,
+        True,
+        1,
+    )
+    with database(worker).connect() as conn:
+        for table, column in [
+            ("objects", "owner"),
+            ("preferences", "owner"),
+            ("idempotency_keys", "owner"),
+            ("users", "id"),
+        ]:
+            left = conn.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :u"),
+                {"u": client.user_id},
+            ).scalar_one()
+            assert left == 0, table
+        erase = conn.execute(
+            sa.text("SELECT detail FROM audit_events WHERE user_id = :u AND action = 'user.erase'"),
+            {"u": client.user_id},
+        ).scalar_one()
+        audit_text = json.dumps(
+            [list(r) for r in conn.execute(sa.text("SELECT * FROM audit_events")).all()],
+            default=str,
+        )
+    detail = erase if isinstance(erase, dict) else json.loads(erase)
+    assert detail == {"objects": 2, "preferences": True, "identities": 1}
+    assert "s3cr3t" not in audit_text
+    assert data(other.get("items", "survivor")) == {"x": 1}
+
+
+def test_writes_by_an_erased_user_id_ask_to_resolve_again(client: Client) -> None:
+    client.put("items", "a", {"v": 1})
+    client.call("EraseUserData", pb.EraseUserDataRequest(confirm=True))
+    error = status_of(lambda: client.put("items", "a", {"v": 2}))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "resolve" in error.details()
+    assert status_of(lambda: client.get("items", "a")).code() == grpc.StatusCode.NOT_FOUND
