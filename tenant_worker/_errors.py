@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tenant_worker._records import ObjectRecord
+    from tenant_worker._records import ObjectRecord, PreferencesRecord
 
 
 class WorkerError(Exception):
@@ -27,9 +27,9 @@ class InvalidArgument(WorkerError):
 
 
 class Conflict(WorkerError):
-    """A stale ``expected_version``; carries the current object."""
+    """A stale ``expected_version``; carries the current object or preferences."""
 
-    def __init__(self, message: str, current: ObjectRecord | None) -> None:
+    def __init__(self, message: str, current: ObjectRecord | PreferencesRecord | None) -> None:
         super().__init__(message)
         self.current = current
 

@@ -118,7 +118,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
     )
-    worker_pb2_grpc.add_TenantWorkerServicer_to_server(servicer, server)
+    worker_pb2_grpc.add_TenantWorkerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     port = server.add_insecure_port(settings.listen)
