@@ -1,8 +1,9 @@
 """The ``stowage`` command line.
 
 Each component contributes its own subcommands through a ``register(subparsers)``
-function in a private ``_cli`` module, imported lazily so that running the
-worker never imports the operator's dependencies and vice versa.
+function in a private ``_cli`` module. Only the module that owns the command
+being run is imported, so that running the worker never imports the gateway's
+or the operator's dependencies; ``stowage --help`` imports them all.
 """
 
 from __future__ import annotations
@@ -12,27 +13,25 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-# (module, what it adds) — each module defines register(subparsers) -> None.
-_COMPONENTS: tuple[tuple[str, str], ...] = (
-    ("tenant_worker._cli", "worker"),
-    ("gateway._cli", "gateway, token, dev"),
-    ("stowage_operator._cli", "operator"),
-)
+#: Command → the module whose register(subparsers) adds it.
+COMMANDS: dict[str, str] = {
+    "worker": "tenant_worker._cli",
+    "gateway": "gateway._cli",
+    "token": "gateway._cli",
+    "dev": "gateway._cli",
+    "operator": "stowage_operator._cli",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stowage",
         description="Durable, compliant per-tenant storage for ChatGPT apps.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name, _ in _COMPONENTS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name is None or not module_name.startswith(e.name):
-                raise
-            continue
+    wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for module_name in wanted:
+        module = importlib.import_module(module_name)
         register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
         register = module.register
         register(subparsers)
@@ -40,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     sys.exit(handler(args) or 0)

@@ -74,7 +74,6 @@ def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> Asyn
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_timeout=10,
     )
 

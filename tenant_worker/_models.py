@@ -129,8 +129,12 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None]
 
 
+#: Rows the usage totals are spread over (see Store.charge).
+USAGE_SLOTS = 16
+
+
 class Usage(Base):
-    """The tenant's running totals, checked against its quotas on every write."""
+    """The tenant's running totals (summed over slots), checked against its quotas."""
 
     __tablename__ = "usage"
 

@@ -173,7 +173,7 @@ class Objects:
                             {"object": record_to_json(record), "created": created},
                         )
                         await s.flush()
-                    await self.store.charge(s, d_objects, size - prior_size)
+                    await self.store.charge(s, d_objects, size - prior_size, owner=owner)
                 return PutResult(record, created)
             except IntegrityError as e:
                 if is_foreign_key_violation(e):
@@ -276,7 +276,7 @@ class Objects:
                             {"collection": collection, "id": object_id, "version": row.version},
                         )
                     await s.flush()
-                    await self.store.charge(s, -1, -row.size_bytes)
+                    await self.store.charge(s, -1, -row.size_bytes, owner=owner)
                 return result
             except IntegrityError as e:
                 if is_foreign_key_violation(e):

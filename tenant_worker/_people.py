@@ -194,7 +194,7 @@ class People:
                 },
             )
             await s.flush()
-            await self.store.charge(s, -len(sizes), -sum(sizes), enforce=False)
+            await self.store.charge(s, -len(sizes), -sum(sizes), owner=owner, enforce=False)
         return result
 
 

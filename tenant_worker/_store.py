@@ -10,13 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenant_worker._db import translated_errors
 from tenant_worker._errors import InvalidArgument, QuotaExceeded, Unauthenticated, WorkerError
-from tenant_worker._models import AuditEvent, IdempotencyKey, StoredObject, Usage, utcnow
+from tenant_worker._models import (
+    USAGE_SLOTS,
+    AuditEvent,
+    IdempotencyKey,
+    StoredObject,
+    Usage,
+    utcnow,
+)
 from tenant_worker._policy import TenantPolicy
 from tenant_worker._records import CallContext, ObjectRecord, UserId
 
@@ -101,40 +108,48 @@ class Store:
         )
 
     async def charge(
-        self, s: AsyncSession, d_objects: int, d_bytes: int, *, enforce: bool = True
+        self,
+        s: AsyncSession,
+        d_objects: int,
+        d_bytes: int,
+        *,
+        owner: str = "",
+        enforce: bool = True,
     ) -> None:
         """Move the tenant's totals; a growth past a quota raises QuotaExceeded.
 
-        One conditional UPDATE: atomic under concurrency, and the row lock is
-        held only from here to commit, so callers do this last.
+        The totals are spread over USAGE_SLOTS rows, chosen by owner, so that
+        writers of different users do not queue on one hot row lock. The check
+        reads the sum first: under concurrency a quota can be overshot by at
+        most the writes in flight at that moment, never by more.
         """
         if d_objects == 0 and d_bytes == 0:
             return
-        q = self.policy().quotas
-        stmt = update(Usage).where(Usage.id == 1)
-        if enforce and d_objects > 0:
-            stmt = stmt.where(Usage.objects + d_objects <= q.max_objects)
-        if enforce and d_bytes > 0:
-            stmt = stmt.where(Usage.bytes + d_bytes <= q.max_bytes)
-        stmt = stmt.values(objects=Usage.objects + d_objects, bytes=Usage.bytes + d_bytes)
-        result = await s.execute(
-            stmt.returning(Usage.id), execution_options={"synchronize_session": False}
-        )
-        if result.first() is not None:
-            return
-        usage = await s.get(Usage, 1, populate_existing=True)
-        objects = usage.objects if usage else 0
-        if d_objects > 0 and objects + d_objects > q.max_objects:
-            raise QuotaExceeded(
-                "maxObjects",
-                f"quota exceeded: the tenant stores {objects} objects, the limit is "
-                f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
-            )
-        used = usage.bytes if usage else 0
-        raise QuotaExceeded(
-            "maxBytes",
-            f"quota exceeded: the tenant stores {used} bytes, this write needs {d_bytes} more, "
-            f"the limit is {q.max_bytes} (quotas.maxBytes); delete objects or raise the quota",
+        if enforce and (d_objects > 0 or d_bytes > 0):
+            q = self.policy().quotas
+            objects, used = (
+                await s.execute(select(func.sum(Usage.objects), func.sum(Usage.bytes)))
+            ).one()
+            objects, used = int(objects or 0), int(used or 0)
+            if d_objects > 0 and objects + d_objects > q.max_objects:
+                raise QuotaExceeded(
+                    "maxObjects",
+                    f"quota exceeded: the tenant stores {objects} objects, the limit is "
+                    f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
+                )
+            if d_bytes > 0 and used + d_bytes > q.max_bytes:
+                raise QuotaExceeded(
+                    "maxBytes",
+                    f"quota exceeded: the tenant stores {used} bytes, this write needs {d_bytes} "
+                    f"more, the limit is {q.max_bytes} (quotas.maxBytes); delete objects or "
+                    "raise the quota",
+                )
+        slot = int(owner[:4], 16) % USAGE_SLOTS if owner else 0
+        await s.execute(
+            update(Usage)
+            .where(Usage.id == slot)
+            .values(objects=Usage.objects + d_objects, bytes=Usage.bytes + d_bytes),
+            execution_options={"synchronize_session": False},
         )
 
 

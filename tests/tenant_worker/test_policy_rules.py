@@ -195,7 +195,7 @@ def test_purge_deletes_expired_objects_in_bounded_batches_and_audits(
         assert (second.purged, second.more) == (2, False)
         with database(w).connect() as conn:
             left = conn.execute(sa.text("SELECT object_id FROM objects")).scalars().all()
-            usage = conn.execute(sa.text("SELECT objects FROM usage")).scalar_one()
+            usage = conn.execute(sa.text("SELECT sum(objects) FROM usage")).scalar_one()
             audits = (
                 conn.execute(
                     sa.text("SELECT detail FROM audit_events WHERE action = 'objects.purge'")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tenant_worker._models import AutoId, JsonDocument, UTCDateTime
+from tenant_worker._models import USAGE_SLOTS, AutoId, JsonDocument, UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -89,7 +89,7 @@ def upgrade() -> None:
         sa.Column("objects", sa.BigInteger(), nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
     )
-    op.bulk_insert(usage, [{"id": 1, "objects": 0, "bytes": 0}])
+    op.bulk_insert(usage, [{"id": i, "objects": 0, "bytes": 0} for i in range(USAGE_SLOTS)])
 
 
 def downgrade() -> None:
