@@ -28,6 +28,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Regenerate the gRPC stubs from proto/ (never edit stowage/v1/*_pb2*.py by hand).
 proto: $(STAMP)
