@@ -1,0 +1,23 @@
+"""The Stowage gateway: the MCP endpoint ChatGPT talks to, one per tenant.
+
+It authenticates each request against the tenant's OAuth issuer, applies the
+tenant's rate limits and forwards tool calls over gRPC to the tenant's worker.
+It never touches a database and never passes a token on.
+
+Layers (each imports only from the ones below it):
+
+- entry points: ``_cli`` (``stowage gateway|token|dev``), ``_app`` (the ASGI
+  app), ``_gate`` (per-request auth and limits), ``_mcp`` (the MCP surface),
+  ``_devauth`` (the development authorization server);
+- services: ``_calls`` (a tool call → worker calls → a tool result),
+  ``_tools`` (the tool catalogue of a tenant), ``_auth`` (token checks),
+  ``_directory`` (the tenants the gateway serves);
+- adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
+  (in-process and Redis token buckets), ``_tenant_file`` (a YAML tenant source);
+- plain values, no I/O: ``_types``, ``_settings``, ``_errors``.
+"""
+
+from gateway._app import create_app
+from gateway._settings import GatewaySettings
+
+__all__ = ["GatewaySettings", "create_app"]

@@ -1,0 +1,166 @@
+"""The gateway's ASGI app: routes, lifespan, and the wiring of its parts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+
+import anyio
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gateway._auth import TokenVerifier
+from gateway._calls import ToolCalls
+from gateway._directory import TenantDirectory, TenantSource
+from gateway._gate import McpGate
+from gateway._jwks import JwksCache
+from gateway._mcp import build_server, build_session_manager
+from gateway._metrics import Metrics
+from gateway._ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from gateway._settings import GatewaySettings
+from gateway._tenant_file import FileTenantSource
+from gateway._tools import Catalogues
+from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant, TenantName
+from gateway._worker import WorkerPool
+
+log = logging.getLogger(__name__)
+
+_LOOPBACK_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
+
+
+def create_app(settings: GatewaySettings, source: TenantSource | None = None) -> Starlette:
+    """The gateway app; tenants come from ``source`` or else the settings' tenants file."""
+    if source is None:
+        if settings.tenants_file is None:
+            raise ValueError("a tenants file (or another tenant source) is required")
+        source = FileTenantSource(settings.tenants_file, settings.reload_interval)
+    metrics = Metrics()
+    directory = TenantDirectory()
+    workers = WorkerPool(timeout=settings.call_timeout)
+    catalogues = Catalogues()
+    calls = ToolCalls(workers, metrics, user_cache_size=settings.user_cache_size)
+    http = httpx.AsyncClient()
+    verifier = TokenVerifier(
+        JwksCache(http, min_refresh_interval=settings.jwks_min_refresh),
+        leeway=settings.token_leeway,
+    )
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.redis_url) if settings.redis_url else LocalRateLimiter()
+    )
+    origins = [*settings.allowed_origins, "http://127.0.0.1:*", "http://localhost:*"]
+    manager = build_session_manager(
+        build_server(calls, catalogues),
+        allowed_hosts=settings.effective_allowed_hosts(),
+        allowed_origins=origins,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    gate = McpGate(
+        settings=settings,
+        directory=directory,
+        verifier=verifier,
+        limiter=limiter,
+        catalogues=catalogues,
+        metrics=metrics,
+        inner=manager.handle_request,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        endpoints_out, endpoints_in = anyio.create_memory_object_stream[set[str]](math.inf)
+
+        def publish(tenants: Mapping[TenantName, Tenant]) -> None:
+            directory.publish(tenants)
+            endpoints_out.send_nowait({t.endpoint for t in tenants.values()})
+
+        async def close_unused_channels() -> None:
+            async for endpoints in endpoints_in:
+                await workers.retain(endpoints)
+
+        async with manager.run(), anyio.create_task_group() as tg:
+            tg.start_soon(source.watch, publish)
+            tg.start_soon(close_unused_channels)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            endpoints_out.close()
+            endpoints_in.close()
+            await workers.close()
+            await limiter.aclose()
+            await http.aclose()
+
+    async def protected_resource(request: Request) -> Response:
+        tenant = directory.get(request.path_params["tenant"])
+        if tenant is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return JSONResponse(
+            {
+                "resource": tenant.auth.audience,
+                "authorization_servers": [tenant.auth.issuer],
+                "scopes_supported": [READ_SCOPE, WRITE_SCOPE],
+                "bearer_methods_supported": ["header"],
+                "resource_name": f"Stowage ({tenant.name})",
+            },
+            headers={"cache-control": "public, max-age=300"},
+        )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if not directory.loaded:
+            return JSONResponse({"status": "loading tenants"}, status_code=503)
+        return JSONResponse({"status": "ready", "tenants": len(directory.all())})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes: list[BaseRoute] = [
+        Route("/t/{tenant}/mcp", endpoint=gate, methods=["GET", "POST", "DELETE"]),
+        Route(
+            "/.well-known/oauth-protected-resource/t/{tenant}/mcp",
+            endpoint=protected_resource,
+            methods=["GET"],
+        ),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if settings.dev_auth_key_file is not None:
+        from gateway._devauth import DevAuthServer
+
+        dev = DevAuthServer.from_key_file(
+            settings.dev_auth_key_file, settings.public_url.rstrip("/") + "/dev-auth"
+        )
+        routes += dev.routes()
+
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allowed_origins),
+            allow_origin_regex=_LOOPBACK_ORIGINS,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "mcp-protocol-version",
+                "mcp-session-id",
+                "last-event-id",
+                "x-request-id",
+            ],
+            expose_headers=["www-authenticate", "mcp-session-id", "x-request-id", "retry-after"],
+        )
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.directory = directory
+    return app

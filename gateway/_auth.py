@@ -1,0 +1,111 @@
+"""Bearer token checks for one tenant: signature, algorithm, issuer, audience, time.
+
+A token is accepted only when all of these hold:
+
+- its ``alg`` is on an allow-list of asymmetric algorithms (never ``none``,
+  never HMAC: a shared-secret algorithm with a public key is a forgery vector);
+- its ``iss`` is the tenant's issuer, checked before any key fetch;
+- it is signed by a key from that issuer's JWKS, looked up by ``kid``;
+- its ``aud`` names the tenant's resource URL, so a token for tenant A is
+  useless at tenant B;
+- ``exp`` has not passed and ``nbf`` has, with a small leeway;
+- it carries a subject.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
+
+from gateway._errors import AuthError, KeysUnavailable
+from gateway._jwks import JwksCache
+from gateway._types import Principal, Tenant
+
+ALLOWED_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+def _b64json(segment: str) -> dict[str, Any]:
+    padded = segment + "=" * (-len(segment) % 4)
+    value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
+    """``scope`` (space-separated, RFC 8693/9068) or ``scp`` (a list)."""
+    raw = claims.get("scope", claims.get("scp"))
+    if isinstance(raw, str):
+        return frozenset(raw.split())
+    if isinstance(raw, list):
+        return frozenset(s for s in raw if isinstance(s, str))
+    return frozenset()
+
+
+class TokenVerifier:
+    def __init__(self, keys: JwksCache, *, leeway: int = 30) -> None:
+        self._keys = keys
+        self._leeway = leeway
+
+    async def verify(self, token: str, tenant: Tenant) -> Principal:
+        """The caller behind ``token`` at ``tenant``, or AuthError saying why not."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError("malformed", "The token is too large")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise AuthError("malformed", "The token is not a JWT")
+        try:
+            header = _b64json(parts[0])
+            unverified = _b64json(parts[1])
+        except (ValueError, UnicodeError) as e:
+            raise AuthError("malformed", "The token is not a JWT") from e
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise AuthError("algorithm", "The token's signing algorithm is not accepted")
+        if unverified.get("iss") != tenant.auth.issuer:
+            raise AuthError("issuer", "The token was issued by another authorization server")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise AuthError("malformed", "The token's key id is not a string")
+        try:
+            key = await self._keys.key(tenant.auth.issuer, tenant.auth.jwks_uri, kid)
+        except KeysUnavailable as e:
+            raise AuthError("keys_unavailable", "The issuer's keys cannot be fetched") from e
+        if key is None:
+            raise AuthError("unknown_key", "The token is signed by a key the issuer does not list")
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+        except BadSignatureError as e:
+            raise AuthError("signature", "The token's signature is not valid") from e
+        except (JoseError, ValueError, TypeError) as e:
+            raise AuthError("malformed", "The token cannot be verified") from e
+        claims = decoded.claims
+        registry = jwt.JWTClaimsRegistry(
+            leeway=self._leeway,
+            iss={"essential": True, "value": tenant.auth.issuer},
+            aud={"essential": True, "value": tenant.auth.audience},
+            sub={"essential": True},
+            exp={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError as e:
+            raise AuthError("expired", "The token has expired") from e
+        except ClaimError as e:
+            reason = {"aud": "audience", "iss": "issuer", "nbf": "not_yet_valid"}.get(
+                e.claim, "claims"
+            )
+            raise AuthError(reason, f"The token's {e.claim} claim is not acceptable") from e
+        return Principal(
+            issuer=tenant.auth.issuer,
+            subject=str(claims["sub"]),
+            scopes=scopes_of(claims),
+            client_id=claims.get("client_id") or claims.get("azp"),
+        )

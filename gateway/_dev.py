@@ -1,0 +1,146 @@
+"""``stowage dev``: the whole platform on one machine, on embedded defaults.
+
+Starts a worker for a demo tenant on SQLite under the data directory (as a
+subprocess, after running its migrations), then the gateway in this process
+with the development authorization server mounted at ``/dev-auth``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway._cli import DEV_KEY_NAME
+from gateway._devkeys import load_or_create_key
+
+NOTES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title"],
+    "properties": {
+        "title": {"type": "string", "maxLength": 200, "description": "A short title."},
+        "body": {"type": "string", "description": "The note's text."},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+
+
+def _write(path: Path, content: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(content, sort_keys=False))
+    tmp.replace(path)
+
+
+def _wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError("the worker exited; see its log in the data directory")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"the worker did not become ready within {timeout}s")
+
+
+def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
+    import uvicorn
+
+    from gateway._app import create_app
+    from gateway._settings import GatewaySettings
+    from stowage import _logging
+
+    _logging.configure(log_level)
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = data_dir / DEV_KEY_NAME
+    load_or_create_key(key_file)
+    public = f"http://127.0.0.1:{port}"
+    issuer = f"{public}/dev-auth"
+    audience = f"{public}/t/{tenant}/mcp"
+    policy = {
+        "retention": {"collections": {"cache": 1}},
+        "quotas": {"maxObjects": 100000, "maxBytes": "1Gi", "maxObjectBytes": "256Ki"},
+        "collections": [{"name": "notes", "schemaVersion": 1, "schema": NOTES_SCHEMA}],
+    }
+    _write(data_dir / "policy.yaml", policy)
+    _write(
+        data_dir / "tenants.yaml",
+        {
+            "tenants": [
+                {
+                    "name": tenant,
+                    "endpoint": f"127.0.0.1:{worker_port}",
+                    "auth": {"issuer": issuer, "audience": audience},
+                    "rateLimits": {
+                        "perUser": {"requestsPerMinute": 600, "burst": 100},
+                        "perTenant": {"requestsPerMinute": 6000, "burst": 1000},
+                    },
+                    "collections": policy["collections"],
+                    "retention": policy["retention"],
+                }
+            ]
+        },
+    )
+    database_url = f"sqlite+aiosqlite:///{data_dir / (tenant + '.db')}"
+    worker_cmd = [sys.executable, "-m", "stowage", "worker"]
+    subprocess.run([*worker_cmd, "migrate", "--database-url", database_url], check=True)
+    log = (data_dir / "worker.log").open("ab")
+    serve_args = [
+        *("--database-url", database_url, "--tenant", tenant),
+        *("--listen", f"127.0.0.1:{worker_port}", "--metrics-port", "0"),
+        *("--policy-file", str(data_dir / "policy.yaml")),
+    ]
+    worker = subprocess.Popen([*worker_cmd, "serve", *serve_args], stdout=log, stderr=log)
+    try:
+        _wait_serving(f"127.0.0.1:{worker_port}", worker)
+        settings = GatewaySettings(
+            tenants_file=data_dir / "tenants.yaml",
+            public_url=public,
+            dev_auth_key_file=key_file,
+            log_level=log_level,
+        )
+        rel = data_dir.relative_to(Path.cwd()) if data_dir.is_relative_to(Path.cwd()) else data_dir
+        print(
+            f"""
+Stowage is running.
+  MCP endpoint   {audience}
+  OAuth issuer   {issuer}   (dev login: any user name)
+  metrics        {public}/metrics
+  data           {data_dir}   (worker log: worker.log)
+
+Get a token for scripts:
+  stowage token --tenant {tenant} --user alice --key-file {rel / DEV_KEY_NAME}
+Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
+  npx @modelcontextprotocol/inspector   (transport: Streamable HTTP, URL above)
+""",
+            file=sys.stderr,
+            flush=True,
+        )
+        uvicorn.run(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+    return 0

@@ -1,0 +1,98 @@
+"""The gateway's own exceptions. No I/O here.
+
+Adapters translate third-party errors (grpc, httpx, redis, joserfc) into these,
+chained with ``from``, so nothing above an adapter handles a library's types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class TenantConfigError(GatewayError, ValueError):
+    """The tenant directory is invalid; the message names the field."""
+
+
+# --- authentication -----------------------------------------------------------
+
+
+class AuthError(GatewayError):
+    """The token is missing or not acceptable. ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.description = description
+
+
+class KeysUnavailable(GatewayError):
+    """The issuer's keys could not be fetched."""
+
+
+# --- worker outcomes ----------------------------------------------------------
+
+
+class WorkerError(GatewayError):
+    """An outcome of a worker call. ``code`` is what the tool result says."""
+
+    code = "internal"
+    retriable = False
+    #: The gRPC status code name the worker answered with, for metrics.
+    grpc_code = "UNKNOWN"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(WorkerError):
+    code = "not_found"
+
+
+class Conflict(WorkerError):
+    """A stale ``expected_version``; ``current`` is the stored state, if sent."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, current: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class InvalidArgument(WorkerError):
+    code = "invalid_argument"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class QuotaExceeded(WorkerError):
+    code = "quota_exceeded"
+
+
+class UnknownUser(WorkerError):
+    """The internal user id is gone (erased): resolve the identity again."""
+
+    code = "unknown_user"
+
+
+class TemporaryError(WorkerError):
+    """The worker cannot answer now; the same call may succeed after ``delay`` seconds."""
+
+    code = "unavailable"
+    retriable = True
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(WorkerError):
+    """The worker refused the call for a reason retrying will not fix."""
+
+    code = "internal"

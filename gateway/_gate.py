@@ -1,0 +1,269 @@
+"""The HTTP gate in front of each tenant's MCP endpoint.
+
+In order, for ``/t/<tenant>/mcp``: find the tenant (404), take or make the
+correlation id, authenticate the bearer token (401), read the body within the
+size limit (413), and for ``tools/call`` only, check the tool's scope (403)
+and take a token from the user's and the tenant's buckets (429). Protocol
+chatter (initialize, notifications, ping, tools/list) never spends the tool-call
+budget. Then the request goes to the MCP transport with a CallContext attached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway._auth import TokenVerifier
+from gateway._calls import CallContext
+from gateway._directory import TenantDirectory
+from gateway._errors import AuthError
+from gateway._mcp import SCOPE_KEY
+from gateway._metrics import Metrics
+from gateway._ratelimit import Bucket, RateLimiter
+from gateway._settings import GatewaySettings
+from gateway._tools import Catalogues
+from gateway._types import READ_SCOPE, WRITE_SCOPE, CorrelationId, Principal, Tenant
+
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, list[Message]]:
+    """The whole body (413 past ``limit``) and any non-body message that followed."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), [message]
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), []
+
+
+class McpGate:
+    """ASGI app for ``/t/{tenant}/mcp``; hands admitted requests to ``inner``."""
+
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        directory: TenantDirectory,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        catalogues: Catalogues,
+        metrics: Metrics,
+        inner: ASGIApp,
+    ) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.verifier = verifier
+        self.limiter = limiter
+        self.catalogues = catalogues
+        self.metrics = metrics
+        self.inner = inner
+
+    def _challenge(
+        self,
+        tenant: str,
+        error: str | None,
+        description: str | None = None,
+        scope: str | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        parts = [f'resource_metadata="{self.settings.resource_metadata_url(tenant)}"']
+        if error:
+            parts.insert(0, f'error="{error}"')
+        if description:
+            parts.append(f'error_description="{description}"')
+        parts.append(f'scope="{scope or f"{READ_SCOPE} {WRITE_SCOPE}"}"')
+        return [(b"www-authenticate", ("Bearer " + ", ".join(parts)).encode())]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path_params"]["tenant"]
+        tenant = self.directory.get(name)
+        incoming = _header(scope, b"x-request-id")
+        cid = CorrelationId(
+            incoming if incoming and _CORRELATION.match(incoming) else uuid.uuid4().hex
+        )
+        label = tenant.name if tenant is not None else "unknown"
+        status_seen = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = message["status"]
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", cid.encode())],
+                }
+            await send(message)
+
+        try:
+            if tenant is None:
+                await _respond(
+                    send_with_id, 404, {"error": "not_found", "error_description": "unknown tenant"}
+                )
+                return
+            await self._admit(tenant, cid, scope, receive, send_with_id)
+        finally:
+            self.metrics.http_requests.labels(label, str(status_seen)).inc()
+
+    async def _admit(
+        self, tenant: Tenant, cid: CorrelationId, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        principal = await self._authenticate(tenant, scope, send)
+        if principal is None:
+            return
+        declared = _header(scope, b"content-length")
+        limit = self.settings.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send)
+            return
+        try:
+            body, trailing = await _read_body(receive, self.settings.max_body_bytes)
+        except TooLarge:
+            await self._too_large(send)
+            return
+        if scope["method"] == "POST" and not await self._authorize_call(
+            tenant, principal, body, send
+        ):
+            return
+        scope[SCOPE_KEY] = CallContext(tenant, principal, cid)
+        replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        replay += trailing
+
+        async def replay_receive() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        await self.inner(scope, replay_receive, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await _respond(
+            send,
+            413,
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": -32600,
+                    "message": f"Request body larger than {self.settings.max_body_bytes} bytes",
+                },
+            },
+        )
+
+    async def _authenticate(self, tenant: Tenant, scope: Scope, send: Send) -> Principal | None:
+        raw = _header(scope, b"authorization")
+        scheme, _, token = (raw or "").partition(" ")
+        if not raw or scheme.lower() != "bearer" or not token.strip():
+            self.metrics.auth_failures.labels(tenant.name, "missing").inc()
+            await _respond(
+                send,
+                401,
+                {"error": "invalid_request", "error_description": "A bearer token is required"},
+                self._challenge(tenant.name, None),
+            )
+            return None
+        try:
+            return await self.verifier.verify(token.strip(), tenant)
+        except AuthError as e:
+            self.metrics.auth_failures.labels(tenant.name, e.reason).inc()
+            await _respond(
+                send,
+                401,
+                {"error": "invalid_token", "error_description": e.description},
+                self._challenge(tenant.name, "invalid_token", e.description),
+            )
+            return None
+
+    async def _authorize_call(
+        self, tenant: Tenant, principal: Principal, body: bytes, send: Send
+    ) -> bool:
+        """Scope and rate limit for ``tools/call``; True lets the request through."""
+        try:
+            message = json.loads(body)
+        except (ValueError, RecursionError):
+            return True  # the MCP layer answers with a JSON-RPC parse error
+        if not isinstance(message, dict) or message.get("method") != "tools/call":
+            return True
+        params = message.get("params")
+        tool = params.get("name") if isinstance(params, dict) else None
+        needed = self.catalogues.of(tenant).scope_for(tool) if isinstance(tool, str) else None
+        if needed is not None and needed not in principal.scopes:
+            self.metrics.auth_failures.labels(tenant.name, "scope").inc()
+            description = f"The {tool} tool needs the {needed} scope"
+            await _respond(
+                send,
+                403,
+                {"error": "insufficient_scope", "error_description": description},
+                self._challenge(tenant.name, "insufficient_scope", description, needed),
+            )
+            return False
+        subject = hashlib.sha256(f"{principal.issuer}\n{principal.subject}".encode()).hexdigest()
+        denial = await self.limiter.acquire(
+            [
+                Bucket(f"{tenant.name}:u:{subject[:32]}", tenant.per_user, "user"),
+                Bucket(f"{tenant.name}:t", tenant.per_tenant, "tenant"),
+            ]
+        )
+        if denial is None:
+            return True
+        self.metrics.rate_limited.labels(tenant.name, denial.scope).inc()
+        retry = max(1, math.ceil(denial.retry_after))
+        await _respond(
+            send,
+            429,
+            {
+                "jsonrpc": "2.0",
+                "id": message.get("id"),
+                "error": {
+                    "code": -32000,
+                    "message": f"Rate limit of the {denial.scope} exceeded; retry after {retry} s",
+                    "data": {"retry_after_seconds": retry, "limit": denial.scope},
+                },
+            },
+            [(b"retry-after", str(retry).encode())],
+        )
+        return False

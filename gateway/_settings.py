@@ -1,0 +1,89 @@
+"""The gateway's settings: one typed object, built once at the entry point. No I/O here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway app is configured with.
+
+    ``public_url`` is the base URL clients use (``https://mcp.example.com``); the
+    resource URL of tenant T is ``{public_url}/t/T/mcp`` and its RFC 9728 metadata
+    lives under ``{public_url}/.well-known/oauth-protected-resource/t/T/mcp``.
+    """
+
+    tenants_file: Path | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    #: Host header values accepted on MCP endpoints (DNS-rebinding protection).
+    #: ``host:*`` allows any port. Empty: the public URL's host plus loopback.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Browser origins accepted on MCP endpoints (CORS and the Origin check).
+    allowed_origins: tuple[str, ...] = ()
+    redis_url: str | None = None
+    #: Largest accepted request body; larger ones get 413.
+    max_body_bytes: int = 1024 * 1024
+    #: Deadline of every worker call, retries included.
+    call_timeout: float = 10.0
+    #: Seconds between tenant file checks.
+    reload_interval: float = 1.0
+    #: Leeway for exp/nbf, seconds.
+    token_leeway: int = 30
+    #: An unknown kid refetches an issuer's JWKS at most this often, seconds.
+    jwks_min_refresh: float = 30.0
+    #: Cached (issuer, subject) → user id mappings.
+    user_cache_size: int = 10_000
+    #: Mount the development authorization server under /dev-auth with this key file.
+    dev_auth_key_file: Path | None = None
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_url).netloc
+
+    def effective_allowed_hosts(self) -> list[str]:
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        return [self.public_host, "127.0.0.1:*", "localhost:*", "[::1]:*"]
+
+    def resource_url(self, tenant: str) -> str:
+        return f"{self.public_url.rstrip('/')}/t/{tenant}/mcp"
+
+    def resource_metadata_url(self, tenant: str) -> str:
+        return f"{self.public_url.rstrip('/')}/.well-known/oauth-protected-resource/t/{tenant}/mcp"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
+        """Settings from ``STOWAGE_GATEWAY_*`` variables; explicit overrides win when not None."""
+        env = os.environ if env is None else env
+
+        def split(name: str) -> tuple[str, ...]:
+            return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+
+        values: dict[str, object] = {}
+        if v := env.get("STOWAGE_GATEWAY_TENANTS_FILE"):
+            values["tenants_file"] = Path(v)
+        if v := env.get("STOWAGE_GATEWAY_PUBLIC_URL"):
+            values["public_url"] = v
+        if hosts := split("STOWAGE_GATEWAY_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = hosts
+        if origins := split("STOWAGE_GATEWAY_ALLOWED_ORIGINS"):
+            values["allowed_origins"] = origins
+        if v := env.get("STOWAGE_REDIS_URL"):
+            values["redis_url"] = v
+        if v := env.get("STOWAGE_GATEWAY_MAX_BODY_BYTES"):
+            values["max_body_bytes"] = int(v)
+        if v := env.get("STOWAGE_GATEWAY_CALL_TIMEOUT"):
+            values["call_timeout"] = float(v)
+        if v := env.get("STOWAGE_GATEWAY_RELOAD_INTERVAL"):
+            values["reload_interval"] = float(v)
+        if v := env.get("STOWAGE_GATEWAY_JWKS_MIN_REFRESH"):
+            values["jwks_min_refresh"] = float(v)
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        return cls(**values)  # type: ignore[arg-type]

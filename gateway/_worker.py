@@ -1,0 +1,329 @@
+"""The tenant worker over gRPC: one ``grpc.aio`` channel per worker endpoint.
+
+Every call carries a deadline, ``x-correlation-id`` and (for user calls) the
+verified internal user id. Reads that fail with UNAVAILABLE are retried with
+jittered backoff while the deadline allows; writes are never retried here
+(a client may replay them with the same idempotency key). gRPC status codes
+are translated into :mod:`gateway._errors` at this boundary; objects come back
+as plain JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway._errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermanentError,
+    QuotaExceeded,
+    TemporaryError,
+    UnknownUser,
+    WorkerError,
+)
+from gateway._types import CorrelationId, UserId
+from stowage.v1 import worker_pb2 as pb
+from stowage.v1 import worker_pb2_grpc
+
+T = TypeVar("T")
+
+USER_ID_KEY = "x-stowage-user-id"
+CORRELATION_KEY = "x-correlation-id"
+CURRENT_OBJECT_KEY = "stowage-current-object-bin"
+CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
+
+_CHANNEL_OPTIONS = [
+    # Come back quickly after a worker restart instead of gRPC's default of up to 2 minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+def _iso(ts: Timestamp) -> str:
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC).isoformat()
+
+
+def object_dict(o: pb.StoredObject) -> dict[str, Any]:
+    return {
+        "collection": o.collection,
+        "id": o.id,
+        "version": o.version,
+        "schema_version": o.schema_version,
+        "data": json.loads(o.data_json) if o.data_json else None,
+        "created_at": _iso(o.created_at),
+        "updated_at": _iso(o.updated_at),
+        "expires_at": _iso(o.expires_at) if o.HasField("expires_at") else None,
+    }
+
+
+def preferences_dict(p: pb.Preferences) -> dict[str, Any]:
+    return {
+        "preferences": json.loads(p.data_json) if p.data_json else {},
+        "version": p.version,
+        "updated_at": _iso(p.updated_at) if p.HasField("updated_at") else None,
+    }
+
+
+def _translate(error: grpc.aio.AioRpcError) -> WorkerError:
+    translated = _outcome(error)
+    translated.grpc_code = error.code().name
+    return translated
+
+
+def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
+    code, details = error.code(), error.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(details or "not found")
+    if code == grpc.StatusCode.ABORTED:
+        trailing = {k: v for k, v in (error.trailing_metadata() or ())}
+        current: dict[str, Any] | None = None
+        if isinstance(raw := trailing.get(CURRENT_OBJECT_KEY), bytes):
+            current = object_dict(pb.StoredObject.FromString(raw))
+        elif isinstance(raw := trailing.get(CURRENT_PREFERENCES_KEY), bytes):
+            current = preferences_dict(pb.Preferences.FromString(raw))
+        return Conflict(details or "version conflict", current)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        field, sep, _ = details.partition(": ")
+        return InvalidArgument(details, field if sep and " " not in field else None)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return QuotaExceeded(details or "quota exceeded")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return UnknownUser(details or "unknown user")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return TemporaryError(f"the tenant worker is unavailable ({code.name})", delay=1.0)
+    return PermanentError(f"the tenant worker failed ({code.name})")
+
+
+class WorkerClient:
+    """Calls to one worker. Methods return plain dicts or raise WorkerError."""
+
+    def __init__(self, endpoint: str, *, timeout: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+        self._stub = worker_pb2_grpc.TenantWorkerStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    @staticmethod
+    def _metadata(cid: CorrelationId, user: UserId | None) -> list[tuple[str, str]]:
+        md: list[tuple[str, str]] = [(CORRELATION_KEY, cid)]
+        if user is not None:
+            md.append((USER_ID_KEY, user))
+        return md
+
+    async def _call(self, attempt: Callable[[float], Awaitable[T]], *, retry: bool) -> T:
+        """Run ``attempt(timeout)``; on UNAVAILABLE retry reads until the deadline."""
+        deadline = time.monotonic() + self.timeout
+        backoff = 0.05
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return await attempt(max(remaining, 0.001))
+            except grpc.aio.AioRpcError as e:
+                translated = _translate(e)
+                pause = random.uniform(0, backoff)  # full jitter
+                if (
+                    retry
+                    and e.code() == grpc.StatusCode.UNAVAILABLE
+                    and time.monotonic() + pause < deadline - 0.05
+                ):
+                    await anyio.sleep(pause)
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                raise translated from e
+
+    async def resolve_user(self, issuer: str, subject: str, cid: CorrelationId) -> UserId:
+        request = pb.ResolveUserRequest(issuer=issuer, subject=subject)
+
+        async def attempt(remaining: float) -> pb.ResolveUserResponse:
+            reply: pb.ResolveUserResponse = await self._stub.ResolveUser(
+                request, timeout=remaining, metadata=self._metadata(cid, None)
+            )
+            return reply
+
+        reply = await self._call(attempt, retry=True)
+        return UserId(reply.user_id)
+
+    async def _unary(
+        self, method: str, request: Any, user: UserId, cid: CorrelationId, *, read: bool
+    ) -> Any:
+        rpc = getattr(self._stub, method)
+        md = self._metadata(cid, user)
+
+        async def attempt(remaining: float) -> Any:
+            return await rpc(request, timeout=remaining, metadata=md)
+
+        return await self._call(attempt, retry=read)
+
+    async def put_object(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        collection: str,
+        object_id: str,
+        data: Any,
+        expected_version: int | None,
+        idempotency_key: str,
+        ttl_seconds: int,
+    ) -> dict[str, Any]:
+        request = pb.PutObjectRequest(
+            collection=collection,
+            id=object_id,
+            data_json=json.dumps(data, separators=(",", ":")).encode(),
+            idempotency_key=idempotency_key,
+            ttl_seconds=ttl_seconds,
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        reply = await self._unary("PutObject", request, user, cid, read=False)
+        return {
+            "object": object_dict(reply.object),
+            "created": reply.created,
+            "replayed": reply.replayed,
+        }
+
+    async def get_object(
+        self, user: UserId, cid: CorrelationId, *, collection: str, object_id: str
+    ) -> dict[str, Any]:
+        request = pb.GetObjectRequest(collection=collection, id=object_id)
+        reply = await self._unary("GetObject", request, user, cid, read=True)
+        return {"object": object_dict(reply.object)}
+
+    async def list_objects(
+        self, user: UserId, cid: CorrelationId, *, collection: str, page_size: int, cursor: str
+    ) -> dict[str, Any]:
+        request = pb.ListObjectsRequest(collection=collection, page_size=page_size, cursor=cursor)
+        reply = await self._unary("ListObjects", request, user, cid, read=True)
+        return {
+            "objects": [object_dict(o) for o in reply.objects],
+            "next_cursor": reply.next_cursor or None,
+        }
+
+    async def delete_object(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        collection: str,
+        object_id: str,
+        expected_version: int | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        request = pb.DeleteObjectRequest(
+            collection=collection, id=object_id, idempotency_key=idempotency_key
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        reply = await self._unary("DeleteObject", request, user, cid, read=False)
+        return {
+            "collection": reply.collection,
+            "id": reply.id,
+            "version": reply.version,
+            "replayed": reply.replayed,
+        }
+
+    async def get_preferences(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
+        reply = await self._unary(
+            "GetPreferences", pb.GetPreferencesRequest(), user, cid, read=True
+        )
+        return preferences_dict(reply)
+
+    async def update_preferences(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        patch: Mapping[str, Any],
+        expected_version: int | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        request = pb.UpdatePreferencesRequest(
+            merge_patch_json=json.dumps(patch).encode(), idempotency_key=idempotency_key
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        reply = await self._unary("UpdatePreferences", request, user, cid, read=False)
+        return preferences_dict(reply)
+
+    async def export_user_data(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
+        md = self._metadata(cid, user)
+
+        async def attempt(remaining: float) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "user_id": user,
+                "identities": [],
+                "preferences": None,
+                "objects": [],
+            }
+            call = self._stub.ExportUserData(
+                pb.ExportUserDataRequest(), timeout=remaining, metadata=md
+            )
+            async for record in call:
+                kind = record.WhichOneof("record")
+                if kind == "user_id":
+                    out["user_id"] = record.user_id
+                elif kind == "identity":
+                    out["identities"].append(
+                        {
+                            "issuer": record.identity.issuer,
+                            "subject": record.identity.subject,
+                            "created_at": _iso(record.identity.created_at),
+                        }
+                    )
+                elif kind == "preferences":
+                    out["preferences"] = preferences_dict(record.preferences)
+                elif kind == "object":
+                    out["objects"].append(object_dict(record.object))
+            return out
+
+        return await self._call(attempt, retry=True)
+
+    async def erase_user_data(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
+        reply = await self._unary(
+            "EraseUserData", pb.EraseUserDataRequest(confirm=True), user, cid, read=False
+        )
+        return {
+            "objects_deleted": reply.objects_deleted,
+            "preferences_deleted": reply.preferences_deleted,
+            "identities_deleted": reply.identities_deleted,
+        }
+
+
+class WorkerPool:
+    """One client (and channel) per endpoint, created on first use."""
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        self._timeout = timeout
+        self._clients: dict[str, WorkerClient] = {}
+
+    def client(self, endpoint: str) -> WorkerClient:
+        found = self._clients.get(endpoint)
+        if found is None:
+            found = WorkerClient(endpoint, timeout=self._timeout)
+            self._clients[endpoint] = found
+        return found
+
+    async def retain(self, endpoints: set[str]) -> None:
+        """Close the channels of workers no tenant points at any more."""
+        for endpoint in list(self._clients):
+            if endpoint not in endpoints:
+                await self._clients.pop(endpoint).close()
+
+    async def close(self) -> None:
+        await self.retain(set())
