@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -300,7 +301,7 @@ class KubeCluster:
                     "PATCH",
                     path,
                     params={"fieldManager": "stowage-tests", "force": "true"},
-                    content=yaml.safe_dump(dict(doc)).encode(),
+                    content=json.dumps(dict(doc)).encode(),
                     headers={"Content-Type": "application/apply-patch+yaml"},
                 )
             )

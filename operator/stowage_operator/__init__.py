@@ -1,0 +1,28 @@
+"""The Stowage operator: kopf turns Region and Tenant resources into databases and workers.
+
+For each Tenant it provisions a database and a role on its Region's
+PostgreSQL, runs the worker's migrations, applies the worker's Deployment,
+Service, NetworkPolicy, PodDisruptionBudget and policy ConfigMap, and reports
+conditions and the worker endpoint in the Tenant's status. It never serves
+traffic and never logs a password.
+
+Layers: ``_cli``/``_handlers`` (entry points: argparse, kopf) → ``_reconcile``
+(the service: what a Tenant needs, in order) → ``_kube``/``_postgres``
+(adapters). ``_types``, ``_naming``, ``_manifests``, ``_spec`` and
+``_conditions`` are plain values and functions: no I/O there.
+"""
+
+from stowage_operator._errors import OperatorError, PermanentError, TemporaryError
+from stowage_operator._handlers import build_registry, kopf_settings
+from stowage_operator._run import run_operator
+from stowage_operator._settings import OperatorSettings
+
+__all__ = [
+    "OperatorError",
+    "OperatorSettings",
+    "PermanentError",
+    "TemporaryError",
+    "build_registry",
+    "kopf_settings",
+    "run_operator",
+]

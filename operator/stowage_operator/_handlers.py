@@ -1,0 +1,139 @@
+"""Entry point: kopf handlers for Tenants (and Regions), registered into a fresh registry.
+
+Handlers translate the operator's errors into kopf's retry types and do nothing
+else; the work is in ``_reconcile``. Each call of ``build_registry`` makes an
+independent registry, so tests can run several operators in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from stowage_operator import _kube
+from stowage_operator._errors import OperatorError, PermanentError
+from stowage_operator._reconcile import Reconciler
+from stowage_operator._settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+GROUP = "stowage.dev"
+VERSION = "v1alpha1"
+FINALIZER = "stowage.dev/tenant-cleanup"
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """kopf's settings: our finalizer, state in annotations (status has a strict schema)."""
+    ks = kopf.OperatorSettings()
+    ks.persistence.finalizer = FINALIZER
+    ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    ks.peering.standalone = True
+    ks.posting.level = logging.WARNING
+    ks.watching.server_timeout = 300
+    ks.networking.request_timeout = 60
+    return ks
+
+
+def _translate(e: OperatorError) -> Exception:
+    if isinstance(e, PermanentError):
+        return kopf.PermanentError(f"{e.reason}: {e.message}")
+    return kopf.TemporaryError(f"{e.reason}: {e.message}", delay=getattr(e, "delay", 10.0))
+
+
+async def _run(memo: Any, body: Any, trigger: str) -> None:
+    reconciler: Reconciler = memo.reconciler
+    try:
+        await reconciler.reconcile(body, trigger)
+    except OperatorError as e:
+        raise _translate(e) from e
+
+
+def _connection_info(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same kubernetes_asyncio configuration our client uses."""
+    authorization = (configuration.api_key or {}).get("authorization") or (
+        configuration.api_key or {}
+    ).get("BearerToken")
+    scheme, token = None, None
+    if authorization:
+        scheme, _, token = str(authorization).partition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme=scheme or None,
+        token=token or None,
+    )
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return _connection_info(await _kube.configure(settings.kubeconfig))
+
+    @kopf.on.startup(registry=registry)
+    async def startup(memo: Any, **_: Any) -> None:
+        kube = _kube.Kube(await _kube.configure(settings.kubeconfig))
+        memo.kube = kube
+        memo.reconciler = Reconciler(kube, settings)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: Any, **_: Any) -> None:
+        kube = getattr(memo, "kube", None)
+        if kube is not None:
+            await kube.close()
+
+    @kopf.on.resume(GROUP, VERSION, "tenants", registry=registry)
+    async def resume(memo: Any, body: Any, **_: Any) -> None:
+        await _run(memo, body, "resume")
+
+    @kopf.on.create(GROUP, VERSION, "tenants", registry=registry)
+    async def create(memo: Any, body: Any, **_: Any) -> None:
+        await _run(memo, body, "create")
+
+    @kopf.on.update(GROUP, VERSION, "tenants", field="spec", registry=registry)
+    async def update(memo: Any, body: Any, **_: Any) -> None:
+        await _run(memo, body, "update")
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        "tenants",
+        interval=settings.resync_seconds,
+        initial_delay=settings.resync_seconds,
+        registry=registry,
+    )
+    async def resync(memo: Any, body: Any, **_: Any) -> None:
+        await _run(memo, body, "resync")
+
+    @kopf.on.delete(GROUP, VERSION, "tenants", registry=registry)
+    async def delete(memo: Any, body: Any, **_: Any) -> None:
+        reconciler: Reconciler = memo.reconciler
+        try:
+            await reconciler.delete(body)
+        except OperatorError as e:
+            raise _translate(e) from e
+
+    if not settings.namespaces:
+        # Regions are cluster-scoped: only a cluster-wide operator reports on them.
+        @kopf.on.resume(GROUP, VERSION, "regions", registry=registry)
+        @kopf.on.create(GROUP, VERSION, "regions", registry=registry)
+        @kopf.on.update(GROUP, VERSION, "regions", field="spec", registry=registry)
+        @kopf.timer(GROUP, VERSION, "regions", interval=max(settings.resync_seconds, 30.0),
+                    registry=registry)
+        async def region(memo: Any, body: Any, **_: Any) -> None:
+            reconciler: Reconciler = memo.reconciler
+            try:
+                await reconciler.check_region(body)
+            except OperatorError as e:
+                raise _translate(e) from e
+
+    return registry

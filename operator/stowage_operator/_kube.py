@@ -1,0 +1,192 @@
+"""Adapter: the Kubernetes API through kubernetes_asyncio. ApiException becomes KubeError.
+
+Objects are written with server-side apply (field manager ``stowage-operator``,
+forced), so applying the desired state every cycle both creates what is
+missing and reverts hand edits of the fields the operator owns.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from stowage_operator._errors import KubeError
+from stowage_operator._types import Body
+
+FIELD_MANAGER = "stowage-operator"
+GROUP = "stowage.dev"
+VERSION = "v1alpha1"
+
+#: (apiVersion, kind) -> (path prefix, plural). Only what the operator touches.
+_KINDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("v1", "Secret"): ("/api/v1", "secrets"),
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("/apis/networking.k8s.io/v1", "networkpolicies"),
+    ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
+    (f"{GROUP}/{VERSION}", "Tenant"): (f"/apis/{GROUP}/{VERSION}", "tenants"),
+}
+_RESPONSES = {200: "object", 201: "object"}
+
+
+async def configure(kubeconfig: Path | None) -> client.Configuration:
+    """Client configuration from a kubeconfig file, or the in-cluster service account."""
+    configuration = client.Configuration()
+    if kubeconfig is None:
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        await config.load_kube_config(
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+    return configuration
+
+
+def _error(e: ApiException, what: str) -> KubeError:
+    return KubeError(f"{what}: HTTP {e.status} {e.reason}", status=e.status)
+
+
+class Kube:
+    """The few Kubernetes operations the operator needs."""
+
+    def __init__(self, configuration: client.Configuration) -> None:
+        self._api = client.ApiClient(configuration)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        try:
+            return await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                response_types_map=_RESPONSES,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as e:
+            raise _error(e, f"{method} {path}") from e
+
+    @staticmethod
+    def _path(api_version: str, kind: str, namespace: str | None, name: str | None) -> str:
+        prefix, plural = _KINDS[(api_version, kind)]
+        path = prefix
+        if namespace is not None:
+            path += f"/namespaces/{namespace}"
+        path += f"/{plural}"
+        if name is not None:
+            path += f"/{name}"
+        return path
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> Body | None:
+        try:
+            found: Body = await self._call("GET", self._path(api_version, kind, namespace, name))
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+        return found
+
+    async def apply(self, obj: Mapping[str, Any]) -> Body:
+        """Server-side apply; creates or updates, reverting hand edits of owned fields."""
+        meta = obj["metadata"]
+        path = self._path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        stored: Body = await self._call(
+            "PATCH",
+            path,
+            body=dict(obj),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return stored
+
+    async def create(self, obj: Mapping[str, Any]) -> Body | None:
+        """Create; None when it already exists (someone else won the race)."""
+        meta = obj["metadata"]
+        path = self._path(obj["apiVersion"], obj["kind"], meta["namespace"], None)
+        try:
+            created: Body = await self._call(
+                "POST", path, body=dict(obj), query=[("fieldManager", FIELD_MANAGER)]
+            )
+        except KubeError as e:
+            if e.status == 409:
+                return None
+            raise
+        return created
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete with foreground propagation; False when it was already gone."""
+        try:
+            await self._call(
+                "DELETE",
+                self._path(api_version, kind, namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
+        except KubeError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    async def get_region(self, name: str) -> Body | None:
+        try:
+            found: Body = await self._call("GET", f"/apis/{GROUP}/{VERSION}/regions/{name}")
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+        return found
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's decoded data, or None when there is no such Secret."""
+        found = await self.get("v1", "Secret", namespace, name)
+        if found is None:
+            return None
+        return {
+            k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()
+        }
+
+    async def patch_tenant_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        path = self._path(f"{GROUP}/{VERSION}", "Tenant", namespace, name) + "/status"
+        try:
+            await self._call(
+                "PATCH",
+                path,
+                body={"status": dict(status)},
+                content_type="application/merge-patch+json",
+            )
+        except KubeError as e:
+            if e.status != 404:  # the Tenant is gone: nothing to report on
+                raise
+
+    async def patch_region_status(self, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            await self._call(
+                "PATCH",
+                f"/apis/{GROUP}/{VERSION}/regions/{name}/status",
+                body={"status": dict(status)},
+                content_type="application/merge-patch+json",
+            )
+        except KubeError as e:
+            if e.status != 404:
+                raise

@@ -1,0 +1,231 @@
+"""The Kubernetes objects a Tenant's worker needs, as plain dictionaries. No I/O here.
+
+Every object carries the tenant's labels and an owner reference to the Tenant
+(so a cluster's garbage collector would remove it too), but the operator does
+not rely on that: it deletes what it owns itself.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from stowage_operator import _naming
+from stowage_operator._settings import OperatorSettings
+from stowage_operator._spec import policy_document
+from stowage_operator._types import Body, DatabaseCredentials, Region, TenantRef
+
+API_VERSION = "stowage.dev/v1alpha1"
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
+def _meta(tenant: TenantRef, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": tenant.namespace,
+        "labels": _naming.labels(tenant.name),
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Tenant",
+                "name": tenant.name,
+                "uid": tenant.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def secret(tenant: TenantRef, creds: DatabaseCredentials) -> Body:
+    """The worker's database credentials: the only place the password lives."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(tenant, _naming.secret_name(tenant.name)),
+        "type": "Opaque",
+        "data": {
+            key: base64.b64encode(value.encode()).decode()
+            for key, value in {
+                "host": creds.host,
+                "port": str(creds.port),
+                "database": creds.database,
+                "username": creds.user,
+                "password": creds.password,
+                "sslmode": creds.ssl_mode,
+                "url": creds.url(),
+            }.items()
+        },
+    }
+
+
+def config_map(tenant: TenantRef, spec: Mapping[str, Any]) -> Body:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(tenant, _naming.policy_name(tenant.name)),
+        "data": {
+            _naming.POLICY_KEY: yaml.safe_dump(policy_document(spec), sort_keys=True),
+        },
+    }
+
+
+def _resources(spec: Mapping[str, Any]) -> dict[str, Any]:
+    given = ((spec.get("worker") or {}).get("resources")) or {}
+    return {
+        "requests": dict(given.get("requests") or DEFAULT_RESOURCES["requests"]),
+        "limits": dict(given.get("limits") or DEFAULT_RESOURCES["limits"]),
+    }
+
+
+def replicas(spec: Mapping[str, Any]) -> int:
+    return int((spec.get("worker") or {}).get("replicas", 2))
+
+
+def deployment(
+    tenant: TenantRef, spec: Mapping[str, Any], region: Region, settings: OperatorSettings
+) -> Body:
+    name = _naming.worker_name(tenant.name)
+    image = (spec.get("worker") or {}).get("image") or settings.worker_image
+    probe = {"grpc": {"port": _naming.WORKER_PORT}, "periodSeconds": 10, "timeoutSeconds": 2}
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "worker",
+                "image": image,
+                "args": ["worker", "serve"],
+                "env": [
+                    {"name": "STOWAGE_TENANT", "value": tenant.name},
+                    {"name": "STOWAGE_WORKER_LISTEN", "value": f"0.0.0.0:{_naming.WORKER_PORT}"},
+                    {"name": "STOWAGE_METRICS_PORT", "value": str(_naming.METRICS_PORT)},
+                    {
+                        "name": "STOWAGE_POLICY_FILE",
+                        "value": f"{_naming.POLICY_DIR}/{_naming.POLICY_KEY}",
+                    },
+                    {
+                        "name": "STOWAGE_DATABASE_URL",
+                        "valueFrom": {
+                            "secretKeyRef": {
+                                "name": _naming.secret_name(tenant.name),
+                                "key": "url",
+                            }
+                        },
+                    },
+                ],
+                "ports": [
+                    {"name": "grpc", "containerPort": _naming.WORKER_PORT, "protocol": "TCP"},
+                    {"name": "metrics", "containerPort": _naming.METRICS_PORT, "protocol": "TCP"},
+                ],
+                "readinessProbe": probe,
+                "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
+                "resources": _resources(spec),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {"name": "policy", "mountPath": _naming.POLICY_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "policy", "configMap": {"name": _naming.policy_name(tenant.name)}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    if region.node_selector:
+        pod_spec["nodeSelector"] = dict(region.node_selector)
+    if region.affinity:
+        pod_spec["affinity"] = dict(region.affinity)
+    if region.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in region.tolerations]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(tenant, name),
+        "spec": {
+            "replicas": replicas(spec),
+            "selector": {"matchLabels": _naming.selector(tenant.name)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": _naming.labels(tenant.name),
+                    "annotations": {"stowage.dev/region": region.name},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service(tenant: TenantRef) -> Body:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(tenant, _naming.worker_name(tenant.name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _naming.selector(tenant.name),
+            "ports": [
+                {"name": "grpc", "port": _naming.WORKER_PORT, "targetPort": "grpc"},
+                {"name": "metrics", "port": _naming.METRICS_PORT, "targetPort": "metrics"},
+            ],
+        },
+    }
+
+
+def network_policy(tenant: TenantRef, settings: OperatorSettings) -> Body:
+    """Only gateway pods (in any namespace) reach the worker's gRPC port."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(tenant, _naming.worker_name(tenant.name)),
+        "spec": {
+            "podSelector": {"matchLabels": _naming.selector(tenant.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {},
+                            "podSelector": {"matchLabels": dict(settings.gateway_selector)},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": _naming.WORKER_PORT}],
+                }
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(tenant: TenantRef) -> Body:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(tenant, _naming.worker_name(tenant.name)),
+        "spec": {
+            "minAvailable": 1,
+            "selector": {"matchLabels": _naming.selector(tenant.name)},
+        },
+    }

@@ -1,0 +1,70 @@
+"""Names of everything the operator creates for a Tenant. No I/O here.
+
+Database and role names are derived from the namespace and name only, so a
+re-created Tenant (after ``deletionPolicy: Retain``) finds its data again and a
+restarted operator never creates a second database for the same Tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from stowage_operator._types import Namespace, TenantName
+
+WORKER_PORT = 50051
+METRICS_PORT = 9100
+POLICY_KEY = "policy.yaml"
+POLICY_DIR = "/etc/stowage"
+
+_UNSAFE = re.compile(r"[^a-z0-9_]")
+
+
+def database_name(namespace: Namespace, name: TenantName) -> str:
+    """``stowage_<namespace>_<name>``, shortened with a hash to PostgreSQL's 63 bytes."""
+    raw = f"stowage_{namespace}_{name}"
+    safe = _UNSAFE.sub("_", raw.lower())
+    if len(safe) <= 63 and safe == raw:
+        return safe
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
+    return f"{safe[:52]}_{digest}"
+
+
+def role_name(namespace: Namespace, name: TenantName) -> str:
+    """The tenant's login role; the same string as its database."""
+    return database_name(namespace, name)
+
+
+def worker_name(name: TenantName) -> str:
+    """Deployment, Service, NetworkPolicy and PodDisruptionBudget name."""
+    return f"tenant-{name}-worker"
+
+
+def secret_name(name: TenantName) -> str:
+    return f"tenant-{name}-db"
+
+
+def policy_name(name: TenantName) -> str:
+    return f"tenant-{name}-policy"
+
+
+def endpoint(namespace: Namespace, name: TenantName) -> str:
+    return f"{worker_name(name)}.{namespace}.svc:{WORKER_PORT}"
+
+
+def labels(name: TenantName) -> dict[str, str]:
+    """Labels on every object the operator creates for a Tenant (and the worker's selector)."""
+    return {
+        "app.kubernetes.io/name": "stowage-worker",
+        "app.kubernetes.io/instance": worker_name(name),
+        "app.kubernetes.io/component": "tenant-worker",
+        "app.kubernetes.io/managed-by": "stowage-operator",
+        "stowage.dev/tenant": name,
+    }
+
+
+def selector(name: TenantName) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "stowage-worker",
+        "stowage.dev/tenant": name,
+    }

@@ -1,0 +1,148 @@
+"""Adapter: the region's PostgreSQL, as its admin. psycopg errors become DatabaseError.
+
+Passwords are sent as SCRAM verifiers computed here, so the plain password
+reaches neither the server's statement log nor ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from stowage_operator._errors import DatabaseError
+from stowage_operator._types import AdminCredentials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """What ensure_database found missing and created."""
+
+    created_role: bool
+    created_database: bool
+
+
+@asynccontextmanager
+async def _admin(
+    creds: AdminCredentials, timeout: float, dbname: str | None = None
+) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            host=creds.host,
+            port=creds.port,
+            dbname=dbname or creds.database,
+            user=creds.user,
+            password=creds.password,
+            sslmode=creds.ssl_mode,
+            connect_timeout=max(1, int(timeout)),
+            autocommit=True,
+        )
+    except psycopg.Error as e:
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {creds.host}:{creds.port} as {creds.user}: "
+            f"{type(e).__name__}",
+            reason="DatabaseUnreachable",
+        ) from e
+    try:
+        async with conn:
+            yield conn
+    except psycopg.Error as e:
+        raise DatabaseError(
+            f"PostgreSQL at {creds.host}:{creds.port} refused: {e.sqlstate or type(e).__name__}"
+        ) from e
+
+
+async def check(creds: AdminCredentials, timeout: float) -> None:
+    """Connect and run a trivial query; raise DatabaseError if that fails."""
+    async with _admin(creds, timeout) as conn:
+        await conn.execute("SELECT 1")
+
+
+async def _exists(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str, name: str) -> bool:
+    cur = await conn.execute(query, (name,))
+    return await cur.fetchone() is not None
+
+
+async def database_exists(creds: AdminCredentials, database: str, timeout: float) -> bool:
+    async with _admin(creds, timeout) as conn:
+        return await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database)
+
+
+async def ensure_database(
+    creds: AdminCredentials, database: str, role: str, password: str, timeout: float
+) -> Provisioned:
+    """Make ``role`` (with ``password``) the owner of ``database``, which PUBLIC cannot reach.
+
+    Idempotent: creates what is missing, resets the password and the grants on
+    what exists. Also revokes PUBLIC's CONNECT on the maintenance databases, so
+    a tenant's role reaches its own database and no other.
+    """
+    async with _admin(creds, timeout) as conn:
+        role_id = sql.Identifier(role)
+        db_id = sql.Identifier(database)
+        verifier = conn.pgconn.encrypt_password(
+            password.encode(), role.encode(), b"scram-sha-256"
+        ).decode()
+        created_role = not await _exists(
+            conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role
+        )
+        if created_role:
+            await conn.execute(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
+                    "NOREPLICATION PASSWORD {}"
+                ).format(role_id, sql.Literal(verifier))
+            )
+        else:
+            await conn.execute(
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role_id, sql.Literal(verifier))
+            )
+        cur = await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            # CREATE DATABASE ... OWNER needs the admin to be able to SET ROLE to the owner.
+            await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role_id))
+        created_database = not await _exists(
+            conn, "SELECT 1 FROM pg_database WHERE datname = %s", database
+        )
+        if created_database:
+            await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, role_id))
+        else:
+            await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
+        await conn.execute(
+            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id)
+        )
+        for maintenance in {creds.database, "postgres", "template1"}:
+            if await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", maintenance):
+                maintenance_id = sql.Identifier(maintenance)
+                await conn.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO CURRENT_USER").format(maintenance_id)
+                )
+                await conn.execute(
+                    sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(maintenance_id)
+                )
+        if created_role or created_database:
+            log.info(
+                "provisioned database %s (role created: %s, database created: %s)",
+                database,
+                created_role,
+                created_database,
+                extra={"database": database},
+            )
+        return Provisioned(created_role, created_database)
+
+
+async def drop_database(creds: AdminCredentials, database: str, role: str, timeout: float) -> None:
+    """Drop the database (disconnecting its sessions) and the role. Idempotent."""
+    async with _admin(creds, timeout) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    log.info("dropped database and role %s", database, extra={"database": database})

@@ -1,0 +1,369 @@
+"""The service: what a Tenant needs, in order, and what its deletion removes.
+
+One ``reconcile`` brings a Tenant to its spec, idempotently: region check →
+Secret (the password's only home) → database and role → migrations → worker
+objects → status. Every trigger (create, update, resume, the resync timer)
+runs the same steps, so the timer repairs drift by simply running again.
+Calls for one Tenant never overlap (a lock per Tenant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stowage_operator import _conditions, _manifests, _metrics, _naming, _postgres, _spec
+from stowage_operator._conditions import DATABASE_READY, READY, WORKER_READY
+from stowage_operator._errors import OperatorError, PermanentError, TemporaryError
+from stowage_operator._kube import Kube
+from stowage_operator._settings import OperatorSettings
+from stowage_operator._types import (
+    AdminCredentials,
+    Body,
+    Condition,
+    DatabaseCredentials,
+    Namespace,
+    Region,
+    TenantName,
+    TenantRef,
+)
+
+log = logging.getLogger(__name__)
+
+# (apiVersion, kind) of the worker objects, in the order they are deleted.
+WORKER_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+)
+
+
+def tenant_ref(body: Mapping[str, Any]) -> TenantRef:
+    meta = body["metadata"]
+    return TenantRef(
+        namespace=Namespace(meta["namespace"]),
+        name=TenantName(meta["name"]),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation", 0)),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reconciliation ended with."""
+
+    ready: bool
+    conditions: tuple[Condition, ...]
+
+
+def _migrate_sync(url: str) -> None:
+    try:
+        from tenant_worker import migrate
+    except ImportError:  # an operator image without the worker: the worker migrates itself
+        log.warning("tenant_worker is not installed; skipping migrations")
+        return
+    migrate(url)
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Alembic's context is process-global: one migration at a time.
+        self._migrations = asyncio.Lock()
+
+    def _lock(self, ref: TenantRef) -> asyncio.Lock:
+        return self._locks.setdefault((ref.namespace, ref.name), asyncio.Lock())
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    async def _region(self, name: str) -> Region:
+        body = await self._kube.get_region(name)
+        if body is None:
+            raise TemporaryError(
+                f"Region {name!r} does not exist; create it or fix spec.region",
+                reason="RegionNotFound",
+                delay=5,
+            )
+        return Region.from_body(body)
+
+    async def _admin(self, region: Region) -> AdminCredentials:
+        data = await self._kube.secret_data(region.admin_secret_namespace, region.admin_secret_name)
+        where = f"Secret {region.admin_secret_namespace}/{region.admin_secret_name}"
+        if data is None:
+            raise TemporaryError(
+                f"Region {region.name!r}: admin {where} does not exist",
+                reason="AdminSecretMissing",
+                delay=10,
+            )
+        if not data.get("username") or not data.get("password"):
+            raise TemporaryError(
+                f"Region {region.name!r}: admin {where} needs the keys username and password",
+                reason="AdminSecretInvalid",
+                delay=30,
+            )
+        return AdminCredentials(
+            host=region.host,
+            port=region.port,
+            database=region.database,
+            ssl_mode=region.ssl_mode,
+            user=data["username"],
+            password=data["password"],
+        )
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any], trigger: str) -> Outcome:
+        ref = tenant_ref(body)
+        started = time.monotonic()
+        async with self._lock(ref):
+            outcome = "ok"
+            try:
+                result = await self._reconcile(ref, body, trigger)
+            except OperatorError as e:
+                outcome = "invalid" if isinstance(e, PermanentError) else "retry"
+                _metrics.ERRORS.labels(e.reason).inc()
+                raise
+            except Exception:
+                outcome = "error"
+                _metrics.ERRORS.labels("Unexpected").inc()
+                raise
+            finally:
+                _metrics.RECONCILIATIONS.labels(trigger, outcome).inc()
+                _metrics.DURATION.labels(trigger).observe(time.monotonic() - started)
+            return result
+
+    async def _reconcile(self, ref: TenantRef, body: Mapping[str, Any], trigger: str) -> Outcome:
+        spec: Mapping[str, Any] = body.get("spec") or {}
+        old_status: Mapping[str, Any] = body.get("status") or {}
+        extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger}
+        status: dict[str, Any] = {"observedGeneration": ref.generation}
+        conditions: list[Condition] = []
+
+        async def report(ready: bool) -> None:
+            merged = _conditions.merge(old_status.get("conditions"), conditions, ref.generation)
+            await self._kube.patch_tenant_status(
+                ref.namespace, ref.name, {**status, "conditions": merged}
+            )
+            _metrics.TENANTS_READY.labels(ref.namespace, ref.name).set(1 if ready else 0)
+
+        def failed(kind: str, e: OperatorError) -> None:
+            conditions.append(Condition(kind, "False", e.reason, e.message))
+            if kind == DATABASE_READY:
+                conditions.append(
+                    Condition(WORKER_READY, "False", "DatabaseNotReady", "waiting for the database")
+                )
+            conditions.append(Condition(READY, "False", e.reason, e.message))
+
+        # 1. What the schema could not check, and the region.
+        try:
+            _spec.validate(spec)
+            region = await self._region(str(spec.get("region", "")))
+            provisioned_before = bool(old_status.get("database"))
+            if not region.accepting_tenants and not provisioned_before:
+                raise TemporaryError(
+                    f"Region {region.name!r} does not accept new tenants (spec.acceptingTenants)",
+                    reason="RegionNotAccepting",
+                    delay=30,
+                )
+            admin = await self._admin(region)
+        except OperatorError as e:
+            failed(DATABASE_READY, e)
+            await report(False)
+            log.warning("tenant not provisioned: %s", e.message, extra=extra)
+            raise
+
+        # 2. Database, role, Secret, migrations.
+        try:
+            creds = await self._ensure_database(ref, region, admin, old_status, trigger, extra)
+        except OperatorError as e:
+            failed(DATABASE_READY, e)
+            await report(False)
+            log.warning("database not ready: %s", e.message, extra=extra)
+            raise
+        status["region"] = region.name
+        status["database"] = {
+            "host": creds.host,
+            "port": creds.port,
+            "name": creds.database,
+            "user": creds.user,
+            "secretName": _naming.secret_name(ref.name),
+        }
+        conditions.append(
+            Condition(
+                DATABASE_READY,
+                "True",
+                "Provisioned",
+                f"database {creds.database} on {creds.host}:{creds.port} (region {region.name}) "
+                "is owned by the tenant's role and migrated",
+            )
+        )
+
+        # 3. The worker.
+        try:
+            message = await self._apply_worker(ref, spec, region)
+        except OperatorError as e:
+            failed(WORKER_READY, e)
+            await report(False)
+            log.warning("worker objects not applied: %s", e.message, extra=extra)
+            raise
+        status["endpoint"] = _naming.endpoint(ref.namespace, ref.name)
+        conditions.append(Condition(WORKER_READY, "True", "Applied", message))
+        conditions.append(
+            Condition(
+                READY,
+                "True",
+                "Reconciled",
+                f"generation {ref.generation} applied; route to {status['endpoint']}",
+            )
+        )
+        await report(True)
+        log.info("tenant reconciled", extra=extra)
+        return Outcome(True, tuple(conditions))
+
+    async def _ensure_database(
+        self,
+        ref: TenantRef,
+        region: Region,
+        admin: AdminCredentials,
+        old_status: Mapping[str, Any],
+        trigger: str,
+        extra: Mapping[str, Any],
+    ) -> DatabaseCredentials:
+        database = _naming.database_name(ref.namespace, ref.name)
+        role = _naming.role_name(ref.namespace, ref.name)
+        secret_name = _naming.secret_name(ref.name)
+        existing = await self._kube.secret_data(ref.namespace, secret_name)
+        provisioned_before = bool(old_status.get("database"))
+        password = (existing or {}).get("password")
+        if not password:
+            password = secrets.token_urlsafe(32)
+            if provisioned_before:
+                _metrics.REPAIRS.labels("secret").inc()
+                log.warning("database Secret %s was missing; issuing a new password",
+                            secret_name, extra=extra)
+        creds = DatabaseCredentials(
+            host=region.host,
+            port=region.port,
+            database=database,
+            user=role,
+            ssl_mode=region.ssl_mode,
+            password=password,
+        )
+        # The Secret first: the role's password always comes from it, so a crash
+        # between the two steps converges on the next run.
+        await self._kube.apply(_manifests.secret(ref, creds))
+        made = await _postgres.ensure_database(
+            admin, database, role, password, self._settings.postgres_timeout
+        )
+        if provisioned_before and made.created_database:
+            _metrics.REPAIRS.labels("database").inc()
+            log.warning("database %s was missing; created it again", database, extra=extra)
+        if provisioned_before and made.created_role:
+            _metrics.REPAIRS.labels("role").inc()
+            log.warning("role %s was missing; created it again", role, extra=extra)
+        if self._settings.run_migrations and (made.created_database or trigger != "resync"):
+            async with self._migrations:
+                try:
+                    await asyncio.to_thread(_migrate_sync, creds.url())
+                except Exception as e:
+                    raise TemporaryError(
+                        f"migrations of database {database} failed: {type(e).__name__}",
+                        reason="MigrationFailed",
+                        delay=30,
+                    ) from e
+        return creds
+
+    async def _apply_worker(
+        self, ref: TenantRef, spec: Mapping[str, Any], region: Region
+    ) -> str:
+        await self._kube.apply(_manifests.config_map(ref, spec))
+        deployment = await self._kube.apply(
+            _manifests.deployment(ref, spec, region, self._settings)
+        )
+        await self._kube.apply(_manifests.service(ref))
+        await self._kube.apply(_manifests.network_policy(ref, self._settings))
+        replicas = _manifests.replicas(spec)
+        if replicas > 1:
+            await self._kube.apply(_manifests.pod_disruption_budget(ref))
+        else:
+            await self._kube.delete(
+                "policy/v1", "PodDisruptionBudget", ref.namespace, _naming.worker_name(ref.name)
+            )
+        available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
+        return (
+            f"Deployment, Service, NetworkPolicy and policy ConfigMap match generation "
+            f"{ref.generation}; {available}/{replicas} replicas available "
+            "(pod availability is the Deployment's to report and does not gate Ready)"
+        )
+
+    # -- delete ---------------------------------------------------------------------------
+
+    async def delete(self, body: Mapping[str, Any]) -> None:
+        """Remove the worker objects and the Secret; drop the database if the policy says so."""
+        ref = tenant_ref(body)
+        spec: Mapping[str, Any] = body.get("spec") or {}
+        policy = spec.get("deletionPolicy", "Retain")
+        extra = {"tenant": ref.name, "namespace": ref.namespace, "deletionPolicy": policy}
+        async with self._lock(ref):
+            name = _naming.worker_name(ref.name)
+            for api_version, kind in WORKER_KINDS:
+                obj_name = _naming.policy_name(ref.name) if kind == "ConfigMap" else name
+                await self._kube.delete(api_version, kind, ref.namespace, obj_name)
+            if policy == "Delete":
+                region = await self._region(str(spec.get("region", "")))
+                admin = await self._admin(region)
+                await _postgres.drop_database(
+                    admin,
+                    _naming.database_name(ref.namespace, ref.name),
+                    _naming.role_name(ref.namespace, ref.name),
+                    self._settings.postgres_timeout,
+                )
+            await self._kube.delete("v1", "Secret", ref.namespace, _naming.secret_name(ref.name))
+            _metrics.DELETIONS.labels(policy).inc()
+            with contextlib.suppress(KeyError):
+                _metrics.TENANTS_READY.remove(ref.namespace, ref.name)
+            log.info("tenant deleted", extra=extra)
+
+    # -- regions --------------------------------------------------------------------------
+
+    async def check_region(self, body: Mapping[str, Any]) -> None:
+        """Report in the Region's status whether its PostgreSQL answers the admin."""
+        region = Region.from_body(body)
+        generation = int(body["metadata"].get("generation", 0))
+        old = (body.get("status") or {}).get("conditions")
+        try:
+            admin = await self._admin(region)
+            await _postgres.check(admin, self._settings.postgres_timeout)
+        except OperatorError as e:
+            condition = Condition(READY, "False", e.reason, e.message)
+            await self._kube.patch_region_status(
+                region.name,
+                {
+                    "observedGeneration": generation,
+                    "conditions": _conditions.merge(old, [condition], generation),
+                },
+            )
+            raise
+        condition = Condition(
+            READY, "True", "Connected", f"PostgreSQL at {region.host}:{region.port} answers"
+        )
+        await self._kube.patch_region_status(
+            region.name,
+            {
+                "observedGeneration": generation,
+                "conditions": _conditions.merge(old, [condition], generation),
+            },
+        )
+
+
+__all__ = ["Body", "Outcome", "Reconciler", "tenant_ref"]

@@ -1,0 +1,64 @@
+"""The operator's settings: one typed object, built from the environment at the entry point."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WORKER_IMAGE = "ghcr.io/stowage/stowage:0.1.0"
+
+
+def _gateway_selector() -> dict[str, str]:
+    return {"app.kubernetes.io/name": "stowage-gateway"}
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the operator needs to know; every field has an environment variable.
+
+    - ``kubeconfig`` (``STOWAGE_KUBECONFIG``, then ``KUBECONFIG``): the cluster to
+      talk to; unset means the in-cluster service account.
+    - ``namespaces`` (``STOWAGE_OPERATOR_NAMESPACES``, comma-separated): where to
+      watch Tenants; empty means every namespace.
+    - ``worker_image`` (``STOWAGE_WORKER_IMAGE``): the image of tenant workers.
+    - ``resync_seconds`` (``STOWAGE_OPERATOR_RESYNC_SECONDS``): how often every
+      Tenant is reconciled again to repair drift.
+    - ``metrics_port`` (``STOWAGE_OPERATOR_METRICS_PORT``): Prometheus port; 0 disables.
+    - ``gateway_selector``: labels of the gateway pods, the only ones the
+      workers' NetworkPolicy admits.
+    - ``run_migrations`` (``STOWAGE_OPERATOR_RUN_MIGRATIONS``): apply the worker's
+      migrations to each tenant database after creating it.
+    """
+
+    kubeconfig: Path | None = None
+    namespaces: tuple[str, ...] = ()
+    worker_image: str = DEFAULT_WORKER_IMAGE
+    resync_seconds: float = 60.0
+    metrics_port: int = 9090
+    gateway_selector: Mapping[str, str] = field(default_factory=_gateway_selector)
+    run_migrations: bool = True
+    postgres_timeout: float = 10.0
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> OperatorSettings:
+        env = os.environ if environ is None else environ
+        kubeconfig = env.get("STOWAGE_KUBECONFIG") or env.get("KUBECONFIG")
+        namespaces = tuple(
+            n.strip() for n in env.get("STOWAGE_OPERATOR_NAMESPACES", "").split(",") if n.strip()
+        )
+        settings = cls(
+            kubeconfig=Path(kubeconfig) if kubeconfig else None,
+            namespaces=namespaces,
+            worker_image=env.get("STOWAGE_WORKER_IMAGE", DEFAULT_WORKER_IMAGE),
+            resync_seconds=float(env.get("STOWAGE_OPERATOR_RESYNC_SECONDS", "60")),
+            metrics_port=int(env.get("STOWAGE_OPERATOR_METRICS_PORT", "9090")),
+            run_migrations=env.get("STOWAGE_OPERATOR_RUN_MIGRATIONS", "true").lower()
+            not in {"0", "false", "no"},
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(settings, **given)

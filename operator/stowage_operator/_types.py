@@ -1,0 +1,122 @@
+"""Plain values the operator passes between layers. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NewType, TypedDict
+
+TenantName = NewType("TenantName", str)
+RegionName = NewType("RegionName", str)
+Namespace = NewType("Namespace", str)
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+#: A Kubernetes object as the API returns or accepts it.
+Body = dict[str, Any]
+
+
+class ObjectMeta(TypedDict, total=False):
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    deletionTimestamp: str
+
+
+class ConditionBody(TypedDict, total=False):
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+    observedGeneration: int
+    lastTransitionTime: str
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """Which Tenant, at which generation."""
+
+    namespace: Namespace
+    name: TenantName
+    uid: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Region:
+    """A Region's spec, parsed."""
+
+    name: RegionName
+    host: str
+    port: int
+    database: str
+    ssl_mode: str
+    admin_secret_name: str
+    admin_secret_namespace: str
+    accepting_tenants: bool = True
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    affinity: Mapping[str, Any] | None = None
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Region:
+        spec = body.get("spec") or {}
+        pg = spec.get("postgres") or {}
+        ref = pg.get("adminSecretRef") or {}
+        return cls(
+            name=RegionName(body["metadata"]["name"]),
+            host=pg["host"],
+            port=int(pg.get("port", 5432)),
+            database=pg.get("database", "postgres"),
+            ssl_mode=pg.get("sslMode", "prefer"),
+            admin_secret_name=ref["name"],
+            admin_secret_namespace=ref["namespace"],
+            accepting_tenants=bool(spec.get("acceptingTenants", True)),
+            node_selector=dict(spec.get("nodeSelector") or {}),
+            affinity=spec.get("affinity"),
+            tolerations=tuple(spec.get("tolerations") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class AdminCredentials:
+    """How the operator reaches a region's PostgreSQL as its admin."""
+
+    host: str
+    port: int
+    database: str
+    ssl_mode: str
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DatabaseCredentials:
+    """A tenant's database and role; the password stays in the tenant's Secret."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    ssl_mode: str
+    password: str = field(repr=False)
+
+    def url(self) -> str:
+        """The SQLAlchemy URL the worker and the migrations use."""
+        from urllib.parse import quote
+
+        return (
+            f"postgresql+psycopg://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{quote(self.database, safe='')}?sslmode={self.ssl_mode}"
+        )
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
