@@ -1,0 +1,265 @@
+"""Real parts for gateway tests: an issuer over HTTP, gateway processes, MCP clients."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import uvicorn
+import yaml
+from joserfc.jwk import RSAKey
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from starlette.applications import Starlette
+
+from gateway._devauth import DevAuthServer
+from gateway._devkeys import DEFAULT_SCOPES, sign_token
+from tests.support.tools import free_port
+
+NOTES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title"],
+    "properties": {
+        "title": {"type": "string", "maxLength": 200},
+        "body": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+COLLECTIONS = [{"name": "notes", "schemaVersion": 1, "schema": NOTES_SCHEMA}]
+WORKER_POLICY: dict[str, Any] = {
+    "retention": {"collections": {"cache": 1}},
+    "quotas": {"maxObjects": 100000, "maxBytes": "1Gi", "maxObjectBytes": "16Ki"},
+    "collections": COLLECTIONS,
+}
+
+
+@contextmanager
+def serve_in_thread(app: Starlette, port: int) -> Iterator[None]:
+    """Serve ``app`` over real HTTP on loopback from a background thread."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the issuer did not start")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass
+class Issuer:
+    """The development authorization server, as a tenant's real issuer over HTTP."""
+
+    server: DevAuthServer
+    port: int
+
+    @property
+    def url(self) -> str:
+        return self.server.issuer
+
+    @property
+    def key(self) -> RSAKey:
+        return self.server.key
+
+    def token(
+        self,
+        audience: str,
+        subject: str = "alice",
+        scopes: tuple[str, ...] = DEFAULT_SCOPES,
+        **kw: Any,
+    ) -> str:
+        return sign_token(
+            self.key, issuer=self.url, audience=audience, subject=subject, scopes=scopes, **kw
+        )
+
+
+@contextmanager
+def running_issuer(tmp: Path) -> Iterator[Issuer]:
+    port = free_port()
+    server = DevAuthServer.from_key_file(
+        tmp / "issuer.jwk.json", f"http://127.0.0.1:{port}/dev-auth"
+    )
+    with serve_in_thread(Starlette(routes=server.routes()), port):
+        yield Issuer(server, port)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(claims: dict[str, Any]) -> str:
+    """``alg: none``: a token with no signature at all."""
+    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{b64(json.dumps(claims).encode())}."
+
+
+def hmac_with_public_key(key: RSAKey, claims: dict[str, Any]) -> str:
+    """HS256 keyed with the issuer's public key: the classic algorithm-confusion forgery."""
+    public_pem = key.as_pem(private=False)
+    header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+@dataclass
+class GatewayProcess:
+    """``stowage gateway serve`` as a subprocess, on its own port."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    redis_url: str | None = None
+    extra_args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tenants_file(self) -> Path:
+        return self.workdir / "tenants.yaml"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / f"gateway-{self.port}.log"
+
+    def url(self, tenant: str) -> str:
+        return f"{self.base}/t/{tenant}/mcp"
+
+    def write_tenants(self, tenants: list[dict[str, Any]]) -> None:
+        tmp = self.tenants_file.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump({"tenants": tenants}))
+        tmp.replace(self.tenants_file)
+
+    def start(self, timeout: float = 30.0) -> None:
+        args = [
+            sys.executable, "-m", "stowage", "gateway", "serve",
+            "--tenants-file", str(self.tenants_file),
+            "--port", str(self.port),
+            "--reload-interval", "0.1",
+            "--call-timeout", "3",
+            *self.extra_args,
+        ]  # fmt: skip
+        if self.redis_url:
+            args += ["--redis-url", self.redis_url]
+        log = self.log_file.open("ab")
+        env = {**os.environ, "STOWAGE_GATEWAY_JWKS_MIN_REFRESH": "30"}
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.logs()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway not ready after {timeout}s: {self.logs()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def logs(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
+
+
+def tenant_entry(
+    name: str, gateway: GatewayProcess, issuer: Issuer, endpoint: str, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "endpoint": endpoint,
+        "auth": {"issuer": issuer.url, "audience": gateway.url(name)},
+        "collections": COLLECTIONS,
+        "retention": WORKER_POLICY["retention"],
+        **spec,
+    }
+
+
+@contextmanager
+def running_gateway(
+    workdir: Path, tenants: list[dict[str, Any]] | None = None, **kw: Any
+) -> Iterator[GatewayProcess]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    gateway = GatewayProcess(workdir=workdir, **kw)
+    if tenants is not None:
+        gateway.write_tenants(tenants)
+    try:
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@asynccontextmanager
+async def mcp_client(
+    url: str, token: str, *, request_id: str | None = None, mode: str = "auto"
+) -> AsyncIterator[Client]:
+    """The ``mcp`` SDK client over real HTTP with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client
+
+
+def rpc(method: str, params: dict[str, Any] | None = None, id: int = 1) -> dict[str, Any]:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        body["params"] = params
+    return body
+
+
+MCP_HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": "2025-11-25",
+}
+
+
+def post(url: str, body: Any, token: str | None = None, **headers: str) -> httpx.Response:
+    """One raw JSON-RPC POST, for checks below the SDK (status codes, headers)."""
+    all_headers = {**MCP_HEADERS, **headers}
+    if token is not None:
+        all_headers["authorization"] = f"Bearer {token}"
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(url, content=content, headers=all_headers, timeout=30)
