@@ -95,7 +95,7 @@ async def ensure_database(
         if created_role:
             await conn.execute(
                 sql.SQL(
-                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
                     "NOREPLICATION PASSWORD {}"
                 ).format(role_id, sql.Literal(verifier))
             )

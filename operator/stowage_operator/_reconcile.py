@@ -271,7 +271,13 @@ class Reconciler:
         if provisioned_before and made.created_role:
             _metrics.REPAIRS.labels("role").inc()
             log.warning("role %s was missing; created it again", role, extra=extra)
-        if self._settings.run_migrations and (made.created_database or trigger != "resync"):
+        # The resync timer skips migrations once they succeeded for this database.
+        migrated_before = any(
+            c.get("type") == DATABASE_READY and c.get("status") == "True"
+            for c in old_status.get("conditions") or ()
+        )
+        needs_migrations = made.created_database or trigger != "resync" or not migrated_before
+        if self._settings.run_migrations and needs_migrations:
             async with self._migrations:
                 try:
                     await asyncio.to_thread(_migrate_sync, creds.url())

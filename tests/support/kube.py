@@ -24,6 +24,7 @@ import ipaddress
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -235,12 +236,9 @@ class KubeCluster:
     @property
     def http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
-                base_url=self.server,
-                verify=str(self.ca_cert),
-                cert=(str(self.admin_cert), str(self.admin_key)),
-                timeout=30.0,
-            )
+            context = ssl.create_default_context(cafile=str(self.ca_cert))
+            context.load_cert_chain(str(self.admin_cert), str(self.admin_key))
+            self._client = httpx.Client(base_url=self.server, verify=context, timeout=30.0)
         return self._client
 
     def close(self) -> None:
@@ -369,7 +367,7 @@ class KubeCluster:
                 "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
             )
             conditions = {
-                c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
+                c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []
             }
             if conditions.get("Established") == "True":
                 group = crd["spec"]["group"]
