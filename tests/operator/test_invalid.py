@@ -1,0 +1,113 @@
+"""Invalid Tenants are refused by the API server or reported with a reason that names the field."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.operator.conftest import make_region
+from tests.operator.support import API, condition, databases, tenant_doc, wait_for_tenant
+from tests.support.kube import KubeCluster, KubeError
+from tests.support.postgres import PostgresServer
+
+pytestmark = pytest.mark.kube
+
+
+def _refused(kube: KubeCluster, doc: dict) -> str:
+    with pytest.raises(KubeError) as refused:
+        kube.apply(doc)
+    assert refused.value.status == 422, refused.value.body
+    return str(refused.value.body["message"])
+
+
+def test_a_negative_rate_limit_is_refused_naming_the_field(
+    kube: KubeCluster, namespace: str, region: str
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["rateLimits"]["perUser"]["requestsPerMinute"] = -5
+    message = _refused(kube, doc)
+    assert "spec.rateLimits.perUser.requestsPerMinute" in message
+
+
+def test_a_per_user_limit_above_the_tenant_limit_is_refused(
+    kube: KubeCluster, namespace: str, region: str
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["rateLimits"] = {
+        "perUser": {"requestsPerMinute": 9000, "burst": 10},
+        "perTenant": {"requestsPerMinute": 6000, "burst": 600},
+    }
+    message = _refused(kube, doc)
+    assert "perUser.requestsPerMinute must not exceed perTenant.requestsPerMinute" in message
+
+
+def test_changing_the_region_is_refused(
+    kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
+) -> None:
+    kube.apply(tenant_doc("acme", namespace, region))
+    other = make_region(kube, postgres)
+    with pytest.raises(KubeError) as refused:
+        kube.patch(API, "Tenant", "acme", {"spec": {"region": other}}, namespace)
+    assert refused.value.status == 422
+    assert "spec.region" in refused.value.body["message"]
+    assert "region is immutable" in refused.value.body["message"]
+
+
+def test_a_collection_schema_that_is_not_an_object_schema_is_refused(
+    kube: KubeCluster, namespace: str, region: str
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["collections"][0]["schema"] = {"type": "array"}
+    message = _refused(kube, doc)
+    assert "spec.collections[0].schema.type" in message
+
+
+def test_an_invalid_json_schema_is_reported_with_the_field_and_nothing_is_created(
+    kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["collections"][0]["schema"] = {
+        "type": "object",
+        "properties": {"title": {"type": "strnig"}},
+    }
+    kube.apply(doc)
+    tenant = wait_for_tenant(kube, namespace, "acme", ready=False, reason="InvalidSpec")
+    message = condition(tenant, "Ready")["message"]
+    assert "spec.collections[0].schema.properties.title.type" in message
+    assert kube.get("v1", "Secret", "tenant-acme-db", namespace) is None
+    assert kube.get("apps/v1", "Deployment", "tenant-acme-worker", namespace) is None
+
+    # Fixing the spec is enough: the operator picks the change up.
+    kube.patch(
+        API,
+        "Tenant",
+        "acme",
+        {"spec": {"collections": [{"name": "notes", "schema": {"type": "object"}}]}},
+        namespace,
+    )
+    wait_for_tenant(kube, namespace, "acme", ready=True)
+
+
+def test_a_tenant_of_a_missing_region_waits_with_a_reason_and_creates_nothing(
+    kube: KubeCluster, namespace: str, postgres: PostgresServer
+) -> None:
+    missing = f"r-{uuid.uuid4().hex[:8]}"
+    kube.apply(tenant_doc("acme", namespace, missing))
+    tenant = wait_for_tenant(kube, namespace, "acme", ready=False, reason="RegionNotFound")
+    assert missing in condition(tenant, "Ready")["message"]
+    assert condition(tenant, "DatabaseReady")["status"] == "False"
+    assert kube.get("v1", "Secret", "tenant-acme-db", namespace) is None
+    assert not any(namespace.replace("-", "_") in d for d in databases(postgres.dsn()))
+
+    make_region(kube, postgres, name=missing)
+    wait_for_tenant(kube, namespace, "acme", ready=True)
+
+
+def test_a_region_that_does_not_accept_tenants_refuses_new_ones_with_a_reason(
+    kube: KubeCluster, namespace: str, postgres: PostgresServer
+) -> None:
+    closed = make_region(kube, postgres, acceptingTenants=False)
+    kube.apply(tenant_doc("acme", namespace, closed))
+    wait_for_tenant(kube, namespace, "acme", ready=False, reason="RegionNotAccepting")
+    assert kube.get("v1", "Secret", "tenant-acme-db", namespace) is None

@@ -1,0 +1,94 @@
+"""The operator killed mid-provisioning converges when it starts again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.operator.support import connect, secret_data, tenant_doc, wait_for_tenant
+from tests.support.kube import KubeCluster
+from tests.support.postgres import PostgresServer
+
+pytestmark = pytest.mark.kube
+
+
+@contextmanager
+def operator_process(kube: KubeCluster, namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``stowage operator`` as its own process, watching one namespace."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "stowage", "operator",
+                "--kubeconfig", str(kube.kubeconfig),
+                "--namespace", namespace,
+                "--worker-image", "stowage:test",
+                "--resync-seconds", "2",
+                "--metrics-port", "0",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _tenant_databases(postgres: PostgresServer, prefix: str) -> list[str]:
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _tenant_roles(postgres: PostgresServer, prefix: str) -> list[str]:
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "%",)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_operator_killed_mid_provisioning_converges_without_duplicate_databases(
+    kube: KubeCluster, postgres: PostgresServer, region: str, tmp_path: Path
+) -> None:
+    namespace = f"kill-{uuid.uuid4().hex[:8]}"
+    kube.create_namespace(namespace)
+    prefix = f"stowage_{namespace.replace('-', '_')}_acme"
+    log = tmp_path / "operator.log"
+
+    with operator_process(kube, namespace, log) as first:
+        kube.apply(tenant_doc("acme", namespace, region))
+        deadline = time.monotonic() + 60
+        while not _tenant_databases(postgres, prefix):
+            assert first.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"no database within 60s:\n{log.read_text()}"
+            time.sleep(0.02)
+        first.kill()  # SIGKILL: no cleanup, no status written after this point
+        first.wait()
+
+    with operator_process(kube, namespace, log):
+        tenant = wait_for_tenant(kube, namespace, "acme", timeout=60)
+
+    assert _tenant_databases(postgres, prefix) == [tenant["status"]["database"]["name"]]
+    assert _tenant_roles(postgres, prefix) == [tenant["status"]["database"]["user"]]
+    with connect(secret_data(kube, namespace, "tenant-acme-db")) as conn:
+        assert conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()[0]
