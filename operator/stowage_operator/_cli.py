@@ -24,9 +24,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="watch Tenants here (repeatable, globs allowed); default: all namespaces",
     )
     parser.add_argument("--worker-image", help="default: $STOWAGE_WORKER_IMAGE")
-    parser.add_argument(
-        "--resync-seconds", type=float, help="drift repair interval (default: 60)"
-    )
+    parser.add_argument("--resync-seconds", type=float, help="drift repair interval (default: 60)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port; 0 disables (9090)")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(handler=_operator)

@@ -21,9 +21,7 @@ def merge(
 ) -> list[ConditionBody]:
     """New conditions, keeping ``lastTransitionTime`` where the status did not change."""
     previous = {c.get("type"): c for c in old or ()}
-    merged: dict[str, ConditionBody] = {
-        str(k): v for k, v in previous.items() if k is not None
-    }
+    merged: dict[str, ConditionBody] = {str(k): v for k, v in previous.items() if k is not None}
     for condition in new:
         before = previous.get(condition.type)
         since = (

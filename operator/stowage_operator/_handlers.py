@@ -127,8 +127,13 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         @kopf.on.resume(GROUP, VERSION, "regions", registry=registry)
         @kopf.on.create(GROUP, VERSION, "regions", registry=registry)
         @kopf.on.update(GROUP, VERSION, "regions", field="spec", registry=registry)
-        @kopf.timer(GROUP, VERSION, "regions", interval=max(settings.resync_seconds, 30.0),
-                    registry=registry)
+        @kopf.timer(
+            GROUP,
+            VERSION,
+            "regions",
+            interval=max(settings.resync_seconds, 30.0),
+            registry=registry,
+        )
         async def region(memo: Any, body: Any, **_: Any) -> None:
             reconciler: Reconciler = memo.reconciler
             try:

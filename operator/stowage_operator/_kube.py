@@ -39,7 +39,7 @@ async def configure(kubeconfig: Path | None) -> client.Configuration:
     """Client configuration from a kubeconfig file, or the in-cluster service account."""
     configuration = client.Configuration()
     if kubeconfig is None:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         await config.load_kube_config(
             config_file=str(kubeconfig), client_configuration=configuration
@@ -94,9 +94,7 @@ class Kube:
             path += f"/{name}"
         return path
 
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> Body | None:
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Body | None:
         try:
             found: Body = await self._call("GET", self._path(api_version, kind, namespace, name))
         except KubeError as e:
@@ -160,9 +158,7 @@ class Kube:
         found = await self.get("v1", "Secret", namespace, name)
         if found is None:
             return None
-        return {
-            k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()
-        }
+        return {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
 
     async def patch_tenant_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

@@ -30,7 +30,7 @@ class Provisioned:
 
 @asynccontextmanager
 async def _admin(
-    creds: AdminCredentials, timeout: float, dbname: str | None = None
+    creds: AdminCredentials, connect_timeout: float, dbname: str | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
     try:
         conn = await psycopg.AsyncConnection.connect(
@@ -40,7 +40,7 @@ async def _admin(
             user=creds.user,
             password=creds.password,
             sslmode=creds.ssl_mode,
-            connect_timeout=max(1, int(timeout)),
+            connect_timeout=max(1, int(connect_timeout)),
             autocommit=True,
         )
     except psycopg.Error as e:
@@ -58,9 +58,9 @@ async def _admin(
         ) from e
 
 
-async def check(creds: AdminCredentials, timeout: float) -> None:
+async def check(creds: AdminCredentials, connect_timeout: float) -> None:
     """Connect and run a trivial query; raise DatabaseError if that fails."""
-    async with _admin(creds, timeout) as conn:
+    async with _admin(creds, connect_timeout) as conn:
         await conn.execute("SELECT 1")
 
 
@@ -69,13 +69,13 @@ async def _exists(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str,
     return await cur.fetchone() is not None
 
 
-async def database_exists(creds: AdminCredentials, database: str, timeout: float) -> bool:
-    async with _admin(creds, timeout) as conn:
+async def database_exists(creds: AdminCredentials, database: str, connect_timeout: float) -> bool:
+    async with _admin(creds, connect_timeout) as conn:
         return await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database)
 
 
 async def ensure_database(
-    creds: AdminCredentials, database: str, role: str, password: str, timeout: float
+    creds: AdminCredentials, database: str, role: str, password: str, connect_timeout: float
 ) -> Provisioned:
     """Make ``role`` (with ``password``) the owner of ``database``, which PUBLIC cannot reach.
 
@@ -83,15 +83,13 @@ async def ensure_database(
     what exists. Also revokes PUBLIC's CONNECT on the maintenance databases, so
     a tenant's role reaches its own database and no other.
     """
-    async with _admin(creds, timeout) as conn:
+    async with _admin(creds, connect_timeout) as conn:
         role_id = sql.Identifier(role)
         db_id = sql.Identifier(database)
         verifier = conn.pgconn.encrypt_password(
             password.encode(), role.encode(), b"scram-sha-256"
         ).decode()
-        created_role = not await _exists(
-            conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role
-        )
+        created_role = not await _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role)
         if created_role:
             await conn.execute(
                 sql.SQL(
@@ -115,9 +113,7 @@ async def ensure_database(
             await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, role_id))
         else:
             await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
-        await conn.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id)
-        )
+        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
         for maintenance in {creds.database, "postgres", "template1"}:
             if await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", maintenance):
                 maintenance_id = sql.Identifier(maintenance)
@@ -138,9 +134,11 @@ async def ensure_database(
         return Provisioned(created_role, created_database)
 
 
-async def drop_database(creds: AdminCredentials, database: str, role: str, timeout: float) -> None:
+async def drop_database(
+    creds: AdminCredentials, database: str, role: str, connect_timeout: float
+) -> None:
     """Drop the database (disconnecting its sessions) and the role. Idempotent."""
-    async with _admin(creds, timeout) as conn:
+    async with _admin(creds, connect_timeout) as conn:
         await conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )

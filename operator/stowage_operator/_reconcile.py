@@ -249,8 +249,11 @@ class Reconciler:
             password = secrets.token_urlsafe(32)
             if provisioned_before:
                 _metrics.REPAIRS.labels("secret").inc()
-                log.warning("database Secret %s was missing; issuing a new password",
-                            secret_name, extra=extra)
+                log.warning(
+                    "database Secret %s was missing; issuing a new password",
+                    secret_name,
+                    extra=extra,
+                )
         creds = DatabaseCredentials(
             host=region.host,
             port=region.port,
@@ -289,9 +292,7 @@ class Reconciler:
                     ) from e
         return creds
 
-    async def _apply_worker(
-        self, ref: TenantRef, spec: Mapping[str, Any], region: Region
-    ) -> str:
+    async def _apply_worker(self, ref: TenantRef, spec: Mapping[str, Any], region: Region) -> str:
         await self._kube.apply(_manifests.config_map(ref, spec))
         deployment = await self._kube.apply(
             _manifests.deployment(ref, spec, region, self._settings)

@@ -40,9 +40,7 @@ def validate(spec: Mapping[str, Any]) -> None:
         for j, upgrade in enumerate(collection.get("upgrades") or []):
             version = upgrade.get("fromVersion")
             if version in seen:
-                raise InvalidSpec(
-                    f"{where}.upgrades[{j}].fromVersion: {version} appears twice"
-                )
+                raise InvalidSpec(f"{where}.upgrades[{j}].fromVersion: {version} appears twice")
             seen.add(version)
 
 

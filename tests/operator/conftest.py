@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stowage_operator import OperatorSettings, run_operator
+
 from tests.support.kube import KubeCluster, running_kube
 from tests.support.postgres import PostgresServer
 

@@ -66,7 +66,7 @@ def wait_for_tenant(
     generation: int | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
-    """Poll until the Tenant's Ready condition says ``ready`` (and ``reason``) for its generation."""
+    """Poll until the Ready condition says ``ready`` (and ``reason``) for the generation."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
     while time.monotonic() < deadline:
@@ -86,8 +86,14 @@ def wait_for_tenant(
     raise AssertionError(f"Tenant {namespace}/{name} not as expected in {timeout}s: {last}")
 
 
-def wait_gone(kube: KubeCluster, api: str, kind: str, name: str, namespace: str | None = None,
-              timeout: float = 60.0) -> None:
+def wait_gone(
+    kube: KubeCluster,
+    api: str,
+    kind: str,
+    name: str,
+    namespace: str | None = None,
+    timeout: float = 60.0,
+) -> None:
     deadline = time.monotonic() + timeout
     while kube.get(api, kind, name, namespace) is not None:
         if time.monotonic() > deadline:

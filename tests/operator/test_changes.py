@@ -55,7 +55,9 @@ def test_retention_and_rate_limit_changes_reach_settings_without_touching_the_da
         },
         namespace,
     )
-    updated = wait_for_tenant(kube, namespace, "acme", generation=tenant["metadata"]["generation"] + 1)
+    updated = wait_for_tenant(
+        kube, namespace, "acme", generation=tenant["metadata"]["generation"] + 1
+    )
 
     config = kube.get("v1", "ConfigMap", "tenant-acme-policy", namespace)
     assert config is not None
@@ -86,9 +88,12 @@ def test_dropped_database_deleted_secret_and_edited_deployment_are_repaired(
         "apps/v1",
         "Deployment",
         "tenant-acme-worker",
-        {"spec": {"replicas": 7, "template": {"spec": {"containers": [
-            {"name": "worker", "image": "evil:latest"}
-        ]}}}},
+        {
+            "spec": {
+                "replicas": 7,
+                "template": {"spec": {"containers": [{"name": "worker", "image": "evil:latest"}]}},
+            }
+        },
         namespace,
     )
 

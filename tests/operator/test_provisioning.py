@@ -33,9 +33,12 @@ def test_api_server_reports_the_pinned_kubernetes_release(kube: KubeCluster) -> 
 def test_tenant_gets_its_own_database_secret_and_worker_and_ends_ready(
     kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
 ) -> None:
-    before = REGISTRY.get_sample_value(
-        "stowage_operator_reconciliations_total", {"trigger": "create", "outcome": "ok"}
-    ) or 0.0
+    before = (
+        REGISTRY.get_sample_value(
+            "stowage_operator_reconciliations_total", {"trigger": "create", "outcome": "ok"}
+        )
+        or 0.0
+    )
     kube.apply(tenant_doc("acme", namespace, region))
     kube.apply(tenant_doc("globex", namespace, region, worker={"replicas": 1}))
     tenant = wait_for_tenant(kube, namespace, "acme")

@@ -23,17 +23,27 @@ pytestmark = pytest.mark.kube
 
 
 @contextmanager
-def operator_process(kube: KubeCluster, namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def operator_process(
+    kube: KubeCluster, namespace: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """``stowage operator`` as its own process, watching one namespace."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "stowage", "operator",
-                "--kubeconfig", str(kube.kubeconfig),
-                "--namespace", namespace,
-                "--worker-image", "stowage:test",
-                "--resync-seconds", "2",
-                "--metrics-port", "0",
+                sys.executable,
+                "-m",
+                "stowage",
+                "operator",
+                "--kubeconfig",
+                str(kube.kubeconfig),
+                "--namespace",
+                namespace,
+                "--worker-image",
+                "stowage:test",
+                "--resync-seconds",
+                "2",
+                "--metrics-port",
+                "0",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -57,8 +57,7 @@ def tools_bin_dir() -> Path:
             key, _, value = line.partition("=")
             pins[key.strip()] = value.strip()
     tag = (
-        f"kube-{pins['KUBERNETES_VERSION']}-etcd-{pins['ETCD_VERSION']}"
-        f"-helm-{pins['HELM_VERSION']}"
+        f"kube-{pins['KUBERNETES_VERSION']}-etcd-{pins['ETCD_VERSION']}-helm-{pins['HELM_VERSION']}"
     )
     root = Path(os.environ.get("STOWAGE_TOOLS_DIR") or "/var/cache/stowage/tools")
     return root / tag / "bin"
@@ -313,9 +312,7 @@ class KubeCluster:
     ) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            obj: dict[str, Any] = self.request(
-                "GET", self.path(api_version, kind, name, namespace)
-            )
+            obj: dict[str, Any] = self.request("GET", self.path(api_version, kind, name, namespace))
         except KubeError as e:
             if e.status == 404:
                 return None
@@ -344,9 +341,7 @@ class KubeCluster:
             headers={"Content-Type": "application/merge-patch+json"},
         )
 
-    def delete(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> bool:
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete an object; False when it was already gone."""
         try:
             self.request("DELETE", self.path(api_version, kind, name, namespace))
