@@ -133,6 +133,8 @@ class GatewayProcess:
     port: int = field(default_factory=free_port)
     redis_url: str | None = None
     extra_args: tuple[str, ...] = ()
+    #: Run under cProfile, writing the profile here on exit (benchmarks).
+    profile_to: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -156,8 +158,9 @@ class GatewayProcess:
         tmp.replace(self.tenants_file)
 
     def start(self, timeout: float = 30.0) -> None:
+        profiler = ["-m", "cProfile", "-o", str(self.profile_to)] if self.profile_to else []
         args = [
-            sys.executable, "-m", "stowage", "gateway", "serve",
+            sys.executable, *profiler, "-m", "stowage", "gateway", "serve",
             "--tenants-file", str(self.tenants_file),
             "--port", str(self.port),
             "--reload-interval", "0.1",

@@ -1,0 +1,227 @@
+"""End-to-end tool calls through gateway → worker → PostgreSQL, beside a bare MCPServer.
+
+``make bench`` (``python -m bench.gateway``): starts its own PostgreSQL, a
+tenant worker, a development issuer and a gateway (as separate processes),
+and a baseline bare ``MCPServer`` with in-process storage. Each client loops
+save-then-get with a valid token over stateless JSON-RPC POSTs. Prints
+calls/s and p50/p95/p99 at 1, 16 and 64 concurrent clients with the ratio to
+the baseline, and writes JSON under ``bench/results/``.
+
+``--profile`` runs the gateway under cProfile for one 16-client round and
+prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._stats import Row, report, summarize, with_ratios
+from tests.gateway.harness import (
+    WORKER_POLICY,
+    GatewayProcess,
+    Issuer,
+    running_gateway,
+    running_issuer,
+    tenant_entry,
+)
+from tests.support.postgres import running_postgres
+from tests.support.tools import free_port
+from tests.support.worker import running_worker
+
+HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": "2025-11-25",
+}
+OPEN_LIMITS = {
+    "perUser": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
+    "perTenant": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
+}
+
+
+async def _client_loop(
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    stop_at: float,
+    saves: list[float],
+    gets: list[float],
+    errors: list[str],
+) -> None:
+    n = 0
+    object_id = uuid.uuid4().hex[:16]
+    while time.monotonic() < stop_at:
+        n += 1
+        for tool, args, sink in (
+            ("items_save", {"id": object_id, "data": {"n": n, "text": "hello world"}}, saves),
+            ("items_get", {"id": object_id}, gets),
+        ):
+            body = {"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                    "params": {"name": tool, "arguments": args}}  # fmt: skip
+            start = time.perf_counter()
+            response = await http.post(url, json=body, headers=headers)
+            elapsed = time.perf_counter() - start
+            result = response.json().get("result") if response.status_code == 200 else None
+            if result is None or result.get("isError"):
+                errors.append(f"{response.status_code} {response.text[:200]}")
+            else:
+                sink.append(elapsed)
+
+
+async def _round(
+    target: str, url: str, headers: dict[str, str], concurrency: int, seconds: float
+) -> tuple[list[Row], int]:
+    saves: list[float] = []
+    gets: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        # Warm up: connections, JIT-free caches (JWKS, user ids, catalogues).
+        await _client_loop(http, url, headers, time.monotonic() + 0.3, [], [], [])
+        start = time.monotonic()
+        stop_at = start + seconds
+        await asyncio.gather(
+            *(
+                _client_loop(http, url, headers, stop_at, saves, gets, errors)
+                for _ in range(concurrency)
+            )
+        )
+        elapsed = time.monotonic() - start
+    if errors:
+        print(f"  {target} c={concurrency}: {len(errors)} errors, e.g. {errors[0]}", flush=True)
+    rows = [
+        summarize(target, "call", concurrency, saves + gets, elapsed),
+        summarize(target, "save", concurrency, saves, elapsed),
+        summarize(target, "get", concurrency, gets, elapsed),
+    ]
+    return rows, len(errors)
+
+
+def _start_baseline(port: int, log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._mcp_baseline", "--port", str(port)], stdout=out, stderr=out
+    )
+    out.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe = {"jsonrpc": "2.0", "id": 0, "method": "tools/list"}
+            httpx.post(f"http://127.0.0.1:{port}/mcp", json=probe, headers=HEADERS, timeout=2)
+            return proc
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"baseline did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _gateway_tenants(gateway: GatewayProcess, issuer: Issuer, endpoint: str) -> list[Any]:
+    return [tenant_entry("bench", gateway, issuer, endpoint, rateLimits=OPEN_LIMITS)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
+    parser.add_argument("--profile", action="store_true", help="profile the gateway instead")
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stowage-bench-")))
+        print("starting PostgreSQL, worker, issuer, gateway and baseline ...", flush=True)
+        pg = stack.enter_context(running_postgres())
+        database_url = pg.sqlalchemy_url(pg.create_database("bench"))
+        worker = stack.enter_context(running_worker(database_url, work / "worker", WORKER_POLICY))
+        issuer = stack.enter_context(running_issuer(work))
+        shell = GatewayProcess(workdir=work / "gw")
+        (work / "gw").mkdir()
+        # Under --profile the gateway CLI runs in cProfile; SIGTERM ends uvicorn cleanly,
+        # so the profile is written on stop.
+        profile_file = work / "gateway.prof"
+        gateway = stack.enter_context(
+            running_gateway(
+                shell.workdir,
+                _gateway_tenants(shell, issuer, worker.address),
+                port=shell.port,
+                profile_to=profile_file if args.profile else None,
+            )
+        )
+        token = issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
+        gw_headers = {**HEADERS, "authorization": f"Bearer {token}"}
+
+        if args.profile:
+            asyncio.run(_round("gateway", gateway.url("bench"), gw_headers, 16, args.seconds))
+            gateway.stop()
+            _print_profile(profile_file)
+            return
+
+        base_port = free_port()
+        baseline = _start_baseline(base_port, work / "baseline.log")
+        stack.callback(_stop, baseline)
+        base_url = f"http://127.0.0.1:{base_port}/mcp"
+
+        rows: list[Row] = []
+        failures = 0
+        for concurrency in args.concurrency:
+            for target, url, headers in (
+                ("baseline bare MCPServer", base_url, HEADERS),
+                ("gateway→worker→postgres", gateway.url("bench"), gw_headers),
+            ):
+                print(f"  {target}, {concurrency} clients, {args.seconds}s", flush=True)
+                found, errors = asyncio.run(_round(target, url, headers, concurrency, args.seconds))
+                rows += found
+                failures += errors
+        print()
+        report(
+            "gateway",
+            with_ratios(rows, "baseline bare MCPServer"),
+            {
+                "seconds_per_round": args.seconds,
+                "errors": failures,
+                "workload": "each client loops items_save then items_get on its own object; "
+                "stateless JSON-RPC POSTs with JSON responses; load generator, gateway, "
+                "worker, PostgreSQL and baseline share the machine",
+            },
+        )
+
+
+def _print_profile(path: Path) -> None:
+    deadline = time.monotonic() + 20
+    while not path.exists():
+        if time.monotonic() > deadline:
+            print("no profile was written", file=sys.stderr)
+            return
+        time.sleep(0.1)
+    stats = pstats.Stats(str(path))
+    print("\n== gateway profile, by own time ==")
+    stats.sort_stats("tottime").print_stats(25)
+    print("\n== gateway profile, by cumulative time ==")
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
