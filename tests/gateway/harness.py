@@ -75,6 +75,7 @@ class Issuer:
 
     server: DevAuthServer
     port: int
+    key_file: Path
 
     @property
     def url(self) -> str:
@@ -99,11 +100,10 @@ class Issuer:
 @contextmanager
 def running_issuer(tmp: Path) -> Iterator[Issuer]:
     port = free_port()
-    server = DevAuthServer.from_key_file(
-        tmp / "issuer.jwk.json", f"http://127.0.0.1:{port}/dev-auth"
-    )
+    key_file = tmp / "issuer.jwk.json"
+    server = DevAuthServer.from_key_file(key_file, f"http://127.0.0.1:{port}/dev-auth")
     with serve_in_thread(Starlette(routes=server.routes()), port):
-        yield Issuer(server, port)
+        yield Issuer(server, port, key_file)
 
 
 def b64(data: bytes) -> str:
