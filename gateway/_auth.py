@@ -15,7 +15,10 @@ A token is accepted only when all of these hold:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import time
+from collections import OrderedDict
 from typing import Any
 
 from joserfc import jwt
@@ -50,12 +53,44 @@ def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
 
 
 class TokenVerifier:
-    def __init__(self, keys: JwksCache, *, leeway: int = 30) -> None:
+    """Checks tokens; remembers accepted ones briefly so a client's next call skips the RSA work.
+
+    The cache is keyed by the token's SHA-256 and the tenant, holds at most
+    ``cache_size`` entries, and an entry lives until the token's ``exp`` or
+    ``cache_seconds``, whichever comes first (which bounds how long a token
+    signed by a key the issuer has since withdrawn stays accepted).
+    """
+
+    def __init__(
+        self,
+        keys: JwksCache,
+        *,
+        leeway: int = 30,
+        cache_size: int = 10_000,
+        cache_seconds: float = 300.0,
+    ) -> None:
         self._keys = keys
         self._leeway = leeway
+        self._accepted: OrderedDict[tuple[bytes, str], tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_seconds = cache_seconds
 
     async def verify(self, token: str, tenant: Tenant) -> Principal:
         """The caller behind ``token`` at ``tenant``, or AuthError saying why not."""
+        key = (hashlib.sha256(token.encode()).digest(), tenant.name)
+        hit = self._accepted.get(key)
+        if hit is not None:
+            principal, until = hit
+            if time.time() < until and principal.issuer == tenant.auth.issuer:
+                return principal
+            del self._accepted[key]
+        principal, expires = await self._verify(token, tenant)
+        self._accepted[key] = (principal, min(expires, time.time() + self._cache_seconds))
+        while len(self._accepted) > self._cache_size:
+            self._accepted.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str, tenant: Tenant) -> tuple[Principal, float]:
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthError("malformed", "The token is too large")
         parts = token.split(".")
@@ -103,9 +138,10 @@ class TokenVerifier:
                 e.claim, "claims"
             )
             raise AuthError(reason, f"The token's {e.claim} claim is not acceptable") from e
-        return Principal(
+        principal = Principal(
             issuer=tenant.auth.issuer,
             subject=str(claims["sub"]),
             scopes=scopes_of(claims),
             client_id=claims.get("client_id") or claims.get("azp"),
         )
+        return principal, float(claims["exp"])
