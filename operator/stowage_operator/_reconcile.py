@@ -126,6 +126,9 @@ class Reconciler:
         ref = tenant_ref(body)
         started = time.monotonic()
         async with self._lock(ref):
+            if body["metadata"].get("deletionTimestamp"):
+                # Being deleted: creating anything now would race the finalizer.
+                return Outcome(False, ())
             outcome = "ok"
             try:
                 result = await self._reconcile(ref, body, trigger)

@@ -12,19 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
 from tests.operator.support import connect, secret_data, tenant_doc, wait_for_tenant
 from tests.support.kube import KubeCluster
 from tests.support.postgres import PostgresServer
+from tests.support.tools import free_port
 
 pytestmark = pytest.mark.kube
 
 
 @contextmanager
 def operator_process(
-    kube: KubeCluster, namespace: str, log: Path
+    kube: KubeCluster, namespace: str, log: Path, metrics_port: int = 0
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``stowage operator`` as its own process, watching one namespace."""
     with log.open("ab") as out:
@@ -43,7 +45,7 @@ def operator_process(
                 "--resync-seconds",
                 "2",
                 "--metrics-port",
-                "0",
+                str(metrics_port),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -95,8 +97,12 @@ def test_operator_killed_mid_provisioning_converges_without_duplicate_databases(
         first.kill()  # SIGKILL: no cleanup, no status written after this point
         first.wait()
 
-    with operator_process(kube, namespace, log):
+    metrics_port = free_port()
+    with operator_process(kube, namespace, log, metrics_port):
         tenant = wait_for_tenant(kube, namespace, "acme", timeout=60)
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'stowage_operator_reconciliations_total{outcome="ok"' in metrics
+    assert "stowage_operator_reconcile_duration_seconds_bucket" in metrics
 
     assert _tenant_databases(postgres, prefix) == [tenant["status"]["database"]["name"]]
     assert _tenant_roles(postgres, prefix) == [tenant["status"]["database"]["user"]]
