@@ -13,11 +13,31 @@ Layers (each imports only from the ones below it):
   ``_tools`` (the tool catalogue of a tenant), ``_auth`` (token checks),
   ``_directory`` (the tenants the gateway serves);
 - adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
-  (in-process and Redis token buckets), ``_tenant_file`` (a YAML tenant source);
+  (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML)
+  and ``_kube_source`` (Tenant resources), ``_devkeys`` (the dev signing key);
 - plain values, no I/O: ``_types``, ``_settings``, ``_errors``.
 """
 
-from gateway._app import create_app
-from gateway._settings import GatewaySettings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway._app import create_app
+    from gateway._settings import GatewaySettings
 
 __all__ = ["GatewaySettings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `stowage worker ...` imports gateway._cli to build its parser and
+    # must not pay for the gateway's dependencies (mcp, grpc, redis) on the way.
+    if name == "create_app":
+        from gateway._app import create_app
+
+        return create_app
+    if name == "GatewaySettings":
+        from gateway._settings import GatewaySettings
+
+        return GatewaySettings
+    raise AttributeError(name)

@@ -18,6 +18,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     commands = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve every tenant's MCP endpoint over HTTP")
     serve.add_argument("--tenants-file", type=Path, help="default: $STOWAGE_GATEWAY_TENANTS_FILE")
+    serve.add_argument(
+        "--tenants-from",
+        choices=["file", "kubernetes"],
+        default=os.environ.get("STOWAGE_GATEWAY_TENANTS_FROM", "file"),
+        help="where tenants come from: the YAML file, or Tenant resources (read-only watch)",
+    )
+    serve.add_argument("--kube-namespace", help="watch Tenants in this namespace (default: all)")
+    serve.add_argument("--kubeconfig", type=Path, help="default: in-cluster configuration")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--public-url", help="base URL clients use (default: http://HOST:PORT)")
@@ -63,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway._app import create_app
+    from gateway._directory import TenantSource
     from gateway._settings import GatewaySettings
     from stowage import _logging
 
@@ -81,10 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
         dev_auth_key_file=args.dev_auth_key,
         log_level=args.log_level,
     )
-    if settings.tenants_file is None:
+    source: TenantSource | None = None
+    if args.tenants_from == "kubernetes":
+        from gateway._kube_source import KubeTenantSource
+
+        source = KubeTenantSource(kubeconfig=args.kubeconfig, namespace=args.kube_namespace)
+    elif settings.tenants_file is None:
         print("stowage gateway serve: --tenants-file is required", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    app = create_app(settings, source)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
