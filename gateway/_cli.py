@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(".dev")
-DEV_KEY_NAME = "dev-issuer.jwk.json"
+DEV_KEY_NAME = "dev-issuer.jwk.json"  # the same as gateway._devkeys.DEV_KEY_NAME (kept light)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 

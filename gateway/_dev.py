@@ -15,8 +15,7 @@ from typing import Any
 
 import yaml
 
-from gateway._cli import DEV_KEY_NAME
-from gateway._devkeys import load_or_create_key
+from gateway._devkeys import DEV_KEY_NAME, load_or_create_key
 
 NOTES_SCHEMA: dict[str, Any] = {
     "type": "object",

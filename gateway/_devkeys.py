@@ -21,6 +21,8 @@ from joserfc.jwk import RSAKey
 from gateway._types import READ_SCOPE, WRITE_SCOPE
 
 DEFAULT_SCOPES = (READ_SCOPE, WRITE_SCOPE)
+#: The dev key's file name inside ``stowage dev``'s data directory.
+DEV_KEY_NAME = "dev-issuer.jwk.json"
 
 
 def load_or_create_key(path: Path) -> RSAKey:
