@@ -82,6 +82,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for single-statement reads: on PostgreSQL in autocommit, which
+    saves the BEGIN and COMMIT round trips; the pool restores the isolation
+    level when the connection is returned. SQLite keeps its transactions."""
+    if engine.dialect.name == "sqlite":
+        return session_factory(engine)
+    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 def is_foreign_key_violation(error: IntegrityError) -> bool:
     sqlstate = getattr(error.orig, "sqlstate", None)
     if sqlstate is not None:

@@ -134,7 +134,7 @@ class People:
         owner = require_user(ctx)
         policy = self.store.policy()
         now = utcnow()
-        async with self.store.reading() as s:
+        async with self.store.transaction() as s:
             for link in await s.scalars(select(User).where(User.id == owner)):
                 yield IdentityRecord(link.issuer, link.subject, link.created_at)
             prefs = await s.get(Preference, owner)

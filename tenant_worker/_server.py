@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
-from tenant_worker._db import create_engine, session_factory
+from tenant_worker._db import create_engine, read_session_factory, session_factory
 from tenant_worker._housekeeping import Housekeeping
 from tenant_worker._objects import Objects
 from tenant_worker._people import People
@@ -103,7 +103,10 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
     policy = PolicyFile(settings.policy_file)
     engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
     store = Store(
-        session_factory(engine), policy.current, timedelta(seconds=settings.idempotency_ttl)
+        session_factory(engine),
+        policy.current,
+        timedelta(seconds=settings.idempotency_ttl),
+        read_session_factory(engine),
     )
     housekeeping = Housekeeping(store, settings.purge_batch)
     servicer = WorkerServicer(

@@ -38,6 +38,8 @@ class Store:
     sessions: async_sessionmaker[AsyncSession]
     policy: Callable[[], TenantPolicy]
     idempotency_ttl: timedelta = timedelta(hours=24)
+    #: For single-statement reads; defaults to ``sessions``.
+    read_sessions: async_sessionmaker[AsyncSession] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -47,7 +49,9 @@ class Store:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with translated_errors(), self.sessions() as session, session.begin():
+        """A session for one read statement (no multi-statement consistency)."""
+        sessions = self.read_sessions or self.sessions
+        async with translated_errors(), sessions() as session, session.begin():
             yield session
 
     async def replay(
