@@ -7,6 +7,7 @@ with the development authorization server mounted at ``/dev-auth``.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -52,6 +53,10 @@ def _wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 
                 pass
             time.sleep(0.1)
     raise RuntimeError(f"the worker did not become ready within {timeout}s")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
@@ -103,6 +108,9 @@ def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_lev
         *("--policy-file", str(data_dir / "policy.yaml")),
     ]
     worker = subprocess.Popen([*worker_cmd, "serve", *serve_args], stdout=log, stderr=log)
+    # uvicorn shuts down on SIGTERM and then re-raises it with the handler it
+    # found; make that handler unwind this function so the worker is stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         _wait_serving(f"127.0.0.1:{worker_port}", worker)
         settings = GatewaySettings(

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -136,6 +137,14 @@ def dev_platform(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        eventually(
+            lambda: not _listening(worker_port), timeout=15, what="the dev worker stops with it"
+        )
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.mark.anyio
