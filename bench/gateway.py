@@ -155,7 +155,9 @@ def main() -> None:
         print("starting PostgreSQL, worker, issuer, gateway and baseline ...", flush=True)
         pg = stack.enter_context(running_postgres())
         database_url = pg.sqlalchemy_url(pg.create_database("bench"))
-        worker = stack.enter_context(running_worker(database_url, work / "worker", WORKER_POLICY))
+        worker = stack.enter_context(
+            running_worker(database_url, work / "worker", WORKER_POLICY, tenant="bench")
+        )
         issuer = stack.enter_context(running_issuer(work))
         shell = GatewayProcess(workdir=work / "gw")
         (work / "gw").mkdir()

@@ -28,6 +28,9 @@ from tenant_worker import migrate
 from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.worker import running_worker
 
+#: The tenant the benchmark's worker serves (running_worker's default); every call names it.
+TENANT = "acme"
+
 PAYLOAD = {"title": "benchmark object", "tags": ["a", "b", "c"], "n": 42, "body": "x" * 64}
 Op = Callable[[int], Awaitable[None]]
 
@@ -65,9 +68,10 @@ async def bench_worker(
 
     async def make_ops(c: int) -> tuple[Op, Op]:
         user = await stub.ResolveUser(
-            pb.ResolveUserRequest(issuer="https://bench/", subject=uuid.uuid4().hex)
+            pb.ResolveUserRequest(issuer="https://bench/", subject=uuid.uuid4().hex),
+            metadata=(("x-stowage-tenant", TENANT),),
         )
-        md = (("x-stowage-user-id", user.user_id),)
+        md = (("x-stowage-tenant", TENANT), ("x-stowage-user-id", user.user_id))
 
         async def put(i: int) -> None:
             await stub.PutObject(

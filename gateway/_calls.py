@@ -117,7 +117,7 @@ class ToolCalls:
                 outcome = "invalid_argument"
                 field = "/".join(str(p) for p in problem.absolute_path) or None
                 return error_result("invalid_argument", problem.message, cid, field=field)
-            worker = self._workers.client(ctx.tenant.endpoint)
+            worker = self._workers.client(ctx.tenant.endpoint, ctx.tenant.name)
             try:
                 user = await self._user(ctx, worker)
                 try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,8 +29,8 @@ from gateway._ratelimit import Bucket, RateLimiter
 from gateway._settings import GatewaySettings
 from gateway._tools import Catalogues
 from gateway._types import READ_SCOPE, WRITE_SCOPE, CorrelationId, Principal, Tenant
+from stowage.wire import CORRELATION_ID
 
-_CORRELATION = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -126,7 +125,7 @@ class McpGate:
         tenant = self.directory.get(name)
         incoming = _header(scope, b"x-request-id")
         cid = CorrelationId(
-            incoming if incoming and _CORRELATION.match(incoming) else uuid.uuid4().hex
+            incoming if incoming and CORRELATION_ID.match(incoming) else uuid.uuid4().hex
         )
         label = tenant.name if tenant is not None else "unknown"
         status_seen = 0

@@ -34,13 +34,16 @@ from gateway._errors import (
 from gateway._types import CorrelationId, UserId
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
+from stowage.wire import (
+    CORRELATION_KEY,
+    CURRENT_OBJECT_KEY,
+    CURRENT_PREFERENCES_KEY,
+    TENANT_KEY,
+    USER_ID_KEY,
+)
 
 T = TypeVar("T")
 
-USER_ID_KEY = "x-stowage-user-id"
-CORRELATION_KEY = "x-correlation-id"
-CURRENT_OBJECT_KEY = "stowage-current-object-bin"
-CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
 
 _CHANNEL_OPTIONS = [
     # Come back quickly after a worker restart instead of gRPC's default of up to 2 minutes.
@@ -110,8 +113,9 @@ def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
 class WorkerClient:
     """Calls to one worker. Methods return plain dicts or raise WorkerError."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str, tenant: str, *, timeout: float = 10.0) -> None:
         self.endpoint = endpoint
+        self.tenant = tenant
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
         self._stub = worker_pb2_grpc.TenantWorkerStub(self._channel)  # type: ignore[no-untyped-call]
@@ -119,9 +123,8 @@ class WorkerClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    @staticmethod
-    def _metadata(cid: CorrelationId, user: UserId | None) -> list[tuple[str, str]]:
-        md: list[tuple[str, str]] = [(CORRELATION_KEY, cid)]
+    def _metadata(self, cid: CorrelationId, user: UserId | None) -> list[tuple[str, str]]:
+        md: list[tuple[str, str]] = [(TENANT_KEY, self.tenant), (CORRELATION_KEY, cid)]
         if user is not None:
             md.append((USER_ID_KEY, user))
         return md
@@ -306,24 +309,24 @@ class WorkerClient:
 
 
 class WorkerPool:
-    """One client (and channel) per endpoint, created on first use."""
+    """One client (and channel) per tenant and endpoint, created on first use."""
 
     def __init__(self, *, timeout: float = 10.0) -> None:
         self._timeout = timeout
-        self._clients: dict[str, WorkerClient] = {}
+        self._clients: dict[tuple[str, str], WorkerClient] = {}
 
-    def client(self, endpoint: str) -> WorkerClient:
-        found = self._clients.get(endpoint)
+    def client(self, endpoint: str, tenant: str) -> WorkerClient:
+        found = self._clients.get((endpoint, tenant))
         if found is None:
-            found = WorkerClient(endpoint, timeout=self._timeout)
-            self._clients[endpoint] = found
+            found = WorkerClient(endpoint, tenant, timeout=self._timeout)
+            self._clients[(endpoint, tenant)] = found
         return found
 
     async def retain(self, endpoints: set[str]) -> None:
         """Close the channels of workers no tenant points at any more."""
-        for endpoint in list(self._clients):
-            if endpoint not in endpoints:
-                await self._clients.pop(endpoint).close()
+        for key in list(self._clients):
+            if key[0] not in endpoints:
+                await self._clients.pop(key).close()
 
     async def close(self) -> None:
         await self.retain(set())

@@ -48,5 +48,9 @@ class Unauthenticated(WorkerError):
     pass
 
 
+class WrongTenant(WorkerError):
+    """The call names another tenant than the one this worker serves (a misrouted call)."""
+
+
 class StorageUnavailable(WorkerError):
     """The database cannot be reached; retriable."""

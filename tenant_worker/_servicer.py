@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +13,15 @@ import grpc
 
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
+from stowage.wire import (
+    CORRELATION_ID,
+    CORRELATION_KEY,
+    CURRENT_OBJECT_KEY,
+    CURRENT_PREFERENCES_KEY,
+    TENANT_KEY,
+    USER_ID,
+    USER_ID_KEY,
+)
 from tenant_worker import _metrics
 from tenant_worker._convert import (
     identity_message,
@@ -29,6 +37,7 @@ from tenant_worker._errors import (
     Unauthenticated,
     UnknownUser,
     WorkerError,
+    WrongTenant,
 )
 from tenant_worker._housekeeping import Housekeeping
 from tenant_worker._objects import Objects
@@ -43,13 +52,6 @@ from tenant_worker._records import (
 
 log = logging.getLogger(__name__)
 
-USER_ID_KEY = "x-stowage-user-id"
-CORRELATION_KEY = "x-correlation-id"
-CURRENT_OBJECT_KEY = "stowage-current-object-bin"
-CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
-
-_USER_ID = re.compile(r"^[0-9a-f]{32}$")
-_CORRELATION = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 _CODES: dict[type[WorkerError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -58,6 +60,7 @@ _CODES: dict[type[WorkerError], grpc.StatusCode] = {
     QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnknownUser: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    WrongTenant: grpc.StatusCode.PERMISSION_DENIED,
     StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -65,17 +68,25 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-def call_context(context: grpc.aio.ServicerContext[Any, Any], needs_user: bool) -> CallContext:
+def call_context(
+    context: grpc.aio.ServicerContext[Any, Any], tenant: str, needs_user: bool
+) -> CallContext:
     metadata = dict(context.invocation_metadata() or ())
     correlation = str(metadata.get(CORRELATION_KEY, ""))
-    if not _CORRELATION.match(correlation):
+    if not CORRELATION_ID.match(correlation):
         correlation = uuid.uuid4().hex
+    meant_for = metadata.get(TENANT_KEY)
+    if meant_for != tenant:
+        raise WrongTenant(
+            f"this worker serves tenant {tenant!r}; the call was for "
+            + (f"{meant_for!r}" if meant_for is not None else f"no tenant (missing {TENANT_KEY})")
+        )
     user = metadata.get(USER_ID_KEY)
     if user is None:
         if needs_user:
             raise Unauthenticated(f"missing {USER_ID_KEY} metadata")
         return CallContext(correlation)
-    if not _USER_ID.match(str(user)):
+    if not USER_ID.match(str(user)):
         raise Unauthenticated(f"{USER_ID_KEY} must be 32 lowercase hex characters")
     return CallContext(correlation, UserId(str(user)))
 
@@ -143,7 +154,7 @@ def unary(needs_user: bool = True) -> Callable[[Handler], Callable[..., Awaitabl
         ) -> Any:
             call = _Call(self.tenant, handler.__name__)
             try:
-                ctx = call_context(context, needs_user)
+                ctx = call_context(context, self.tenant, needs_user)
                 call.correlation_id = ctx.correlation_id
                 return await handler(self, request, ctx)
             except Exception as e:
@@ -250,7 +261,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     ) -> AsyncIterator[pb.ExportRecord]:
         call = _Call(self.tenant, "ExportUserData")
         try:
-            ctx = call_context(context, needs_user=True)
+            ctx = call_context(context, self.tenant, needs_user=True)
             call.correlation_id = ctx.correlation_id
             yield pb.ExportRecord(user_id=ctx.user_id or "")
             async for item in self.people.export(ctx):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.conftest import WorkerFor
 from tests.gateway.harness import (
     GatewayProcess,
     Issuer,
@@ -17,7 +18,6 @@ from tests.gateway.harness import (
     tenant_entry,
 )
 from tests.support.redis import running_redis
-from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.postgres
 
@@ -35,10 +35,10 @@ def tool_call(n: int) -> dict[str, object]:
 
 @pytest.fixture
 def tight_gateway(
-    worker: WorkerProcess, issuer: Issuer, tmp_path: Path
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
 ) -> Iterator[GatewayProcess]:
     g = GatewayProcess(workdir=tmp_path)
-    g.write_tenants([tenant_entry("tight", g, issuer, worker.address, **TIGHT)])
+    g.write_tenants([tenant_entry("tight", g, issuer, worker_for("tight").address, **TIGHT)])
     with running_gateway(tmp_path, port=g.port) as started:
         yield started
 
@@ -82,7 +82,7 @@ def test_protocol_chatter_does_not_spend_the_tool_call_budget(
 
 @pytest.mark.redis
 def test_two_gateways_sharing_redis_enforce_one_limit_together(
-    worker: WorkerProcess, issuer: Issuer, tmp_path: Path
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
 ) -> None:
     with running_redis() as redis_url:
         first = GatewayProcess(workdir=tmp_path / "a", redis_url=redis_url)
@@ -90,7 +90,7 @@ def test_two_gateways_sharing_redis_enforce_one_limit_together(
         # Both replicas serve the same public URL, so the audience is the first one's.
         tenants = [
             {
-                **tenant_entry("tight", first, issuer, worker.address, **TIGHT),
+                **tenant_entry("tight", first, issuer, worker_for("tight").address, **TIGHT),
                 "rateLimits": {
                     "perUser": {"requestsPerMinute": 1, "burst": 4},
                     "perTenant": {"requestsPerMinute": 1, "burst": 100},

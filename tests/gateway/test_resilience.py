@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.gateway.conftest import WorkerFor
 from tests.gateway.harness import (
     WORKER_POLICY,
     GatewayProcess,
@@ -156,14 +157,16 @@ def test_a_request_for_the_public_host_is_served_and_an_unknown_host_is_421(
 
 @pytest.mark.anyio
 async def test_a_tenant_added_to_the_file_is_served_without_a_restart(
-    worker: WorkerProcess, issuer: Issuer, tmp_path: Path
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
 ) -> None:
     g = GatewayProcess(workdir=tmp_path)
-    g.write_tenants([tenant_entry("acme", g, issuer, worker.address)])
+    g.write_tenants([tenant_entry("acme", g, issuer, worker_for("acme").address)])
     with running_gateway(tmp_path, port=g.port):
         token = issuer.token(g.url("newco"))
         assert post(g.url("newco"), rpc("tools/list"), token).status_code == 404
-        g.write_tenants([tenant_entry(n, g, issuer, worker.address) for n in ("acme", "newco")])
+        g.write_tenants(
+            [tenant_entry(n, g, issuer, worker_for(n).address) for n in ("acme", "newco")]
+        )
         deadline = time.monotonic() + 10
         while post(g.url("newco"), rpc("tools/list"), token).status_code != 200:
             assert time.monotonic() < deadline

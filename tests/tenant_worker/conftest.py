@@ -47,14 +47,15 @@ POLICY: dict[str, Any] = {
 class Client:
     """A real gRPC client acting for one user."""
 
-    def __init__(self, channel: grpc.Channel, user_id: str = "") -> None:
+    def __init__(self, channel: grpc.Channel, user_id: str = "", tenant: str = "acme") -> None:
         self.channel = channel
         self.stub = worker_pb2_grpc.TenantWorkerStub(channel)
         self.user_id = user_id
+        self.tenant = tenant
         self.correlation_id = ""
 
     def metadata(self) -> list[tuple[str, str]]:
-        md = []
+        md = [("x-stowage-tenant", self.tenant)] if self.tenant else []
         if self.user_id:
             md.append(("x-stowage-user-id", self.user_id))
         if self.correlation_id:
@@ -83,9 +84,10 @@ class Client:
     def as_new_user(self) -> Client:
         reply = self.stub.ResolveUser(
             pb.ResolveUserRequest(issuer="https://issuer.test/", subject=uuid.uuid4().hex),
+            metadata=self.metadata(),
             timeout=15,
         )
-        return Client(self.channel, reply.user_id)
+        return Client(self.channel, reply.user_id, self.tenant)
 
 
 def data(obj: pb.StoredObject) -> Any:

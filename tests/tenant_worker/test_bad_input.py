@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import grpc
+import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from stowage.v1 import worker_pb2 as pb
 from tests.support.worker import WorkerProcess
@@ -62,6 +64,28 @@ def test_missing_user_metadata_is_unauthenticated(client: Client) -> None:
     assert status_of(lambda: malformed.get("items", "x")).code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_call_for_another_tenant_is_refused_and_writes_nothing(
+    client: Client, worker: WorkerProcess
+) -> None:
+    for tenant in ("globex", ""):
+        misrouted = Client(client.channel, client.user_id, tenant=tenant)
+        error = status_of(lambda m=misrouted: m.put("items", "x", {"a": 1}))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "serves tenant 'acme'" in error.details()
+        error = status_of(lambda m=misrouted: m.get("items", "x"))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert _object_count(worker, client.user_id) == 0
+    # The refusals are counted, by method and code.
+    metrics = httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics").text
+    refused = {
+        s.labels["method"]: s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name == "stowage_worker_rpcs_total" and s.labels["code"] == "PERMISSION_DENIED"
+    }
+    assert refused == {"PutObject": 2.0, "GetObject": 2.0}
+
+
 def test_a_user_id_never_resolved_cannot_write(client: Client, worker: WorkerProcess) -> None:
     ghost = Client(client.channel, "0" * 32)
     error = status_of(lambda: ghost.put("items", "x", {"a": 1}))
@@ -77,5 +101,5 @@ def test_oversized_message_is_refused_by_the_transport(client: Client) -> None:
 
 def test_resolve_user_requires_issuer_and_subject(client: Client) -> None:
     for req in (pb.ResolveUserRequest(issuer="i"), pb.ResolveUserRequest(subject="s")):
-        error = status_of(lambda req=req: client.stub.ResolveUser(req))
+        error = status_of(lambda req=req: client.stub.ResolveUser(req, metadata=client.metadata()))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -18,11 +18,19 @@ def test_identity_link_is_stable_and_unique_under_concurrency(client: Client) ->
     subject = uuid.uuid4().hex
     request = pb.ResolveUserRequest(issuer="https://issuer.test/", subject=subject)
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda _: client.stub.ResolveUser(request, timeout=15), range(16)))
+        replies = list(
+            pool.map(
+                lambda _: client.stub.ResolveUser(request, metadata=client.metadata(), timeout=15),
+                range(16),
+            )
+        )
     assert len({r.user_id for r in replies}) == 1
     assert sum(r.created for r in replies) == 1
     other_issuer = pb.ResolveUserRequest(issuer="https://other.test/", subject=subject)
-    assert client.stub.ResolveUser(other_issuer).user_id != replies[0].user_id
+    assert (
+        client.stub.ResolveUser(other_issuer, metadata=client.metadata()).user_id
+        != replies[0].user_id
+    )
 
 
 def test_preferences_start_empty_and_merge_patches(client: Client) -> None:

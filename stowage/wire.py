@@ -1,0 +1,36 @@
+"""The gateway↔worker contract beyond the protobuf messages: gRPC metadata. No I/O here.
+
+Both sides import these names, so a key or a pattern is written once. Every
+call names the tenant it is for (``TENANT_KEY``) and the worker refuses a call
+for any other tenant, so a misrouted call (a stale endpoint, a reused port)
+fails loudly instead of reading another tenant's data.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: The tenant the call is meant for; the worker compares it with its own.
+TENANT_KEY = "x-stowage-tenant"
+#: The verified internal user id the call acts for (user calls only).
+USER_ID_KEY = "x-stowage-user-id"
+#: Carried from the HTTP request to the worker's log line and audit row.
+CORRELATION_KEY = "x-correlation-id"
+#: Trailing metadata of an ABORTED write: the current object or preferences.
+CURRENT_OBJECT_KEY = "stowage-current-object-bin"
+CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
+
+#: What a correlation id may look like; anything else is replaced by a fresh one.
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+#: An internal user id: 32 lowercase hex characters.
+USER_ID = re.compile(r"^[0-9a-f]{32}$")
+
+__all__ = [
+    "CORRELATION_ID",
+    "CORRELATION_KEY",
+    "CURRENT_OBJECT_KEY",
+    "CURRENT_PREFERENCES_KEY",
+    "TENANT_KEY",
+    "USER_ID",
+    "USER_ID_KEY",
+]
