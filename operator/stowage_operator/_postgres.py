@@ -69,19 +69,16 @@ async def _exists(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str,
     return await cur.fetchone() is not None
 
 
-async def database_exists(creds: AdminCredentials, database: str, connect_timeout: float) -> bool:
-    async with _admin(creds, connect_timeout) as conn:
-        return await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database)
-
-
 async def ensure_database(
     creds: AdminCredentials, database: str, role: str, password: str, connect_timeout: float
 ) -> Provisioned:
     """Make ``role`` (with ``password``) the owner of ``database``, which PUBLIC cannot reach.
 
     Idempotent: creates what is missing, resets the password and the grants on
-    what exists. Also revokes PUBLIC's CONNECT on the maintenance databases, so
-    a tenant's role reaches its own database and no other.
+    what exists. The region's shared databases are hardened once per region by
+    ``harden_shared_databases``, not here: that statement updates a catalog row
+    every tenant shares, and concurrent updates of it fail (``XX000 tuple
+    concurrently updated``).
     """
     async with _admin(creds, connect_timeout) as conn:
         role_id = sql.Identifier(role)
@@ -114,15 +111,6 @@ async def ensure_database(
         else:
             await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
         await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
-        for maintenance in {creds.database, "postgres", "template1"}:
-            if await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", maintenance):
-                maintenance_id = sql.Identifier(maintenance)
-                await conn.execute(
-                    sql.SQL("GRANT CONNECT ON DATABASE {} TO CURRENT_USER").format(maintenance_id)
-                )
-                await conn.execute(
-                    sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(maintenance_id)
-                )
         if created_role or created_database:
             log.info(
                 "provisioned database %s (role created: %s, database created: %s)",
@@ -132,6 +120,35 @@ async def ensure_database(
                 extra={"database": database},
             )
         return Provisioned(created_role, created_database)
+
+
+async def harden_shared_databases(creds: AdminCredentials, connect_timeout: float) -> list[str]:
+    """Revoke PUBLIC's CONNECT on the region's shared databases; return those changed.
+
+    The admin database, ``postgres`` and ``template1`` are reachable by every
+    role by default, so a tenant's role could connect to them. Each is changed
+    only while PUBLIC still has CONNECT (the admin keeps its own grant), so a
+    hardened region sees reads only and a second caller never races the first.
+    """
+    changed: list[str] = []
+    async with _admin(creds, connect_timeout) as conn:
+        for name in sorted({creds.database, "postgres", "template1"}):
+            cur = await conn.execute(
+                "SELECT has_database_privilege('public', datname, 'CONNECT') "
+                "FROM pg_database WHERE datname = %s",
+                (name,),
+            )
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                continue
+            db_id = sql.Identifier(name)
+            grant = sql.SQL("GRANT CONNECT ON DATABASE {} TO CURRENT_USER")
+            await conn.execute(grant.format(db_id))
+            await conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(db_id))
+            changed.append(name)
+    if changed:
+        log.info("revoked PUBLIC's CONNECT on %s", ", ".join(changed))
+    return changed
 
 
 async def drop_database(

@@ -64,6 +64,16 @@ class Outcome:
     conditions: tuple[Condition, ...]
 
 
+#: A Ready tenant is reported unready after this many failed resyncs in a row.
+RESYNC_FAILURES_BEFORE_UNREADY = 3
+
+
+def _is_ready(status: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+
+
 def _migrate_sync(url: str) -> None:
     try:
         from tenant_worker import migrate
@@ -80,6 +90,11 @@ class Reconciler:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Alembic's context is process-global: one migration at a time.
         self._migrations = asyncio.Lock()
+        # Regions whose shared databases this process has hardened, and their locks.
+        self._hardened: set[tuple[str, int, str]] = set()
+        self._region_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
+        # Consecutive failed resyncs of Ready tenants.
+        self._resync_failures: dict[tuple[str, str], int] = {}
 
     def _lock(self, ref: TenantRef) -> asyncio.Lock:
         return self._locks.setdefault((ref.namespace, ref.name), asyncio.Lock())
@@ -134,11 +149,11 @@ class Reconciler:
                 result = await self._reconcile(ref, body, trigger)
             except OperatorError as e:
                 outcome = "invalid" if isinstance(e, PermanentError) else "retry"
-                _metrics.ERRORS.labels(e.reason).inc()
+                _metrics.ERRORS.labels(ref.namespace, ref.name, e.reason).inc()
                 raise
             except Exception:
                 outcome = "error"
-                _metrics.ERRORS.labels("Unexpected").inc()
+                _metrics.ERRORS.labels(ref.namespace, ref.name, "Unexpected").inc()
                 raise
             finally:
                 _metrics.RECONCILIATIONS.labels(trigger, outcome).inc()
@@ -151,74 +166,45 @@ class Reconciler:
         extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger}
         status: dict[str, Any] = {"observedGeneration": ref.generation}
         conditions: list[Condition] = []
-
-        async def report(ready: bool) -> None:
-            merged = _conditions.merge(old_status.get("conditions"), conditions, ref.generation)
-            await self._kube.patch_tenant_status(
-                ref.namespace, ref.name, {**status, "conditions": merged}
-            )
-            _metrics.TENANTS_READY.labels(ref.namespace, ref.name).set(1 if ready else 0)
-
-        def failed(kind: str, e: OperatorError) -> None:
-            conditions.append(Condition(kind, "False", e.reason, e.message))
-            if kind == DATABASE_READY:
-                conditions.append(
-                    Condition(WORKER_READY, "False", "DatabaseNotReady", "waiting for the database")
-                )
-            conditions.append(Condition(READY, "False", e.reason, e.message))
-
-        # 1. What the schema could not check, and the region.
+        stage = DATABASE_READY
         try:
+            # 1. What the schema could not check, and the region.
             _spec.validate(spec)
             region = await self._region(str(spec.get("region", "")))
-            provisioned_before = bool(old_status.get("database"))
-            if not region.accepting_tenants and not provisioned_before:
+            if not region.accepting_tenants and not old_status.get("database"):
                 raise TemporaryError(
                     f"Region {region.name!r} does not accept new tenants (spec.acceptingTenants)",
                     reason="RegionNotAccepting",
                     delay=30,
                 )
             admin = await self._admin(region)
-        except OperatorError as e:
-            failed(DATABASE_READY, e)
-            await report(False)
-            log.warning("tenant not provisioned: %s", e.message, extra=extra)
-            raise
-
-        # 2. Database, role, Secret, migrations.
-        try:
+            await self._harden_region(admin)
+            # 2. Database, role, Secret, migrations.
             creds = await self._ensure_database(ref, region, admin, old_status, trigger, extra)
-        except OperatorError as e:
-            failed(DATABASE_READY, e)
-            await report(False)
-            log.warning("database not ready: %s", e.message, extra=extra)
-            raise
-        status["region"] = region.name
-        status["database"] = {
-            "host": creds.host,
-            "port": creds.port,
-            "name": creds.database,
-            "user": creds.user,
-            "secretName": _naming.secret_name(ref.name),
-        }
-        conditions.append(
-            Condition(
-                DATABASE_READY,
-                "True",
-                "Provisioned",
-                f"database {creds.database} on {creds.host}:{creds.port} (region {region.name}) "
-                "is owned by the tenant's role and migrated",
+            status["region"] = region.name
+            status["database"] = {
+                "host": creds.host,
+                "port": creds.port,
+                "name": creds.database,
+                "user": creds.user,
+                "secretName": _naming.secret_name(ref.name),
+            }
+            conditions.append(
+                Condition(
+                    DATABASE_READY,
+                    "True",
+                    "Provisioned",
+                    f"database {creds.database} on {creds.host}:{creds.port} "
+                    f"(region {region.name}) is owned by the tenant's role and migrated",
+                )
             )
-        )
-
-        # 3. The worker.
-        try:
+            # 3. The worker.
+            stage = WORKER_READY
             message = await self._apply_worker(ref, spec, region)
         except OperatorError as e:
-            failed(WORKER_READY, e)
-            await report(False)
-            log.warning("worker objects not applied: %s", e.message, extra=extra)
+            await self._report_failure(ref, old_status, status, conditions, stage, e, trigger)
             raise
+        self._resync_failures.pop((ref.namespace, ref.name), None)
         status["endpoint"] = _naming.endpoint(ref.namespace, ref.name)
         conditions.append(Condition(WORKER_READY, "True", "Applied", message))
         conditions.append(
@@ -229,9 +215,78 @@ class Reconciler:
                 f"generation {ref.generation} applied; route to {status['endpoint']}",
             )
         )
-        await report(True)
+        await self._report(ref, old_status, status, conditions, ready=True)
         log.info("tenant reconciled", extra=extra)
         return Outcome(True, tuple(conditions))
+
+    async def _report(
+        self,
+        ref: TenantRef,
+        old_status: Mapping[str, Any],
+        status: Mapping[str, Any],
+        conditions: list[Condition],
+        *,
+        ready: bool,
+    ) -> None:
+        merged = _conditions.merge(old_status.get("conditions"), conditions, ref.generation)
+        await self._kube.patch_tenant_status(
+            ref.namespace, ref.name, {**status, "conditions": merged}
+        )
+        _metrics.TENANTS_READY.labels(ref.namespace, ref.name).set(1 if ready else 0)
+
+    async def _report_failure(
+        self,
+        ref: TenantRef,
+        old_status: Mapping[str, Any],
+        status: Mapping[str, Any],
+        conditions: list[Condition],
+        stage: str,
+        e: OperatorError,
+        trigger: str,
+    ) -> None:
+        """Say in the status what failed, unless a resync of a Ready tenant hit a passing fault.
+
+        A periodic resync repairs drift; one transient error there (a dropped
+        connection, a busy API server) does not make a serving tenant unready.
+        Only ``RESYNC_FAILURES_BEFORE_UNREADY`` failures in a row do.
+        """
+        extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger}
+        key = (ref.namespace, ref.name)
+        if trigger == "resync" and isinstance(e, TemporaryError) and _is_ready(old_status):
+            failures = self._resync_failures.get(key, 0) + 1
+            self._resync_failures[key] = failures
+            if failures < RESYNC_FAILURES_BEFORE_UNREADY:
+                log.warning(
+                    "resync failed (%d of %d before the tenant is reported unready): %s",
+                    failures,
+                    RESYNC_FAILURES_BEFORE_UNREADY,
+                    e.message,
+                    extra=extra,
+                )
+                return
+        conditions.append(Condition(stage, "False", e.reason, e.message))
+        if stage == DATABASE_READY:
+            conditions.append(
+                Condition(WORKER_READY, "False", "DatabaseNotReady", "waiting for the database")
+            )
+        conditions.append(Condition(READY, "False", e.reason, e.message))
+        await self._report(ref, old_status, status, conditions, ready=False)
+        log.warning("%s is False: %s", stage, e.message, extra=extra)
+
+    async def _harden_region(self, admin: AdminCredentials, *, recheck: bool = False) -> None:
+        """Harden the region's shared databases, one caller at a time per region.
+
+        Tenant reconciles make sure it happened once in this process; the
+        Region's own handler (on change and on its timer) ``recheck``s, which
+        reads the grants and repairs drift.
+        """
+        key = (admin.host, admin.port, admin.database)
+        if key in self._hardened and not recheck:
+            return
+        async with self._region_locks.setdefault(key, asyncio.Lock()):
+            if recheck or key not in self._hardened:
+                await _postgres.harden_shared_databases(admin, self._settings.postgres_timeout)
+                self._hardened.add(key)
 
     async def _ensure_database(
         self,
@@ -354,6 +409,7 @@ class Reconciler:
         try:
             admin = await self._admin(region)
             await _postgres.check(admin, self._settings.postgres_timeout)
+            await self._harden_region(admin, recheck=True)
         except OperatorError as e:
             condition = Condition(READY, "False", e.reason, e.message)
             await self._kube.patch_region_status(

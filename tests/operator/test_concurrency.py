@@ -1,0 +1,92 @@
+"""Many tenants at once, and faults during a resync: outcomes, not counters of attempts."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import pytest
+
+from tests.operator.conftest import ADMIN_NAMESPACE, make_region
+from tests.operator.support import condition, databases, secret_data, tenant_doc, wait_for_tenant
+from tests.support.kube import KubeCluster
+from tests.support.postgres import PostgresServer
+from tests.support.tools import eventually
+
+pytestmark = pytest.mark.kube
+
+
+def _records(caplog: pytest.LogCaptureFixture, tenant: str, needle: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if getattr(r, "tenant", None) == tenant and needle in r.getMessage()
+    ]
+
+
+def test_tenants_created_at_once_all_end_ready_without_a_database_retry(
+    kube: KubeCluster,
+    namespace: str,
+    region: str,
+    postgres: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="stowage_operator")
+    names = [f"burst{i}" for i in range(12)]
+    for name in names:
+        kube.apply(tenant_doc(name, namespace, region, worker={"replicas": 1}))
+    tenants = [wait_for_tenant(kube, namespace, name, timeout=90) for name in names]
+
+    on_server = databases(postgres.dsn())
+    for name, tenant in zip(names, tenants, strict=True):
+        assert condition(tenant, "Ready")["status"] == "True", condition(tenant, "Ready")
+        assert tenant["status"]["database"]["name"] in on_server
+        assert secret_data(kube, namespace, f"tenant-{name}-db")["password"]
+    # Concurrent provisioning never collided on the region's shared catalog rows.
+    failed = [m for name in names for m in _records(caplog, name, "is False")]
+    assert failed == []
+    # ... and the shared databases are closed to PUBLIC, so tenants reach only their own.
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname IN ('postgres', 'template1') "
+            "AND has_database_privilege('public', datname, 'CONNECT')"
+        ).fetchall()
+    assert rows == []
+
+
+def test_a_passing_fault_during_resync_keeps_a_ready_tenant_ready_until_it_persists(
+    kube: KubeCluster,
+    namespace: str,
+    postgres: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="stowage_operator")
+    region = make_region(kube, postgres)
+    kube.apply(tenant_doc("steady", namespace, region, worker={"replicas": 1}))
+    wait_for_tenant(kube, namespace, "steady")
+
+    def ready() -> str:
+        tenant = kube.get("stowage.dev/v1alpha1", "Tenant", "steady", namespace)
+        return str(condition(tenant, "Ready").get("status"))
+
+    # The region's admin password stops working: every resync now fails to connect.
+    admin = {"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": f"pg-{region}-admin", "namespace": ADMIN_NAMESPACE}}  # fmt: skip
+    kube.apply({**admin, "stringData": {"username": postgres.user, "password": "wrong"}})
+
+    eventually(
+        lambda: _records(caplog, "steady", "resync failed (1 of 3"),
+        timeout=30,
+        what="a resync fails against the region",
+    )
+    assert ready() == "True"
+    assert _records(caplog, "steady", "is False") == []
+
+    # A fault that persists through three resyncs is reported.
+    eventually(lambda: ready() == "False", timeout=90, what="a persisting fault is reported")
+    tenant = kube.get("stowage.dev/v1alpha1", "Tenant", "steady", namespace)
+    assert condition(tenant, "DatabaseReady")["reason"] == "DatabaseUnreachable"
+
+    # Repaired, the next resync makes it Ready again.
+    kube.apply({**admin, "stringData": {"username": postgres.user, "password": postgres.password}})
+    eventually(lambda: ready() == "True", timeout=60, what="the tenant recovers")
