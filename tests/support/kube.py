@@ -64,7 +64,7 @@ def tools_bin_dir() -> Path:
 
 
 def find_kube_tool(name: str) -> Path:
-    """The path of ``kube-apiserver``, ``etcd`` or ``helm``; skips (or fails in CI) if absent."""
+    """The path of ``kube-apiserver``, ``etcd`` or ``helm``; fails if absent."""
     found = find_program(name, [tools_bin_dir()])
     if found is None:
         missing(name, HOW)

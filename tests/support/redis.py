@@ -19,7 +19,7 @@ HOW = "install it (apt-get install redis-server)"
 
 @contextmanager
 def running_redis() -> Iterator[str]:
-    """Start redis-server and yield its URL; skip (locally) or fail (CI) without it."""
+    """Start redis-server and yield its URL; fail with what to install without it."""
     program = find_program("redis-server", [Path("/usr/bin"), Path("/usr/local/bin")])
     if program is None:
         missing("redis-server", HOW)

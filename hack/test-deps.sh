@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install or build everything the test tiers need, so that `make test` on a
+# fresh Debian machine runs every test and skips none. Each step does nothing
+# when its tool is already there, so this is cheap on every later run.
+#
+#   - PostgreSQL, Redis, Prometheus (promtool) from Debian's packages (root);
+#     tests start their own throwaway servers on loopback, so the services the
+#     packages start are stopped again;
+#   - kube-apiserver, etcd and helm built from the Go module proxy into a cache
+#     outside the repository (hack/build-kube-tools.sh; 10-30 minutes the first
+#     time, with progress);
+#   - the Prometheus Operator CRDs, from its Go module, into the same cache.
+#
+# When a step cannot run (not root, no network, no Go), it stops with a message
+# that says what to install instead of letting the tests skip.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+say() { echo "test-deps: $*" >&2; }
+
+have_initdb() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
+
+packages=()
+have_initdb || packages+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v prometheus >/dev/null 2>&1 || [[ " ${packages[*]} " == *" prometheus "* ]] \
+    || packages+=(prometheus)
+
+if ((${#packages[@]})); then
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        say "missing ${packages[*]}; install them (Debian: sudo apt-get install ${packages[*]})" \
+            "or run this as root"
+        exit 1
+    fi
+    say "installing ${packages[*]} from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    # The tests start their own servers; the packaged services are not needed.
+    for service in postgresql redis-server prometheus prometheus-node-exporter; do
+        service "$service" stop >/dev/null 2>&1 || true
+    done
+fi
+
+# The Kubernetes binaries (prints progress; nothing to do when cached).
+"$here/build-kube-tools.sh" >/dev/null
+
+# The Prometheus Operator CRDs the chart's monitors are validated against.
+if [[ -x "$here/fetch-prometheus-operator-crds.sh" ]]; then
+    "$here/fetch-prometheus-operator-crds.sh" >/dev/null
+fi
+
+say "ready"
