@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gateway._devkeys import DEV_KEY_NAME, load_or_create_key
+from gateway._devworker import SupervisedWorker
 
 NOTES_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -101,18 +102,17 @@ def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_lev
     database_url = f"sqlite+aiosqlite:///{data_dir / (tenant + '.db')}"
     worker_cmd = [sys.executable, "-m", "stowage", "worker"]
     subprocess.run([*worker_cmd, "migrate", "--database-url", database_url], check=True)
-    log = (data_dir / "worker.log").open("ab")
     serve_args = [
         *("--database-url", database_url, "--tenant", tenant),
         *("--listen", f"127.0.0.1:{worker_port}", "--metrics-port", "0"),
         *("--policy-file", str(data_dir / "policy.yaml")),
     ]
-    worker = subprocess.Popen([*worker_cmd, "serve", *serve_args], stdout=log, stderr=log)
+    worker = SupervisedWorker([*worker_cmd, "serve", *serve_args], data_dir / "worker.log")
     # uvicorn shuts down on SIGTERM and then re-raises it with the handler it
     # found; make that handler unwind this function so the worker is stopped too.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        _wait_serving(f"127.0.0.1:{worker_port}", worker)
+        _wait_serving(f"127.0.0.1:{worker_port}", worker.start())
         settings = GatewaySettings(
             tenants_file=data_dir / "tenants.yaml",
             public_url=public,
@@ -129,7 +129,7 @@ Stowage is running.
   data           {data_dir}   (worker log: worker.log)
 
 Get a token for scripts:
-  stowage token --tenant {tenant} --user alice --key-file {rel / DEV_KEY_NAME}
+  stowage token --tenant {tenant} --user alice --key-file {rel / DEV_KEY_NAME} --public-url {public}
 Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
   npx @modelcontextprotocol/inspector   (transport: Streamable HTTP, URL above)
 """,
@@ -144,10 +144,5 @@ Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
             access_log=False,
         )
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+        worker.stop()
     return 0

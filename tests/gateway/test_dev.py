@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -140,11 +142,51 @@ def dev_platform(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         eventually(
             lambda: not _listening(worker_port), timeout=15, what="the dev worker stops with it"
         )
+        assert _worker_pids(data) == [], "a dev worker outlived stowage dev"
 
 
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _worker_pids(data: Path) -> list[int]:
+    """Live (not zombie) ``stowage worker serve`` processes on this data directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        command = [a.decode(errors="replace") for a in argv]
+        if "serve" in command and any(str(data) in a for a in command) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_stowage_dev_restarts_its_worker_when_it_dies(
+    dev_platform: tuple[str, Path],
+) -> None:
+    base, data = dev_platform
+    token = stowage(
+        *("token", "--tenant", "demo", "--user", "bob"),
+        *("--key-file", str(data / "dev-issuer.jwk.json"), "--public-url", base),
+    )
+    [pid] = _worker_pids(data)
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: _worker_pids(data) not in ([], [pid]), timeout=30, what="a new worker")
+
+    call = rpc("tools/call", {"name": "items_save", "arguments": {"data": {"after": "restart"}}})
+
+    def saved() -> bool:
+        reply = post(f"{base}/t/demo/mcp", call, token)
+        return reply.status_code == 200 and not reply.json()["result"].get("isError")
+
+    eventually(saved, timeout=30, what="a tool call succeeds on the restarted worker")
+    assert "the dev worker exited" in (data.parent / "dev.log").read_text()
 
 
 @pytest.mark.anyio
