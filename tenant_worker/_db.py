@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -49,6 +52,8 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted content is overwritten, so an erased user's data does not linger in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -111,3 +116,25 @@ async def translated_errors() -> AsyncIterator[None]:
         if e.connection_invalidated:
             raise StorageUnavailable("database connection lost") from e
         raise
+
+
+async def checkpoint_after_erasure(bind: AsyncEngine | AsyncConnection | None) -> None:
+    """On SQLite, copy the WAL into the database and truncate it, so erased pages leave it.
+
+    Runs on a connection of its own, outside any transaction (a checkpoint
+    cannot finish inside one). PostgreSQL reclaims deleted rows by vacuum;
+    there is nothing to do here.
+    """
+    engine = bind.engine if isinstance(bind, AsyncConnection) else bind
+    if engine is None or engine.dialect.name != "sqlite" or not engine.url.database:
+        return
+    path = engine.url.database
+
+    def checkpoint() -> None:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    await asyncio.to_thread(checkpoint)

@@ -129,6 +129,18 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None]
 
 
+class Key(Base):
+    """Secrets of this tenant database, made by its migrations (e.g. the audit pseudonym key)."""
+
+    __tablename__ = "keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+#: The key that turns an erased user's object ids into pseudonyms in the audit trail.
+AUDIT_KEY = "audit-pseudonyms"
+
 #: Rows the usage totals are spread over (see Store.charge).
 USAGE_SLOTS = 16
 

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from tenant_worker._db import is_foreign_key_violation
+from tenant_worker._db import checkpoint_after_erasure, is_foreign_key_violation
 from tenant_worker._errors import Conflict, InvalidArgument, QuotaExceeded, UnknownUser
 from tenant_worker._json import dumps, loads_object, merge_patch, request_hash
 from tenant_worker._models import IdempotencyKey, Preference, StoredObject, User, utcnow
+from tenant_worker._pseudonyms import pseudonymise_audit
 from tenant_worker._records import (
     CallContext,
     EraseResult,
@@ -178,6 +179,7 @@ class People:
             prefs = await s.execute(delete(Preference).where(Preference.owner == owner))
             await s.execute(delete(IdempotencyKey).where(IdempotencyKey.owner == owner))
             links = await s.execute(delete(User).where(User.id == owner))
+            await pseudonymise_audit(s, owner)
             result = EraseResult(
                 objects_deleted=len(sizes),
                 preferences_deleted=bool(getattr(prefs, "rowcount", 0)),
@@ -195,6 +197,8 @@ class People:
             )
             await s.flush()
             await self.store.charge(s, -len(sizes), -sum(sizes), owner=owner, enforce=False)
+            engine = s.bind
+        await checkpoint_after_erasure(engine)
         return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
@@ -149,3 +150,51 @@ def test_writes_by_an_erased_user_id_ask_to_resolve_again(client: Client) -> Non
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "resolve" in error.details()
     assert status_of(lambda: client.get("items", "a")).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_erasure_pseudonymises_the_audit_trail_and_leaves_no_id_or_payload_on_disk(
+    client: Client, worker: WorkerProcess
+) -> None:
+    chosen_id = f"alice.smith:passport-scan-{uuid.uuid4().hex[:8]}"
+    payload = f"s3cr3t-{uuid.uuid4().hex}"
+    client.put("items", chosen_id, {"scan": payload})
+    client.put("items", chosen_id, {"scan": payload + "-v2"})
+    client.put("items", "other-object", {"scan": payload})
+    client.delete("items", "other-object")
+    client.call("EraseUserData", pb.EraseUserDataRequest(confirm=True))
+
+    with database(worker).connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT action, collection, object_id, version, correlation_id FROM audit_events "
+                "WHERE user_id = :u ORDER BY id"
+            ),
+            {"u": client.user_id},
+        ).all()
+        dump = json.dumps(
+            [list(r) for r in conn.execute(sa.text("SELECT * FROM audit_events")).all()],
+            default=str,
+        )
+    # What happened, when and at which version stays; the ids the user chose do not.
+    actions = [(r.action, r.collection, r.version) for r in rows]
+    assert actions == [
+        ("user.create", None, None),
+        ("object.create", "items", 1),
+        ("object.replace", "items", 2),
+        ("object.create", "items", 1),
+        ("object.delete", "items", 1),
+        ("user.erase", None, None),
+    ]
+    pseudonyms = [r.object_id for r in rows if r.object_id is not None]
+    assert all(p.startswith("~") and len(p) == 41 for p in pseudonyms)
+    # One object's events still match each other, and not another object's.
+    assert pseudonyms[0] == pseudonyms[1] != pseudonyms[2] == pseudonyms[3]
+    assert chosen_id not in dump and "other-object" not in dump and payload not in dump
+
+    if worker.database_url.startswith("sqlite"):
+        # Nothing of it is left in the database file or its write-ahead log either.
+        path = Path(worker.database_url.split(":///", 1)[1])
+        for file in (path, path.with_name(path.name + "-wal")):
+            content = file.read_bytes() if file.exists() else b""
+            assert chosen_id.encode() not in content, file
+            assert payload.encode() not in content, file
