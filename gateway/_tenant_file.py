@@ -7,6 +7,7 @@ good set and is logged; the gateway never serves from a half-read file.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -99,9 +100,21 @@ def parse_tenants(raw: Any) -> dict[TenantName, Tenant]:
     return tenants
 
 
+#: libyaml's loader when PyYAML was built with it (about 3x faster than the pure-Python one).
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_tenants(path: Path) -> dict[TenantName, Tenant]:
+    """Read and parse the file. JSON (a subset of YAML) takes the fast path: for ten
+    thousand tenants ``json.loads`` takes a fraction of a second where YAML takes many."""
+    text = path.read_text()
+    if text.lstrip().startswith("{"):
+        try:
+            return parse_tenants(json.loads(text))
+        except json.JSONDecodeError:
+            pass  # YAML flow style that is not JSON: read it as YAML below
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as e:
         raise TenantConfigError(f"{path}: not valid YAML: {e}") from e
     return parse_tenants(raw or {})
@@ -132,16 +145,24 @@ class FileTenantSource:
             stamp = self._stamp()
             if stamp != seen or first:
                 seen = stamp
+                log.info("tenant file changed; reading it", extra={"path": str(self.path)})
                 try:
-                    tenants = load_tenants(self.path) if stamp is not None else {}
+                    # Parsed in a thread: a large file never stops the event loop
+                    # from answering requests (and probes) meanwhile.
+                    tenants = (
+                        await anyio.to_thread.run_sync(load_tenants, self.path)
+                        if stamp is not None
+                        else {}
+                    )
                 except (OSError, TenantConfigError) as e:
                     log.error("tenant file rejected; keeping the last good set: %s", e)
                     if first:
                         publish({})
                 else:
                     log.info(
-                        "tenant directory loaded",
-                        extra={"tenants": sorted(tenants), "path": str(self.path)},
+                        "tenant directory loaded: %d tenants",
+                        len(tenants),
+                        extra={"tenant_count": len(tenants), "path": str(self.path)},
                     )
                     publish(tenants)
                 first = False

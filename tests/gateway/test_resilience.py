@@ -176,3 +176,28 @@ async def test_a_tenant_added_to_the_file_is_served_without_a_restart(
         assert not saved.is_error
         eventually(lambda: "tenant file rejected" in g.logs(), what="the broken edit is logged")
         assert post(g.url("newco"), rpc("tools/list"), token).status_code == 200
+
+
+def test_requests_are_answered_while_a_large_tenant_file_is_reloaded(
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
+) -> None:
+    g = GatewayProcess(workdir=tmp_path)
+    g.write_tenants([tenant_entry("acme", g, issuer, worker_for("acme").address)])
+    with running_gateway(tmp_path, port=g.port):
+        token = issuer.token(g.url("late"))
+        many = [tenant_entry(f"t{i}", g, issuer, "127.0.0.1:1") for i in range(4000)]
+        reads_before = g.logs().count("tenant file changed")
+        g.write_tenants([*many, tenant_entry("late", g, issuer, "127.0.0.1:1")])
+        eventually(
+            lambda: g.logs().count("tenant file changed") > reads_before,
+            what="the gateway starts reading the large file",
+        )
+        answered_meanwhile = 0
+        deadline = time.monotonic() + 60
+        while post(g.url("late"), rpc("tools/list"), token).status_code == 404:
+            assert time.monotonic() < deadline, "the large file was never loaded"
+            assert httpx.get(f"{g.base}/healthz", timeout=30).status_code == 200
+            answered_meanwhile += 1
+        # The event loop kept answering while the file was parsed (a blocking
+        # parse answers at most the one request that waited for it).
+        assert answered_meanwhile >= 3, answered_meanwhile
