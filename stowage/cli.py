@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "token": "gateway._cli",
     "dev": "gateway._cli",
     "operator": "stowage_operator._cli",
+    "dogfood": "stowage.dogfood._cli",
 }
 
 
