@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: dev test check proto bench bench-worker kube-tools clean
+.PHONY: dev test test-deps check proto bench bench-worker kube-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/stowage dev
 
-## Run every test tier (tiers whose tools are missing are skipped locally, fail under CI=true).
-test: $(STAMP)
+## Run every test tier; installs or builds what the tiers need first (nothing is skipped).
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## PostgreSQL, Redis, Prometheus, the Kubernetes binaries and the Prometheus Operator CRDs.
+test-deps:
+	hack/test-deps.sh
 
 ## Lint, format check and types, as CI runs them.
 check: $(STAMP)
@@ -33,6 +37,11 @@ check: $(STAMP)
 ## Regenerate the gRPC stubs from proto/ (never edit stowage/v1/*_pb2*.py by hand).
 proto: $(STAMP)
 	$(BIN)/python -m stowage.protogen
+
+.PHONY: dashboards
+## Regenerate the Grafana dashboard JSON from hack/dashboards/stowage.py (never edit the JSON).
+dashboards: $(STAMP)
+	$(BIN)/python hack/dashboards/stowage.py
 
 ## Build kube-apiserver, etcd and helm from the Go module proxy into the cache.
 kube-tools:

@@ -6,7 +6,22 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (percent-encoded) as its password, unless it has one already.
+
+    Lets a deployment keep the Redis password in a Secret
+    (``STOWAGE_REDIS_PASSWORD``) apart from the URL, whatever characters it holds.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None or not password:
+        return url
+    user = quote(parts.username, safe="") if parts.username else ""
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,11 @@ class GatewaySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
-        """Settings from ``STOWAGE_GATEWAY_*`` variables; explicit overrides win when not None."""
+        """Settings from ``STOWAGE_GATEWAY_*`` variables; explicit overrides win when not None.
+
+        ``STOWAGE_REDIS_PASSWORD``, when set, is put into the Redis URL (from the
+        environment or the override) that has no password of its own.
+        """
         env = os.environ if env is None else env
 
         def split(name: str) -> tuple[str, ...]:
@@ -86,4 +105,6 @@ class GatewaySettings:
         if v := env.get("STOWAGE_GATEWAY_JWKS_MIN_REFRESH"):
             values["jwks_min_refresh"] = float(v)
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        if values.get("redis_url") and (password := env.get("STOWAGE_REDIS_PASSWORD")):
+            values["redis_url"] = with_password(str(values["redis_url"]), password)
         return cls(**values)  # type: ignore[arg-type]

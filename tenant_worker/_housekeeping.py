@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, or_, select, true, tuple_
+from sqlalchemy import and_, delete, func, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenant_worker._errors import InvalidArgument
@@ -19,6 +20,18 @@ from tenant_worker._store import Store
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
+#: Counting expired objects stops here: enough to say "far behind", bounded in cost.
+BACKLOG_COUNT_CAP = 100_000
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the tenant stores and how much of it is expired but not yet purged."""
+
+    objects: int
+    bytes: int
+    #: Expired objects still stored, counted up to BACKLOG_COUNT_CAP.
+    expired: int
 
 
 def _expired_clause(policy: TenantPolicy) -> ColumnElement[bool]:
@@ -87,6 +100,21 @@ class Housekeeping:
         if rows:
             log.info("purged expired objects", extra={"purged": len(rows)})
         return len(rows), len(rows) == limit
+
+    async def measure(self) -> Measurements:
+        """The usage totals and the purge backlog: two cheap reads, for metrics."""
+        async with self.store.reading() as s:
+            objects, used = await self.store.totals(s)
+        backlog = (
+            select(literal(1))
+            .select_from(StoredObject)
+            .where(_expired_clause(self.store.policy()))
+            .limit(BACKLOG_COUNT_CAP)
+            .subquery()
+        )
+        async with self.store.reading() as s:
+            expired = int(await s.scalar(select(func.count()).select_from(backlog)) or 0)
+        return Measurements(objects, used, expired)
 
     async def upgrade(self, ctx: CallContext, collection: str, limit: int = 0) -> tuple[int, bool]:
         """Rewrite up to ``limit`` stored objects at the collection's current schema version.

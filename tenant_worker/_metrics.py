@@ -18,3 +18,27 @@ POLICY_RELOADS = Counter(
     "stowage_worker_policy_reloads_total", "Policy file reloads by outcome", ["outcome"]
 )
 DATABASE_UP = Gauge("stowage_worker_database_up", "1 when the last database check succeeded")
+# Refreshed by the housekeeping loop (at start and after every purge pass), never per call.
+QUOTA_USED = Gauge(
+    "stowage_worker_quota_used",
+    "What the tenant stores, by limit: objects, or bytes of object data",
+    ["limit"],
+)
+QUOTA_LIMIT = Gauge(
+    "stowage_worker_quota_limit",
+    "The tenant's quota by limit: quotas.maxObjects (objects) or quotas.maxBytes (bytes)",
+    ["limit"],
+)
+QUOTA_USED_RATIO = Gauge(
+    "stowage_worker_quota_used_ratio",
+    "Used over the quota, by limit (above 1 when a quota was lowered below what is stored)",
+    ["limit"],
+)
+EXPIRED_OBJECTS = Gauge(
+    "stowage_worker_expired_objects",
+    "Expired objects still stored after the last purge pass (counted up to 100000)",
+)
+PURGE_LAST_SUCCESS = Gauge(
+    "stowage_worker_purge_last_success_timestamp_seconds",
+    "Unix time the last complete purge pass finished; 0 before the first",
+)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
 from tenant_worker._db import create_engine, read_session_factory, session_factory
-from tenant_worker._housekeeping import Housekeeping
+from tenant_worker._housekeeping import Housekeeping, Measurements
 from tenant_worker._objects import Objects
 from tenant_worker._people import People
-from tenant_worker._policy import PolicyError, TenantPolicy, load_policy
+from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy
 from tenant_worker._records import CallContext
 from tenant_worker._servicer import WorkerServicer
 from tenant_worker._settings import WorkerSettings
@@ -74,13 +75,29 @@ class PolicyFile:
         return True
 
 
-async def _every(seconds: float, work: str, step: object) -> None:
+async def _attempt(work: str, step: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await step()
+    except Exception:
+        log.exception("background %s failed; will retry", work)
+
+
+async def _every(seconds: float, work: str, step: Callable[[], Awaitable[None]]) -> None:
     while True:
         await asyncio.sleep(seconds)
-        try:
-            await step()  # type: ignore[operator]
-        except Exception:
-            log.exception("background %s failed; will retry", work)
+        await _attempt(work, step)
+
+
+def _publish(measured: Measurements, quotas: Quotas) -> None:
+    """Set the quota and purge-backlog gauges from one measurement."""
+    for limit, used, quota in (
+        ("objects", measured.objects, quotas.max_objects),
+        ("bytes", measured.bytes, quotas.max_bytes),
+    ):
+        _metrics.QUOTA_USED.labels(limit).set(used)
+        _metrics.QUOTA_LIMIT.labels(limit).set(quota)
+        _metrics.QUOTA_USED_RATIO.labels(limit).set(used / quota if quota > 0 else 0.0)
+    _metrics.EXPIRED_OBJECTS.set(measured.expired)
 
 
 async def _check_database(engine: AsyncEngine, health: health_aio.HealthServicer) -> None:
@@ -134,15 +151,27 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         extra={"tenant": settings.tenant, "port": port, "metrics_port": settings.metrics_port},
     )
 
+    async def measure() -> None:
+        _publish(await housekeeping.measure(), policy.current().quotas)
+
     async def purge() -> None:
         ctx = CallContext(f"purge-{uuid.uuid4().hex}")
         more = True
         while more:
             purged, more = await housekeeping.purge_expired(ctx)
             _metrics.PURGED.inc(purged)
+        _metrics.PURGE_LAST_SUCCESS.set_to_current_time()
+
+    async def housekeep() -> None:
+        """Purge until nothing expired is left, then measure, even when the purge failed."""
+        await _attempt("purge", purge)
+        await _attempt("measurement", measure)
+
+    await _attempt("measurement", measure)
 
     async def reload() -> None:
-        policy.refresh()
+        if policy.refresh():
+            await measure()  # the quota gauges follow a changed limit at once
 
     async def check() -> None:
         await _check_database(engine, health)
@@ -153,7 +182,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     tasks = [
-        asyncio.create_task(_every(settings.purge_interval, "purge", purge)),
+        asyncio.create_task(_every(settings.purge_interval, "housekeeping", housekeep)),
         asyncio.create_task(_every(settings.policy_check_interval, "policy reload", reload)),
         asyncio.create_task(_every(5.0, "database check", check)),
     ]

@@ -111,6 +111,13 @@ class Store:
             )
         )
 
+    async def totals(self, s: AsyncSession) -> tuple[int, int]:
+        """The tenant's stored (objects, bytes), summed over the usage slots."""
+        objects, used = (
+            await s.execute(select(func.sum(Usage.objects), func.sum(Usage.bytes)))
+        ).one()
+        return int(objects or 0), int(used or 0)
+
     async def charge(
         self,
         s: AsyncSession,
@@ -131,10 +138,7 @@ class Store:
             return
         if enforce and (d_objects > 0 or d_bytes > 0):
             q = self.policy().quotas
-            objects, used = (
-                await s.execute(select(func.sum(Usage.objects), func.sum(Usage.bytes)))
-            ).one()
-            objects, used = int(objects or 0), int(used or 0)
+            objects, used = await self.totals(s)
             if d_objects > 0 and objects + d_objects > q.max_objects:
                 raise QuotaExceeded(
                     "maxObjects",

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--worker-image", help="default: $STOWAGE_WORKER_IMAGE")
     parser.add_argument("--resync-seconds", type=float, help="drift repair interval (default: 60)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port; 0 disables (9090)")
+    parser.add_argument(
+        "--health-port", type=int, help="kopf liveness endpoint /healthz; 0 disables (0)"
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(handler=_operator)
 
@@ -43,6 +46,7 @@ def _operator(args: argparse.Namespace) -> int:
         worker_image=args.worker_image,
         resync_seconds=args.resync_seconds,
         metrics_port=args.metrics_port,
+        health_port=args.health_port,
     )
     if settings.metrics_port:
         start_http_server(settings.metrics_port)

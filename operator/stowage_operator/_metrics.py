@@ -17,8 +17,8 @@ DURATION = Histogram(
 )
 ERRORS = Counter(
     "stowage_operator_errors",
-    "Failed reconciliations by reason (the condition's reason).",
-    ["reason"],
+    "Failed reconciliations by Tenant and reason (the condition's reason).",
+    ["namespace", "tenant", "reason"],
 )
 REPAIRS = Counter(
     "stowage_operator_repairs",

@@ -20,6 +20,7 @@ async def run_operator(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         standalone=True,
+        liveness_endpoint=settings.liveness_endpoint,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
         memo=kopf.Memo(),

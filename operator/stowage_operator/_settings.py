@@ -15,6 +15,19 @@ def _gateway_selector() -> dict[str, str]:
     return {"app.kubernetes.io/name": "stowage-gateway"}
 
 
+def parse_selector(text: str) -> dict[str, str]:
+    """Labels from ``k=v,k=v`` (a Kubernetes equality selector); empty text gives none."""
+    labels: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"not a label selector (k=v,k=v): {text!r}")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     """What the operator needs to know; every field has an environment variable.
@@ -27,8 +40,10 @@ class OperatorSettings:
     - ``resync_seconds`` (``STOWAGE_OPERATOR_RESYNC_SECONDS``): how often every
       Tenant is reconciled again to repair drift.
     - ``metrics_port`` (``STOWAGE_OPERATOR_METRICS_PORT``): Prometheus port; 0 disables.
-    - ``gateway_selector``: labels of the gateway pods, the only ones the
-      workers' NetworkPolicy admits.
+    - ``gateway_selector`` (``STOWAGE_OPERATOR_GATEWAY_SELECTOR``, ``k=v,k=v``):
+      labels of the gateway pods, the only ones the workers' NetworkPolicy admits.
+    - ``health_port`` (``STOWAGE_OPERATOR_HEALTH_PORT``): kopf's liveness endpoint,
+      ``/healthz`` on this port; 0 (the default) disables it.
     - ``run_migrations`` (``STOWAGE_OPERATOR_RUN_MIGRATIONS``): apply the worker's
       migrations to each tenant database after creating it.
     """
@@ -41,6 +56,12 @@ class OperatorSettings:
     gateway_selector: Mapping[str, str] = field(default_factory=_gateway_selector)
     run_migrations: bool = True
     postgres_timeout: float = 10.0
+    health_port: int = 0
+
+    @property
+    def liveness_endpoint(self) -> str | None:
+        """kopf's liveness endpoint URL, or None when the health port is 0."""
+        return f"http://0.0.0.0:{self.health_port}/healthz" if self.health_port else None
 
     @classmethod
     def from_env(
@@ -59,6 +80,9 @@ class OperatorSettings:
             metrics_port=int(env.get("STOWAGE_OPERATOR_METRICS_PORT", "9090")),
             run_migrations=env.get("STOWAGE_OPERATOR_RUN_MIGRATIONS", "true").lower()
             not in {"0", "false", "no"},
+            health_port=int(env.get("STOWAGE_OPERATOR_HEALTH_PORT", "0")),
         )
+        if selector := parse_selector(env.get("STOWAGE_OPERATOR_GATEWAY_SELECTOR", "")):
+            settings = replace(settings, gateway_selector=selector)
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)

@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# One image for every Stowage component; the entrypoint is the `stowage` CLI:
+#
+#   stowage operator                 the kopf operator (chart: the operator Deployment)
+#   stowage gateway serve ...        the MCP gateway (chart: the gateway Deployment)
+#   stowage worker serve ...         a tenant's worker (created by the operator)
+#
+#   docker build -t ghcr.io/stowage/stowage:0.1.0 .
+#
+# Two stages: `build` makes the wheel and installs it with its dependencies into
+# a virtual environment at /opt/stowage; the final stage copies only that
+# environment onto a slim Python, so no compiler, pip cache or source tree
+# ships. It runs as uid/gid 10001 (the chart's runAsUser) and writes nothing
+# outside /tmp, so readOnlyRootFilesystem works with an emptyDir on /tmp.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# Every dependency ships binary wheels for CPython 3.11 on amd64 and arm64
+# (grpcio, psycopg[binary], aiohttp, cryptography), so no compiler is needed here.
+# The RUN below builds the wheel, installs it into the venv, drops pip and
+# setuptools from it, byte-compiles everything (the root filesystem is read-only
+# at run time, so nothing could be compiled later) and checks the entry point.
+COPY pyproject.toml README.md ./
+COPY stowage/ stowage/
+COPY gateway/ gateway/
+COPY tenant_worker/ tenant_worker/
+COPY operator/ operator/
+RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
+ && python -m venv /opt/stowage \
+ && /opt/stowage/bin/pip install /wheels/stowage-*.whl \
+ && /opt/stowage/bin/pip uninstall --yes pip setuptools \
+ && /opt/stowage/bin/python -m compileall -q /opt/stowage/lib \
+ && /opt/stowage/bin/stowage --help >/dev/null
+
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="stowage" \
+      org.opencontainers.image.description="Stowage: per-tenant storage for ChatGPT apps (operator, gateway, worker)" \
+      org.opencontainers.image.source="https://github.com/stowage-dev/stowage" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 stowage \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin stowage
+# The same path as in the build stage: the venv's scripts name its interpreter.
+COPY --from=build /opt/stowage /opt/stowage
+ENV PATH=/opt/stowage/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+WORKDIR /tmp
+USER 10001:10001
+# gateway HTTP, worker gRPC, worker metrics, operator metrics, operator health
+EXPOSE 8000 50051 9100 9090 8080
+ENTRYPOINT ["stowage"]
+CMD ["--help"]

@@ -1,0 +1,173 @@
+{{/* Names, labels, the image and the pod security every pod shares. */}}
+
+{{- define "stowage.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "<release>-stowage", or the release name when it already holds the chart name. */}}
+{{- define "stowage.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "stowage.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "stowage.labels" -}}
+helm.sh/chart: {{ include "stowage.chart" . }}
+app.kubernetes.io/part-of: stowage
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels of a component: (dict "root" $ "component" "gateway").
+The gateway's name label, stowage-gateway, is what the operator's default
+gateway selector (and so every tenant worker's NetworkPolicy) matches.
+*/}}
+{{- define "stowage.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "stowage-%s" .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{- define "stowage.componentLabels" -}}
+{{ include "stowage.labels" .root }}
+{{ include "stowage.selectorLabels" . }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* The gateway pods' selector as "k=v,k=v", for STOWAGE_OPERATOR_GATEWAY_SELECTOR. */}}
+{{- define "stowage.gatewaySelector" -}}
+{{- printf "app.kubernetes.io/name=stowage-gateway,app.kubernetes.io/instance=%s" .Release.Name }}
+{{- end }}
+
+{{/* The one image: repository:tag (tag defaults to appVersion), or repository@digest. */}}
+{{- define "stowage.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{- define "stowage.workerImage" -}}
+{{- default (include "stowage.image" .) .Values.operator.workerImage }}
+{{- end }}
+
+{{- define "stowage.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (printf "%s-operator" (include "stowage.fullname" .)) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "stowage.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (printf "%s-gateway" (include "stowage.fullname" .)) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- required "gateway.serviceAccount.name is required when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The host of gateway.publicUrl (host[:port]). */}}
+{{- define "stowage.gateway.publicHost" -}}
+{{- (urlParse .Values.gateway.publicUrl).host }}
+{{- end }}
+
+{{/* Redis the gateway uses: "" (in-process limits), the given URL, or the chart's. */}}
+{{- define "stowage.redis.url" -}}
+{{- if .Values.redis.url }}
+{{- .Values.redis.url }}
+{{- else if .Values.redis.deploy }}
+{{- printf "redis://%s-redis:6379/0" (include "stowage.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The Redis port the gateway's NetworkPolicy lets it reach. */}}
+{{- define "stowage.redis.port" -}}
+{{- $host := (urlParse (include "stowage.redis.url" .)).host }}
+{{- if regexMatch ":[0-9]+$" $host }}
+{{- regexFind "[0-9]+$" $host }}
+{{- else }}6379{{- end }}
+{{- end }}
+
+{{/*
+Refuse configurations that would run but misbehave. Included by every
+workload template, so `helm template` and `helm install` both fail early.
+*/}}
+{{- define "stowage.validate" -}}
+{{- $g := .Values.gateway }}
+{{- if $g.enabled }}
+{{- $most := ternary $g.autoscaling.maxReplicas $g.replicas $g.autoscaling.enabled | int }}
+{{- if and (gt $most 1) (not (include "stowage.redis.url" .)) }}
+{{- fail (printf "gateway: %d replicas need Redis to share rate limits between them (each replica would otherwise enforce its own limit, multiplying every tenant's rate by the replica count): set redis.url to an existing Redis, or redis.deploy=true for a small one run by the chart, or gateway.replicas=1" $most) }}
+{{- end }}
+{{- if and $g.autoscaling.enabled (gt ($g.autoscaling.minReplicas | int) ($g.autoscaling.maxReplicas | int)) }}
+{{- fail "gateway.autoscaling.minReplicas must not exceed gateway.autoscaling.maxReplicas" }}
+{{- end }}
+{{- if or (urlParse $g.publicUrl).path (urlParse $g.publicUrl).query }}
+{{- if ne (urlParse $g.publicUrl).path "/" }}
+{{- fail (printf "gateway.publicUrl must be a base URL without a path (tenants are served under <publicUrl>/t/<tenant>/mcp), got %q" $g.publicUrl) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.redis.existingSecret (not .Values.redis.url) }}
+{{- fail "redis.existingSecret holds the password of an existing Redis: set redis.url too" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level securityContext fit for the restricted Pod Security Standard. */}}
+{{- define "stowage.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid | default 10001 }}
+runAsGroup: {{ .uid | default 10001 }}
+fsGroup: {{ .uid | default 10001 }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container-level securityContext fit for the restricted Pod Security Standard. */}}
+{{- define "stowage.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+
+{{/* ServiceMonitor/PodMonitor/PrometheusRule/dashboard labels. */}}
+{{- define "stowage.monitoringLabels" -}}
+{{ include "stowage.labels" . }}
+{{- with .Values.monitoring.additionalLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* One NetworkPolicy egress rule: (dict "to" peers "ports" ports "protocols" list); no peers: any address. */}}
+{{- define "stowage.np.egress" -}}
+- {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    {{- range $port := .ports }}
+    {{- range $.protocols }}
+    - protocol: {{ . }}
+      port: {{ $port }}
+    {{- end }}
+    {{- end }}
+{{- end }}
