@@ -18,64 +18,32 @@ import anyio
 import yaml
 
 from gateway._errors import TenantConfigError
-from gateway._types import AuthConfig, CollectionSpec, Rate, Tenant, TenantName
+from gateway._types import Tenant, TenantName
+from stowage.tenant_spec import SpecError, parse_tenant_spec
 
 log = logging.getLogger(__name__)
 
 
-def _rate(raw: Any, where: str, default: Rate) -> Rate:
-    if raw is None:
-        return default
-    if not isinstance(raw, dict):
-        raise TenantConfigError(f"{where}: expected a mapping")
-    per_minute = raw.get("requestsPerMinute", default.per_minute)
-    burst = raw.get("burst", default.burst)
-    for key, value in (("requestsPerMinute", per_minute), ("burst", burst)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise TenantConfigError(f"{where}.{key}: must be a positive integer")
-    return Rate(per_minute=per_minute, burst=burst)
-
-
 def parse_tenant(name: str, spec: Mapping[str, Any], endpoint: str | None = None) -> Tenant:
-    """One tenant from its spec; TenantConfigError names the offending field."""
+    """One tenant from its spec (the shared parser); TenantConfigError names the field."""
     where = f"tenants.{name}"
     endpoint = endpoint or spec.get("endpoint")
     if not isinstance(endpoint, str) or ":" not in endpoint:
         raise TenantConfigError(f"{where}.endpoint: expected host:port")
-    auth = spec.get("auth")
-    if not isinstance(auth, dict):
+    try:
+        parsed = parse_tenant_spec(spec, where=where)
+    except SpecError as e:
+        raise TenantConfigError(str(e)) from e
+    if parsed.auth is None:
         raise TenantConfigError(f"{where}.auth: expected a mapping with issuer and audience")
-    issuer, audience = auth.get("issuer"), auth.get("audience")
-    if not isinstance(issuer, str) or not issuer:
-        raise TenantConfigError(f"{where}.auth.issuer: required")
-    if not isinstance(audience, str) or not audience:
-        raise TenantConfigError(f"{where}.auth.audience: required")
-    jwks_uri = auth.get("jwksUri")
-    limits = spec.get("rateLimits") or {}
-    defaults = Tenant(TenantName(name), endpoint, AuthConfig(issuer, audience))
-    collections: list[CollectionSpec] = []
-    for i, c in enumerate(spec.get("collections") or []):
-        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
-            raise TenantConfigError(f"{where}.collections[{i}].name: required")
-        schema = c.get("schema")
-        if schema is not None and not isinstance(schema, dict):
-            raise TenantConfigError(f"{where}.collections[{i}].schema: expected a JSON Schema")
-        collections.append(
-            CollectionSpec(
-                name=c["name"], schema_version=int(c.get("schemaVersion", 1)), schema=schema
-            )
-        )
-    retention = (spec.get("retention") or {}).get("collections") or {}
     return Tenant(
         name=TenantName(name),
         endpoint=endpoint,
-        auth=AuthConfig(issuer=issuer, audience=audience, jwks_uri=jwks_uri or None),
-        per_user=_rate(limits.get("perUser"), f"{where}.rateLimits.perUser", defaults.per_user),
-        per_tenant=_rate(
-            limits.get("perTenant"), f"{where}.rateLimits.perTenant", defaults.per_tenant
-        ),
-        collections=tuple(collections),
-        extra_collections=tuple(sorted(str(k) for k in retention)),
+        auth=parsed.auth,
+        per_user=parsed.rate_limits.per_user,
+        per_tenant=parsed.rate_limits.per_tenant,
+        collections=parsed.collections,
+        extra_collections=tuple(sorted(parsed.retention.collections)),
     )
 
 

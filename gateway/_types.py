@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NewType
+from typing import NewType
+
+from stowage import tenant_spec
 
 TenantName = NewType("TenantName", str)
 UserId = NewType("UserId", str)
@@ -15,32 +16,10 @@ READ_SCOPE = "stowage:read"
 WRITE_SCOPE = "stowage:write"
 
 
-@dataclass(frozen=True)
-class Rate:
-    """A token bucket: ``burst`` tokens, refilled at ``per_minute`` per minute."""
-
-    per_minute: int
-    burst: int
-
-    @property
-    def per_second(self) -> float:
-        return self.per_minute / 60.0
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    issuer: str
-    audience: str
-    jwks_uri: str | None = None
-
-
-@dataclass(frozen=True)
-class CollectionSpec:
-    """A collection the tenant declares; ``schema`` drives its typed tools."""
-
-    name: str
-    schema_version: int = 1
-    schema: Mapping[str, Any] | None = None
+#: The Tenant spec's values, from the one shared model (:mod:`stowage.tenant_spec`).
+Rate = tenant_spec.Rate
+AuthConfig = tenant_spec.Auth
+CollectionSpec = tenant_spec.Collection
 
 
 @dataclass(frozen=True)
@@ -50,8 +29,8 @@ class Tenant:
     name: TenantName
     endpoint: str
     auth: AuthConfig
-    per_user: Rate = Rate(per_minute=120, burst=30)
-    per_tenant: Rate = Rate(per_minute=6000, burst=600)
+    per_user: Rate = tenant_spec.RateLimits.per_user
+    per_tenant: Rate = tenant_spec.RateLimits.per_tenant
     collections: tuple[CollectionSpec, ...] = ()
     #: Collections named only in retention: schemaless, reachable by the item tools.
     extra_collections: tuple[str, ...] = ()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from stowage import tenant_spec
+
 #: The platform's default ``quotas.maxObjectBytes`` (256Ki), used unless told otherwise.
-DEFAULT_MAX_OBJECT_BYTES = 256 * 2**10
+DEFAULT_MAX_OBJECT_BYTES = tenant_spec.Quotas.max_object_bytes
 DEFAULT_TIMEOUT = 60.0
 TOKEN_ENV = "STOWAGE_DOGFOOD_TOKEN"
 MAX_OBJECT_BYTES_ENV = "STOWAGE_DOGFOOD_MAX_OBJECT_BYTES"
-
-_QUANTITY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_UNITS = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 class SettingsError(ValueError):
@@ -22,11 +19,14 @@ class SettingsError(ValueError):
 
 
 def parse_quantity(text: str, where: str) -> int:
-    """A byte count or a Kubernetes quantity as the Tenant spec takes it (``256Ki``)."""
-    m = _QUANTITY.match(text.strip())
-    if not m or int(m.group(1)) < 1:
-        raise SettingsError(f"{where}: {text!r} is not a byte count or quantity like 256Ki")
-    return int(m.group(1)) * (_UNITS[m.group(2)] if m.group(2) else 1)
+    """A byte count or a Kubernetes quantity, read as the Tenant spec reads it (``256Ki``)."""
+    try:
+        value = tenant_spec.parse_quantity(text, where)
+    except tenant_spec.SpecError as e:
+        raise SettingsError(f"{e}") from e
+    if value < 1:
+        raise SettingsError(f"{where}: must be at least one byte")
+    return value
 
 
 @dataclass(frozen=True)

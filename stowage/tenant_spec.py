@@ -1,0 +1,295 @@
+"""The Tenant spec: one model and one parser, read the same way by every component.
+
+The gateway (its tenants file and the Tenant resources it watches), the worker
+(its policy file) and the operator (what the CRD's schema cannot check) all
+call :func:`parse_tenant_spec`, so a spec one component accepts no other
+refuses. The API server's OpenAPI schema and CEL rules stay its own first
+check; this is the components' single reading of the same document. A new
+field is added here (and in the CRD), nowhere else.
+
+No I/O here. :class:`SpecError` names the offending field by its path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+#: The schemaless collection every tenant has.
+BUILTIN_COLLECTION = "items"
+#: What a collection name may look like (a PostgreSQL-friendly identifier).
+COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+_QUANTITY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_UNITS = {
+    None: 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+class SpecError(ValueError):
+    """The spec is not valid; the message starts with the field's path."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``burst`` tokens, refilled at ``per_minute`` per minute."""
+
+    per_minute: int
+    burst: int
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60.0
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    per_user: Rate = Rate(per_minute=120, burst=30)
+    per_tenant: Rate = Rate(per_minute=6000, burst=600)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The tenant's OAuth issuer and the audience (its MCP URL) its tokens must carry."""
+
+    issuer: str
+    audience: str
+    jwks_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Storage limits: the tenant's totals, and each object's encoded size."""
+
+    max_objects: int = 1_000_000
+    max_bytes: int = 10 * 2**30
+    max_object_bytes: int = 256 * 2**10
+
+
+@dataclass(frozen=True)
+class Retention:
+    #: Days objects are kept after their last write; None keeps them.
+    default_days: int | None = None
+    #: Per-collection days, overriding ``default_days``.
+    collections: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """Turns data at ``from_version`` into data at ``from_version + 1``."""
+
+    from_version: int
+    rename: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    set: Mapping[str, Any] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A collection the tenant declares; ``schema`` (a JSON Schema) drives its typed tools."""
+
+    name: str
+    schema_version: int = 1
+    schema: Mapping[str, Any] | None = None
+    upgrades: tuple[Upgrade, ...] = ()
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """The parts of a Tenant's spec the components read. ``auth`` is None when absent."""
+
+    auth: Auth | None = None
+    rate_limits: RateLimits = RateLimits()
+    quotas: Quotas = Quotas()
+    retention: Retention = Retention()
+    collections: tuple[Collection, ...] = ()
+
+    @property
+    def retention_only_collections(self) -> tuple[str, ...]:
+        """Collections named only in retention: schemaless, reachable by the item tools."""
+        declared = {c.name for c in self.collections}
+        return tuple(sorted(n for n in self.retention.collections if n not in declared))
+
+
+def parse_quantity(value: object, where: str) -> int:
+    """A Kubernetes-style byte quantity (``256Ki``, ``10Gi``) or a non-negative integer."""
+    if isinstance(value, bool):
+        raise SpecError(f"{where}: expected a quantity, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise SpecError(f"{where}: must not be negative")
+        return value
+    m = _QUANTITY.match(str(value).strip())
+    if not m:
+        raise SpecError(f"{where}: {value!r} is not a quantity like 256Ki or 10Gi")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _mapping(raw: object, where: str) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: expected a mapping")
+    return raw
+
+
+def _positive(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecError(f"{where}: must be a positive integer")
+    return value
+
+
+def _rate(raw: object, where: str, default: Rate) -> Rate:
+    if raw is None:
+        return default
+    r = _mapping(raw, where)
+    return Rate(
+        per_minute=_positive(
+            r.get("requestsPerMinute", default.per_minute), f"{where}.requestsPerMinute"
+        ),
+        burst=_positive(r.get("burst", default.burst), f"{where}.burst"),
+    )
+
+
+def _auth(raw: object, where: str) -> Auth | None:
+    if raw is None:
+        return None
+    a = _mapping(raw, where)
+    issuer, audience, jwks_uri = a.get("issuer"), a.get("audience"), a.get("jwksUri")
+    if not isinstance(issuer, str) or not issuer:
+        raise SpecError(f"{where}.issuer: required")
+    if not isinstance(audience, str) or not audience:
+        raise SpecError(f"{where}.audience: required")
+    if jwks_uri is not None and not isinstance(jwks_uri, str):
+        raise SpecError(f"{where}.jwksUri: expected a URL")
+    return Auth(issuer=issuer, audience=audience, jwks_uri=jwks_uri or None)
+
+
+def _quotas(raw: object, where: str) -> Quotas:
+    q = _mapping(raw, where)
+    d = Quotas()
+    return Quotas(
+        max_objects=parse_quantity(q.get("maxObjects", d.max_objects), f"{where}.maxObjects"),
+        max_bytes=parse_quantity(q.get("maxBytes", d.max_bytes), f"{where}.maxBytes"),
+        max_object_bytes=parse_quantity(
+            q.get("maxObjectBytes", d.max_object_bytes), f"{where}.maxObjectBytes"
+        ),
+    )
+
+
+def _retention(raw: object, where: str) -> Retention:
+    r = _mapping(raw, where)
+    default_days = r.get("defaultDays")
+    if default_days is not None:
+        _positive(default_days, f"{where}.defaultDays")
+    per: dict[str, int] = {}
+    for name, days in _mapping(r.get("collections"), f"{where}.collections").items():
+        if not COLLECTION_NAME.match(str(name)):
+            raise SpecError(f"{where}.collections.{name}: not a valid collection name")
+        per[str(name)] = _positive(days, f"{where}.collections.{name}")
+    return Retention(default_days, per)
+
+
+def _json_path(path: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _collection(raw: object, where: str) -> Collection:
+    c = _mapping(raw, where)
+    name = c.get("name")
+    if not isinstance(name, str) or not COLLECTION_NAME.match(name):
+        raise SpecError(f"{where}.name: must match [a-z][a-z0-9_]{{0,62}}")
+    version = _positive(c.get("schemaVersion", 1), f"{where}.schemaVersion")
+    schema = c.get("schema")
+    if schema is not None:
+        if not isinstance(schema, Mapping):
+            raise SpecError(f"{where}.schema: expected a JSON Schema object")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as e:
+            raise SpecError(
+                f"{where}.schema{_json_path(e.path)}: not a valid JSON Schema: {e.message}"
+            ) from e
+    upgrades: list[Upgrade] = []
+    seen: set[int] = set()
+    for j, u in enumerate(c.get("upgrades") or ()):
+        here = f"{where}.upgrades[{j}]"
+        step = _mapping(u, here)
+        frm = step.get("fromVersion")
+        if not isinstance(frm, int) or isinstance(frm, bool) or not 1 <= frm < version:
+            raise SpecError(f"{here}.fromVersion: must be between 1 and {version - 1}")
+        if frm in seen:
+            raise SpecError(f"{here}.fromVersion: {frm} appears twice")
+        seen.add(frm)
+        upgrades.append(
+            Upgrade(
+                from_version=frm,
+                rename=dict(_mapping(step.get("rename"), f"{here}.rename")),
+                defaults=dict(_mapping(step.get("defaults"), f"{here}.defaults")),
+                set=dict(_mapping(step.get("set"), f"{here}.set")),
+                remove=tuple(step.get("remove") or ()),
+            )
+        )
+    return Collection(name, version, dict(schema) if schema is not None else None, tuple(upgrades))
+
+
+def parse_tenant_spec(raw: Mapping[str, Any] | None, where: str = "spec") -> TenantSpec:
+    """The spec's parts the components read; SpecError names the field, after ``where.``."""
+    p = f"{where}." if where else ""
+    spec = _mapping(raw, where or "spec")
+    limits = _mapping(spec.get("rateLimits"), f"{p}rateLimits")
+    defaults = RateLimits()
+    collections: list[Collection] = []
+    names: set[str] = set()
+    raw_collections = spec.get("collections") or ()
+    if not isinstance(raw_collections, list | tuple):
+        raise SpecError(f"{p}collections: expected a list")
+    for i, c in enumerate(raw_collections):
+        collection = _collection(c, f"{p}collections[{i}]")
+        if collection.name in names:
+            raise SpecError(f"{p}collections[{i}].name: {collection.name!r} appears twice")
+        names.add(collection.name)
+        collections.append(collection)
+    return TenantSpec(
+        auth=_auth(spec.get("auth"), f"{p}auth"),
+        rate_limits=RateLimits(
+            per_user=_rate(limits.get("perUser"), f"{p}rateLimits.perUser", defaults.per_user),
+            per_tenant=_rate(
+                limits.get("perTenant"), f"{p}rateLimits.perTenant", defaults.per_tenant
+            ),
+        ),
+        quotas=_quotas(spec.get("quotas"), f"{p}quotas"),
+        retention=_retention(spec.get("retention"), f"{p}retention"),
+        collections=tuple(collections),
+    )
+
+
+__all__ = [
+    "BUILTIN_COLLECTION",
+    "COLLECTION_NAME",
+    "Auth",
+    "Collection",
+    "Quotas",
+    "Rate",
+    "RateLimits",
+    "Retention",
+    "SpecError",
+    "TenantSpec",
+    "Upgrade",
+    "parse_quantity",
+    "parse_tenant_spec",
+]

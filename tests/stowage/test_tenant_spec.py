@@ -1,0 +1,101 @@
+"""One Tenant spec parser: its defaults and checks, and every component reading it alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from stowage_operator._spec import InvalidSpec, validate
+
+from gateway._errors import TenantConfigError
+from gateway._tenant_file import parse_tenant
+from stowage.tenant_spec import Quotas, Rate, SpecError, parse_quantity, parse_tenant_spec
+from tenant_worker._policy import PolicyError, parse_policy
+
+AUTH = {"issuer": "https://login.example.com/", "audience": "https://mcp.example.com/t/a/mcp"}
+NOTES = {"name": "notes", "schemaVersion": 2, "schema": {"type": "object"}}
+
+
+def test_an_empty_spec_has_the_documented_defaults() -> None:
+    spec = parse_tenant_spec({})
+    assert spec.auth is None
+    assert spec.rate_limits.per_user == Rate(120, 30)
+    assert spec.rate_limits.per_tenant == Rate(6000, 600)
+    assert spec.quotas == Quotas(1_000_000, 10 * 2**30, 256 * 2**10)
+    assert spec.retention.default_days is None and spec.collections == ()
+
+
+def test_a_full_spec_is_read_into_values() -> None:
+    spec = parse_tenant_spec(
+        {
+            "auth": {**AUTH, "jwksUri": "https://login.example.com/jwks"},
+            "rateLimits": {"perUser": {"requestsPerMinute": 60, "burst": 5}},
+            "quotas": {"maxObjects": 10, "maxBytes": "1Mi", "maxObjectBytes": "2k"},
+            "retention": {"defaultDays": 30, "collections": {"cache": 1}},
+            "collections": [{**NOTES, "upgrades": [{"fromVersion": 1, "rename": {"a": "b"}}]}],
+        }
+    )
+    assert spec.auth is not None and spec.auth.jwks_uri == "https://login.example.com/jwks"
+    assert spec.rate_limits.per_user == Rate(60, 5)
+    assert spec.rate_limits.per_tenant == Rate(6000, 600)
+    assert spec.quotas == Quotas(10, 2**20, 2000)
+    assert spec.retention.collections == {"cache": 1}
+    [notes] = spec.collections
+    assert (notes.name, notes.schema_version, notes.upgrades[0].rename) == ("notes", 2, {"a": "b"})
+    assert spec.retention_only_collections == ("cache",)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 0), ("256Ki", 262144), ("10Gi", 10 * 2**30), ("3M", 3_000_000)]
+)
+def test_quantities_are_read_like_kubernetes_quantities(value: object, expected: int) -> None:
+    assert parse_quantity(value, "q") == expected
+
+
+@pytest.mark.parametrize("value", [-1, True, "ten", "1.5Gi", "10GB"])
+def test_a_malformed_quantity_is_refused_with_its_field(value: object) -> None:
+    with pytest.raises(SpecError, match=r"^quotas\.maxBytes: "):
+        parse_tenant_spec({"quotas": {"maxBytes": value}}, where="")
+
+
+INVALID: list[tuple[dict[str, Any], str]] = [
+    ({"collections": [{**NOTES, "schema": {"type": "nonsense"}}]}, "collections[0].schema.type"),
+    (
+        {"collections": [{**NOTES, "upgrades": [{"fromVersion": 1}, {"fromVersion": 1}]}]},
+        "collections[0].upgrades[1].fromVersion",
+    ),
+    (
+        {"collections": [{**NOTES, "upgrades": [{"fromVersion": 2}]}]},
+        "collections[0].upgrades[0].fromVersion",
+    ),
+    ({"collections": [NOTES, NOTES]}, "collections[1].name"),
+    ({"collections": [{"name": "Bad-Name"}]}, "collections[0].name"),
+    ({"retention": {"collections": {"cache": 0}}}, "retention.collections.cache"),
+    ({"retention": {"defaultDays": "soon"}}, "retention.defaultDays"),
+    ({"quotas": {"maxObjectBytes": "lots"}}, "quotas.maxObjectBytes"),
+    ({"rateLimits": {"perUser": {"burst": 0}}}, "rateLimits.perUser.burst"),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), INVALID)
+def test_gateway_worker_and_operator_refuse_the_same_spec_naming_the_same_field(
+    spec: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(TenantConfigError) as gateway:
+        parse_tenant("a", {**spec, "auth": AUTH, "endpoint": "w:50051"})
+    with pytest.raises(PolicyError) as worker:
+        parse_policy(spec)
+    with pytest.raises(InvalidSpec) as operator:
+        validate({**spec, "auth": AUTH})
+    assert f"tenants.a.{field}" in str(gateway.value)
+    assert str(worker.value).startswith(field) or f".{field}" in str(worker.value)
+    assert f"spec.{field}" in str(operator.value)
+
+
+def test_a_valid_spec_is_accepted_by_every_component() -> None:
+    spec = {"retention": {"collections": {"cache": 1}}, "collections": [NOTES]}
+    tenant = parse_tenant("a", {**spec, "auth": AUTH, "endpoint": "w:50051"})
+    policy = parse_policy(spec)
+    validate({**spec, "auth": AUTH})
+    assert [c.name for c in tenant.collections] == list(policy.collections) == ["notes"]
+    assert tenant.extra_collections == ("cache",)
