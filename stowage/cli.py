@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "dev": "gateway._cli",
     "operator": "stowage_operator._cli",
     "dogfood": "stowage.dogfood._cli",
+    "backup": "tenant_backup._cli",
 }
 
 

@@ -10,8 +10,16 @@ Layers: ``_cli``/``_server`` (entry points) → ``_servicer`` (gRPC ↔ domain) 
 ``_policy`` and ``_records`` are plain values: no I/O there.
 """
 
+from tenant_worker._erasures import ReplayedErasure, replay_erasures
 from tenant_worker._migrate import migrate
 from tenant_worker._policy import TenantPolicy, load_policy
 from tenant_worker._settings import WorkerSettings
 
-__all__ = ["TenantPolicy", "WorkerSettings", "load_policy", "migrate"]
+__all__ = [
+    "ReplayedErasure",
+    "TenantPolicy",
+    "WorkerSettings",
+    "load_policy",
+    "migrate",
+    "replay_erasures",
+]

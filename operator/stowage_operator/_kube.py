@@ -30,6 +30,7 @@ _KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("/apis/networking.k8s.io/v1", "networkpolicies"),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
+    ("batch/v1", "CronJob"): ("/apis/batch/v1", "cronjobs"),
     (f"{GROUP}/{VERSION}", "Tenant"): (f"/apis/{GROUP}/{VERSION}", "tenants"),
 }
 _RESPONSES = {200: "object", 201: "object"}

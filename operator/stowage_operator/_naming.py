@@ -30,6 +30,15 @@ def database_name(namespace: Namespace, name: TenantName) -> str:
     return f"{safe[:52]}_{digest}"
 
 
+def scratch_database_name(namespace: Namespace, name: TenantName) -> str:
+    """The restore drill's scratch database: ``<database>_drill``, hashed past 63 bytes."""
+    database = database_name(namespace, name)
+    if len(database) <= 57:
+        return f"{database}_drill"
+    digest = hashlib.sha256(f"{database}/drill".encode()).hexdigest()[:10]
+    return f"{database[:46]}_{digest}_drill"
+
+
 def role_name(namespace: Namespace, name: TenantName) -> str:
     """The tenant's login role; the same string as its database."""
     return database_name(namespace, name)
@@ -46,6 +55,16 @@ def secret_name(name: TenantName) -> str:
 
 def policy_name(name: TenantName) -> str:
     return f"tenant-{name}-policy"
+
+
+def backup_name(name: TenantName) -> str:
+    """The CronJob that backs the tenant's database up."""
+    return f"tenant-{name}-backup"
+
+
+def drill_name(name: TenantName) -> str:
+    """The CronJob that restores the newest backup into the scratch database."""
+    return f"tenant-{name}-drill"
 
 
 def endpoint(namespace: Namespace, name: TenantName) -> str:

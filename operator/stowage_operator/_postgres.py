@@ -161,3 +161,32 @@ async def drop_database(
         )
         await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     log.info("dropped database and role %s", database, extra={"database": database})
+
+
+async def ensure_scratch_database(
+    creds: AdminCredentials, database: str, role: str, connect_timeout: float
+) -> bool:
+    """The restore drill's empty scratch database, owned by the tenant's role; True if created.
+
+    The tenant's role has no CREATEDB: owning this database lets its drill restore
+    into it and empty it again with nothing but the tenant's own credentials.
+    """
+    async with _admin(creds, connect_timeout) as conn:
+        if await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database):
+            return False
+        db_id = sql.Identifier(database)
+        await conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, sql.Identifier(role))
+        )
+        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
+    log.info("created scratch database %s for restore drills", database)
+    return True
+
+
+async def drop_scratch_database(
+    creds: AdminCredentials, database: str, connect_timeout: float
+) -> None:
+    async with _admin(creds, connect_timeout) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )

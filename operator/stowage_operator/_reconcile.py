@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stowage_operator import _conditions, _manifests, _metrics, _naming, _postgres, _spec
+from stowage_operator import (
+    _backups,
+    _conditions,
+    _manifests,
+    _metrics,
+    _naming,
+    _postgres,
+    _spec,
+)
 from stowage_operator._conditions import DATABASE_READY, READY, WORKER_READY
 from stowage_operator._errors import OperatorError, PermanentError, TemporaryError
 from stowage_operator._kube import Kube
@@ -44,6 +52,16 @@ WORKER_KINDS = (
     ("v1", "Service"),
     ("v1", "ConfigMap"),
 )
+
+#: The backup objects (CronJobs), by name; removed with the Tenant or when backups stop.
+BACKUP_SCHEDULED = "BackupScheduled"
+
+
+def _backup_objects(name: TenantName) -> tuple[tuple[str, str, str], ...]:
+    return (
+        ("batch/v1", "CronJob", _naming.backup_name(name)),
+        ("batch/v1", "CronJob", _naming.drill_name(name)),
+    )
 
 
 def tenant_ref(body: Mapping[str, Any]) -> TenantRef:
@@ -201,6 +219,7 @@ class Reconciler:
             # 3. The worker.
             stage = WORKER_READY
             message = await self._apply_worker(ref, spec, region)
+            conditions.append(await self._apply_backups(ref, spec, region, admin, extra))
         except OperatorError as e:
             await self._report_failure(ref, old_status, status, conditions, stage, e, trigger)
             raise
@@ -371,6 +390,54 @@ class Reconciler:
             "(pod availability is the Deployment's to report and does not gate Ready)"
         )
 
+    async def _apply_backups(
+        self,
+        ref: TenantRef,
+        spec: Mapping[str, Any],
+        region: Region,
+        admin: AdminCredentials,
+        extra: Mapping[str, Any],
+    ) -> Condition:
+        """The backup and drill CronJobs per the plan, or none; never fails the reconcile.
+
+        Backups are not on the serving path: a failure here (e.g. RBAC without
+        cronjobs) is reported in ``BackupScheduled`` and retried by the resync.
+        """
+        plan = _backups.plan(ref, spec, region)
+        try:
+            if isinstance(plan, _backups.NoPlan):
+                for api_version, kind, name in _backup_objects(ref.name):
+                    await self._kube.delete(api_version, kind, ref.namespace, name)
+                return Condition(BACKUP_SCHEDULED, "False", plan.reason, plan.message)
+            await _postgres.ensure_scratch_database(
+                admin,
+                _naming.scratch_database_name(ref.namespace, ref.name),
+                _naming.role_name(ref.namespace, ref.name),
+                self._settings.postgres_timeout,
+            )
+            for task in ("backup", "drill"):
+                await self._kube.apply(
+                    _backups.cron_job(task, ref, spec, plan, region, self._settings)
+                )
+        except OperatorError as e:
+            log.warning("backup CronJobs not applied: %s", e.message, extra=extra)
+            return Condition(BACKUP_SCHEDULED, "False", e.reason, e.message)
+        keep = ", ".join(
+            part
+            for part in (
+                f"{plan.keep_count} backups" if plan.keep_count else "",
+                f"{plan.keep_days} days" if plan.keep_days else "",
+            )
+            if part
+        )
+        return Condition(
+            BACKUP_SCHEDULED,
+            "True",
+            "Scheduled",
+            f"backups at '{plan.schedule}' (UTC) to PersistentVolumeClaim {plan.claim} of "
+            f"region {region.name}, drills at '{plan.drill_schedule}'; keeping {keep}",
+        )
+
     # -- delete ---------------------------------------------------------------------------
 
     async def delete(self, body: Mapping[str, Any]) -> None:
@@ -384,9 +451,17 @@ class Reconciler:
             for api_version, kind in WORKER_KINDS:
                 obj_name = _naming.policy_name(ref.name) if kind == "ConfigMap" else name
                 await self._kube.delete(api_version, kind, ref.namespace, obj_name)
+            for api_version, kind, obj_name in _backup_objects(ref.name):
+                await self._kube.delete(api_version, kind, ref.namespace, obj_name)
             if policy == "Delete":
                 region = await self._region(str(spec.get("region", "")))
                 admin = await self._admin(region)
+                # The scratch database first: the role cannot be dropped while it owns one.
+                await _postgres.drop_scratch_database(
+                    admin,
+                    _naming.scratch_database_name(ref.namespace, ref.name),
+                    self._settings.postgres_timeout,
+                )
                 await _postgres.drop_database(
                     admin,
                     _naming.database_name(ref.namespace, ref.name),

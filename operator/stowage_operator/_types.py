@@ -60,6 +60,8 @@ class Region:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     affinity: Mapping[str, Any] | None = None
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    #: ``spec.backup``: the region's backup storage and the tenants' default schedule.
+    backup: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Region:
@@ -78,6 +80,7 @@ class Region:
             node_selector=dict(spec.get("nodeSelector") or {}),
             affinity=spec.get("affinity"),
             tolerations=tuple(spec.get("tolerations") or ()),
+            backup=dict(spec.get("backup") or {}),
         )
 
 

@@ -1,0 +1,195 @@
+"""A Tenant's backup plan and the two CronJobs that carry it out. No I/O here.
+
+The plan joins the Tenant's ``spec.backup`` (schedule, drill schedule, what to
+keep, or ``enabled: false``) with its Region's ``spec.backup`` (the storage and
+the defaults). The storage is only ever the Region's: a Tenant cannot name a
+volume, so it is never backed up outside its region.
+
+Both CronJobs run ``stowage backup`` in the worker's image, on the Region's
+nodes, with nothing but the tenant's own database URL (from its Secret) and
+the tenant's directory of the Region's volume (``subPath`` = tenant name); the
+pods fit the restricted Pod Security Standard and get no service-account
+token. Each writes its one-line JSON outcome to ``/dev/termination-log``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from stowage_operator import _naming
+from stowage_operator._manifests import _meta
+from stowage_operator._settings import OperatorSettings
+from stowage_operator._types import Body, Region, TenantRef
+
+Task = Literal["backup", "drill"]
+
+#: Backups kept when neither the Tenant nor its Region says.
+DEFAULT_KEEP_COUNT = 14
+MOUNT = "/backups"
+RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """When a Tenant is backed up and drilled, where to, and what is kept."""
+
+    claim: str
+    schedule: str
+    drill_schedule: str
+    keep_count: int | None
+    keep_days: int | None
+
+
+@dataclass(frozen=True)
+class NoPlan:
+    """Why a Tenant has no backups: ``Disabled`` or ``NoBackupStorage``."""
+
+    reason: str
+    message: str
+
+
+def _staggered(ref: TenantRef, hour: int) -> str:
+    """A daily cron at a minute derived from the Tenant, so tenants do not all start at once."""
+    minute = int(hashlib.sha256(f"{ref.namespace}/{ref.name}".encode()).hexdigest(), 16) % 60
+    return f"{minute} {hour} * * *"
+
+
+def plan(ref: TenantRef, spec: Mapping[str, Any], region: Region) -> BackupPlan | NoPlan:
+    tenant: Mapping[str, Any] = spec.get("backup") or {}
+    if tenant.get("enabled") is False:
+        return NoPlan("Disabled", "spec.backup.enabled is false; no backups are taken")
+    claim = str((region.backup.get("persistentVolumeClaim") or {}).get("claimName") or "")
+    if not claim:
+        return NoPlan(
+            "NoBackupStorage",
+            f"Region {region.name!r} names no backup storage (spec.backup.persistentVolumeClaim)",
+        )
+    # The Tenant's keep replaces the Region's as a whole: two half-policies would keep more
+    # than either says.
+    keep: Mapping[str, Any] = tenant.get("keep") or region.backup.get("keep") or {}
+    count = keep.get("count")
+    days = keep.get("days")
+    if count is None and days is None:
+        count = DEFAULT_KEEP_COUNT
+    return BackupPlan(
+        claim=claim,
+        schedule=str(tenant.get("schedule") or region.backup.get("schedule") or _staggered(ref, 3)),
+        drill_schedule=str(
+            tenant.get("drillSchedule") or region.backup.get("drillSchedule") or _staggered(ref, 5)
+        ),
+        keep_count=None if count is None else int(count),
+        keep_days=None if days is None else int(days),
+    )
+
+
+def cron_job(
+    task: Task,
+    ref: TenantRef,
+    spec: Mapping[str, Any],
+    backup: BackupPlan,
+    region: Region,
+    settings: OperatorSettings,
+) -> Body:
+    name = _naming.backup_name(ref.name) if task == "backup" else _naming.drill_name(ref.name)
+    image = (spec.get("worker") or {}).get("image") or settings.worker_image
+    env: list[dict[str, Any]] = [
+        {
+            "name": "STOWAGE_DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": _naming.secret_name(ref.name), "key": "url"}},
+        },
+        {"name": "STOWAGE_BACKUP_DIR", "value": MOUNT},
+        {"name": "STOWAGE_BACKUP_RESULT_FILE", "value": "/dev/termination-log"},
+    ]
+    if task == "backup":
+        if backup.keep_count is not None:
+            env.append({"name": "STOWAGE_BACKUP_KEEP_COUNT", "value": str(backup.keep_count)})
+        if backup.keep_days is not None:
+            env.append({"name": "STOWAGE_BACKUP_KEEP_DAYS", "value": str(backup.keep_days)})
+    else:
+        env.append(
+            {
+                "name": "STOWAGE_BACKUP_SCRATCH_DATABASE",
+                "value": _naming.scratch_database_name(ref.namespace, ref.name),
+            }
+        )
+    labels = {**_naming.labels(ref.name), "stowage.dev/task": task}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": task,
+                "image": image,
+                "args": ["backup", "run" if task == "backup" else "drill"],
+                "env": env,
+                "resources": RESOURCES,
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {
+                        "name": "backups",
+                        "mountPath": MOUNT,
+                        "subPath": ref.name,
+                        "readOnly": task == "drill",
+                    },
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "backups", "persistentVolumeClaim": {"claimName": backup.claim}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    if region.node_selector:
+        pod_spec["nodeSelector"] = dict(region.node_selector)
+    if region.affinity:
+        pod_spec["affinity"] = dict(region.affinity)
+    if region.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in region.tolerations]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {**_meta(ref, name), "labels": labels},
+        "spec": {
+            "schedule": backup.schedule if task == "backup" else backup.drill_schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": 6 * 3600,
+                    "template": {
+                        "metadata": {
+                            "labels": labels,
+                            "annotations": {"stowage.dev/region": region.name},
+                        },
+                        "spec": pod_spec,
+                    },
+                },
+            },
+        },
+    }
