@@ -215,6 +215,8 @@ class ToolCalls:
                     expected_version=args.get("expected_version"),
                     idempotency_key=args.get("idempotency_key", ""),
                 )
+            case "usage":
+                return await worker.get_usage(user, cid)
             case "export":
                 return await worker.export_user_data(user, cid)
             case "erase":

@@ -21,7 +21,9 @@ from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant
 
 log = logging.getLogger(__name__)
 
-Action = Literal["save", "get", "list", "delete", "prefs_get", "prefs_update", "export", "erase"]
+Action = Literal[
+    "save", "get", "list", "delete", "prefs_get", "prefs_update", "usage", "export", "erase"
+]
 
 BUILTIN_COLLECTION = "items"
 _NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
@@ -74,6 +76,43 @@ _PREFERENCES_OUT = {
         "updated_at": {"type": ["string", "null"]},
     },
     "required": ["preferences", "version"],
+}
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+_LIMIT = {
+    "type": "integer",
+    "minimum": 0,
+    "description": "The limit for this user; absent when the tenant sets none.",
+}
+_USAGE_OUT = {
+    "type": "object",
+    "properties": {
+        "objects": _COUNT,
+        "bytes": _COUNT,
+        "collections": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "collection": {"type": "string"},
+                    "objects": _COUNT,
+                    "bytes": _COUNT,
+                },
+                "required": ["collection", "objects", "bytes"],
+            },
+        },
+        "limits": {
+            "type": "object",
+            "properties": {
+                "max_objects": _LIMIT,
+                "max_bytes": _LIMIT,
+                "max_object_bytes": {**_COUNT, "description": "The largest single object."},
+            },
+            "required": ["max_object_bytes"],
+        },
+    },
+    "required": ["objects", "bytes", "collections", "limits"],
 }
 
 
@@ -259,6 +298,19 @@ def _builtin_tools() -> list[ToolSpec]:
                 "required": ["patch"],
             },
             _PREFERENCES_OUT,
+            idempotent=True,
+        ),
+        _tool(
+            "my_usage_get",
+            "Show my storage use",
+            "Show how much the signed-in user stores (objects and bytes, per collection) and the "
+            "limits that apply to them. Call when a save was refused with quota_exceeded, to tell "
+            "the user why and which collections to clean up, or when the user asks how much "
+            "space they use.",
+            "usage",
+            {"properties": {}},
+            _USAGE_OUT,
+            read_only=True,
             idempotent=True,
         ),
         _tool(

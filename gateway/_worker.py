@@ -247,6 +247,22 @@ class WorkerClient:
         )
         return preferences_dict(reply)
 
+    async def get_usage(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
+        reply = await self._unary("GetUsage", pb.GetUsageRequest(), user, cid, read=True)
+        return {
+            "objects": reply.objects,
+            "bytes": reply.bytes,
+            "collections": [
+                {"collection": c.collection, "objects": c.objects, "bytes": c.bytes}
+                for c in reply.collections
+            ],
+            "limits": {
+                "max_object_bytes": reply.max_object_bytes,
+                **({"max_objects": reply.max_objects} if reply.HasField("max_objects") else {}),
+                **({"max_bytes": reply.max_bytes} if reply.HasField("max_bytes") else {}),
+            },
+        }
+
     async def update_preferences(
         self,
         user: UserId,

@@ -72,11 +72,17 @@ class Auth:
 
 @dataclass(frozen=True)
 class Quotas:
-    """Storage limits: the tenant's totals, and each object's encoded size."""
+    """Storage limits: the tenant's totals, each user's totals, each object's encoded size.
+
+    The per-user limits are None when the spec sets none: then one user may
+    use the tenant's whole quota.
+    """
 
     max_objects: int = 1_000_000
     max_bytes: int = 10 * 2**30
     max_object_bytes: int = 256 * 2**10
+    per_user_max_objects: int | None = None
+    per_user_max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -182,13 +188,28 @@ def _auth(raw: object, where: str) -> Auth | None:
 def _quotas(raw: object, where: str) -> Quotas:
     q = _mapping(raw, where)
     d = Quotas()
-    return Quotas(
+    per_user = _mapping(q.get("perUser"), f"{where}.perUser")
+    user_objects, user_bytes = per_user.get("maxObjects"), per_user.get("maxBytes")
+    quotas = Quotas(
         max_objects=parse_quantity(q.get("maxObjects", d.max_objects), f"{where}.maxObjects"),
         max_bytes=parse_quantity(q.get("maxBytes", d.max_bytes), f"{where}.maxBytes"),
         max_object_bytes=parse_quantity(
             q.get("maxObjectBytes", d.max_object_bytes), f"{where}.maxObjectBytes"
         ),
+        per_user_max_objects=(
+            None
+            if user_objects is None
+            else parse_quantity(user_objects, f"{where}.perUser.maxObjects")
+        ),
+        per_user_max_bytes=(
+            None if user_bytes is None else parse_quantity(user_bytes, f"{where}.perUser.maxBytes")
+        ),
     )
+    if (quotas.per_user_max_objects or 0) > quotas.max_objects:
+        raise SpecError(f"{where}.perUser.maxObjects: must not exceed maxObjects")
+    if (quotas.per_user_max_bytes or 0) > quotas.max_bytes:
+        raise SpecError(f"{where}.perUser.maxBytes: must not exceed maxBytes")
+    return quotas
 
 
 def _retention(raw: object, where: str) -> Retention:

@@ -92,9 +92,11 @@ class Housekeeping:
                     s, ctx, "objects.purge", detail={"count": len(rows), **per_collection}
                 )
                 await s.flush()
-                await self.store.charge(
-                    s, -len(rows), -sum(r.size_bytes for r in rows), enforce=False
-                )
+                freed: dict[str, list[int]] = {}
+                for r in rows:
+                    freed.setdefault(r.owner, []).append(r.size_bytes)
+                for owner, sizes in freed.items():
+                    await self.store.charge(s, -len(sizes), -sum(sizes), owner=owner, enforce=False)
             cutoff = utcnow() - self.store.idempotency_ttl
             await s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
         if rows:
@@ -139,11 +141,11 @@ class Housekeeping:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-            grown = 0
+            grown: Counter[str] = Counter()
             for row in rows:
                 data = coll.upgrade(dict(row.data), row.schema_version)
                 size = len(dumps(data))
-                grown += size - row.size_bytes
+                grown[row.owner] += size - row.size_bytes
                 row.data, row.schema_version, row.size_bytes = data, coll.schema_version, size
             if rows:
                 await s.flush()
@@ -155,5 +157,6 @@ class Housekeeping:
                     detail={"count": len(rows), "to_version": coll.schema_version},
                 )
                 await s.flush()
-                await self.store.charge(s, 0, grown, enforce=False)
+                for owner, growth in grown.items():
+                    await self.store.charge(s, 0, growth, owner=owner, enforce=False)
         return len(rows), len(rows) == limit

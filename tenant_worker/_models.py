@@ -145,6 +145,18 @@ AUDIT_KEY = "audit-pseudonyms"
 USAGE_SLOTS = 16
 
 
+class UserUsage(Base):
+    """One user's running totals, checked against the per-user quotas; gone with the user."""
+
+    __tablename__ = "user_usage"
+
+    owner: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    objects: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+
+
 class Usage(Base):
     """The tenant's running totals (summed over slots), checked against its quotas."""
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from tenant_worker._db import checkpoint_after_erasure, is_foreign_key_violation
@@ -20,6 +20,7 @@ from tenant_worker._records import (
     IdentityRecord,
     ObjectRecord,
     PreferencesRecord,
+    UsageRecord,
     UserId,
 )
 from tenant_worker._store import Store, check_key, is_live, require_user, to_record
@@ -161,6 +162,37 @@ class People:
                     break
                 after = (rows[-1].collection, rows[-1].object_id)
 
+    async def usage(self, ctx: CallContext) -> UsageRecord:
+        """The caller's totals and per-collection breakdown, beside the quotas that apply.
+
+        Counts every stored object, expired ones not yet purged included (they
+        count against quotas until the purge removes them).
+        """
+        owner = require_user(ctx)
+        quotas = self.store.policy().quotas
+        async with self.store.reading() as s:
+            rows = (
+                await s.execute(
+                    select(
+                        StoredObject.collection,
+                        func.count(),
+                        func.coalesce(func.sum(StoredObject.size_bytes), 0),
+                    )
+                    .where(StoredObject.owner == owner)
+                    .group_by(StoredObject.collection)
+                    .order_by(StoredObject.collection)
+                )
+            ).all()
+        by_collection = tuple((str(c), int(n), int(b)) for c, n, b in rows)
+        return UsageRecord(
+            objects=sum(n for _, n, _ in by_collection),
+            bytes=sum(b for _, _, b in by_collection),
+            by_collection=by_collection,
+            max_objects=quotas.per_user_max_objects,
+            max_bytes=quotas.per_user_max_bytes,
+            max_object_bytes=quotas.max_object_bytes,
+        )
+
     async def erase(self, ctx: CallContext, confirm: bool) -> EraseResult:
         """Delete everything of the caller in one transaction; audit that it happened."""
         owner = require_user(ctx)
@@ -196,7 +228,9 @@ class People:
                 },
             )
             await s.flush()
-            await self.store.charge(s, -len(sizes), -sum(sizes), owner=owner, enforce=False)
+            await self.store.charge(
+                s, -len(sizes), -sum(sizes), owner=owner, enforce=False, per_user=False
+            )
             engine = s.bind
         await checkpoint_after_erasure(engine)
         return result

@@ -68,6 +68,18 @@ class Page:
 
 
 @dataclass(frozen=True)
+class UsageRecord:
+    """What one user stores, by collection, and the quotas that apply to them."""
+
+    objects: int
+    bytes: int
+    by_collection: tuple[tuple[str, int, int], ...]
+    max_objects: int | None
+    max_bytes: int | None
+    max_object_bytes: int
+
+
+@dataclass(frozen=True)
 class EraseResult:
     objects_deleted: int
     preferences_deleted: bool

@@ -277,6 +277,21 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             call.done()
 
     @unary()
+    async def GetUsage(self, request: pb.GetUsageRequest, ctx: CallContext) -> pb.UsageReport:
+        usage = await self.people.usage(ctx)
+        return pb.UsageReport(
+            objects=usage.objects,
+            bytes=usage.bytes,
+            collections=[
+                pb.CollectionUsage(collection=c, objects=n, bytes=b)
+                for c, n, b in usage.by_collection
+            ],
+            max_objects=usage.max_objects,
+            max_bytes=usage.max_bytes,
+            max_object_bytes=usage.max_object_bytes,
+        )
+
+    @unary()
     async def EraseUserData(
         self, request: pb.EraseUserDataRequest, ctx: CallContext
     ) -> pb.EraseUserDataResponse:

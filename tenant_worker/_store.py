@@ -11,7 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenant_worker._db import translated_errors
@@ -22,6 +25,7 @@ from tenant_worker._models import (
     IdempotencyKey,
     StoredObject,
     Usage,
+    UserUsage,
     utcnow,
 )
 from tenant_worker._policy import TenantPolicy
@@ -118,6 +122,15 @@ class Store:
         ).one()
         return int(objects or 0), int(used or 0)
 
+    async def user_totals(self, s: AsyncSession, owner: str) -> tuple[int, int]:
+        """One user's stored (objects, bytes)."""
+        row = (
+            await s.execute(
+                select(UserUsage.objects, UserUsage.bytes).where(UserUsage.owner == owner)
+            )
+        ).one_or_none()
+        return (int(row.objects), int(row.bytes)) if row is not None else (0, 0)
+
     async def charge(
         self,
         s: AsyncSession,
@@ -126,32 +139,21 @@ class Store:
         *,
         owner: str = "",
         enforce: bool = True,
+        per_user: bool = True,
     ) -> None:
-        """Move the tenant's totals; a growth past a quota raises QuotaExceeded.
+        """Move the tenant's and the owner's totals; growth past a quota raises QuotaExceeded.
 
-        The totals are spread over USAGE_SLOTS rows, chosen by owner, so that
-        writers of different users do not queue on one hot row lock. The check
-        reads the sum first: under concurrency a quota can be overshot by at
-        most the writes in flight at that moment, never by more.
+        The tenant's totals are spread over USAGE_SLOTS rows, chosen by owner,
+        so that writers of different users do not queue on one hot row lock;
+        each user's totals are one row of ``user_usage``. The checks read the
+        sums first: under concurrency a quota can be overshot by at most the
+        writes in flight at that moment, never by more. ``per_user=False``
+        leaves the user's row alone (an erasure deletes it with the user).
         """
         if d_objects == 0 and d_bytes == 0:
             return
         if enforce and (d_objects > 0 or d_bytes > 0):
-            q = self.policy().quotas
-            objects, used = await self.totals(s)
-            if d_objects > 0 and objects + d_objects > q.max_objects:
-                raise QuotaExceeded(
-                    "maxObjects",
-                    f"quota exceeded: the tenant stores {objects} objects, the limit is "
-                    f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
-                )
-            if d_bytes > 0 and used + d_bytes > q.max_bytes:
-                raise QuotaExceeded(
-                    "maxBytes",
-                    f"quota exceeded: the tenant stores {used} bytes, this write needs {d_bytes} "
-                    f"more, the limit is {q.max_bytes} (quotas.maxBytes); delete objects or "
-                    "raise the quota",
-                )
+            await self._enforce(s, d_objects, d_bytes, owner if per_user else "")
         slot = int(owner[:4], 16) % USAGE_SLOTS if owner else 0
         await s.execute(
             update(Usage)
@@ -159,6 +161,63 @@ class Store:
             .values(objects=Usage.objects + d_objects, bytes=Usage.bytes + d_bytes),
             execution_options={"synchronize_session": False},
         )
+        if owner and per_user:
+            await s.execute(_add_user_usage(s, owner, d_objects, d_bytes))
+
+    async def _enforce(self, s: AsyncSession, d_objects: int, d_bytes: int, owner: str) -> None:
+        q = self.policy().quotas
+        objects, used = await self.totals(s)
+        if d_objects > 0 and objects + d_objects > q.max_objects:
+            raise QuotaExceeded(
+                "maxObjects",
+                f"quota exceeded: the tenant stores {objects} objects, the limit is "
+                f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
+            )
+        if d_bytes > 0 and used + d_bytes > q.max_bytes:
+            raise QuotaExceeded(
+                "maxBytes",
+                f"quota exceeded: the tenant stores {used} bytes, this write needs {d_bytes} "
+                f"more, the limit is {q.max_bytes} (quotas.maxBytes); delete objects or "
+                "raise the quota",
+            )
+        if not owner or (q.per_user_max_objects is None and q.per_user_max_bytes is None):
+            return
+        mine, my_bytes = await self.user_totals(s, owner)
+        if (
+            d_objects > 0
+            and q.per_user_max_objects is not None
+            and mine + d_objects > q.per_user_max_objects
+        ):
+            raise QuotaExceeded(
+                "perUser.maxObjects",
+                f"quota exceeded: this user stores {mine} objects, the limit per user is "
+                f"{q.per_user_max_objects} (quotas.perUser.maxObjects); delete objects the "
+                "user no longer needs (my_usage_get shows what is stored)",
+            )
+        if (
+            d_bytes > 0
+            and q.per_user_max_bytes is not None
+            and my_bytes + d_bytes > q.per_user_max_bytes
+        ):
+            raise QuotaExceeded(
+                "perUser.maxBytes",
+                f"quota exceeded: this user stores {my_bytes} bytes, this write needs {d_bytes} "
+                f"more, the limit per user is {q.per_user_max_bytes} (quotas.perUser.maxBytes); "
+                "delete objects the user no longer needs (my_usage_get shows what is stored)",
+            )
+
+
+def _add_user_usage(s: AsyncSession, owner: str, d_objects: int, d_bytes: int) -> Executable:
+    """An upsert adding to the owner's totals (PostgreSQL and SQLite speak the same clause)."""
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(UserUsage).values(owner=owner, objects=d_objects, bytes=d_bytes)
+    return stmt.on_conflict_do_update(
+        index_elements=[UserUsage.owner],
+        set_={
+            "objects": UserUsage.objects + stmt.excluded.objects,
+            "bytes": UserUsage.bytes + stmt.excluded.bytes,
+        },
+    )
 
 
 def require_user(ctx: CallContext) -> UserId:

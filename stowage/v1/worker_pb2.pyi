@@ -226,3 +226,33 @@ class UpgradeObjectsResponse(_message.Message):
     upgraded: int
     more: bool
     def __init__(self, upgraded: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CollectionUsage(_message.Message):
+    __slots__ = ("collection", "objects", "bytes")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    objects: int
+    bytes: int
+    def __init__(self, collection: _Optional[str] = ..., objects: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class UsageReport(_message.Message):
+    __slots__ = ("objects", "bytes", "collections", "max_objects", "max_bytes", "max_object_bytes")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_OBJECT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    objects: int
+    bytes: int
+    collections: _containers.RepeatedCompositeFieldContainer[CollectionUsage]
+    max_objects: int
+    max_bytes: int
+    max_object_bytes: int
+    def __init__(self, objects: _Optional[int] = ..., bytes: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[CollectionUsage, _Mapping]]] = ..., max_objects: _Optional[int] = ..., max_bytes: _Optional[int] = ..., max_object_bytes: _Optional[int] = ...) -> None: ...

@@ -69,6 +69,11 @@ class TenantWorkerStub:
                 request_serializer=stowage_dot_v1_dot_worker__pb2.UpdatePreferencesRequest.SerializeToString,
                 response_deserializer=stowage_dot_v1_dot_worker__pb2.Preferences.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/stowage.v1.TenantWorker/GetUsage',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.UsageReport.FromString,
+                _registered_method=True)
         self.ExportUserData = channel.unary_stream(
                 '/stowage.v1.TenantWorker/ExportUserData',
                 request_serializer=stowage_dot_v1_dot_worker__pb2.ExportUserDataRequest.SerializeToString,
@@ -137,6 +142,13 @@ class TenantWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """What the calling user stores (objects, bytes, by collection) and the quotas that apply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportUserData(self, request, context):
         """Everything the worker holds about the calling user.
         """
@@ -201,6 +213,11 @@ def add_TenantWorkerServicer_to_server(servicer, server):
                     servicer.UpdatePreferences,
                     request_deserializer=stowage_dot_v1_dot_worker__pb2.UpdatePreferencesRequest.FromString,
                     response_serializer=stowage_dot_v1_dot_worker__pb2.Preferences.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.GetUsageRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.UsageReport.SerializeToString,
             ),
             'ExportUserData': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportUserData,
@@ -412,6 +429,33 @@ class TenantWorker:
             '/stowage.v1.TenantWorker/UpdatePreferences',
             stowage_dot_v1_dot_worker__pb2.UpdatePreferencesRequest.SerializeToString,
             stowage_dot_v1_dot_worker__pb2.Preferences.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/GetUsage',
+            stowage_dot_v1_dot_worker__pb2.GetUsageRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.UsageReport.FromString,
             options,
             channel_credentials,
             insecure,

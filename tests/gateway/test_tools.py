@@ -32,7 +32,8 @@ async def test_tools_list_offers_builtin_and_typed_tools_with_schemas_annotation
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert {
         "items_save", "items_get", "items_list", "items_delete",
-        "preferences_get", "preferences_update", "my_data_export", "my_data_erase",
+        "preferences_get", "preferences_update", "my_usage_get", "my_data_export",
+        "my_data_erase",
         "notes_save", "notes_get", "notes_list", "notes_delete",
     } <= set(tools)  # fmt: skip
     for tool in tools.values():
@@ -156,6 +157,26 @@ async def test_export_returns_everything_and_erase_removes_it(
     assert refused.is_error and refused.structured_content["error"]["field"] == "confirm"
     assert erased.structured_content["objects_deleted"] == 2
     assert after.structured_content["objects"] == []
+
+
+async def test_my_usage_get_shows_what_the_user_stores_by_collection_and_the_limits(
+    gateway: GatewayProcess, issuer: Issuer
+) -> None:
+    async with mcp_client(gateway.url("acme"), token_for(gateway, issuer, fresh_user())) as client:
+        empty = await client.call_tool("my_usage_get", {})
+        await client.call_tool("items_save", {"id": "a", "data": {"x": 1}})
+        await client.call_tool("items_save", {"id": "b", "data": {"x": 2}})
+        await client.call_tool("notes_save", {"id": "n", "data": {"title": "t"}})
+        usage = await client.call_tool("my_usage_get", {})
+    assert not usage.is_error
+    assert empty.structured_content["objects"] == 0
+    report = usage.structured_content
+    assert report["objects"] == 3 and report["bytes"] > 0
+    assert [(c["collection"], c["objects"]) for c in report["collections"]] == [
+        ("items", 2),
+        ("notes", 1),
+    ]
+    assert report["limits"] == {"max_object_bytes": 16 * 1024}
 
 
 async def test_tools_act_only_on_the_callers_own_objects(

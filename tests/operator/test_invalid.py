@@ -42,6 +42,17 @@ def test_a_per_user_limit_above_the_tenant_limit_is_refused(
     assert "perUser.requestsPerMinute must not exceed perTenant.requestsPerMinute" in message
 
 
+def test_a_per_user_object_quota_above_the_tenant_quota_is_refused(
+    kube: KubeCluster, namespace: str, region: str
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["quotas"]["perUser"] = {"maxObjects": 5000, "maxBytes": "1Mi"}
+    message = _refused(kube, doc)
+    assert "quotas.perUser.maxObjects must not exceed quotas.maxObjects" in message
+    doc["spec"]["quotas"]["perUser"] = {"maxBytes": "lots"}
+    assert "spec.quotas.perUser.maxBytes" in _refused(kube, doc)
+
+
 def test_changing_the_region_is_refused(
     kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
 ) -> None:

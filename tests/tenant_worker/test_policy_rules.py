@@ -127,6 +127,48 @@ def test_max_objects_quota_counts_the_whole_tenant(make_worker: MakeWorker) -> N
         bob.put("items", "b2", {"v": 1})
 
 
+def test_per_user_quotas_keep_one_user_from_filling_the_tenant(make_worker: MakeWorker) -> None:
+    quotas = {"maxObjects": 100, "maxBytes": "1Mi", "maxObjectBytes": "1Ki"}
+    policy = {**POLICY, "quotas": {**quotas, "perUser": {"maxObjects": 2, "maxBytes": 200}}}
+    w = make_worker(policy)
+    with ExitStack() as stack:
+        alice = open_client(w, stack)
+        bob = alice.as_new_user()
+        alice.put("items", "a1", {"v": 1})
+        alice.put("notes", "n1", {"title": "t"})
+        error = status_of(lambda: alice.put("items", "a2", {"v": 1}))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "quotas.perUser.maxObjects" in error.details()
+        # Another user of the same tenant is not affected ...
+        bob.put("items", "b1", {"v": 1})
+        bob.put("items", "b2", {"v": 1})
+        # ... and bytes count per user too.
+        error = status_of(lambda: bob.put("items", "b1", {"s": "y" * 250}))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "quotas.perUser.maxBytes" in error.details()
+        # The user can see why, and what to clean up.
+        usage = alice.call("GetUsage", pb.GetUsageRequest())
+        assert (usage.objects, usage.max_objects, usage.max_bytes) == (2, 2, 200)
+        assert [(c.collection, c.objects) for c in usage.collections] == [
+            ("items", 1),
+            ("notes", 1),
+        ]
+        assert usage.bytes == sum(c.bytes for c in usage.collections) > 0
+        alice.delete("items", "a1")
+        alice.put("items", "a2", {"v": 1})
+        # Erasing a user frees their share; a new identity starts from zero.
+        alice.call("EraseUserData", pb.EraseUserDataRequest(confirm=True))
+        fresh = bob.as_new_user()
+        assert fresh.call("GetUsage", pb.GetUsageRequest()).objects == 0
+
+
+def test_usage_without_per_user_limits_reports_none(client: Client) -> None:
+    client.put("items", "u1", {"v": 1})
+    usage = client.call("GetUsage", pb.GetUsageRequest())
+    assert usage.objects == 1 and usage.max_object_bytes == 64 * 1024
+    assert not usage.HasField("max_objects") and not usage.HasField("max_bytes")
+
+
 def test_max_bytes_quota_is_checked_on_growth(make_worker: MakeWorker) -> None:
     policy = {**POLICY, "quotas": {"maxObjects": 100, "maxBytes": 100, "maxObjectBytes": 90}}
     w = make_worker(policy)
