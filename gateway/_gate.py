@@ -1,9 +1,13 @@
 """The HTTP gate in front of each tenant's MCP endpoint.
 
-In order, for ``/t/<tenant>/mcp``: find the tenant (404), take or make the
+In order, for ``/t/<tenant>/mcp``: find the tenant (404; 503 with
+``Retry-After`` while a starting gateway is still loading its tenants, since
+the tenant may well exist), take or make the
 correlation id, authenticate the bearer token (401), read the body within the
 size limit (413), and for ``tools/call`` only, check the tool's scope (403)
-and take a token from the user's and the tenant's buckets (429). Protocol
+and take a token from the user's and the tenant's buckets (429). A GET (the
+optional server-to-client SSE stream) is 405: a stateless gateway never has
+anything to send on it, and an open one would only hold a connection. Protocol
 chatter (initialize, notifications, ping, tools/list) never spends the tool-call
 budget. Then the request goes to the MCP transport with a CallContext attached.
 """
@@ -141,6 +145,17 @@ class McpGate:
             await send(message)
 
         try:
+            if tenant is None and not self.directory.loaded:
+                await _respond(
+                    send_with_id,
+                    503,
+                    {
+                        "error": "temporarily_unavailable",
+                        "error_description": "the gateway is starting; retry shortly",
+                    },
+                    [(b"retry-after", b"1")],
+                )
+                return
             if tenant is None:
                 await _respond(
                     send_with_id, 404, {"error": "not_found", "error_description": "unknown tenant"}
@@ -155,6 +170,21 @@ class McpGate:
     ) -> None:
         principal = await self._authenticate(tenant, scope, send)
         if principal is None:
+            return
+        if scope["method"] == "GET":
+            await _respond(
+                send,
+                405,
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {
+                        "code": -32600,
+                        "message": "No SSE stream here (stateless server): send requests by POST",
+                    },
+                },
+                [(b"allow", b"POST")],
+            )
             return
         declared = _header(scope, b"content-length")
         limit = self.settings.max_body_bytes

@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL cluster started with ``initdb``/``pg_ctl`` on loopback.
 
 Set ``STOWAGE_TEST_POSTGRES_URL`` (``postgresql://user:pw@host:port/db`` of a
-superuser) to use an existing server instead.
+superuser) to use an existing server instead. Only a cluster the harness
+started itself can be stopped and started again (``PostgresServer.restart``);
+``running_own_postgres`` always starts one, for tests that need that.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -27,6 +29,17 @@ HOW = "install PostgreSQL (apt-get install postgresql) or set STOWAGE_TEST_POSTG
 
 
 @dataclass(frozen=True)
+class _Cluster:
+    """What ``pg_ctl`` needs to stop and start the same cluster on the same port."""
+
+    pg_ctl: Path
+    data: Path
+    options: str
+    log: Path
+    run_user: str | None
+
+
+@dataclass(frozen=True)
 class PostgresServer:
     """A running server and a superuser to administer it."""
 
@@ -34,6 +47,38 @@ class PostgresServer:
     port: int
     user: str
     password: str
+    #: Set when the harness started the cluster: then it can be stopped and started.
+    cluster: _Cluster | None = field(default=None, compare=False, repr=False)
+
+    def _own(self) -> _Cluster:
+        if self.cluster is None:
+            raise RuntimeError(
+                f"the PostgreSQL server at {self.host}:{self.port} was not started by the tests "
+                "(STOWAGE_TEST_POSTGRES_URL), so they cannot stop or start it; "
+                "use running_own_postgres() for a cluster that can be restarted"
+            )
+        return self.cluster
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the cluster: ``fast`` rolls back open transactions and disconnects
+        clients cleanly; ``immediate`` is a crash (this cluster runs with
+        ``fsync=off`` and ``synchronous_commit=off``, so a crash may lose commits)."""
+        c = self._own()
+        _run_as(c.run_user, [str(c.pg_ctl), "-D", str(c.data), "-m", mode, "-w", "stop"])
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the stopped cluster again (same data, same port) and wait until it answers."""
+        c = self._own()
+        _run_as(
+            c.run_user,
+            [str(c.pg_ctl), "-D", str(c.data), "-o", c.options, "-l", str(c.log), "-w",
+             "-t", str(int(timeout)), "start"],
+        )  # fmt: skip
+        _wait_accepting(self, timeout)
+
+    def restart(self, mode: str = "fast") -> None:
+        self.stop(mode)
+        self.start()
 
     def dsn(
         self, dbname: str = "postgres", user: str | None = None, password: str | None = None
@@ -63,6 +108,18 @@ def _run_as(user: str | None, args: list[str], **kw: object) -> subprocess.Compl
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload, no-any-return]
 
 
+def _wait_accepting(server: PostgresServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(server.dsn(), connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
     """Start a fresh cluster (or use the one named by the environment)."""
@@ -76,7 +133,13 @@ def running_postgres() -> Iterator[PostgresServer]:
             password=str(info.get("password", "")),
         )
         return
+    with running_own_postgres() as server:
+        yield server
 
+
+@contextmanager
+def running_own_postgres() -> Iterator[PostgresServer]:
+    """Start a fresh cluster whatever the environment says: one the test may stop and start."""
     initdb = find_program("initdb", PG_DIRS)
     pg_ctl = find_program("pg_ctl", PG_DIRS)
     if initdb is None or pg_ctl is None:
@@ -142,17 +205,10 @@ def running_postgres() -> Iterator[PostgresServer]:
             "start",
         ],
     )
-    server = PostgresServer("127.0.0.1", port, "postgres", password)
+    cluster = _Cluster(pg_ctl, data, opts, base / "log", run_user)
+    server = PostgresServer("127.0.0.1", port, "postgres", password, cluster)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(server.dsn(), connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        _wait_accepting(server, 30)
         yield server
     finally:
         subprocess.run(
