@@ -1,8 +1,11 @@
 """A tool call: check the arguments, find the user, call the worker, shape the result.
 
 Domain outcomes (not found, conflict, validation, quota, worker unavailable)
-become tool results with ``isError`` and a ``structuredContent`` that says what
-happened and what the model can do next. Each call ends in one JSON log line
+become tool results with ``isError`` whose text (and ``_meta``, under
+``stowage.wire.TOOL_ERROR_META_KEY``) is a JSON object that says what happened
+and what the model can do next. They carry no ``structuredContent``: it would
+not match the tool's output schema, and clients that check it would hide the
+error. Each call ends in one JSON log line
 (tenant, tool, outcome, duration, correlation id; never tokens or payloads).
 """
 
@@ -27,6 +30,7 @@ from gateway._metrics import Metrics
 from gateway._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
 from gateway._types import CorrelationId, Principal, Tenant, UserId
 from gateway._worker import WorkerClient, WorkerPool
+from stowage.wire import TOOL_ERROR_META_KEY
 
 log = logging.getLogger("gateway.calls")
 
@@ -54,12 +58,10 @@ class CallContext:
     correlation_id: CorrelationId
 
 
-def _result(structured: dict[str, Any], *, error: bool = False) -> types.CallToolResult:
+def _result(structured: dict[str, Any]) -> types.CallToolResult:
     text = json.dumps(structured, separators=(",", ":"), default=str)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)],
-        structured_content=structured,
-        is_error=error,
+        content=[types.TextContent(type="text", text=text)], structured_content=structured
     )
 
 
@@ -73,7 +75,12 @@ def error_result(
         "correlation_id": cid,
         **{k: v for k, v in details.items() if v is not None},
     }
-    return _result({"error": body, "hint": _HINTS.get(code, _HINTS["internal"])}, error=True)
+    payload = {"error": body, "hint": _HINTS.get(code, _HINTS["internal"])}
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(payload, default=str))],
+        is_error=True,
+        _meta={TOOL_ERROR_META_KEY: payload},
+    )
 
 
 class ToolCalls:

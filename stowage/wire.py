@@ -20,6 +20,12 @@ CORRELATION_KEY = "x-correlation-id"
 CURRENT_OBJECT_KEY = "stowage-current-object-bin"
 CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
 
+#: MCP surface: where a tool error's details sit in the result's ``_meta`` (the same
+#: JSON is the result's text). An error result has no ``structuredContent``: it
+#: would not match the tool's ``outputSchema``, and clients that check it
+#: (the MCP Inspector, the TypeScript SDK) would hide the error behind that.
+TOOL_ERROR_META_KEY = "stowage.dev/error"
+
 #: What a correlation id may look like; anything else is replaced by a fresh one.
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 #: An internal user id: 32 lowercase hex characters.
@@ -31,6 +37,7 @@ __all__ = [
     "CURRENT_OBJECT_KEY",
     "CURRENT_PREFERENCES_KEY",
     "TENANT_KEY",
+    "TOOL_ERROR_META_KEY",
     "USER_ID",
     "USER_ID_KEY",
 ]

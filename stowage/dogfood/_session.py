@@ -9,6 +9,7 @@ The token goes into the Authorization header and nowhere else.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -22,6 +23,8 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+
+from stowage.wire import TOOL_ERROR_META_KEY
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +134,21 @@ class McpSession:
                 if not isinstance(cause, httpx2.HTTPError):
                     raise
                 raise CallFailed(f"{name}: transport error: {_first_line(cause)}") from e
-            body = result.structured_content
+            body = _error_details(result) if result.is_error else result.structured_content
             return ToolAnswer(ok=not result.is_error, body=body if isinstance(body, dict) else {})
         raise AssertionError("unreachable")
+
+
+def _error_details(result: types.CallToolResult) -> Any:
+    """A tool error's JSON: in ``_meta`` under the platform's key, the same as its text."""
+    found = (result.meta or {}).get(TOOL_ERROR_META_KEY)
+    if found is not None:
+        return found
+    text = next((c.text for c in result.content if isinstance(c, types.TextContent)), "")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"error": {"code": "unknown", "message": text}}
 
 
 def _retry_after(error: MCPError, refusal: _LastRefusal) -> float | None:

@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 
 from gateway._devauth import DevAuthServer
 from gateway._devkeys import DEFAULT_SCOPES, sign_token
+from stowage.wire import TOOL_ERROR_META_KEY
 from tests.support.tools import free_port
 
 NOTES_SCHEMA: dict[str, Any] = {
@@ -266,3 +267,22 @@ def post(url: str, body: Any, token: str | None = None, **headers: str) -> httpx
         all_headers["authorization"] = f"Bearer {token}"
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(url, content=content, headers=all_headers, timeout=30)
+
+
+def tool_error(result: Any) -> dict[str, Any]:
+    """A tool error's details, checked to be the same in ``_meta`` and in the text.
+
+    ``result`` is an SDK ``CallToolResult`` or the raw JSON-RPC ``result`` object.
+    An error carries no ``structuredContent`` (it would not match the output schema).
+    """
+    if isinstance(result, dict):
+        assert result.get("isError") is True, result
+        assert "structuredContent" not in result, result
+        meta, text = result["_meta"], result["content"][0]["text"]
+    else:
+        assert result.is_error, result
+        assert result.structured_content is None, result
+        meta, text = result.meta or {}, result.content[0].text
+    details: dict[str, Any] = meta[TOOL_ERROR_META_KEY]
+    assert json.loads(text) == details
+    return details

@@ -21,6 +21,7 @@ from tests.gateway.harness import (
     rpc,
     running_gateway,
     tenant_entry,
+    tool_error,
 )
 from tests.support.postgres import PostgresServer
 from tests.support.tools import eventually
@@ -50,7 +51,9 @@ def pair(
 def structured(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result = response.json()["result"]
-    return {"is_error": result.get("isError", False), **result["structuredContent"]}
+    if result.get("isError"):
+        return {"is_error": True, **tool_error(result)}
+    return {"is_error": False, **result["structuredContent"]}
 
 
 def save(key: str, version: int) -> dict[str, Any]:
@@ -108,7 +111,7 @@ def test_malformed_json_rpc_gets_a_json_rpc_error_and_the_gateway_stays_up(
     unknown_tool = post(url, rpc("tools/call", {"name": "nope", "arguments": {}}), token)
     assert unknown_tool.json()["result"]["isError"] is True
     wrong_args = post(url, rpc("tools/call", {"name": "items_get", "arguments": {}}), token)
-    assert wrong_args.json()["result"]["structuredContent"]["error"]["code"] == ("invalid_argument")
+    assert tool_error(wrong_args.json()["result"])["error"]["code"] == "invalid_argument"
     assert post(url, rpc("tools/list"), token).status_code == 200
 
 

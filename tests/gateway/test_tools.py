@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.harness import GatewayProcess, Issuer, mcp_client, post, rpc
+from tests.gateway.harness import GatewayProcess, Issuer, mcp_client, post, rpc, tool_error
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
@@ -74,8 +74,7 @@ async def test_save_get_list_delete_round_trip_carries_ids_and_versions(
             2,
         )
         gone = await client.call_tool("items_get", {"id": "todo"})
-    assert gone.is_error
-    assert gone.structured_content["error"]["code"] == "not_found"
+    assert tool_error(gone)["error"]["code"] == "not_found"
 
 
 async def test_stale_expected_version_returns_a_conflict_with_the_current_object(
@@ -88,11 +87,11 @@ async def test_stale_expected_version_returns_a_conflict_with_the_current_object
             "items_save", {"id": "doc", "data": {"v": 3}, "expected_version": 1}
         )
         current = await client.call_tool("items_get", {"id": "doc"})
-    assert stale.is_error
-    error = stale.structured_content["error"]
+    details = tool_error(stale)
+    error = details["error"]
     assert error["code"] == "conflict"
     assert (error["current"]["version"], error["current"]["data"]) == (2, {"v": 2})
-    assert "expected_version" in stale.structured_content["hint"]
+    assert "expected_version" in details["hint"]
     assert current.structured_content["object"]["data"] == {"v": 2}
 
 
@@ -119,9 +118,9 @@ async def test_typed_collection_tool_rejects_data_that_breaks_the_schema_naming_
         listed = await client.call_tool("notes_list", {})
     assert not ok.is_error and ok.structured_content["object"]["collection"] == "notes"
     for result in (bad, missing):
-        assert result.is_error
-        assert result.structured_content["error"]["code"] == "invalid_argument"
-        assert result.structured_content["error"]["field"].startswith("data")
+        error = tool_error(result)["error"]
+        assert error["code"] == "invalid_argument"
+        assert error["field"].startswith("data")
     assert len(listed.structured_content["objects"]) == 1
 
 
@@ -154,7 +153,7 @@ async def test_export_returns_everything_and_erase_removes_it(
     assert {o["id"] for o in data["objects"]} == {"a", "n"}
     assert data["preferences"]["preferences"] == {"lang": "en"}
     assert data["identities"][0]["subject"] == user
-    assert refused.is_error and refused.structured_content["error"]["field"] == "confirm"
+    assert tool_error(refused)["error"]["field"] == "confirm"
     assert erased.structured_content["objects_deleted"] == 2
     assert after.structured_content["objects"] == []
 
@@ -186,7 +185,7 @@ async def test_tools_act_only_on_the_callers_own_objects(
                {"id": "private", "data": {"secret": True}})  # fmt: skip
     other = await call(gateway, token_for(gateway, issuer, fresh_user()), "items_get",
                        {"id": "private"})  # fmt: skip
-    assert other.is_error and other.structured_content["error"]["code"] == "not_found"
+    assert tool_error(other)["error"]["code"] == "not_found"
 
 
 async def test_the_legacy_handshake_works_as_well_as_discovery(

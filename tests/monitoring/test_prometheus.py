@@ -33,6 +33,7 @@ from tests.gateway.harness import (
     running_gateway,
     running_issuer,
     tenant_entry,
+    tool_error,
 )
 from tests.monitoring.prometheus import Prometheus, Target, running_prometheus
 from tests.operator.conftest import (
@@ -186,16 +187,16 @@ async def _drive_tool_calls(url: str, token: str) -> None:
         assert not (await client.call_tool("items_list", {})).is_error
         assert not (await client.call_tool("preferences_get", {})).is_error
         missing = await client.call_tool("items_get", {"id": "nowhere"})
-        assert missing.is_error and missing.structured_content["error"]["code"] == "not_found"
+        assert tool_error(missing)["error"]["code"] == "not_found"
         invalid = await client.call_tool("notes_save", {"data": {"title": 42}})
         assert invalid.is_error
-        assert invalid.structured_content["error"]["code"] == "invalid_argument"
+        assert tool_error(invalid)["error"]["code"] == "invalid_argument"
 
 
 async def _call_while_worker_is_down(url: str, token: str) -> None:
     async with mcp_client(url, token) as client:
         down = await client.call_tool("items_get", {"id": "o1"})
-    assert down.is_error and down.structured_content["error"]["code"] == "unavailable"
+    assert tool_error(down)["error"]["code"] == "unavailable"
 
 
 def _drive_rejections(s: Stack, burster: str) -> None:
