@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from tenant_worker._server import serve
+    from tenant_worker._server import ListenError, serve
     from tenant_worker._settings import WorkerSettings
 
     _logging.configure(args.log_level)
@@ -54,5 +55,9 @@ def _serve(args: argparse.Namespace) -> int:
         policy_file=args.policy_file,
         purge_interval=args.purge_interval,
     )
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ListenError as e:
+        print(f"stowage worker serve: {e}", file=sys.stderr)
+        return 1
     return 0

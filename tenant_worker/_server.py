@@ -30,6 +30,10 @@ from tenant_worker._servicer import WorkerServicer
 from tenant_worker._settings import WorkerSettings
 from tenant_worker._store import Store
 
+
+class ListenError(RuntimeError):
+    """The worker cannot take its address (in use, or not a valid address)."""
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "stowage.v1.TenantWorker"
@@ -136,12 +140,21 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            # No port sharing: a second process on a taken port (a stale worker
+            # of another platform, another tenant) must fail here, loudly,
+            # instead of silently splitting this tenant's traffic with it.
+            ("grpc.so_reuseport", 0),
         ]
     )
     worker_pb2_grpc.add_TenantWorkerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_insecure_port(settings.listen)
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as e:
+        raise ListenError(
+            f"cannot listen on {settings.listen}: the address is in use or not valid ({e})"
+        ) from e
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     await server.start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
@@ -112,3 +114,22 @@ def _works(client: Client) -> bool:
     except grpc.RpcError:
         return False
     return True
+
+
+def test_a_second_worker_on_a_taken_port_fails_loudly_and_never_shares_it(
+    worker: WorkerProcess,
+) -> None:
+    rival = subprocess.run(
+        [sys.executable, "-m", "stowage", "worker", "serve",
+         "--database-url", worker.database_url, "--tenant", "globex",
+         "--listen", worker.address, "--metrics-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert rival.returncode == 1, rival.stderr
+    assert f"cannot listen on {worker.address}" in rival.stderr
+    # The port still belongs to the first worker, which still answers for its tenant.
+    with grpc.insecure_channel(worker.address) as channel:
+        client = Client(channel).as_new_user()
+        assert client.put("items", "still-mine", {"v": 1}).object.version == 1
