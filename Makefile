@@ -50,8 +50,13 @@ kube-tools:
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench.worker
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.gateway
+## Save+get tool calls through gateway → worker → PostgreSQL beside a bare MCPServer (wrk).
+bench: $(STAMP) test-deps
+	$(BIN)/python -m bench.platform
+
+## The same calls from an in-process httpx client, and a cProfile of the gateway.
+bench-profile: $(STAMP)
+	$(BIN)/python -m bench.gateway --profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

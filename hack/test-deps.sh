@@ -3,7 +3,7 @@
 # fresh Debian machine runs every test and skips none. Each step does nothing
 # when its tool is already there, so this is cheap on every later run.
 #
-#   - PostgreSQL, Redis, Prometheus (promtool) from Debian's packages (root);
+#   - PostgreSQL, Redis, Prometheus (promtool) and wrk from Debian's packages (root);
 #     tests start their own throwaway servers on loopback, so the services the
 #     packages start are stopped again;
 #   - kube-apiserver, etcd and helm built from the Go module proxy into a cache
@@ -24,6 +24,7 @@ have_initdb() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -
 packages=()
 have_initdb || packages+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+command -v wrk >/dev/null 2>&1 || packages+=(wrk)   # the benchmarks' load generator
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || [[ " ${packages[*]} " == *" prometheus "* ]] \
     || packages+=(prometheus)

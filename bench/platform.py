@@ -1,0 +1,305 @@
+"""``make bench``: save+get tool calls through the platform beside a bare MCPServer, driven by wrk.
+
+Starts its own PostgreSQL, a tenant worker, a development issuer and a
+gateway (separate processes), and the baseline: a bare ``MCPServer`` doing the
+same storage work in-process (``bench._mcp_baseline``). ``wrk`` (a native load
+generator, so the client is not the bottleneck) runs ``bench/tool_calls.lua``
+against each at several concurrencies, in the same run, alternating
+``items_save`` and ``items_get`` over stateless JSON-RPC.
+
+For each round it prints calls/s, p50/p95/p99 latency, errors, the ratio to
+the baseline's calls/s at the same concurrency, and the CPU milliseconds per
+call of each process (gateway, worker, PostgreSQL, baseline, and wrk itself),
+read from /proc before and after the round; and writes the same as JSON under
+``bench/results/``. It measures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from bench._cpu import CpuMeter, parent_of
+from bench._stats import RESULTS
+from tests.gateway.harness import (
+    WORKER_POLICY,
+    GatewayProcess,
+    running_gateway,
+    running_issuer,
+    tenant_entry,
+)
+from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.tools import free_port
+from tests.support.worker import running_worker
+
+SCRIPT = Path(__file__).resolve().parent / "tool_calls.lua"
+OPEN_LIMITS = {
+    "perUser": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
+    "perTenant": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
+}
+BASELINE = "bare MCPServer"
+PLATFORM = "gateway→worker→postgres"
+
+
+@dataclass(frozen=True)
+class Round:
+    target: str
+    concurrency: int
+    calls: int
+    seconds: float
+    calls_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+    #: CPU milliseconds per call, by process.
+    cpu_ms_per_call: dict[str, float] = field(default_factory=dict)
+    ratio_to_baseline: float | None = None
+
+
+def _run_wrk(
+    url: str, concurrency: int, seconds: float, token: str, *, saves_only: bool = False
+) -> subprocess.Popen[str]:
+    program = shutil.which("wrk")
+    if program is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (hack/test-deps.sh does)")
+    threads = max(1, min(2, concurrency))
+    env = {
+        **os.environ,
+        "BENCH_TOKEN": token,
+        "BENCH_OBJECTS": str(-(-concurrency // threads)),
+        "BENCH_SAVES_ONLY": "1" if saves_only else "0",
+    }
+    return subprocess.Popen(
+        [program, "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
+         "--timeout", "30s", "-s", str(SCRIPT), url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+
+
+def _summary(proc: subprocess.Popen[str]) -> dict[str, int]:
+    out, err = proc.communicate(timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err or out}")
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            summary: dict[str, int] = json.loads(line)
+            return summary
+    raise RuntimeError(f"wrk printed no summary: {out}")
+
+
+def measure(
+    target: str,
+    url: str,
+    concurrency: int,
+    seconds: float,
+    groups: dict[str, list[int]],
+    token: str = "",
+) -> Round:
+    # Warm up: connections, caches, and the objects the gets read.
+    _summary(_run_wrk(url, concurrency, 1.0, token, saves_only=True))
+    meter = CpuMeter(groups)
+    meter.start()
+    proc = _run_wrk(url, concurrency, seconds, token)
+    wrk_meter = CpuMeter({"wrk": [proc.pid]})
+    wrk_meter.start()
+    cpu_wrk = 0.0
+    while proc.poll() is None:
+        cpu_wrk = max(cpu_wrk, wrk_meter.delta()["wrk"])  # sampled while it runs
+        time.sleep(0.2)
+    summary = _summary(proc)
+    cpu = {**meter.delta(), "wrk": cpu_wrk}
+    calls = int(summary["requests"])
+    elapsed = int(summary["duration_us"]) / 1e6
+    return Round(
+        target=target,
+        concurrency=concurrency,
+        calls=calls,
+        seconds=round(elapsed, 2),
+        calls_per_s=round(calls / elapsed, 1) if elapsed else 0.0,
+        p50_ms=round(int(summary["p50_us"]) / 1000, 2),
+        p95_ms=round(int(summary["p95_us"]) / 1000, 2),
+        p99_ms=round(int(summary["p99_us"]) / 1000, 2),
+        errors=int(summary["errors"]) + int(summary["socket_errors"]),
+        cpu_ms_per_call={
+            name: round(seconds_used * 1000 / calls, 3) if calls else 0.0
+            for name, seconds_used in cpu.items()
+        },
+    )
+
+
+def _start_baseline(port: int, log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._mcp_baseline", "--port", str(port)], stdout=out, stderr=out
+    )
+    out.close()
+    deadline = time.monotonic() + 30
+    probe = {"jsonrpc": "2.0", "id": 0, "method": "tools/list"}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+    }
+    while True:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/mcp", json=probe, headers=headers, timeout=2)
+            return proc
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"baseline did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _postmaster(server: PostgresServer) -> int:
+    with psycopg.connect(server.dsn()) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return parent_of(int(row[0]))
+
+
+def with_ratios(rounds: list[Round]) -> list[Round]:
+    base = {r.concurrency: r.calls_per_s for r in rounds if r.target == BASELINE}
+    out = []
+    for r in rounds:
+        b = base.get(r.concurrency)
+        out.append(
+            Round(**{**asdict(r), "ratio_to_baseline": round(r.calls_per_s / b, 3) if b else None})
+        )
+    return out
+
+
+def print_table(rounds: list[Round]) -> None:
+    processes = sorted({name for r in rounds for name in r.cpu_ms_per_call})
+    header = f"{'target':<26}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    header += f"{'errors':>8}{'x base':>8}" + "".join(f"{'cpu ' + p:>14}" for p in processes)
+    print(header)
+    print("-" * len(header))
+    for r in rounds:
+        ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
+        cpus = "".join(
+            f"{r.cpu_ms_per_call[p]:>14.3f}" if p in r.cpu_ms_per_call else f"{'-':>14}"
+            for p in processes
+        )
+        print(
+            f"{r.target:<26}{r.concurrency:>5}{r.calls_per_s:>10.1f}{r.p50_ms:>9.2f}"
+            f"{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{ratio:>8}{cpus}"
+        )
+    print("(cpu columns: CPU milliseconds per call of each process)")
+
+
+def write_json(name: str, rounds: list[Round], notes: dict[str, object]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    payload = {
+        "benchmark": name,
+        "at": stamp,
+        "machine": {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))},
+        "notes": notes,
+        "rounds": [asdict(r) for r in rounds],
+    }
+    text = json.dumps(payload, indent=2)
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(text)
+    (RESULTS / f"{name}-latest.json").write_text(text)
+    print(json.dumps(payload))
+    print(f"\nwritten to {path}")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stowage-bench-")))
+        print("starting PostgreSQL, worker, issuer, gateway and baseline ...", flush=True)
+        pg = stack.enter_context(running_postgres())
+        database_url = pg.sqlalchemy_url(pg.create_database("bench"))
+        worker = stack.enter_context(
+            running_worker(database_url, work / "worker", WORKER_POLICY, tenant="bench")
+        )
+        issuer = stack.enter_context(running_issuer(work))
+        shell = GatewayProcess(workdir=work / "gw")
+        (work / "gw").mkdir()
+        tenants = [tenant_entry("bench", shell, issuer, worker.address, rateLimits=OPEN_LIMITS)]
+        gateway = stack.enter_context(running_gateway(shell.workdir, tenants, port=shell.port))
+        token = issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
+        base_port = free_port()
+        baseline = _start_baseline(base_port, work / "baseline.log")
+        stack.callback(_stop, baseline)
+
+        assert gateway.proc is not None and worker.proc is not None
+        platform_groups = {
+            "gateway": [gateway.proc.pid],
+            "worker": [worker.proc.pid],
+            "postgres": [_postmaster(pg)],
+        }
+        rounds: list[Round] = []
+        for concurrency in args.concurrency:
+            print(f"  {BASELINE}, {concurrency} connections, {args.seconds}s", flush=True)
+            rounds.append(
+                measure(
+                    BASELINE,
+                    f"http://127.0.0.1:{base_port}/mcp",
+                    concurrency,
+                    args.seconds,
+                    {"baseline": [baseline.pid]},
+                )
+            )
+            print(f"  {PLATFORM}, {concurrency} connections, {args.seconds}s", flush=True)
+            rounds.append(
+                measure(
+                    PLATFORM,
+                    gateway.url("bench"),
+                    concurrency,
+                    args.seconds,
+                    platform_groups,
+                    token,
+                )
+            )
+        print()
+        rounds = with_ratios(rounds)
+        print_table(rounds)
+        write_json(
+            "platform",
+            rounds,
+            {
+                "seconds_per_round": args.seconds,
+                "load": "wrk with bench/tool_calls.lua: items_save and items_get alternating, "
+                "stateless JSON-RPC POSTs with JSON responses, one object per connection",
+                "machine": "load generator, gateway, worker, PostgreSQL and baseline share it",
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()

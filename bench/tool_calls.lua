@@ -1,0 +1,72 @@
+-- wrk script: save+get tool calls over stateless JSON-RPC (MCP streamable HTTP, JSON responses).
+--
+-- Requests alternate items_save and items_get (a save, then a get of the same
+-- object); each thread spreads them over BENCH_OBJECTS objects of its own, so
+-- writers rarely wait on one another's row lock. With BENCH_SAVES_ONLY=1 every
+-- request is a save (the warm-up, which creates the objects the gets read).
+-- BENCH_TOKEN, when set, is sent as the bearer token. A response that is not
+-- HTTP 200 or is a tool error counts as an error. done() prints one JSON line:
+-- requests, duration, errors and latency percentiles in microseconds.
+
+local token = os.getenv("BENCH_TOKEN") or ""
+local objects = tonumber(os.getenv("BENCH_OBJECTS") or "8")
+local saves_only = os.getenv("BENCH_SAVES_ONLY") == "1"
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+
+counter = 0
+errors = 0
+
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Accept"] = "application/json, text/event-stream"
+  wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
+  if token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+  end
+end
+
+function request()
+  counter = counter + 1
+  local pair = math.floor((counter - 1) / 2)
+  local object = string.format("bench-%d-%d", tid, pair % objects)
+  local call
+  if saves_only then
+    object = string.format("bench-%d-%d", tid, (counter - 1) % objects)
+  end
+  if saves_only or counter % 2 == 1 then
+    call = string.format(
+      '{"name":"items_save","arguments":{"id":"%s","data":{"n":%d,"text":"hello world"}}}',
+      object, counter)
+  else
+    call = string.format('{"name":"items_get","arguments":{"id":"%s"}}', object)
+  end
+  local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}',
+    counter, call)
+  return wrk.format(nil, nil, nil, body)
+end
+
+function response(status, headers, body)
+  if status ~= 200 or string.find(body, '"isError":true', 1, true) then
+    errors = errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local errs = 0
+  for _, thread in ipairs(threads) do
+    errs = errs + (thread:get("errors") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"errors":%d,"socket_errors":%d,' ..
+    '"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, errs,
+    e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
