@@ -4,6 +4,8 @@
 #   stowage operator                 the kopf operator (chart: the operator Deployment)
 #   stowage gateway serve ...        the MCP gateway (chart: the gateway Deployment)
 #   stowage worker serve ...         a tenant's worker (created by the operator)
+#   stowage backup run|drill ...     a tenant's backup and restore drill (CronJobs
+#                                    created by the operator); restore, list, prune
 #
 #   docker build -t ghcr.io/stowage/stowage:0.1.0 .
 #
@@ -12,8 +14,19 @@
 # environment onto a slim Python, so no compiler, pip cache or source tree
 # ships. It runs as uid/gid 10001 (the chart's runAsUser) and writes nothing
 # outside /tmp, so readOnlyRootFilesystem works with an emptyDir on /tmp.
+#
+# PostgreSQL client programs: `stowage backup` runs pg_dump, pg_restore and
+# psql, which must be of the Regions' servers' major version OR NEWER (pg_dump
+# refuses a newer server; a newer pg_dump reads every older one). The final
+# stage installs Debian's postgresql-client-<POSTGRES_CLIENT_MAJOR> from apt:
+# 15 on bookworm, for servers up to PostgreSQL 15. For newer servers build on a
+# Debian that ships a newer client, e.g.
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-trixie \
+#                --build-arg POSTGRES_CLIENT_MAJOR=17 .
+# The base is pinned to a Debian release so the client version cannot drift.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG POSTGRES_CLIENT_MAJOR=15
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -28,26 +41,37 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stowage/ stowage/
 COPY gateway/ gateway/
+COPY stowage_dev/ stowage_dev/
 COPY tenant_worker/ tenant_worker/
+COPY tenant_backup/ tenant_backup/
 COPY operator/ operator/
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/stowage \
  && /opt/stowage/bin/pip install /wheels/stowage-*.whl \
  && /opt/stowage/bin/pip uninstall --yes pip setuptools \
  && /opt/stowage/bin/python -m compileall -q /opt/stowage/lib \
- && /opt/stowage/bin/stowage --help >/dev/null
+ && /opt/stowage/bin/stowage --help >/dev/null \
+ && /opt/stowage/bin/stowage backup --help >/dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime
+ARG POSTGRES_CLIENT_MAJOR
 LABEL org.opencontainers.image.title="stowage" \
-      org.opencontainers.image.description="Stowage: per-tenant storage for ChatGPT apps (operator, gateway, worker)" \
+      org.opencontainers.image.description="Stowage: per-tenant storage for ChatGPT apps (operator, gateway, worker, backups)" \
       org.opencontainers.image.source="https://github.com/stowage-dev/stowage" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 stowage \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin stowage
+# The PostgreSQL client programs only (no server, no compiler, no apt lists left);
+# STOWAGE_PG_BIN points `stowage backup` at this major version's binaries directly.
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends "postgresql-client-${POSTGRES_CLIENT_MAJOR}" \
+ && rm -rf /var/lib/apt/lists/* \
+ && "/usr/lib/postgresql/${POSTGRES_CLIENT_MAJOR}/bin/pg_dump" --version
 # The same path as in the build stage: the venv's scripts name its interpreter.
 COPY --from=build /opt/stowage /opt/stowage
 ENV PATH=/opt/stowage/bin:$PATH \
+    STOWAGE_PG_BIN=/usr/lib/postgresql/${POSTGRES_CLIENT_MAJOR}/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

@@ -54,6 +54,10 @@ bench-worker: $(STAMP)
 bench: $(STAMP) test-deps
 	$(BIN)/python -m bench.platform
 
+## Many tenants: Ready times for N Tenants at once (operator), a gateway with N tenants.
+bench-scale: $(STAMP) test-deps
+	$(BIN)/python -m bench.scale
+
 ## The same calls from an in-process httpx client, and a cProfile of the gateway.
 bench-profile: $(STAMP)
 	$(BIN)/python -m bench.gateway --profile

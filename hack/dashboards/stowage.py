@@ -33,6 +33,8 @@ from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     Threshold,
     ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
     VariableRefresh,
     VariableSort,
 )
@@ -294,11 +296,91 @@ def operator_row(d: Dashboard) -> Dashboard:
     )
 
 
+def backup_row(d: Dashboard) -> Dashboard:
+    """From the operator, which reads each Tenant's finished backup and drill Jobs."""
+    return (
+        d.with_row(Row("Backups"))
+        .with_panel(
+            graph(
+                "Time since the last successful backup",
+                "Age of each tenant's newest successful backup (its snapshot time). "
+                "StowageBackupStale warns past 26 h; backups run daily by default.",
+                "s",
+                query(
+                    "time() - max by (namespace, tenant) "
+                    f"(stowage_backup_last_success_timestamp_seconds{{{T}}})",
+                    "{{namespace}}/{{tenant}}",
+                ),
+            )
+            .span(10)
+            .thresholds(thresholds((None, "green"), (26 * 3600, "red")))
+        )
+        .with_panel(
+            stat.Panel()
+            .title("Last restore drill")
+            .description(
+                "Whether each tenant's newest restore drill passed (the newest backup "
+                "restored into a scratch database and matched its manifest). "
+                "StowageBackupDrillFailed warns on Failed; status.backup.lastDrill says why."
+            )
+            .datasource(DATASOURCE)
+            .height(8)
+            .span(6)
+            .thresholds(thresholds((None, "red"), (1, "green")))
+            .mappings(
+                [
+                    ValueMap(
+                        options={
+                            "0": ValueMappingResult(text="Failed", color="red", index=0),
+                            "1": ValueMappingResult(text="Passed", color="green", index=1),
+                        }
+                    )
+                ]
+            )
+            .with_target(
+                query(
+                    f"max by (namespace, tenant) (stowage_backup_last_drill_success{{{T}}})",
+                    "{{namespace}}/{{tenant}}",
+                ).ref_id("A")
+            )
+        )
+        .with_panel(
+            graph(
+                "Time since the last restore drill",
+                "Age of each tenant's newest finished drill, passed or failed. "
+                "StowageBackupDrillStale warns past 8 days.",
+                "s",
+                query(
+                    "time() - max by (namespace, tenant) "
+                    f"(stowage_backup_last_drill_timestamp_seconds{{{T}}})",
+                    "{{namespace}}/{{tenant}}",
+                ),
+            )
+            .span(8)
+            .thresholds(thresholds((None, "green"), (8 * 86400, "red")))
+        )
+        .with_panel(
+            graph(
+                "Backup size",
+                "Size of each tenant's newest successful backup archive (pg_dump custom "
+                "format, compressed).",
+                "bytes",
+                query(
+                    f"max by (namespace, tenant) (stowage_backup_size_bytes{{{T}}})",
+                    "{{namespace}}/{{tenant}}",
+                ),
+            )
+        )
+    )
+
+
 def build() -> Dashboard:
     d = (
         Dashboard("Stowage")
         .uid(UID)
-        .description("Tool calls, tenant workers and the operator of a Stowage installation.")
+        .description(
+            "Tool calls, tenant workers, the operator and the backups of a Stowage installation."
+        )
         .tags(["stowage"])
         .refresh("30s")
         .time("now-3h", "now")
@@ -317,7 +399,7 @@ def build() -> Dashboard:
             .all_value(".*")
         )
     )
-    return operator_row(worker_row(gateway_row(d)))
+    return backup_row(operator_row(worker_row(gateway_row(d))))
 
 
 def render() -> str:

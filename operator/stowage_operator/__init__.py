@@ -2,14 +2,16 @@
 
 For each Tenant it provisions a database and a role on its Region's
 PostgreSQL, runs the worker's migrations, applies the worker's Deployment,
-Service, NetworkPolicy, PodDisruptionBudget and policy ConfigMap, and reports
-conditions and the worker endpoint in the Tenant's status. It never serves
-traffic and never logs a password.
+Service, NetworkPolicy, PodDisruptionBudget and policy ConfigMap and the
+backup and drill CronJobs, and reports conditions, the worker endpoint and
+what the backup Jobs ended with in the Tenant's status (and as metrics). It
+never serves traffic and never logs a password.
 
 Layers: ``_cli``/``_handlers`` (entry points: argparse, kopf) → ``_reconcile``
 (the service: what a Tenant needs, in order) → ``_kube``/``_postgres``
-(adapters). ``_types``, ``_naming``, ``_manifests``, ``_spec`` and
-``_conditions`` are plain values and functions: no I/O there.
+(adapters). ``_types``, ``_naming``, ``_manifests``, ``_backups``,
+``_backup_status``, ``_spec`` and ``_conditions`` are plain values and
+functions: no I/O there.
 """
 
 from stowage_operator._errors import OperatorError, PermanentError, TemporaryError

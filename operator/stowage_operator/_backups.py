@@ -88,6 +88,27 @@ def plan(ref: TenantRef, spec: Mapping[str, Any], region: Region) -> BackupPlan 
     )
 
 
+#: The label that tells a backup Job (and its pod) from a drill's.
+TASK_LABEL = "stowage.dev/task"
+
+
+def job_labels(ref: TenantRef, task: Task) -> dict[str, str]:
+    """The tenant's labels, but not the worker's name: the worker's Service, PodDisruptionBudget,
+    NetworkPolicy and PodMonitor select ``app.kubernetes.io/name=stowage-worker``, and a backup
+    pod must not be taken for a worker by any of them."""
+    return {
+        **_naming.labels(ref.name),
+        "app.kubernetes.io/name": "stowage-backup",
+        "app.kubernetes.io/component": f"tenant-{task}",
+        TASK_LABEL: task,
+    }
+
+
+def job_selector(ref: TenantRef) -> str:
+    """A label selector for the Jobs and pods of both CronJobs of one Tenant."""
+    return f"stowage.dev/tenant={ref.name},{TASK_LABEL} in (backup,drill)"
+
+
 def cron_job(
     task: Task,
     ref: TenantRef,
@@ -118,7 +139,7 @@ def cron_job(
                 "value": _naming.scratch_database_name(ref.namespace, ref.name),
             }
         )
-    labels = {**_naming.labels(ref.name), "stowage.dev/task": task}
+    labels = job_labels(ref, task)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

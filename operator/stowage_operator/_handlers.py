@@ -7,7 +7,9 @@ independent registry, so tests can run several operators in one process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -53,6 +55,28 @@ async def _run(memo: Any, body: Any, trigger: str) -> None:
         raise _translate(e) from e
 
 
+async def _resync_forever(memo: Any, body: Any, stopped: Any, interval: float) -> None:
+    """Reconcile one Tenant again every ``interval`` seconds, at its own phase.
+
+    Each Tenant starts at a random point of the interval and every pass is
+    jittered by ±10 %, so a thousand Tenants created (or resumed after a
+    restart) at once are spread over the interval instead of all resyncing
+    together. A failed pass is tried again after the error's delay. ``body``
+    is kopf's live view of the Tenant, so every pass sees its latest state.
+    """
+    await stopped.wait(random.uniform(0, interval))
+    while not stopped:
+        delay = interval * random.uniform(0.9, 1.1)
+        try:
+            await memo.reconciler.reconcile(body, "resync")
+        except OperatorError as e:
+            if not isinstance(e, PermanentError):
+                delay = min(delay, getattr(e, "delay", delay))
+            log.warning("resync of %s/%s failed: %s", body["metadata"].get("namespace"),
+                        body["metadata"].get("name"), e.message)  # fmt: skip
+        await stopped.wait(delay)
+
+
 def _connection_info(configuration: Any) -> kopf.ConnectionInfo:
     """kopf's credentials from the same kubernetes_asyncio configuration our client uses."""
     authorization = (configuration.api_key or {}).get("authorization") or (
@@ -87,6 +111,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
+        reconciler = getattr(memo, "reconciler", None)
+        if reconciler is not None:
+            await asyncio.to_thread(reconciler.close)
         kube = getattr(memo, "kube", None)
         if kube is not None:
             await kube.close()
@@ -103,16 +130,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     async def update(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, "update")
 
-    @kopf.timer(
-        GROUP,
-        VERSION,
-        "tenants",
-        interval=settings.resync_seconds,
-        initial_delay=settings.resync_seconds,
-        registry=registry,
-    )
-    async def resync(memo: Any, body: Any, **_: Any) -> None:
-        await _run(memo, body, "resync")
+    @kopf.daemon(GROUP, VERSION, "tenants", registry=registry, cancellation_timeout=10)
+    async def resync(memo: Any, body: Any, stopped: Any, **_: Any) -> None:
+        await _resync_forever(memo, body, stopped, settings.resync_seconds)
 
     @kopf.on.delete(GROUP, VERSION, "tenants", registry=registry)
     async def delete(memo: Any, body: Any, **_: Any) -> None:

@@ -31,6 +31,8 @@ _KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("networking.k8s.io/v1", "NetworkPolicy"): ("/apis/networking.k8s.io/v1", "networkpolicies"),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
     ("batch/v1", "CronJob"): ("/apis/batch/v1", "cronjobs"),
+    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("v1", "Pod"): ("/api/v1", "pods"),
     (f"{GROUP}/{VERSION}", "Tenant"): (f"/apis/{GROUP}/{VERSION}", "tenants"),
 }
 _RESPONSES = {200: "object", 201: "object"}
@@ -103,6 +105,17 @@ class Kube:
                 return None
             raise
         return found
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[Body]:
+        """The objects of a kind in a namespace that match a label selector."""
+        found = await self._call(
+            "GET",
+            self._path(api_version, kind, namespace, None),
+            query=[("labelSelector", label_selector)],
+        )
+        return list(found.get("items") or [])
 
     async def apply(self, obj: Mapping[str, Any]) -> Body:
         """Server-side apply; creates or updates, reverting hand edits of owned fields."""

@@ -6,6 +6,7 @@ reaches neither the server's statement log nor ours.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,9 @@ from stowage_operator._errors import DatabaseError
 from stowage_operator._types import AdminCredentials
 
 log = logging.getLogger(__name__)
+
+#: How the operator's admin sessions show in ``pg_stat_activity``.
+APPLICATION_NAME = "stowage-operator"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,18 @@ class Provisioned:
 async def _admin(
     creds: AdminCredentials, connect_timeout: float, dbname: str | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    """An admin connection, opened only while one of the region's ``slots`` is free."""
+    async with (
+        creds.slots or contextlib.nullcontext(),
+        _connect(creds, connect_timeout, dbname) as conn,
+    ):
+        yield conn
+
+
+@asynccontextmanager
+async def _connect(
+    creds: AdminCredentials, connect_timeout: float, dbname: str | None
+) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
     try:
         conn = await psycopg.AsyncConnection.connect(
             host=creds.host,
@@ -42,6 +58,7 @@ async def _admin(
             sslmode=creds.ssl_mode,
             connect_timeout=max(1, int(connect_timeout)),
             autocommit=True,
+            application_name=APPLICATION_NAME,
         )
     except psycopg.Error as e:
         raise DatabaseError(

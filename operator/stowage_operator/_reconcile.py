@@ -2,8 +2,9 @@
 
 One ``reconcile`` brings a Tenant to its spec, idempotently: region check →
 Secret (the password's only home) → database and role → migrations → worker
-objects → status. Every trigger (create, update, resume, the resync timer)
-runs the same steps, so the timer repairs drift by simply running again.
+objects → backup CronJobs → what the backup Jobs ended with → status. Every
+trigger (create, update, resume, the resync timer) runs the same steps, so
+the timer repairs drift and picks up finished backups by simply running again.
 Calls for one Tenant never overlap (a lock per Tenant).
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stowage_operator import (
+    _backup_status,
     _backups,
     _conditions,
     _manifests,
@@ -29,12 +31,14 @@ from stowage_operator import (
 )
 from stowage_operator._conditions import DATABASE_READY, READY, WORKER_READY
 from stowage_operator._errors import OperatorError, PermanentError, TemporaryError
-from stowage_operator._kube import Kube
+from stowage_operator._kube import GROUP, VERSION, Kube
+from stowage_operator._migrating import Migrator
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import (
     AdminCredentials,
     Body,
     Condition,
+    ConditionBody,
     DatabaseCredentials,
     Namespace,
     Region,
@@ -82,6 +86,8 @@ class Outcome:
     conditions: tuple[Condition, ...]
 
 
+TENANT_API = f"{GROUP}/{VERSION}"
+
 #: A Ready tenant is reported unready after this many failed resyncs in a row.
 RESYNC_FAILURES_BEFORE_UNREADY = 3
 
@@ -92,13 +98,16 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
     )
 
 
-def _migrate_sync(url: str) -> None:
-    try:
-        from tenant_worker import migrate
-    except ImportError:  # an operator image without the worker: the worker migrates itself
-        log.warning("tenant_worker is not installed; skipping migrations")
+def _export_backups(
+    ref: TenantRef, backup: Mapping[str, Any], conditions: list[ConditionBody]
+) -> None:
+    """The backup metrics of a Tenant whose backups are scheduled; none for one whose are not."""
+    scheduled = next((c for c in conditions if c.get("type") == BACKUP_SCHEDULED), None)
+    if scheduled is None or scheduled.get("status") != "True":
+        _metrics.forget_backup(ref.namespace, ref.name)
         return
-    migrate(url)
+    facts = _backup_status.facts(backup, scheduled.get("lastTransitionTime"))
+    _metrics.report_backup(ref.namespace, ref.name, facts)
 
 
 class Reconciler:
@@ -106,13 +115,19 @@ class Reconciler:
         self._kube = kube
         self._settings = settings
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # Alembic's context is process-global: one migration at a time.
-        self._migrations = asyncio.Lock()
+        # Tenant migrations run in a small pool of processes (Alembic is process-global).
+        self._migrator = Migrator(settings.migration_processes)
+        # Admin connections open at once, per region server (settings.max_admin_connections).
+        self._admin_slots: dict[tuple[str, int], asyncio.Semaphore] = {}
         # Regions whose shared databases this process has hardened, and their locks.
         self._hardened: set[tuple[str, int, str]] = set()
         self._region_locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         # Consecutive failed resyncs of Ready tenants.
         self._resync_failures: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        """Stop what the reconciler started (the migration processes)."""
+        self._migrator.close()
 
     def _lock(self, ref: TenantRef) -> asyncio.Lock:
         return self._locks.setdefault((ref.namespace, ref.name), asyncio.Lock())
@@ -144,6 +159,10 @@ class Reconciler:
                 reason="AdminSecretInvalid",
                 delay=30,
             )
+        slots = self._admin_slots.setdefault(
+            (region.host, region.port),
+            asyncio.Semaphore(self._settings.max_admin_connections),
+        )
         return AdminCredentials(
             host=region.host,
             port=region.port,
@@ -151,6 +170,7 @@ class Reconciler:
             ssl_mode=region.ssl_mode,
             user=data["username"],
             password=data["password"],
+            slots=slots,
         )
 
     # -- reconcile ------------------------------------------------------------------------
@@ -220,6 +240,9 @@ class Reconciler:
             stage = WORKER_READY
             message = await self._apply_worker(ref, spec, region)
             conditions.append(await self._apply_backups(ref, spec, region, admin, extra))
+            backup = await self._read_backups(ref, old_status, extra)
+            if backup:
+                status["backup"] = backup
         except OperatorError as e:
             await self._report_failure(ref, old_status, status, conditions, stage, e, trigger)
             raise
@@ -234,7 +257,8 @@ class Reconciler:
                 f"generation {ref.generation} applied; route to {status['endpoint']}",
             )
         )
-        await self._report(ref, old_status, status, conditions, ready=True)
+        merged = await self._report(ref, old_status, status, conditions, ready=True)
+        _export_backups(ref, status.get("backup") or {}, merged)
         log.info("tenant reconciled", extra=extra)
         return Outcome(True, tuple(conditions))
 
@@ -246,12 +270,13 @@ class Reconciler:
         conditions: list[Condition],
         *,
         ready: bool,
-    ) -> None:
+    ) -> list[ConditionBody]:
         merged = _conditions.merge(old_status.get("conditions"), conditions, ref.generation)
         await self._kube.patch_tenant_status(
             ref.namespace, ref.name, {**status, "conditions": merged}
         )
         _metrics.TENANTS_READY.labels(ref.namespace, ref.name).set(1 if ready else 0)
+        return merged
 
     async def _report_failure(
         self,
@@ -271,7 +296,11 @@ class Reconciler:
         """
         extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger}
         key = (ref.namespace, ref.name)
-        if trigger == "resync" and isinstance(e, TemporaryError) and _is_ready(old_status):
+        if (
+            trigger == "resync"
+            and isinstance(e, TemporaryError)
+            and await self._ready_now(ref, old_status)
+        ):
             failures = self._resync_failures.get(key, 0) + 1
             self._resync_failures[key] = failures
             if failures < RESYNC_FAILURES_BEFORE_UNREADY:
@@ -291,6 +320,16 @@ class Reconciler:
         conditions.append(Condition(READY, "False", e.reason, e.message))
         await self._report(ref, old_status, status, conditions, ready=False)
         log.warning("%s is False: %s", stage, e.message, extra=extra)
+
+    async def _ready_now(self, ref: TenantRef, seen: Mapping[str, Any]) -> bool:
+        """Whether the Tenant is Ready in the API server now (the watch may lag behind)."""
+        if _is_ready(seen):
+            return True
+        try:
+            current = await self._kube.get(TENANT_API, "Tenant", ref.namespace, ref.name)
+        except OperatorError:
+            return False
+        return current is not None and _is_ready(current.get("status") or {})
 
     async def _harden_region(self, admin: AdminCredentials, *, recheck: bool = False) -> None:
         """Harden the region's shared databases, one caller at a time per region.
@@ -358,15 +397,7 @@ class Reconciler:
         )
         needs_migrations = made.created_database or trigger != "resync" or not migrated_before
         if self._settings.run_migrations and needs_migrations:
-            async with self._migrations:
-                try:
-                    await asyncio.to_thread(_migrate_sync, creds.url())
-                except Exception as e:
-                    raise TemporaryError(
-                        f"migrations of database {database} failed: {type(e).__name__}",
-                        reason="MigrationFailed",
-                        delay=30,
-                    ) from e
+            await self._migrator.migrate(creds.url(), database)
         return creds
 
     async def _apply_worker(self, ref: TenantRef, spec: Mapping[str, Any], region: Region) -> str:
@@ -438,6 +469,24 @@ class Reconciler:
             f"region {region.name}, drills at '{plan.drill_schedule}'; keeping {keep}",
         )
 
+    async def _read_backups(
+        self, ref: TenantRef, old_status: Mapping[str, Any], extra: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``status.backup`` from the finished backup and drill Jobs, read-only.
+
+        Like the CronJobs, never fails the reconcile: when the Jobs or pods
+        cannot be listed (e.g. RBAC without them) the last status stays.
+        """
+        previous: Mapping[str, Any] = old_status.get("backup") or {}
+        selector = _backups.job_selector(ref)
+        try:
+            jobs = await self._kube.list("batch/v1", "Job", ref.namespace, selector)
+            pods = await self._kube.list("v1", "Pod", ref.namespace, selector) if jobs else []
+        except OperatorError as e:
+            log.warning("backup results not read: %s", e.message, extra=extra)
+            return dict(previous)
+        return _backup_status.fold(previous, _backup_status.finished_runs(jobs, pods))
+
     # -- delete ---------------------------------------------------------------------------
 
     async def delete(self, body: Mapping[str, Any]) -> None:
@@ -472,6 +521,7 @@ class Reconciler:
             _metrics.DELETIONS.labels(policy).inc()
             with contextlib.suppress(KeyError):
                 _metrics.TENANTS_READY.remove(ref.namespace, ref.name)
+            _metrics.forget_backup(ref.namespace, ref.name)
             log.info("tenant deleted", extra=extra)
 
     # -- regions --------------------------------------------------------------------------

@@ -46,6 +46,12 @@ class OperatorSettings:
       ``/healthz`` on this port; 0 (the default) disables it.
     - ``run_migrations`` (``STOWAGE_OPERATOR_RUN_MIGRATIONS``): apply the worker's
       migrations to each tenant database after creating it.
+    - ``max_admin_connections`` (``STOWAGE_OPERATOR_MAX_ADMIN_CONNECTIONS``): admin
+      connections the operator opens to one region's PostgreSQL at once (default 8,
+      well under PostgreSQL's default ``max_connections`` of 100).
+    - ``migration_processes`` (``STOWAGE_OPERATOR_MIGRATION_PROCESSES``): processes
+      that apply tenant migrations side by side (default 2; Alembic runs one
+      migration at a time per process).
     """
 
     kubeconfig: Path | None = None
@@ -57,6 +63,8 @@ class OperatorSettings:
     run_migrations: bool = True
     postgres_timeout: float = 10.0
     health_port: int = 0
+    max_admin_connections: int = 8
+    migration_processes: int = 2
 
     @property
     def liveness_endpoint(self) -> str | None:
@@ -81,6 +89,8 @@ class OperatorSettings:
             run_migrations=env.get("STOWAGE_OPERATOR_RUN_MIGRATIONS", "true").lower()
             not in {"0", "false", "no"},
             health_port=int(env.get("STOWAGE_OPERATOR_HEALTH_PORT", "0")),
+            max_admin_connections=int(env.get("STOWAGE_OPERATOR_MAX_ADMIN_CONNECTIONS", "8")),
+            migration_processes=int(env.get("STOWAGE_OPERATOR_MIGRATION_PROCESSES", "2")),
         )
         if selector := parse_selector(env.get("STOWAGE_OPERATOR_GATEWAY_SELECTOR", "")):
             settings = replace(settings, gateway_selector=selector)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NewType, TypedDict
@@ -86,7 +87,12 @@ class Region:
 
 @dataclass(frozen=True)
 class AdminCredentials:
-    """How the operator reaches a region's PostgreSQL as its admin."""
+    """How the operator reaches a region's PostgreSQL as its admin.
+
+    ``slots`` caps the admin connections open to that server at once (shared
+    by every reconcile of the region's tenants), so the operator alone can
+    never exhaust its ``max_connections``.
+    """
 
     host: str
     port: int
@@ -94,6 +100,7 @@ class AdminCredentials:
     ssl_mode: str
     user: str
     password: str = field(repr=False)
+    slots: asyncio.Semaphore | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -123,3 +130,19 @@ class Condition:
     status: ConditionStatus
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class BackupFacts:
+    """What the operator exports about a Tenant's backups; None where nothing is known yet.
+
+    Times are Unix seconds. ``scheduled_since`` is when backups were last
+    switched on (the BackupScheduled condition's transition to True), from
+    which the first backup is awaited.
+    """
+
+    last_success: float | None = None
+    size_bytes: float | None = None
+    last_drill: float | None = None
+    last_drill_succeeded: bool | None = None
+    scheduled_since: float | None = None

@@ -4,12 +4,15 @@ The chart is installed with ``helm install`` into the real API server (RBAC
 on). The operator then runs as a host process with exactly the container
 arguments and environment of the installed Deployment, authenticated as the
 chart's operator ServiceAccount (a token from the TokenRequest API), and
-provisions a Tenant end to end on the real PostgreSQL, then deletes it. The
+provisions a Tenant end to end on the real PostgreSQL, then deletes it; a
+second Tenant, in a Region with backup storage, gets its backup and drill
+CronJobs, and what its (simulated) Jobs ended with reaches its status. The
 gateway's ServiceAccount is asked, with its own token, what it may do.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import ssl
 import subprocess
@@ -26,7 +29,14 @@ import pytest
 import yaml
 
 from tests.chart.support import CHART, Helm, container, find, plain_env, restricted_namespace
-from tests.operator.support import secret_data, tenant_doc, wait_for_tenant, wait_gone
+from tests.operator.support import (
+    condition,
+    finished_job,
+    secret_data,
+    tenant_doc,
+    wait_for_tenant,
+    wait_gone,
+)
 from tests.support.kube import KubeCluster
 from tests.support.postgres import PostgresServer
 from tests.support.tools import eventually, free_port
@@ -207,7 +217,7 @@ def chart_operator(
         yield running
 
 
-def region_on(kube: KubeCluster, server: PostgresServer) -> str:
+def region_on(kube: KubeCluster, server: PostgresServer, **spec: Any) -> str:
     name = f"r-{uuid.uuid4().hex[:8]}"
     kube.apply(
         {
@@ -228,7 +238,8 @@ def region_on(kube: KubeCluster, server: PostgresServer) -> str:
                     "port": server.port,
                     "sslMode": "disable",
                     "adminSecretRef": {"name": f"pg-{name}-admin", "namespace": NAMESPACE},
-                }
+                },
+                **spec,
             },
         }
     )
@@ -286,6 +297,58 @@ def test_operator_provisions_and_deletes_a_tenant_with_only_the_charts_rbac(
     assert "Not enough permissions" not in text, text
 
 
+def test_operator_schedules_backups_and_reads_their_outcome_with_only_the_charts_rbac(
+    kube: KubeCluster,
+    release: Release,
+    postgres: PostgresServer,
+    chart_operator: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    """CronJobs are applied (create, patch) and deleted; finished Jobs and pods are listed."""
+    proc, log = chart_operator
+    namespace = f"tenants-{uuid.uuid4().hex[:6]}"
+    kube.create_namespace(namespace)
+    region = region_on(
+        kube, postgres, backup={"persistentVolumeClaim": {"claimName": "region-backups"}}
+    )
+    kube.apply(tenant_doc("acme", namespace, region, deletionPolicy="Delete"))
+
+    tenant = wait_for_tenant(kube, namespace, "acme", ready=True, timeout=90)
+    scheduled = condition(tenant, "BackupScheduled")
+    assert (scheduled["status"], scheduled["reason"]) == ("True", "Scheduled"), scheduled
+    for task in ("backup", "drill"):
+        assert kube.get("batch/v1", "CronJob", f"tenant-acme-{task}", namespace), task
+
+    # A drill Job that failed: the operator lists it and its pod, and says so in the status.
+    finished = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    finished_job(
+        kube,
+        namespace,
+        "acme",
+        "drill",
+        succeeded=False,
+        finished=finished,
+        result={"command": "drill", "result": "Failed", "reason": "Corrupt", "message": "bad"},
+    )
+
+    def drill_reported() -> bool:
+        found = kube.get(API, "Tenant", "acme", namespace) or {}
+        drill = ((found.get("status") or {}).get("backup") or {}).get("lastDrill") or {}
+        return (drill.get("result"), drill.get("reason")) == ("Failed", "Corrupt")
+
+    eventually(drill_reported, 30, "status.backup.lastDrill from the failed drill Job")
+    assert proc.poll() is None, log.read_text()
+
+    kube.delete(API, "Tenant", "acme", namespace)
+    wait_gone(kube, API, "Tenant", "acme", namespace, timeout=60)
+    for task in ("backup", "drill"):
+        assert kube.get("batch/v1", "CronJob", f"tenant-acme-{task}", namespace) is None, task
+
+    text = log.read_text()
+    assert "forbidden" not in text.lower(), text
+    assert "backup CronJobs not applied" not in text, text
+    assert "backup results not read" not in text, text
+
+
 def test_operator_service_account_cannot_do_more_than_it_needs(
     kube: KubeCluster, release: Release
 ) -> None:
@@ -297,7 +360,16 @@ def test_operator_service_account_cannot_do_more_than_it_needs(
         assert not allowed(client, "list", "secrets", namespace="any")
         assert not allowed(client, "create", "tenants", "stowage.dev", "any")
         assert not allowed(client, "delete", "regions", "stowage.dev")
-        assert not allowed(client, "list", "pods", namespace="any")
+        # Backups: CronJobs written, finished Jobs and their pods listed, nothing more.
+        for verb in ("create", "patch", "delete"):
+            assert allowed(client, verb, "cronjobs", "batch", "any"), verb
+        assert allowed(client, "list", "jobs", "batch", "any")
+        assert allowed(client, "list", "pods", namespace="any")
+        for verb in ("get", "watch", "create", "delete"):
+            assert not allowed(client, verb, "pods", namespace="any"), verb
+            assert not allowed(client, verb, "jobs", "batch", "any"), verb
+        assert not allowed(client, "get", "pods", namespace="any", subresource="log")
+        assert not allowed(client, "create", "pods", namespace="any", subresource="exec")
         assert not allowed(client, "create", "clusterrolebindings", "rbac.authorization.k8s.io")
         assert not allowed(client, "create", "kopfpeerings", "kopf.dev", "any")
 

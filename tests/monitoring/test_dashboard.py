@@ -73,6 +73,10 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
         "stowage_worker_purged_objects_total",
         "stowage_operator_reconciliations_total",
         "stowage_operator_errors_total",
+        "stowage_backup_last_success_timestamp_seconds",  # last backup age
+        "stowage_backup_last_drill_success",  # last drill result
+        "stowage_backup_last_drill_timestamp_seconds",
+        "stowage_backup_size_bytes",
     ):
         assert metric in exprs, metric
     assert "histogram_quantile(0.5," in exprs and "histogram_quantile(0.99," in exprs

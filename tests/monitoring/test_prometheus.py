@@ -5,11 +5,15 @@ in-process provisioning a Tenant on PostgreSQL, a worker on the database and
 policy the operator made for it, the gateway in front, and the development
 issuer. Prometheus scrapes the three with the labels the chart's monitors
 produce (the PodMonitor's tenant/namespace on the worker, honorLabels on the
-gateway and operator) and loads the chart's rule file.
+gateway and operator) and loads the chart's rule file. The Tenant's Region has
+backup storage, and a backup and a drill Job finished for it (left through the
+API server as a real run leaves them: there is no kubelet), so the operator
+exports its backup metrics.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 import uuid
@@ -43,7 +47,7 @@ from tests.operator.conftest import (
     operator_settings,
     running_operator,
 )
-from tests.operator.support import secret_data, tenant_doc, wait_for_tenant
+from tests.operator.support import finished_job, secret_data, tenant_doc, wait_for_tenant
 from tests.support.kube import KubeCluster, running_kube
 from tests.support.postgres import PostgresServer
 from tests.support.tools import eventually, free_port
@@ -103,8 +107,41 @@ def _provision_tenant(kube: KubeCluster, postgres: PostgresServer, namespace: st
         timeout=30,
         what="the operator counts the failed reconcile of a Tenant without its Region",
     )
-    make_region(kube, postgres, name=region)
+    make_region(
+        kube, postgres, name=region, backup={"persistentVolumeClaim": {"claimName": "backups"}}
+    )
     wait_for_tenant(kube, namespace, TENANT, timeout=90)
+    _finish_backup_and_drill(kube, namespace)
+
+
+def _finish_backup_and_drill(kube: KubeCluster, namespace: str) -> None:
+    """A backup Job and a drill Job that finished an hour ago, with the results they write."""
+    taken = datetime.datetime.now(datetime.UTC).replace(microsecond=0) - datetime.timedelta(hours=1)
+    backup = "20261123T020012Z-744a"
+    finished_job(
+        kube,
+        namespace,
+        TENANT,
+        "backup",
+        succeeded=True,
+        finished=taken + datetime.timedelta(minutes=1),
+        result={
+            "command": "run",
+            "result": "Succeeded",
+            "backup": backup,
+            "backupTime": taken.isoformat(),
+            "sizeBytes": 15201,
+        },
+    )
+    finished_job(
+        kube,
+        namespace,
+        TENANT,
+        "drill",
+        succeeded=True,
+        finished=taken + datetime.timedelta(minutes=5),
+        result={"command": "drill", "result": "Succeeded", "backup": backup},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +334,18 @@ def test_traffic_fills_every_dashboard_panel_and_a_stopped_worker_raises_its_ale
     worker_down = _alert_expr("StowageTenantWorkerDown")
     assert not [r for r in prom.query(worker_down) if r["metric"].get("namespace") == s.namespace]
     assert not _worker_down_alerts(s)
+
+    # An hour-old backup that passed its drill: scraped, and no backup alert's condition holds.
+    eventually(
+        lambda: prom.query(f"stowage_backup_last_drill_success{scope} == 1"),
+        timeout=30,
+        what="the passed drill in Prometheus",
+    )
+    age = prom.query(f"time() - stowage_backup_last_success_timestamp_seconds{scope}")
+    assert 3500 < float(age[0]["value"][1]) < 3700, age
+    for name in ("StowageBackupStale", "StowageBackupDrillFailed", "StowageBackupDrillStale"):
+        held = [r for r in prom.query(_alert_expr(name)) if r["metric"].get("tenant") == TENANT]
+        assert not held, (name, held)
 
     # The induced fault: the worker stops; calls now fail as unavailable.
     s.worker.stop()

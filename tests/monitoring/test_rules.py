@@ -107,5 +107,9 @@ def test_alerts_cover_what_a_platform_team_must_act_on() -> None:
         "stowage_worker_quota_used_ratio",
         "stowage_worker_purge_last_success_timestamp_seconds",
         "stowage_worker_expired_objects",
+        "stowage_backup_last_success_timestamp_seconds",
+        "stowage_backup_scheduled_since_timestamp_seconds",
+        "stowage_backup_last_drill_success",
+        "stowage_backup_last_drill_timestamp_seconds",
     ):
         assert re.search(re.escape(needed), exprs), needed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 import time
 from typing import Any
 
@@ -128,3 +130,162 @@ def databases(dsn: str) -> set[str]:
 def roles(dsn: str) -> set[str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+
+
+def finished_job(
+    kube: KubeCluster,
+    namespace: str,
+    tenant: str,
+    task: str,
+    *,
+    succeeded: bool,
+    finished: datetime.datetime,
+    result: dict[str, Any] | None = None,
+    job_reason: str = "BackoffLimitExceeded",
+    job_message: str = "Job has reached the specified backoff limit",
+) -> str:
+    """One run of the tenant's backup or drill CronJob, as the Job controller and kubelet leave it.
+
+    The test control plane has neither, so this does their part through the real
+    API server: a Job from the CronJob's jobTemplate (owned by the CronJob), its
+    pod (owned by the Job, with the labels the Job controller adds), the pod's
+    status with the container's termination message (``result`` as the one JSON
+    line ``stowage backup`` writes to /dev/termination-log, or nothing, as when
+    a run is killed), then the Job's status on its status subresource with the
+    conditions a real Job controller sets (SuccessCriteriaMet then Complete, or
+    FailureTarget then Failed). Returns the Job's name.
+    """
+    cron = kube.get("batch/v1", "CronJob", f"tenant-{tenant}-{task}", namespace)
+    assert cron is not None, f"no CronJob tenant-{tenant}-{task} in {namespace}"
+    template = cron["spec"]["jobTemplate"]
+    name = f"tenant-{tenant}-{task}-{int(finished.timestamp()) // 60}"
+    started = finished - datetime.timedelta(seconds=20)
+    job = kube.request(
+        "POST",
+        f"/apis/batch/v1/namespaces/{namespace}/jobs",
+        json={
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": template["metadata"]["labels"],
+                "ownerReferences": [_owner(cron)],
+            },
+            "spec": template["spec"],
+        },
+    )
+    pod_template = job["spec"]["template"]
+    pod = kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/pods",
+        json={
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-x7k2p",
+                "namespace": namespace,
+                "labels": {
+                    **pod_template["metadata"]["labels"],
+                    "batch.kubernetes.io/job-name": name,
+                    "job-name": name,
+                    "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+                },
+                "ownerReferences": [_owner(job)],
+            },
+            "spec": pod_template["spec"],
+        },
+    )
+    terminated: dict[str, Any] = {
+        "exitCode": 0 if succeeded else 1,
+        "reason": "Completed" if succeeded else "Error",
+        "startedAt": _stamp(started),
+        "finishedAt": _stamp(finished),
+    }
+    if result is not None:
+        terminated["message"] = json.dumps(result, separators=(",", ":")) + "\n"
+    container = pod["spec"]["containers"][0]
+    kube.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/status",
+        json={
+            "status": {
+                "phase": "Succeeded" if succeeded else "Failed",
+                "startTime": _stamp(started),
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "image": container["image"],
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "started": False,
+                        "state": {"terminated": terminated},
+                    }
+                ],
+            }
+        },
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    at = _stamp(finished)
+    if succeeded:
+        status: dict[str, Any] = {
+            "conditions": [
+                _job_condition("SuccessCriteriaMet", "CompletionsReached", at),
+                _job_condition("Complete", "CompletionsReached", at),
+            ],
+            "completionTime": at,
+            "succeeded": 1,
+        }
+    else:
+        status = {
+            "conditions": [
+                _job_condition("FailureTarget", job_reason, at, job_message),
+                _job_condition("Failed", job_reason, at, job_message),
+            ],
+            "failed": 1,
+        }
+    kube.request(
+        "PATCH",
+        f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}/status",
+        json={
+            "status": {
+                "startTime": _stamp(started),
+                "active": 0,
+                "ready": 0,
+                "terminating": 0,
+                "uncountedTerminatedPods": {},
+                **status,
+            }
+        },
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    return name
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _job_condition(kind: str, reason: str, at: str, message: str = "") -> dict[str, Any]:
+    condition = {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "lastProbeTime": at,
+        "lastTransitionTime": at,
+    }
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _stamp(at: datetime.datetime) -> str:
+    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 
 import psycopg
 import pytest
+from stowage_operator._postgres import APPLICATION_NAME
 
-from tests.operator.conftest import ADMIN_NAMESPACE, make_region
+from tests.operator.conftest import (
+    ADMIN_NAMESPACE,
+    make_region,
+    operator_settings,
+    running_operator,
+)
 from tests.operator.support import condition, databases, secret_data, tenant_doc, wait_for_tenant
 from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.tools import eventually
 
 pytestmark = pytest.mark.kube
@@ -90,3 +98,45 @@ def test_a_passing_fault_during_resync_keeps_a_ready_tenant_ready_until_it_persi
     # Repaired, the next resync makes it Ready again.
     kube.apply({**admin, "stringData": {"username": postgres.user, "password": postgres.password}})
     eventually(lambda: ready() == "True", timeout=60, what="the tenant recovers")
+
+
+def test_admin_connections_to_a_region_never_exceed_the_cap_while_tenants_provision(
+    kube: KubeCluster,
+) -> None:
+    # A server of its own: the session's operator resyncs other tests' tenants on the shared one.
+    with running_postgres() as postgres:
+        _provision_under_a_cap(kube, postgres)
+
+
+def _provision_under_a_cap(kube: KubeCluster, postgres: PostgresServer) -> None:
+    namespace = f"cap-{uuid.uuid4().hex[:8]}"
+    kube.create_namespace(namespace)
+    region = make_region(kube, postgres)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (APPLICATION_NAME,),
+                ).fetchone()
+                seen.append(int(row[0]) if row else 0)
+                done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    settings = operator_settings(kube, namespace, max_admin_connections=2)
+    try:
+        with running_operator(settings):
+            names = [f"capped{i}" for i in range(10)]
+            for name in names:
+                kube.apply(tenant_doc(name, namespace, region, worker={"replicas": 1}))
+            for name in names:
+                wait_for_tenant(kube, namespace, name, timeout=90)
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    assert seen and max(seen) <= 2, max(seen)
+    assert max(seen) >= 1  # the sampler did see the operator at work

@@ -122,3 +122,30 @@ def test_a_region_that_does_not_accept_tenants_refuses_new_ones_with_a_reason(
     kube.apply(tenant_doc("acme", namespace, closed))
     wait_for_tenant(kube, namespace, "acme", ready=False, reason="RegionNotAccepting")
     assert kube.get("v1", "Secret", "tenant-acme-db", namespace) is None
+
+
+def test_an_internal_stage_needs_testers_and_a_bad_access_or_introspection_field_is_refused(
+    kube: KubeCluster, namespace: str, region: str
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["access"] = {"stage": "Internal"}
+    message = _refused(kube, doc)
+    assert "spec.access.stage" in message
+    assert "access.stage Internal needs allowSubjects or allowEmailDomains" in message
+    doc["spec"]["access"] = {"stage": "Beta", "allowSubjects": ["tess"]}
+    assert "spec.access.stage" in _refused(kube, doc)
+    doc["spec"]["access"] = {"stage": "Internal", "allowEmailDomains": ["Acme.Example"]}
+    assert "spec.access.allowEmailDomains[0]" in _refused(kube, doc)
+    doc["spec"]["access"] = {"stage": "Internal", "allowEmailDomains": ["acme.example"]}
+    doc["spec"]["auth"]["introspection"] = {"endpoint": "http://evil.example/i", "clientId": "gw"}
+    message = _refused(kube, doc)
+    assert "spec.auth.introspection.endpoint" in message and "https://" in message
+
+    # Valid: testers only, introspected; then launched by changing the stage alone.
+    doc["spec"]["auth"]["introspection"]["endpoint"] = "https://login.acme.example/introspect"
+    kube.apply(doc)
+    kube.patch(
+        API, "Tenant", "acme", {"spec": {"access": {"stage": "GeneralAvailability"}}}, namespace
+    )
+    launched = kube.get(API, "Tenant", "acme", namespace)
+    assert launched is not None and launched["spec"]["access"]["stage"] == "GeneralAvailability"
