@@ -30,14 +30,8 @@ from typing import Any
 import httpx
 
 from bench._stats import Row, report, summarize, with_ratios
-from tests.gateway.harness import (
-    WORKER_POLICY,
-    GatewayProcess,
-    Issuer,
-    running_gateway,
-    running_issuer,
-    tenant_entry,
-)
+from tests.gateway.harness import WORKER_POLICY, GatewayProcess, running_gateway, tenant_entry
+from tests.support.issuer import Issuer, running_issuer
 from tests.support.postgres import running_postgres
 from tests.support.tools import free_port
 from tests.support.worker import running_worker

@@ -113,7 +113,7 @@ def _tenants_doc(count: int, base: str, issuer: str, changed: bool = False) -> d
 
 def _write(path: Path, doc: dict[str, Any], fmt: str) -> None:
     tmp = path.with_suffix(".tmp")
-    text = json.dumps(doc) if fmt == "json" else yaml.safe_dump(doc, Dumper=yaml.CSafeDumper)
+    text = json.dumps(doc) if fmt == "json" else yaml.dump(doc, Dumper=yaml.CSafeDumper)
     tmp.write_text(text)
     tmp.replace(path)
 

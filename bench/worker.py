@@ -4,29 +4,42 @@ Both sides run in this process against one throwaway PostgreSQL cluster, in
 the same run: the worker (a real ``stowage worker serve`` process) in its own
 database, the baseline doing the same inserts and reads with raw psycopg in a
 second, identically migrated database. Measures, does not assert.
+
+Beside throughput and latency it reports the CPU milliseconds per call of the
+worker's process tree (all its processes) and of the PostgreSQL cluster, and,
+with ``--processes 1 2``, a scale row: the same load on a worker serving with
+two processes. ``--profile DIR`` records the one-process worker with py-spy
+(raw folded stacks) during the highest concurrency.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
 
+from bench._cpu import CpuMeter, parent_of
 from bench._stats import Row, report, summarize, with_ratios
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import migrate
 from tests.support.postgres import PostgresServer, running_postgres
-from tests.support.worker import running_worker
+from tests.support.worker import WorkerProcess, running_worker
 
 #: The tenant the benchmark's worker serves (running_worker's default); every call names it.
 TENANT = "acme"
@@ -138,29 +151,115 @@ async def bench_psycopg(
     return result, elapsed
 
 
+BASELINE = "raw psycopg (baseline)"
+
+
+async def _bench_at(
+    address: str, seconds: float, concurrency: int
+) -> tuple[dict[str, list[float]], float]:
+    return await bench_worker(address, concurrency, seconds)
+
+
+@contextlib.contextmanager
+def _worker(server: PostgresServer, tmp: Path, processes: int) -> Iterator[WorkerProcess]:
+    """A worker serving with ``processes`` processes, on a fresh database."""
+    db = _fresh(server, f"bench_worker{processes}")
+    with contextlib.ExitStack() as stack:
+        os.environ["STOWAGE_WORKER_PROCESSES"] = str(processes)  # read by the worker at start
+        try:
+            worker = stack.enter_context(
+                running_worker(server.sqlalchemy_url(db), tmp / f"w{processes}", {})
+            )
+        finally:
+            os.environ.pop("STOWAGE_WORKER_PROCESSES", None)
+        yield worker
+
+
+def _profiled(worker: WorkerProcess, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy recording the worker (and its children) for ``seconds``, raw folded stacks."""
+    assert worker.proc is not None
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [str(spy), "record", "-p", str(worker.proc.pid), "-d", str(int(seconds)),
+         "-f", "raw", "-o", str(out), "--subprocesses", "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _round(
+    target: str,
+    level: int,
+    seconds: float,
+    run: Callable[[int], Coroutine[Any, Any, tuple[dict[str, list[float]], float]]],
+    meter: CpuMeter,
+) -> tuple[list[Row], dict[str, Any]]:
+    meter.start()
+    latencies, elapsed = asyncio.run(run(level))
+    used = meter.delta()
+    calls = len(latencies["put"]) + len(latencies["get"])
+    rows = [summarize(target, op, level, latencies[op], elapsed) for op in ("put", "get")]
+    cpu = {name: round(1000 * sec / calls, 3) if calls else None for name, sec in used.items()}
+    return rows, {"target": target, "concurrency": level, "calls": calls, "cpu_ms_per_call": cpu}
+
+
+def _levels(
+    server: PostgresServer, workers: dict[int, WorkerProcess], args: argparse.Namespace
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    """Each level: the baseline, then each worker, back to back; rows and CPU per call."""
+    rows: list[Row] = []
+    cpu: list[dict[str, Any]] = []
+    baseline_db = _fresh(server, "bench_raw")
+    postgres = [_postmaster(server)]
+    for level in args.concurrency:
+        r, c = _round(
+            BASELINE,
+            level,
+            args.seconds,
+            lambda n: bench_psycopg(server.dsn(baseline_db), n, args.seconds),
+            CpuMeter({"postgres": postgres}),
+        )
+        rows += r
+        cpu.append(c)
+        for n, worker in workers.items():
+            target = "worker over gRPC" + (f", {n} processes" if n > 1 else "")
+            spy = None
+            if args.profile and n == 1 and level == max(args.concurrency):
+                args.profile.mkdir(parents=True, exist_ok=True)
+                spy = _profiled(
+                    worker, args.profile / f"worker-{level}.folded", min(6.0, args.seconds)
+                )
+            assert worker.proc is not None
+            meter = CpuMeter({"worker": [worker.proc.pid], "postgres": postgres})
+            bench = functools.partial(_bench_at, worker.address, args.seconds)
+            r, c = _round(target, level, args.seconds, bench, meter)
+            rows += r
+            cpu.append(c)
+            if spy is not None:
+                spy.wait()
+    return rows, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=5.0, help="per target and level")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="worker processes to compare"
+    )
+    parser.add_argument("--profile", type=Path, help="write py-spy folded stacks here")
     args = parser.parse_args()
 
-    rows: list[Row] = []
-    with running_postgres() as server, tempfile.TemporaryDirectory() as tmp:
-        worker_db = _fresh(server, "bench_worker")
-        baseline_db = _fresh(server, "bench_raw")
-        with running_worker(server.sqlalchemy_url(worker_db), Path(tmp), {}) as worker:
-            for level in args.concurrency:
-                for target, run in (
-                    (
-                        "raw psycopg (baseline)",
-                        lambda n: bench_psycopg(server.dsn(baseline_db), n, args.seconds),
-                    ),
-                    ("worker over gRPC", lambda n: bench_worker(worker.address, n, args.seconds)),
-                ):
-                    latencies, elapsed = asyncio.run(run(level))
-                    for op in ("put", "get"):
-                        rows.append(summarize(target, op, level, latencies[op], elapsed))
-    rows = with_ratios(rows, "raw psycopg (baseline)")
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(running_postgres())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        workers = {n: stack.enter_context(_worker(server, tmp, n)) for n in args.processes}
+        rows, cpu = _levels(server, workers, args)
+    rows = with_ratios(rows, BASELINE)
+    print()
+    for c in cpu:
+        per = "  ".join(f"{k} {v} ms" for k, v in c["cpu_ms_per_call"].items())
+        print(f"cpu per call  {c['target']:<30}{c['concurrency']:>4}  {per}")
+    print()
     report(
         "worker",
         rows,
@@ -169,8 +268,17 @@ def main() -> None:
             "payload_bytes": len(json.dumps(PAYLOAD)),
             "what": "each client alternates put then get of its own objects; ops/s counts "
             "each operation type over the level's wall time",
+            "cpu_ms_per_call": cpu,
         },
     )
+
+
+def _postmaster(server: PostgresServer) -> int:
+    """The cluster's postmaster: its children are the backends serving both sides."""
+    with psycopg.connect(server.dsn()) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return parent_of(int(row[0]))
 
 
 def _fresh(server: PostgresServer, prefix: str) -> str:

@@ -6,15 +6,15 @@ It never touches a database and never passes a token on.
 
 Layers (each imports only from the ones below it):
 
-- entry points: ``_cli`` (``stowage gateway|token|dev``), ``_app`` (the ASGI
-  app), ``_gate`` (per-request auth and limits), ``_mcp`` (the MCP surface),
-  ``_devauth`` (the development authorization server);
+- entry points: ``_cli`` (``stowage gateway``), ``_app`` (the ASGI app; extra
+  routes, such as the dev platform's authorization server, are passed in),
+  ``_gate`` (per-request auth and limits), ``_mcp`` (the MCP surface);
 - services: ``_calls`` (a tool call → worker calls → a tool result),
   ``_tools`` (the tool catalogue of a tenant), ``_auth`` (token checks),
   ``_directory`` (the tenants the gateway serves);
 - adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
   (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML)
-  and ``_kube_source`` (Tenant resources), ``_devkeys`` (the dev signing key);
+  and ``_kube_source`` (Tenant resources);
 - plain values, no I/O: ``_types``, ``_settings``, ``_errors``.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import anyio
 import httpx
@@ -21,10 +21,13 @@ from gateway._auth import TokenVerifier
 from gateway._calls import ToolCalls
 from gateway._directory import TenantDirectory, TenantSource
 from gateway._gate import McpGate
+from gateway._introspection import Introspector
 from gateway._jwks import JwksCache
 from gateway._mcp import build_server, build_session_manager
 from gateway._metrics import Metrics
 from gateway._ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from gateway._revocation_bus import RedisRevocationBus
+from gateway._revocations import Revocations
 from gateway._settings import GatewaySettings
 from gateway._tenant_file import FileTenantSource
 from gateway._tools import Catalogues
@@ -36,8 +39,18 @@ log = logging.getLogger(__name__)
 _LOOPBACK_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
 
-def create_app(settings: GatewaySettings, source: TenantSource | None = None) -> Starlette:
-    """The gateway app; tenants come from ``source`` or else the settings' tenants file."""
+def create_app(
+    settings: GatewaySettings,
+    source: TenantSource | None = None,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The gateway app; tenants come from ``source`` or else the settings' tenants file.
+
+    ``extra_routes`` are served beside the gateway's own, e.g. the development
+    authorization server that ``stowage dev`` mounts; the gateway knows nothing
+    of them.
+    """
     if source is None:
         if settings.tenants_file is None:
             raise ValueError("a tenants file (or another tenant source) is required")
@@ -46,11 +59,15 @@ def create_app(settings: GatewaySettings, source: TenantSource | None = None) ->
     directory = TenantDirectory()
     workers = WorkerPool(timeout=settings.call_timeout)
     catalogues = Catalogues()
-    calls = ToolCalls(workers, metrics, user_cache_size=settings.user_cache_size)
+    bus = RedisRevocationBus(settings.redis_url) if settings.redis_url else None
+    revocations = Revocations(workers, bus=bus, max_entries=settings.revocation_cache_size)
+    calls = ToolCalls(workers, metrics, revocations, user_cache_size=settings.user_cache_size)
     http = httpx.AsyncClient()
     verifier = TokenVerifier(
         JwksCache(http, min_refresh_interval=settings.jwks_min_refresh),
         leeway=settings.token_leeway,
+        introspector=Introspector(http, secrets_dir=settings.secrets_dir),
+        introspection_seconds=settings.introspection_cache_seconds,
     )
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else LocalRateLimiter()
@@ -70,6 +87,7 @@ def create_app(settings: GatewaySettings, source: TenantSource | None = None) ->
         catalogues=catalogues,
         metrics=metrics,
         inner=manager.handle_request,
+        revocations=revocations,
     )
 
     @contextlib.asynccontextmanager
@@ -84,9 +102,20 @@ def create_app(settings: GatewaySettings, source: TenantSource | None = None) ->
             async for endpoints in endpoints_in:
                 await workers.retain(endpoints)
 
+        async def catch_up() -> None:
+            await revocations.sync(directory.all())
+
+        async def keep_revocations_in_sync() -> None:
+            while True:
+                await anyio.sleep(settings.revocation_sync_interval)
+                await catch_up()
+
         async with manager.run(), anyio.create_task_group() as tg:
             tg.start_soon(source.watch, publish)
             tg.start_soon(close_unused_channels)
+            tg.start_soon(keep_revocations_in_sync)
+            if bus is not None:
+                tg.start_soon(bus.listen, revocations.pushed, catch_up)
             try:
                 yield
             finally:
@@ -96,6 +125,8 @@ def create_app(settings: GatewaySettings, source: TenantSource | None = None) ->
             endpoints_in.close()
             await workers.close()
             await limiter.aclose()
+            if bus is not None:
+                await bus.aclose()
             await http.aclose()
 
     async def protected_resource(request: Request) -> Response:
@@ -135,13 +166,7 @@ def create_app(settings: GatewaySettings, source: TenantSource | None = None) ->
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    if settings.dev_auth_key_file is not None:
-        from gateway._devauth import DevAuthServer
-
-        dev = DevAuthServer.from_key_file(
-            settings.dev_auth_key_file, settings.public_url.rstrip("/") + "/dev-auth"
-        )
-        routes += dev.routes()
+    routes += extra_routes
 
     middleware = [
         Middleware(

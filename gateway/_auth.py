@@ -10,6 +10,14 @@ A token is accepted only when all of these hold:
   useless at tenant B;
 - ``exp`` has not passed and ``nbf`` has, with a small leeway;
 - it carries a subject.
+
+A tenant whose issuer hands out opaque tokens names an RFC 7662 introspection
+endpoint (``auth.introspection``): a token that is not a JWT is then accepted
+only when that endpoint says it is ``active``, names the tenant's issuer and
+audience (when it names any) and has a subject. Its answer is cached for at
+most ``introspection_seconds`` and never past the token's ``exp``; an
+inactive answer is remembered as briefly, so a flood of a bad token does not
+become a flood at the endpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
 
-from gateway._errors import AuthError, KeysUnavailable
+from gateway._errors import AuthError, IntrospectionUnavailable, KeysUnavailable
+from gateway._introspection import Introspector
 from gateway._jwks import JwksCache
 from gateway._types import Principal, Tenant
 
@@ -40,6 +49,35 @@ def _b64json(segment: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _principal(tenant: Tenant, claims: dict[str, Any]) -> Principal:
+    """The caller a checked token (or introspection answer) names."""
+    issued = _seconds(claims.get("iat"))
+    email = claims.get("email")
+    verified = claims.get("email_verified", True) not in (False, "false")
+    return Principal(
+        issuer=tenant.auth.issuer,
+        subject=str(claims["sub"]),
+        scopes=scopes_of(claims),
+        client_id=claims.get("client_id") or claims.get("azp"),
+        issued_at=issued if issued is not None else _seconds(claims.get("nbf")),
+        email=email if isinstance(email, str) and email and verified else None,
+    )
+
+
+def _audiences(raw: object) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list):
+        return [a for a in raw if isinstance(a, str)]
+    return []
 
 
 def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
@@ -68,12 +106,17 @@ class TokenVerifier:
         leeway: int = 30,
         cache_size: int = 10_000,
         cache_seconds: float = 300.0,
+        introspector: Introspector | None = None,
+        introspection_seconds: float = 60.0,
     ) -> None:
         self._keys = keys
         self._leeway = leeway
         self._accepted: OrderedDict[tuple[bytes, str], tuple[Principal, float]] = OrderedDict()
+        self._inactive: OrderedDict[tuple[bytes, str], float] = OrderedDict()
         self._cache_size = cache_size
         self._cache_seconds = cache_seconds
+        self._introspector = introspector
+        self._introspection_seconds = introspection_seconds
 
     async def verify(self, token: str, tenant: Tenant) -> Principal:
         """The caller behind ``token`` at ``tenant``, or AuthError saying why not."""
@@ -94,6 +137,8 @@ class TokenVerifier:
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthError("malformed", "The token is too large")
         parts = token.split(".")
+        if len(parts) != 3 and tenant.auth.introspection is not None:
+            return await self._introspected(token, tenant)
         if len(parts) != 3:
             raise AuthError("malformed", "The token is not a JWT")
         try:
@@ -138,10 +183,35 @@ class TokenVerifier:
                 e.claim, "claims"
             )
             raise AuthError(reason, f"The token's {e.claim} claim is not acceptable") from e
-        principal = Principal(
-            issuer=tenant.auth.issuer,
-            subject=str(claims["sub"]),
-            scopes=scopes_of(claims),
-            client_id=claims.get("client_id") or claims.get("azp"),
-        )
-        return principal, float(claims["exp"])
+        return _principal(tenant, claims), float(claims["exp"])
+
+    async def _introspected(self, token: str, tenant: Tenant) -> tuple[Principal, float]:
+        """An opaque token, as the tenant's introspection endpoint describes it."""
+        assert self._introspector is not None, "introspection needs an Introspector"
+        key = (hashlib.sha256(token.encode()).digest(), tenant.name)
+        now = time.time()
+        refused_until = self._inactive.get(key)
+        if refused_until is not None and now < refused_until:
+            raise AuthError("inactive", "The token is not active")
+        try:
+            claims = await self._introspector.introspect(token, tenant.auth)
+        except IntrospectionUnavailable as e:
+            raise AuthError(
+                "introspection_unavailable", "The token cannot be checked with its issuer now"
+            ) from e
+        if claims.get("active") is not True:
+            self._inactive[key] = now + self._introspection_seconds
+            while len(self._inactive) > self._cache_size:
+                self._inactive.popitem(last=False)
+            raise AuthError("inactive", "The token is not active")
+        if "iss" in claims and claims["iss"] != tenant.auth.issuer:
+            raise AuthError("issuer", "The token was issued by another authorization server")
+        if "aud" in claims and tenant.auth.audience not in _audiences(claims["aud"]):
+            raise AuthError("audience", "The token's aud claim is not acceptable")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise AuthError("claims", "The token's sub claim is not acceptable")
+        exp = _seconds(claims.get("exp"))
+        if exp is not None and exp < now - self._leeway:
+            raise AuthError("expired", "The token has expired")
+        until = now + self._introspection_seconds
+        return _principal(tenant, claims), until if exp is None else min(exp, until)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import mcp_types as types
+from jsonschema import ValidationError
 
 from gateway._errors import (
     InvalidArgument,
@@ -27,10 +30,11 @@ from gateway._errors import (
     WorkerError,
 )
 from gateway._metrics import Metrics
+from gateway._revocations import Revocations
 from gateway._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
 from gateway._types import CorrelationId, Principal, Tenant, UserId
 from gateway._worker import WorkerClient, WorkerPool
-from stowage.wire import TOOL_ERROR_META_KEY
+from stowage.wire import TOOL_ERROR_META_KEY, field_path
 
 log = logging.getLogger("gateway.calls")
 
@@ -45,8 +49,35 @@ _HINTS = {
     "unavailable": "Storage is temporarily unavailable. Retry in a few seconds; a write retried "
     "with the same idempotency_key is applied at most once.",
     "unknown_tool": "Call tools/list to see the available tools.",
+    "insufficient_scope": "The user did not grant this app the permission in error.scope. Ask "
+    "them to connect the app again and allow it (ChatGPT offers that itself), then retry.",
     "internal": "Storage failed unexpectedly. Tell the user and try again later.",
 }
+
+
+def _field_of(problem: ValidationError) -> str | None:
+    """The argument a schema violation is about, e.g. ``data.tags[1]``.
+
+    A missing required property and an unexpected one are named themselves
+    (``data.title``, ``colour``), not the object that lacks or holds them.
+    """
+    path = list(problem.absolute_path)
+    instance = problem.instance
+    if problem.validator == "required" and isinstance(instance, dict):
+        missing = [name for name in problem.validator_value if name not in instance]
+        path += missing[:1]
+    elif problem.validator == "additionalProperties" and isinstance(instance, dict):
+        declared = problem.schema.get("properties", {}) if isinstance(problem.schema, dict) else {}
+        patterns = (
+            problem.schema.get("patternProperties", {}) if isinstance(problem.schema, dict) else {}
+        )
+        extra = [
+            name
+            for name in instance
+            if name not in declared and not any(re.search(p, name) for p in patterns)
+        ]
+        path += extra[:1]
+    return field_path(path) or None
 
 
 @dataclass(frozen=True)
@@ -83,10 +114,47 @@ def error_result(
     )
 
 
+#: Where ChatGPT (the OpenAI Apps SDK) reads a tool-level auth challenge on an
+#: ``isError`` result: a list of RFC 7235 challenges, e.g. ``Bearer
+#: resource_metadata="…", error="insufficient_scope", scope="stowage:write"``.
+#: Seeing it, ChatGPT offers the user to connect the app again.
+WWW_AUTHENTICATE_META_KEY = "mcp/www_authenticate"
+#: ChatGPT sends client metadata under ``_meta["openai/…"]`` with every tool call.
+APPS_SDK_META_PREFIX = "openai/"
+
+
+def speaks_apps_sdk(params: object) -> bool:
+    """Whether a ``tools/call``'s params carry the Apps SDK's ``openai/…`` metadata.
+
+    Only the *shape* of a refusal depends on it (never whether to refuse).
+    """
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and any(
+        isinstance(key, str) and key.startswith(APPS_SDK_META_PREFIX) for key in meta
+    )
+
+
+def challenge_result(
+    code: str, message: str, cid: str, challenge: str, **details: Any
+) -> types.CallToolResult:
+    """A tool error that also asks the client to authorize again, the Apps SDK way."""
+    result = error_result(code, message, cid, **details)
+    meta = {**(result.meta or {}), WWW_AUTHENTICATE_META_KEY: [challenge]}
+    return result.model_copy(update={"meta": meta})
+
+
 class ToolCalls:
-    def __init__(self, workers: WorkerPool, metrics: Metrics, *, user_cache_size: int) -> None:
+    def __init__(
+        self,
+        workers: WorkerPool,
+        metrics: Metrics,
+        revocations: Revocations,
+        *,
+        user_cache_size: int,
+    ) -> None:
         self._workers = workers
         self._metrics = metrics
+        self._revocations = revocations
         self._users: OrderedDict[tuple[str, str, str], UserId] = OrderedDict()
         self._user_cache_size = user_cache_size
 
@@ -122,8 +190,9 @@ class ToolCalls:
             problem = next(iter(spec.validator.iter_errors(arguments)), None)
             if problem is not None:
                 outcome = "invalid_argument"
-                field = "/".join(str(p) for p in problem.absolute_path) or None
-                return error_result("invalid_argument", problem.message, cid, field=field)
+                return error_result(
+                    "invalid_argument", problem.message, cid, field=_field_of(problem)
+                )
             worker = self._workers.client(ctx.tenant.endpoint, ctx.tenant.name)
             try:
                 user = await self._user(ctx, worker)
@@ -170,8 +239,8 @@ class ToolCalls:
             details["current"] = current
         return error_result(e.code, e.message, cid, retriable=e.retriable, **details)
 
-    @staticmethod
     async def _run(
+        self,
         spec: ToolSpec,
         args: dict[str, Any],
         worker: WorkerClient,
@@ -228,3 +297,11 @@ class ToolCalls:
                 return await worker.export_user_data(user, cid)
             case "erase":
                 return await worker.erase_user_data(user, cid)
+            case "revoke_access":
+                revocation = await self._revocations.revoke_own(worker, user, cid)
+                when = datetime.fromtimestamp(revocation.revoked_before, UTC).isoformat()
+                return {
+                    "revoked_before": when,
+                    "message": "Access revoked: every sign-in to this app until now has ended. "
+                    "Connect the app again to use it.",
+                }

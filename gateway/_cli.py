@@ -1,4 +1,4 @@
-"""``stowage gateway serve``, ``stowage token`` and ``stowage dev``."""
+"""``stowage gateway serve``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-
-DEFAULT_DATA_DIR = Path(".dev")
-DEV_KEY_NAME = "dev-issuer.jwk.json"  # the same as gateway._devkeys.DEV_KEY_NAME (kept light)
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -39,32 +35,25 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--max-body-bytes", type=int)
     serve.add_argument("--call-timeout", type=float, help="worker call deadline, seconds")
     serve.add_argument("--reload-interval", type=float, help="tenant file check period, seconds")
-    serve.add_argument("--dev-auth-key", type=Path, help="mount the dev authorization server")
+    serve.add_argument(
+        "--revocation-sync-interval",
+        type=float,
+        help="seconds between catch-ups of revocations from workers "
+        "(default 30; $STOWAGE_GATEWAY_REVOCATION_SYNC_INTERVAL)",
+    )
+    serve.add_argument(
+        "--introspection-cache-seconds",
+        type=float,
+        help="longest reuse of an opaque token's introspection answer "
+        "(default 60; $STOWAGE_GATEWAY_INTROSPECTION_CACHE_SECONDS)",
+    )
+    serve.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="introspection client secrets as DIR/NAME/KEY ($STOWAGE_GATEWAY_SECRETS_DIR)",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(handler=_serve)
-
-    token = subparsers.add_parser("token", help="print a token signed by the dev key")
-    token.add_argument("--tenant", required=True)
-    token.add_argument("--user", required=True, help="the token's subject")
-    token.add_argument(
-        "--scope", action="append", help="repeatable; default: stowage:read stowage:write"
-    )
-    token.add_argument("--audience", help="default: PUBLIC_URL/t/TENANT/mcp")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
-    token.add_argument("--public-url", help=f"gateway base URL (default {DEFAULT_PUBLIC_URL})")
-    token.add_argument("--issuer", help="default: PUBLIC_URL/dev-auth")
-    token.add_argument("--key-file", type=Path, help=f"default: {DEFAULT_DATA_DIR / DEV_KEY_NAME}")
-    token.set_defaults(handler=_token)
-
-    dev = subparsers.add_parser(
-        "dev", help="run gateway, a demo tenant's worker and a dev OAuth server locally"
-    )
-    dev.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--worker-port", type=int, default=50151)
-    dev.add_argument("--tenant", default="demo")
-    dev.add_argument("--log-level", default="INFO")
-    dev.set_defaults(handler=_dev)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -87,7 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         call_timeout=args.call_timeout,
         reload_interval=args.reload_interval,
-        dev_auth_key_file=args.dev_auth_key,
+        revocation_sync_interval=args.revocation_sync_interval,
+        introspection_cache_seconds=args.introspection_cache_seconds,
+        secrets_dir=args.secrets_dir,
         log_level=args.log_level,
     )
     source: TenantSource | None = None
@@ -101,41 +92,3 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings, source)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
-
-
-def _token(args: argparse.Namespace) -> int:
-    from gateway._devkeys import DEFAULT_SCOPES, load_or_create_key, sign_token
-
-    public = args.public_url or os.environ.get("STOWAGE_GATEWAY_PUBLIC_URL") or DEFAULT_PUBLIC_URL
-    public = public.rstrip("/")
-    key_file: Path = args.key_file or DEFAULT_DATA_DIR / DEV_KEY_NAME
-    if not key_file.exists():
-        print(
-            f"stowage token: no dev key at {key_file}; run `stowage dev` (or `make dev`) first",
-            file=sys.stderr,
-        )
-        return 1
-    scopes = [s for entry in (args.scope or DEFAULT_SCOPES) for s in entry.split()]
-    print(
-        sign_token(
-            load_or_create_key(key_file),
-            issuer=args.issuer or f"{public}/dev-auth",
-            audience=args.audience or f"{public}/t/{args.tenant}/mcp",
-            subject=args.user,
-            scopes=scopes,
-            ttl=args.ttl,
-        )
-    )
-    return 0
-
-
-def _dev(args: argparse.Namespace) -> int:
-    from gateway._dev import run_dev
-
-    return run_dev(
-        data_dir=args.data_dir,
-        port=args.port,
-        worker_port=args.worker_port,
-        tenant=args.tenant,
-        log_level=args.log_level,
-    )

@@ -33,6 +33,14 @@ class KeysUnavailable(GatewayError):
     """The issuer's keys could not be fetched."""
 
 
+class IntrospectionUnavailable(GatewayError):
+    """The tenant's introspection endpoint could not be asked (or gave no answer)."""
+
+
+class RevocationsUnavailable(GatewayError):
+    """A tenant's access revocations cannot be read from its worker right now."""
+
+
 # --- worker outcomes ----------------------------------------------------------
 
 

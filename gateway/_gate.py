@@ -3,18 +3,43 @@
 In order, for ``/t/<tenant>/mcp``: find the tenant (404; 503 with
 ``Retry-After`` while a starting gateway is still loading its tenants, since
 the tenant may well exist), take or make the
-correlation id, authenticate the bearer token (401), read the body within the
+correlation id, authenticate the bearer token (401), refuse a revoked token
+(401, ``error_description`` saying access was revoked, so the client asks the
+user to sign in again) and, while the tenant is at its ``Internal`` stage,
+anyone not on its allow-lists (403 ``access_denied``); read the body within the
 size limit (413), and for ``tools/call`` only, check the tool's scope (403)
-and take a token from the user's and the tenant's buckets (429). A GET (the
+and take a token from the user's and the tenant's buckets (429). A tool call
+while the tenant's revocations cannot be read yet (its worker is down) gets a
+retriable ``unavailable`` tool error without reaching the worker. A GET (the
 optional server-to-client SSE stream) is 405: a stateless gateway never has
 anything to send on it, and an open one would only hold a connection. Protocol
 chatter (initialize, notifications, ping, tools/list) never spends the tool-call
 budget. Then the request goes to the MCP transport with a CallContext attached.
+
+A tool call whose token lacks the tool's scope is refused in one of two shapes,
+both carrying the same RFC 6750 challenge (``error="insufficient_scope"``,
+``scope=`` the one scope needed, ``resource_metadata=``):
+
+- by default, HTTP 403 with it in ``WWW-Authenticate``: the MCP authorization
+  specification's answer to insufficient scope at runtime, from which MCP
+  clients (the Python and TypeScript SDKs, the Inspector) start step-up
+  authorization;
+- when the call carries the OpenAI Apps SDK's client metadata
+  (``params._meta["openai/…"]``, which ChatGPT sends with every tool call),
+  HTTP 200 with an ``isError`` tool result whose
+  ``_meta["mcp/www_authenticate"]`` lists the challenge (the shape the Apps SDK
+  documents for asking the user to link the account again from inside a tool
+  call) and whose text and ``_meta["stowage.dev/error"]`` say
+  ``insufficient_scope``; the ``WWW-Authenticate`` header is sent on it too
+  (RFC 9110 allows it on any response).
+
+The marker only chooses the shape: the call is refused either way, and a
+client that sends ``openai/`` metadata without handling the tool-level
+challenge still reads an ordinary tool error.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import uuid
@@ -23,19 +48,24 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway._access import NOT_OPEN, admits
 from gateway._auth import TokenVerifier
-from gateway._calls import CallContext
+from gateway._calls import CallContext, challenge_result, error_result, speaks_apps_sdk
 from gateway._directory import TenantDirectory
 from gateway._errors import AuthError
 from gateway._mcp import SCOPE_KEY
 from gateway._metrics import Metrics
 from gateway._ratelimit import Bucket, RateLimiter
+from gateway._revocations import Revocations, Standing
 from gateway._settings import GatewaySettings
 from gateway._tools import Catalogues
 from gateway._types import READ_SCOPE, WRITE_SCOPE, CorrelationId, Principal, Tenant
 from stowage.wire import CORRELATION_ID
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: What a client is told about a revoked token (the 401's ``error_description``).
+REVOKED = "access to this app was revoked; sign in again to connect"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -100,10 +130,12 @@ class McpGate:
         catalogues: Catalogues,
         metrics: Metrics,
         inner: ASGIApp,
+        revocations: Revocations,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.verifier = verifier
+        self.revocations = revocations
         self.limiter = limiter
         self.catalogues = catalogues
         self.metrics = metrics
@@ -116,13 +148,24 @@ class McpGate:
         description: str | None = None,
         scope: str | None = None,
     ) -> list[tuple[bytes, bytes]]:
+        value = self._challenge_value(tenant, error, description, scope)
+        return [(b"www-authenticate", value.encode())]
+
+    def _challenge_value(
+        self,
+        tenant: str,
+        error: str | None,
+        description: str | None = None,
+        scope: str | None = None,
+    ) -> str:
+        """The RFC 6750 ``Bearer`` challenge, for the header or the Apps SDK's tool result."""
         parts = [f'resource_metadata="{self.settings.resource_metadata_url(tenant)}"']
         if error:
             parts.insert(0, f'error="{error}"')
         if description:
             parts.append(f'error_description="{description}"')
         parts.append(f'scope="{scope or f"{READ_SCOPE} {WRITE_SCOPE}"}"')
-        return [(b"www-authenticate", ("Bearer " + ", ".join(parts)).encode())]
+        return "Bearer " + ", ".join(parts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = scope["path_params"]["tenant"]
@@ -171,6 +214,25 @@ class McpGate:
         principal = await self._authenticate(tenant, scope, send)
         if principal is None:
             return
+        standing = await self.revocations.standing(tenant, principal)
+        if standing is Standing.REVOKED:
+            self.metrics.auth_failures.labels(tenant.name, "revoked").inc()
+            await _respond(
+                send,
+                401,
+                {"error": "invalid_token", "error_description": REVOKED},
+                self._challenge(tenant.name, "invalid_token", REVOKED),
+            )
+            return
+        if not admits(tenant.access, principal):
+            self.metrics.auth_failures.labels(tenant.name, "not_open").inc()
+            await _respond(
+                send,
+                403,
+                {"error": "access_denied", "error_description": NOT_OPEN},
+                self._challenge(tenant.name, "access_denied", NOT_OPEN),
+            )
+            return
         if scope["method"] == "GET":
             await _respond(
                 send,
@@ -197,7 +259,7 @@ class McpGate:
             await self._too_large(send)
             return
         if scope["method"] == "POST" and not await self._authorize_call(
-            tenant, principal, body, send
+            tenant, principal, body, send, cid, standing
         ):
             return
         scope[SCOPE_KEY] = CallContext(tenant, principal, cid)
@@ -248,9 +310,15 @@ class McpGate:
             return None
 
     async def _authorize_call(
-        self, tenant: Tenant, principal: Principal, body: bytes, send: Send
+        self,
+        tenant: Tenant,
+        principal: Principal,
+        body: bytes,
+        send: Send,
+        cid: CorrelationId,
+        standing: Standing,
     ) -> bool:
-        """Scope and rate limit for ``tools/call``; True lets the request through."""
+        """Scope, revocations known and rate limit for ``tools/call``; True lets it through."""
         try:
             message = json.loads(body)
         except (ValueError, RecursionError):
@@ -263,17 +331,35 @@ class McpGate:
         if needed is not None and needed not in principal.scopes:
             self.metrics.auth_failures.labels(tenant.name, "scope").inc()
             description = f"The {tool} tool needs the {needed} scope"
-            await _respond(
-                send,
-                403,
-                {"error": "insufficient_scope", "error_description": description},
-                self._challenge(tenant.name, "insufficient_scope", description, needed),
+            challenge = self._challenge_value(
+                tenant.name, "insufficient_scope", description, needed
             )
+            header = [(b"www-authenticate", challenge.encode())]
+            if speaks_apps_sdk(params):
+                result = challenge_result(
+                    "insufficient_scope", description, cid, challenge, scope=needed
+                )
+                dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+                reply = {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped}
+                await _respond(send, 200, reply, header)
+            else:
+                refusal = {"error": "insufficient_scope", "error_description": description}
+                await _respond(send, 403, refusal, header)
             return False
-        subject = hashlib.sha256(f"{principal.issuer}\n{principal.subject}".encode()).hexdigest()
+        if standing is Standing.UNKNOWN:
+            result = error_result(
+                "unavailable",
+                "the tenant worker is unavailable (its access revocations cannot be read)",
+                cid,
+                retriable=True,
+                retry_after_seconds=1.0,
+            )
+            dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+            await _respond(send, 200, {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped})
+            return False
         denial = await self.limiter.acquire(
             [
-                Bucket(f"{tenant.name}:u:{subject[:32]}", tenant.per_user, "user"),
+                Bucket(f"{tenant.name}:u:{principal.identity[:32]}", tenant.per_user, "user"),
                 Bucket(f"{tenant.name}:t", tenant.per_tenant, "tenant"),
             ]
         )

@@ -53,8 +53,15 @@ class GatewaySettings:
     jwks_min_refresh: float = 30.0
     #: Cached (issuer, subject) → user id mappings.
     user_cache_size: int = 10_000
-    #: Mount the development authorization server under /dev-auth with this key file.
-    dev_auth_key_file: Path | None = None
+    #: Seconds between catch-ups of each tenant's revocations from its worker (with
+    #: Redis, revocations arrive at once and this only repairs a lost message).
+    revocation_sync_interval: float = 30.0
+    #: Revoked identities remembered per tenant; past it the oldest fold into a cut-off.
+    revocation_cache_size: int = 100_000
+    #: An introspected (opaque) token's answer is reused for at most this long, seconds.
+    introspection_cache_seconds: float = 60.0
+    #: Where introspection client secrets are mounted: ``<dir>/<secret name>/<key>``.
+    secrets_dir: Path | None = None
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -104,6 +111,12 @@ class GatewaySettings:
             values["reload_interval"] = float(v)
         if v := env.get("STOWAGE_GATEWAY_JWKS_MIN_REFRESH"):
             values["jwks_min_refresh"] = float(v)
+        if v := env.get("STOWAGE_GATEWAY_REVOCATION_SYNC_INTERVAL"):
+            values["revocation_sync_interval"] = float(v)
+        if v := env.get("STOWAGE_GATEWAY_INTROSPECTION_CACHE_SECONDS"):
+            values["introspection_cache_seconds"] = float(v)
+        if v := env.get("STOWAGE_GATEWAY_SECRETS_DIR"):
+            values["secrets_dir"] = Path(v)
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         if values.get("redis_url") and (password := env.get("STOWAGE_REDIS_PASSWORD")):
             values["redis_url"] = with_password(str(values["redis_url"]), password)

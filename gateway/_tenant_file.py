@@ -44,6 +44,7 @@ def parse_tenant(name: str, spec: Mapping[str, Any], endpoint: str | None = None
         per_tenant=parsed.rate_limits.per_tenant,
         collections=parsed.collections,
         extra_collections=tuple(sorted(parsed.retention.collections)),
+        access=parsed.access,
     )
 
 

@@ -22,7 +22,16 @@ from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant
 log = logging.getLogger(__name__)
 
 Action = Literal[
-    "save", "get", "list", "delete", "prefs_get", "prefs_update", "usage", "export", "erase"
+    "save",
+    "get",
+    "list",
+    "delete",
+    "prefs_get",
+    "prefs_update",
+    "usage",
+    "export",
+    "erase",
+    "revoke_access",
 ]
 
 BUILTIN_COLLECTION = "items"
@@ -43,6 +52,35 @@ _IDEMPOTENCY = {
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
 
+def _nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` or null, as ``anyOf`` branches with one ``type`` each.
+
+    A ``type`` array (``["string", "null"]``) is valid JSON Schema but less
+    portable: clients that map tool schemas onto a single-``type`` dialect (the
+    MCP Inspector's ``--strict`` check warns about them) may drop the constraint.
+    """
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def _nouns(collection: str) -> tuple[str, str]:
+    """("a note", "notes") for ``notes``: how titles name one object and the collection.
+
+    Collection names are usually plural nouns; a name that is not (``cache``)
+    serves as both.
+    """
+    words = collection.replace("_", " ")
+    if words.endswith("ies"):
+        one = words[:-3] + "y"
+    elif words.endswith(("sses", "xes", "zes", "ches", "shes")):
+        one = words[:-2]
+    elif words.endswith("s") and not words.endswith("ss"):
+        one = words[:-1]
+    else:
+        one = words
+    article = "an" if one[:1] in ("a", "e", "i", "o", "u") else "a"
+    return f"{article} {one}", words
+
+
 def _object_schema(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -54,7 +92,7 @@ def _object_schema(data: Mapping[str, Any]) -> dict[str, Any]:
             "data": dict(data),
             "created_at": _TIMESTAMP,
             "updated_at": _TIMESTAMP,
-            "expires_at": {"type": ["string", "null"]},
+            "expires_at": _nullable(_TIMESTAMP),
         },
         "required": ["collection", "id", "version", "schema_version", "data"],
     }
@@ -73,7 +111,7 @@ _PREFERENCES_OUT = {
     "properties": {
         "preferences": {"type": "object"},
         "version": {"type": "integer"},
-        "updated_at": {"type": ["string", "null"]},
+        "updated_at": _nullable(_TIMESTAMP),
     },
     "required": ["preferences", "version"],
 }
@@ -162,16 +200,15 @@ def _tool(
     return ToolSpec(name, action, scope, collection, definition, Draft202012Validator(input_schema))
 
 
-def _object_tools(
-    prefix: str, noun: str, data: Mapping[str, Any], collection: str | None
-) -> list[ToolSpec]:
+def _object_tools(prefix: str, data: Mapping[str, Any], collection: str | None) -> list[ToolSpec]:
     pick = {} if collection else {"collection": {**_NAME, "default": BUILTIN_COLLECTION}}
     obj = _object_schema(data)
-    where = f"the {noun}" if collection else "a schemaless collection (default: items)"
+    one, many = _nouns(prefix)
+    where = f"the {many} collection" if collection else "a schemaless collection (default: items)"
     return [
         _tool(
             f"{prefix}_save",
-            f"Save {noun}",
+            f"Save {one}",
             f"Create or replace one object in {where} for the signed-in user. Use when the user "
             "asks to remember, store, or update something. Pass expected_version from an earlier "
             "result to avoid overwriting a newer change; on a conflict the result holds the "
@@ -201,7 +238,7 @@ def _object_tools(
         ),
         _tool(
             f"{prefix}_get",
-            f"Get {noun}",
+            f"Get {one}",
             f"Read one object of the signed-in user from {where} by id. Use when you know the "
             "id (from an earlier result or a widget's state) and need its current content.",
             "get",
@@ -213,7 +250,7 @@ def _object_tools(
         ),
         _tool(
             f"{prefix}_list",
-            f"List {noun}",
+            f"List {many}",
             f"List the signed-in user's objects in {where}, oldest first, one page at a time. "
             "Use to find what the user has stored; pass next_cursor to get the next page.",
             "list",
@@ -228,7 +265,7 @@ def _object_tools(
                 "type": "object",
                 "properties": {
                     "objects": {"type": "array", "items": obj},
-                    "next_cursor": {"type": ["string", "null"]},
+                    "next_cursor": _nullable({"type": "string"}),
                 },
                 "required": ["objects", "next_cursor"],
             },
@@ -238,7 +275,7 @@ def _object_tools(
         ),
         _tool(
             f"{prefix}_delete",
-            f"Delete {noun}",
+            f"Delete {one}",
             f"Delete one object of the signed-in user from {where}. Use only when the user asks "
             "to remove it. Pass expected_version to delete only the version you showed them.",
             "delete",
@@ -269,7 +306,7 @@ def _object_tools(
 
 
 def _builtin_tools() -> list[ToolSpec]:
-    tools = _object_tools("items", "item", {"type": "object"}, None)
+    tools = _object_tools(BUILTIN_COLLECTION, {"type": "object"}, None)
     tools += [
         _tool(
             "preferences_get",
@@ -325,8 +362,8 @@ def _builtin_tools() -> list[ToolSpec]:
                 "properties": {
                     "user_id": {"type": "string"},
                     "identities": {"type": "array", "items": {"type": "object"}},
-                    "preferences": {"type": ["object", "null"]},
-                    "objects": {"type": "array", "items": _object_schema({})},
+                    "preferences": _nullable({"type": "object"}),
+                    "objects": {"type": "array", "items": _object_schema({"type": "object"})},
                 },
                 "required": ["user_id", "identities", "objects"],
             },
@@ -356,6 +393,34 @@ def _builtin_tools() -> list[ToolSpec]:
             destructive=True,
             idempotent=True,
         ),
+        _tool(
+            "my_access_revoke",
+            "Revoke my access",
+            "Disconnect the signed-in user from this app everywhere: every sign-in they gave it "
+            "so far stops working within seconds, this conversation's included, and the app "
+            "must be connected again before it can be used. Their stored data is kept (erasing "
+            "it is my_data_erase). Use only when the user asks to disconnect, sign out "
+            "everywhere or revoke this app's access (e.g. after losing a device), after "
+            "confirming with them; set confirm to true.",
+            "revoke_access",
+            {
+                "properties": {"confirm": {"type": "boolean", "const": True}},
+                "required": ["confirm"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "revoked_before": {
+                        **_TIMESTAMP,
+                        "description": "Tokens issued at or before this time are refused.",
+                    },
+                    "message": {"type": "string"},
+                },
+                "required": ["revoked_before", "message"],
+            },
+            destructive=True,
+            idempotent=True,
+        ),
     ]
     return tools
 
@@ -377,12 +442,7 @@ def build_catalogue(tenant: Tenant) -> Catalogue:
     for collection in tenant.collections:
         if collection.schema is None or collection.name == BUILTIN_COLLECTION:
             continue
-        specs += _object_tools(
-            collection.name,
-            collection.name.replace("_", " "),
-            _embeddable(collection.schema),
-            collection.name,
-        )
+        specs += _object_tools(collection.name, _embeddable(collection.schema), collection.name)
     tools: dict[str, ToolSpec] = {}
     for spec in specs:
         if spec.name in tools:

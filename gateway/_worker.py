@@ -31,7 +31,7 @@ from gateway._errors import (
     UnknownUser,
     WorkerError,
 )
-from gateway._types import CorrelationId, UserId
+from gateway._types import CorrelationId, Revocation, UserId
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage.wire import (
@@ -78,6 +78,11 @@ def preferences_dict(p: pb.Preferences) -> dict[str, Any]:
         "version": p.version,
         "updated_at": _iso(p.updated_at) if p.HasField("updated_at") else None,
     }
+
+
+def _revocation(r: pb.Revocation) -> Revocation:
+    before = r.revoked_before.seconds + r.revoked_before.nanos / 1e9
+    return Revocation(r.id, None if r.all_identities else r.identity, before)
 
 
 def _translate(error: grpc.aio.AioRpcError) -> WorkerError:
@@ -322,6 +327,56 @@ class WorkerClient:
             "preferences_deleted": reply.preferences_deleted,
             "identities_deleted": reply.identities_deleted,
         }
+
+    async def revoke_access(
+        self,
+        cid: CorrelationId,
+        *,
+        user: UserId | None = None,
+        issuer: str = "",
+        subject: str = "",
+        all_identities: bool = False,
+        revoked_before: datetime | None = None,
+        requested_by: str = "operator",
+        reason: str = "",
+    ) -> Revocation:
+        """Record a revocation: ``user``'s own, a named identity's, or everyone's."""
+        request = pb.RevokeAccessRequest(
+            issuer=issuer,
+            subject=subject,
+            all_identities=all_identities,
+            requested_by=requested_by,
+            reason=reason,
+        )
+        if revoked_before is not None:
+            request.revoked_before.FromDatetime(revoked_before)
+        md = self._metadata(cid, user)
+
+        async def attempt(remaining: float) -> pb.Revocation:
+            reply: pb.Revocation = await self._stub.RevokeAccess(
+                request, timeout=remaining, metadata=md
+            )
+            return reply
+
+        return _revocation(await self._call(attempt, retry=False))
+
+    async def list_revocations(
+        self, cid: CorrelationId, after_id: int, *, limit: int = 0
+    ) -> tuple[list[Revocation], bool]:
+        """Revocations after ``after_id`` (oldest first) and whether more remain.
+
+        One attempt, no retries: a gateway that cannot read them answers for
+        itself (see :mod:`gateway._revocations`) rather than wait.
+        """
+        request = pb.ListRevocationsRequest(after_id=after_id, limit=limit)
+        reply: pb.ListRevocationsResponse
+        try:
+            reply = await self._stub.ListRevocations(
+                request, timeout=self.timeout, metadata=self._metadata(cid, None)
+            )
+        except grpc.aio.AioRpcError as e:
+            raise _translate(e) from e
+        return [_revocation(r) for r in reply.revocations], reply.more
 
 
 class WorkerPool:

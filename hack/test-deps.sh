@@ -9,7 +9,10 @@
 #   - kube-apiserver, etcd and helm built from the Go module proxy into a cache
 #     outside the repository (hack/build-kube-tools.sh; 10-30 minutes the first
 #     time, with progress);
-#   - the Prometheus Operator CRDs, from its Go module, into the same cache.
+#   - the Prometheus Operator CRDs, from its Go module, into the same cache;
+#   - Node 22 (npm's `node` package), the MCP Inspector CLI and the MCP
+#     conformance suite, pinned, with npm into the same cache
+#     (hack/node-tools.sh; npm itself from Debian's packages when missing).
 #
 # When a step cannot run (not root, no network, no Go), it stops with a message
 # that says what to install instead of letting the tests skip.
@@ -24,6 +27,7 @@ have_initdb() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -
 packages=()
 have_initdb || packages+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v wrk >/dev/null 2>&1 || packages+=(wrk)   # the benchmarks' load generator
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || [[ " ${packages[*]} " == *" prometheus "* ]] \
@@ -52,5 +56,8 @@ fi
 if [[ -x "$here/fetch-prometheus-operator-crds.sh" ]]; then
     "$here/fetch-prometheus-operator-crds.sh" >/dev/null
 fi
+
+# Node 22 and the third-party MCP clients of tests/clients (nothing to do when cached).
+"$here/node-tools.sh" >/dev/null
 
 say "ready"

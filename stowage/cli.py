@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, str] = {
     "worker": "tenant_worker._cli",
     "gateway": "gateway._cli",
-    "token": "gateway._cli",
-    "dev": "gateway._cli",
+    "access": "gateway._access_cli",
+    "token": "stowage_dev._cli",
+    "dev": "stowage_dev._cli",
     "operator": "stowage_operator._cli",
     "dogfood": "stowage.dogfood._cli",
     "backup": "tenant_backup._cli",

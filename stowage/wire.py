@@ -8,7 +8,9 @@ fails loudly instead of reading another tenant's data.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 
 #: The tenant the call is meant for; the worker compares it with its own.
 TENANT_KEY = "x-stowage-tenant"
@@ -26,10 +28,37 @@ CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
 #: (the MCP Inspector, the TypeScript SDK) would hide the error behind that.
 TOOL_ERROR_META_KEY = "stowage.dev/error"
 
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """How a tool error's ``field`` names a value: ``data.tags[1]`` for ``["data", "tags", 1]``.
+
+    One spelling for both sides: the worker's INVALID_ARGUMENT details and the
+    gateway's own argument checks name fields the same way.
+    """
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
 #: What a correlation id may look like; anything else is replaced by a fresh one.
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 #: An internal user id: 32 lowercase hex characters.
 USER_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def identity_digest(issuer: str, subject: str) -> str:
+    """How a revocation names one identity: the SHA-256 (hex) of ``issuer\\nsubject``.
+
+    The worker records revocations under this digest, not the identity itself
+    (so a user's erasure leaves no identity behind in them), and the gateway
+    looks tokens up by the same digest.
+    """
+    return hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()
+
 
 __all__ = [
     "CORRELATION_ID",
@@ -40,4 +69,6 @@ __all__ = [
     "TOOL_ERROR_META_KEY",
     "USER_ID",
     "USER_ID_KEY",
+    "field_path",
+    "identity_digest",
 ]

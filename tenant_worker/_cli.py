@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--metrics-port", type=int, help="Prometheus port; 0 disables")
     serve.add_argument("--policy-file", type=Path, help="quotas, retention, collections (YAML)")
     serve.add_argument("--purge-interval", type=float, help="seconds between purges")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes sharing the port, supervised by this one "
+        "(default: $STOWAGE_WORKER_PROCESSES or 1)",
+    )
     serve.add_argument("--log-level", default="INFO")
     serve.set_defaults(handler=_serve)
 
@@ -43,6 +49,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from tenant_worker._processes import follow_parent, supervise
     from tenant_worker._server import ListenError, serve
     from tenant_worker._settings import WorkerSettings
 
@@ -54,8 +61,13 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         policy_file=args.policy_file,
         purge_interval=args.purge_interval,
+        processes=args.processes,
     )
     try:
+        if settings.processes > 1 and settings.parent_pid is None:
+            return supervise(settings, args.log_level)
+        if settings.parent_pid is not None:
+            follow_parent(settings.parent_pid)
         asyncio.run(serve(settings))
     except ListenError as e:
         print(f"stowage worker serve: {e}", file=sys.stderr)

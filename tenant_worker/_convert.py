@@ -8,7 +8,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from stowage.v1 import worker_pb2 as pb
 from tenant_worker._json import dumps
-from tenant_worker._records import IdentityRecord, ObjectRecord, PreferencesRecord
+from tenant_worker._records import (
+    IdentityRecord,
+    ObjectRecord,
+    PreferencesRecord,
+    RevocationRecord,
+)
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -43,3 +48,13 @@ def preferences_message(p: PreferencesRecord) -> pb.Preferences:
 
 def identity_message(i: IdentityRecord) -> pb.IdentityLink:
     return pb.IdentityLink(issuer=i.issuer, subject=i.subject, created_at=timestamp(i.created_at))
+
+
+def revocation_message(r: RevocationRecord) -> pb.Revocation:
+    return pb.Revocation(
+        id=r.id,
+        identity=r.identity or "",
+        all_identities=r.identity is None,
+        revoked_before=timestamp(r.revoked_before),
+        recorded_at=timestamp(r.recorded_at),
+    )

@@ -20,7 +20,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from tenant_worker._errors import StorageUnavailable
+from tenant_worker._errors import StorageUnavailable, UnknownUser, WriteRace
+
+#: SQLSTATEs of a transaction that lost a race and may simply run again:
+#: unique_violation, serialization_failure, deadlock_detected.
+_RACES = frozenset({"23505", "40001", "40P01"})
 
 
 def async_url(url: str) -> str:
@@ -91,9 +95,16 @@ def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     """Sessions for single-statement reads: on PostgreSQL in autocommit, which
     saves the BEGIN and COMMIT round trips; the pool restores the isolation
     level when the connection is returned. SQLite keeps its transactions."""
+    return session_factory(autocommit(engine))
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for single statements: on PostgreSQL each one commits on its own,
+    which saves the BEGIN and COMMIT round trips (the pool restores the
+    isolation level when the connection is returned). SQLite keeps its transactions."""
     if engine.dialect.name == "sqlite":
-        return session_factory(engine)
-    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def is_foreign_key_violation(error: IntegrityError) -> bool:
@@ -103,18 +114,38 @@ def is_foreign_key_violation(error: IntegrityError) -> bool:
     return "FOREIGN KEY" in str(error.orig).upper()
 
 
+def _is_race(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _RACES
+    return isinstance(error, IntegrityError) and "UNIQUE" in str(error.orig).upper()
+
+
 @asynccontextmanager
 async def translated_errors() -> AsyncIterator[None]:
-    """Turn connection-level driver failures into StorageUnavailable."""
+    """Turn driver failures into the worker's outcomes.
+
+    A foreign key naming a missing user is UnknownUser; a lost race (a unique
+    key taken first, a deadlock, a serialization failure) is WriteRace, which
+    the write path retries; connection-level failures are StorageUnavailable.
+    """
     try:
         yield
-    except IntegrityError:
+    except IntegrityError as e:
+        if is_foreign_key_violation(e):
+            raise UnknownUser("unknown user id; resolve the identity again") from e
+        if _is_race(e):
+            raise WriteRace(f"a concurrent write won ({type(e.orig).__name__})") from e
         raise
     except (OperationalError, PoolTimeout, OSError) as e:
+        if isinstance(e, DBAPIError) and _is_race(e):
+            raise WriteRace(f"a concurrent write won ({type(e.orig).__name__})") from e
         raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
     except DBAPIError as e:
         if e.connection_invalidated:
             raise StorageUnavailable("database connection lost") from e
+        if _is_race(e):
+            raise WriteRace(f"a concurrent write won ({type(e.orig).__name__})") from e
         raise
 
 

@@ -54,3 +54,11 @@ class WrongTenant(WorkerError):
 
 class StorageUnavailable(WorkerError):
     """The database cannot be reached; retriable."""
+
+
+class WriteRace(WorkerError):
+    """A concurrent write took the same key first (a unique key, a lock order).
+
+    Raised by the database adapter; the write path runs the call again, which
+    then sees the other write (a replay, a conflict or a plain replace).
+    """

@@ -167,5 +167,26 @@ class Usage(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
 
 
+class AccessRevocation(Base):
+    """Tokens of an identity (or of everyone) issued at or before a time are refused.
+
+    Append-only: ``id`` orders the revocations, so a gateway catches up by asking
+    for those after the last id it saw. ``identity`` is
+    :func:`stowage.wire.identity_digest` of (issuer, subject), never the identity
+    itself, so an erased user leaves nothing identifying here; NULL means every
+    identity of the tenant.
+    """
+
+    __tablename__ = "access_revocations"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    identity: Mapped[str | None] = mapped_column(String(64))
+    revoked_before: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    #: "user" (their own, from a tool call) or "operator" (``stowage access revoke``).
+    requested_by: Mapped[str] = mapped_column(String(16))
+    correlation_id: Mapped[str] = mapped_column(String(128))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -6,11 +6,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, insert, select, tuple_, update
 
-from tenant_worker._db import checkpoint_after_erasure, is_foreign_key_violation
-from tenant_worker._errors import Conflict, InvalidArgument, QuotaExceeded, UnknownUser
+from tenant_worker._db import checkpoint_after_erasure
+from tenant_worker._errors import Conflict, InvalidArgument, QuotaExceeded, WriteRace
 from tenant_worker._json import dumps, loads_object, merge_patch, request_hash
 from tenant_worker._models import IdempotencyKey, Preference, StoredObject, User, utcnow
 from tenant_worker._pseudonyms import pseudonymise_audit
@@ -23,10 +22,10 @@ from tenant_worker._records import (
     UsageRecord,
     UserId,
 )
-from tenant_worker._store import Store, check_key, is_live, require_user, to_record
+from tenant_worker._retries import Replayed, write_once
+from tenant_worker._store import KeyRef, Store, check_key, is_live, require_user, to_record
 
 _EXPORT_BATCH = 200
-_ATTEMPTS = 4
 
 
 class People:
@@ -51,7 +50,7 @@ class People:
                 await s.flush()
                 self.store.audit(s, ctx, "user.create", user_id=user_id)
             return UserId(user_id), True
-        except IntegrityError:
+        except WriteRace:
             # Another call created the link first: theirs is the one.
             async with self.store.reading() as s:
                 found = await s.scalar(query)
@@ -77,57 +76,66 @@ class People:
         owner = require_user(ctx)
         check_key(idempotency_key)
         patch = loads_object(merge_patch_json, "merge_patch_json")
-        limit = self.store.policy().quotas.max_object_bytes
         rhash = request_hash("preferences", dumps(patch), expected_version)
-        for attempt in range(_ATTEMPTS):
-            try:
-                async with self.store.transaction() as s:
-                    if idempotency_key:
-                        first = await self.store.replay(
-                            s, owner, idempotency_key, "preferences", rhash
-                        )
-                        if first is not None:
-                            return _prefs_from_json(first, replayed=True)
-                    row = await s.get(
-                        Preference, owner, with_for_update=True, populate_existing=True
-                    )
-                    current = row.version if row else 0
-                    if expected_version is not None and expected_version != current:
-                        raise Conflict(
-                            f"preferences are at version {current}, not {expected_version}",
-                            PreferencesRecord(row.data if row else {}, current, None),
-                        )
-                    data = merge_patch(row.data if row else {}, patch)
-                    size = len(dumps(data))
-                    if size > limit:
-                        raise QuotaExceeded(
-                            "maxObjectBytes",
-                            f"preferences would be {size} bytes, the limit is {limit} "
-                            "(quotas.maxObjectBytes)",
-                        )
-                    now = utcnow()
-                    if row is None:
-                        row = Preference(owner=owner, version=0)
-                        s.add(row)
-                    row.data = data
-                    row.version += 1
-                    row.updated_at = now
-                    row.correlation_id = ctx.correlation_id
-                    await s.flush()
-                    self.store.audit(s, ctx, "preferences.update", version=row.version)
-                    result = PreferencesRecord(data, row.version, now)
-                    if idempotency_key:
-                        self.store.remember(
-                            s, owner, idempotency_key, "preferences", rhash, _prefs_json(result)
-                        )
-                        await s.flush()
-                return result
-            except IntegrityError as e:
-                if is_foreign_key_violation(e):
-                    raise UnknownUser("unknown user id; resolve the identity again") from e
-                if attempt == _ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        ref = KeyRef(owner, idempotency_key, "preferences", rhash) if idempotency_key else None
+        return await write_once(
+            self.store,
+            ref,
+            lambda: self._merge(ctx, owner, patch, expected_version, ref),
+            lambda first: _prefs_from_json(first, replayed=True),
+        )
+
+    async def _merge(
+        self,
+        ctx: CallContext,
+        owner: UserId,
+        patch: dict[str, Any],
+        expected_version: int | None,
+        ref: KeyRef | None,
+    ) -> PreferencesRecord:
+        """One attempt: replay a used key, check the version and size, write, audit, remember."""
+        limit = self.store.policy().quotas.max_object_bytes
+        async with self.store.core_transaction() as conn:
+            if ref is not None and (first := await self.store.replay(conn, ref)) is not None:
+                raise Replayed(first)
+            row = (
+                await conn.execute(
+                    select(Preference.data, Preference.version)
+                    .where(Preference.owner == owner)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            current, stored = (row.version, row.data) if row is not None else (0, {})
+            if expected_version is not None and expected_version != current:
+                raise Conflict(
+                    f"preferences are at version {current}, not {expected_version}",
+                    PreferencesRecord(stored, current, None),
+                )
+            data = merge_patch(stored, patch)
+            size = len(dumps(data))
+            if size > limit:
+                raise QuotaExceeded(
+                    "maxObjectBytes",
+                    f"preferences would be {size} bytes, the limit is {limit} "
+                    "(quotas.maxObjectBytes)",
+                )
+            result = PreferencesRecord(data, current + 1, utcnow())
+            values = {
+                "data": data,
+                "version": result.version,
+                "updated_at": result.updated_at,
+                "correlation_id": ctx.correlation_id,
+            }
+            if row is None:
+                await conn.execute(insert(Preference).values(owner=owner, **values))
+            else:
+                await conn.execute(
+                    update(Preference).where(Preference.owner == owner).values(**values)
+                )
+            await self.store.audit_now(conn, ctx, "preferences.update", version=result.version)
+            if ref is not None:
+                await self.store.remember(conn, ref, _prefs_json(result))
+        return result
 
     async def export(
         self, ctx: CallContext

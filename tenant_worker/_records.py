@@ -84,3 +84,13 @@ class EraseResult:
     objects_deleted: int
     preferences_deleted: bool
     identities_deleted: int
+
+
+@dataclass(frozen=True)
+class RevocationRecord:
+    """Tokens of ``identity`` (None: of everyone) issued at or before ``revoked_before`` end."""
+
+    id: int
+    identity: str | None
+    revoked_before: datetime
+    recorded_at: datetime

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
+from tenant_worker._access import Access
 from tenant_worker._db import create_engine, read_session_factory, session_factory
 from tenant_worker._housekeeping import Housekeeping, Measurements
 from tenant_worker._objects import Objects
@@ -33,6 +34,7 @@ from tenant_worker._store import Store
 
 class ListenError(RuntimeError):
     """The worker cannot take its address (in use, or not a valid address)."""
+
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +117,15 @@ async def _check_database(engine: AsyncEngine, health: health_aio.HealthServicer
     else:
         _metrics.DATABASE_UP.set(1)
         status = health_pb2.HealthCheckResponse.SERVING
-    for service in ("", SERVICE_NAME):
+    # The overall status ("") last: whoever waits for it finds the named service set too.
+    for service in (SERVICE_NAME, ""):
         await health.set(service, status)
 
 
 async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     policy = PolicyFile(settings.policy_file)
-    engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
+    engine = create_engine(settings.database_url, *settings.pool)
     store = Store(
         session_factory(engine),
         policy.current,
@@ -135,6 +138,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         Objects(store, settings.default_page_size, settings.max_page_size),
         People(store),
         housekeeping,
+        Access(store),
     )
     server = grpc.aio.server(
         options=[
@@ -143,7 +147,9 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
             # No port sharing: a second process on a taken port (a stale worker
             # of another platform, another tenant) must fail here, loudly,
             # instead of silently splitting this tenant's traffic with it.
-            ("grpc.so_reuseport", 0),
+            # Only the siblings a supervisor started, after it found the port
+            # free, share it (see _processes).
+            ("grpc.so_reuseport", 1 if settings.parent_pid is not None else 0),
         ]
     )
     worker_pb2_grpc.add_TenantWorkerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]

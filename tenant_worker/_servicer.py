@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -23,10 +24,12 @@ from stowage.wire import (
     USER_ID_KEY,
 )
 from tenant_worker import _metrics
+from tenant_worker._access import Access
 from tenant_worker._convert import (
     identity_message,
     object_message,
     preferences_message,
+    revocation_message,
 )
 from tenant_worker._errors import (
     Conflict,
@@ -130,6 +133,7 @@ class _Call:
         elapsed = time.perf_counter() - self.start
         code = self.code.name
         _metrics.RPCS.labels(self.method, code).inc()
+        _metrics.PROCESS_RPCS.inc()
         _metrics.RPC_SECONDS.labels(self.method).observe(elapsed)
         log.info(
             "rpc",
@@ -173,12 +177,18 @@ def _optional(request: Any, field: str) -> int | None:
 
 class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     def __init__(
-        self, tenant: str, objects: Objects, people: People, housekeeping: Housekeeping
+        self,
+        tenant: str,
+        objects: Objects,
+        people: People,
+        housekeeping: Housekeeping,
+        access: Access,
     ) -> None:
         self.tenant = tenant
         self.objects = objects
         self.people = people
         self.housekeeping = housekeeping
+        self.access = access
 
     @unary(needs_user=False)
     async def ResolveUser(
@@ -300,6 +310,33 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             objects_deleted=result.objects_deleted,
             preferences_deleted=result.preferences_deleted,
             identities_deleted=result.identities_deleted,
+        )
+
+    @unary(needs_user=False)
+    async def RevokeAccess(
+        self, request: pb.RevokeAccessRequest, ctx: CallContext
+    ) -> pb.Revocation:
+        before = (
+            request.revoked_before.ToDatetime(UTC) if request.HasField("revoked_before") else None
+        )
+        record = await self.access.revoke(
+            ctx,
+            issuer=request.issuer,
+            subject=request.subject,
+            all_identities=request.all_identities,
+            revoked_before=before,
+            requested_by=request.requested_by or "operator",
+            reason=request.reason,
+        )
+        return revocation_message(record)
+
+    @unary(needs_user=False)
+    async def ListRevocations(
+        self, request: pb.ListRevocationsRequest, ctx: CallContext
+    ) -> pb.ListRevocationsResponse:
+        records, more = await self.access.list(ctx, request.after_id, request.limit)
+        return pb.ListRevocationsResponse(
+            revocations=[revocation_message(r) for r in records], more=more
         )
 
     @unary(needs_user=False)

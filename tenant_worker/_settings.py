@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Set by the supervisor in the environment of each worker process it starts.
+CHILD_OF_ENV = "STOWAGE_WORKER_CHILD_OF"
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -32,6 +35,18 @@ class WorkerSettings:
     max_message_bytes: int = 8 * 1024 * 1024
     #: Seconds an idempotency key is remembered.
     idempotency_ttl: float = 24 * 3600.0
+    #: Worker processes serving the one port; above 1 a parent supervises them
+    #: and serves their metrics, and the database pool is shared out among them.
+    processes: int = 1
+    #: Set only in a process the supervisor started (from CHILD_OF_ENV): it binds
+    #: with SO_REUSEPORT beside its siblings and stops when that parent dies.
+    parent_pid: int | None = None
+
+    @property
+    def pool(self) -> tuple[int, int]:
+        """(pool size, overflow) of one process: the totals shared out among the processes."""
+        n = max(1, self.processes)
+        return max(2, -(-self.db_pool_size // n)), -(-self.db_max_overflow // n)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> WorkerSettings:
@@ -52,9 +67,15 @@ class WorkerSettings:
             values["policy_check_interval"] = float(e["STOWAGE_POLICY_CHECK_INTERVAL"])
         if "STOWAGE_PURGE_INTERVAL" in e:
             values["purge_interval"] = float(e["STOWAGE_PURGE_INTERVAL"])
+        if "STOWAGE_WORKER_PROCESSES" in e:
+            values["processes"] = int(e["STOWAGE_WORKER_PROCESSES"])
+        if CHILD_OF_ENV in e:
+            values["parent_pid"] = int(e[CHILD_OF_ENV])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "tenant" not in values:
             values["tenant"] = "default"
         if "database_url" not in values:
             raise ValueError("a database URL is required (--database-url or STOWAGE_DATABASE_URL)")
+        if int(str(values.get("processes", 1))) < 1:
+            raise ValueError("--processes (STOWAGE_WORKER_PROCESSES) must be at least 1")
         return cls(**values)  # type: ignore[arg-type]

@@ -6,18 +6,18 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
-from tenant_worker._db import translated_errors
+from tenant_worker._db import autocommit, translated_errors
 from tenant_worker._errors import InvalidArgument, QuotaExceeded, Unauthenticated, WorkerError
 from tenant_worker._models import (
     USAGE_SLOTS,
@@ -28,7 +28,7 @@ from tenant_worker._models import (
     UserUsage,
     utcnow,
 )
-from tenant_worker._policy import TenantPolicy
+from tenant_worker._policy import Quotas, TenantPolicy
 from tenant_worker._records import CallContext, ObjectRecord, UserId
 
 OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -44,6 +44,32 @@ class Store:
     idempotency_ttl: timedelta = timedelta(hours=24)
     #: For single-statement reads; defaults to ``sessions``.
     read_sessions: async_sessionmaker[AsyncSession] | None = None
+    engine: AsyncEngine = field(init=False)
+    _single: AsyncEngine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = self.sessions.kw["bind"]
+        self._single = autocommit(self.engine)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection whose every statement commits on its own (PostgreSQL).
+
+        On SQLite it is one transaction, committed on success.
+        """
+        async with translated_errors(), self._single.connect() as conn:
+            yield conn
+            await conn.commit()
+
+    @asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One explicit transaction on a Core connection; committed on success."""
+        async with translated_errors(), self.engine.begin() as conn:
+            yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -58,35 +84,75 @@ class Store:
         async with translated_errors(), sessions() as session, session.begin():
             yield session
 
-    async def replay(
-        self, s: AsyncSession, owner: str, key: str, operation: str, rhash: str
-    ) -> dict[str, Any] | None:
-        """The stored first result of ``key``, or None when the key is new."""
-        row = await s.get(IdempotencyKey, (owner, key), populate_existing=True)
-        if row is None:
-            return None
-        if row.created_at < utcnow() - self.idempotency_ttl:
-            await s.delete(row)
-            await s.flush()
-            return None
-        if row.operation != operation or row.request_hash != rhash:
-            raise InvalidArgument(
-                "idempotency_key", "already used for a different request; use a new key"
-            )
-        result: dict[str, Any] = json.loads(row.response)
-        return result
+    def key_cutoff(self, now: datetime) -> datetime:
+        """Idempotency keys first used before this are forgotten."""
+        return now - self.idempotency_ttl
 
-    def remember(
-        self, s: AsyncSession, owner: str, key: str, operation: str, rhash: str, result: Any
-    ) -> None:
-        s.add(
-            IdempotencyKey(
-                owner=owner,
-                key=key,
-                operation=operation,
-                request_hash=rhash,
+    async def first_use(self, conn: AsyncConnection, ref: KeyRef) -> FirstUse | None:
+        row = (
+            await conn.execute(
+                select(
+                    IdempotencyKey.operation,
+                    IdempotencyKey.request_hash,
+                    IdempotencyKey.response,
+                    IdempotencyKey.created_at,
+                ).where(IdempotencyKey.owner == ref.owner, IdempotencyKey.key == ref.key)
+            )
+        ).one_or_none()
+        return None if row is None else FirstUse(*row)
+
+    async def forget(self, conn: AsyncConnection, ref: KeyRef) -> None:
+        """Delete ref's key if it is past its time (a key younger than that stays)."""
+        await conn.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.owner == ref.owner,
+                IdempotencyKey.key == ref.key,
+                IdempotencyKey.created_at < self.key_cutoff(utcnow()),
+            )
+        )
+
+    async def replay(self, conn: AsyncConnection, ref: KeyRef) -> dict[str, Any] | None:
+        """The stored first result of ref's key, or None when the key is new (or forgotten)."""
+        first = await self.first_use(conn, ref)
+        if first is None:
+            return None
+        if first.created_at < self.key_cutoff(utcnow()):
+            await self.forget(conn, ref)
+            return None
+        return first_result(ref, first)
+
+    async def remember(self, conn: AsyncConnection, ref: KeyRef, result: Any) -> None:
+        await conn.execute(
+            insert(IdempotencyKey).values(
+                owner=ref.owner,
+                key=ref.key,
+                operation=ref.operation,
+                request_hash=ref.request_hash,
                 response=json.dumps(result, default=str).encode(),
                 created_at=utcnow(),
+            )
+        )
+
+    async def audit_now(
+        self,
+        conn: AsyncConnection,
+        ctx: CallContext,
+        action: str,
+        *,
+        collection: str | None = None,
+        object_id: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        """The audit row of a mutation, written on a Core connection."""
+        await conn.execute(
+            insert(AuditEvent).values(
+                at=utcnow(),
+                user_id=ctx.user_id,
+                action=action,
+                collection=collection,
+                object_id=object_id,
+                version=version,
+                correlation_id=ctx.correlation_id,
             )
         )
 
@@ -115,14 +181,14 @@ class Store:
             )
         )
 
-    async def totals(self, s: AsyncSession) -> tuple[int, int]:
+    async def totals(self, s: AsyncSession | AsyncConnection) -> tuple[int, int]:
         """The tenant's stored (objects, bytes), summed over the usage slots."""
         objects, used = (
             await s.execute(select(func.sum(Usage.objects), func.sum(Usage.bytes)))
         ).one()
         return int(objects or 0), int(used or 0)
 
-    async def user_totals(self, s: AsyncSession, owner: str) -> tuple[int, int]:
+    async def user_totals(self, s: AsyncSession | AsyncConnection, owner: str) -> tuple[int, int]:
         """One user's stored (objects, bytes)."""
         row = (
             await s.execute(
@@ -133,7 +199,7 @@ class Store:
 
     async def charge(
         self,
-        s: AsyncSession,
+        s: AsyncSession | AsyncConnection,
         d_objects: int,
         d_bytes: int,
         *,
@@ -154,7 +220,7 @@ class Store:
             return
         if enforce and (d_objects > 0 or d_bytes > 0):
             await self._enforce(s, d_objects, d_bytes, owner if per_user else "")
-        slot = int(owner[:4], 16) % USAGE_SLOTS if owner else 0
+        slot = usage_slot(owner)
         await s.execute(
             update(Usage)
             .where(Usage.id == slot)
@@ -162,54 +228,105 @@ class Store:
             execution_options={"synchronize_session": False},
         )
         if owner and per_user:
-            await s.execute(_add_user_usage(s, owner, d_objects, d_bytes))
+            await s.execute(_add_user_usage(self.is_postgres, owner, d_objects, d_bytes))
 
-    async def _enforce(self, s: AsyncSession, d_objects: int, d_bytes: int, owner: str) -> None:
+    async def _enforce(
+        self, s: AsyncSession | AsyncConnection, d_objects: int, d_bytes: int, owner: str
+    ) -> None:
         q = self.policy().quotas
         objects, used = await self.totals(s)
-        if d_objects > 0 and objects + d_objects > q.max_objects:
-            raise QuotaExceeded(
-                "maxObjects",
-                f"quota exceeded: the tenant stores {objects} objects, the limit is "
-                f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
-            )
-        if d_bytes > 0 and used + d_bytes > q.max_bytes:
-            raise QuotaExceeded(
-                "maxBytes",
-                f"quota exceeded: the tenant stores {used} bytes, this write needs {d_bytes} "
-                f"more, the limit is {q.max_bytes} (quotas.maxBytes); delete objects or "
-                "raise the quota",
-            )
-        if not owner or (q.per_user_max_objects is None and q.per_user_max_bytes is None):
-            return
-        mine, my_bytes = await self.user_totals(s, owner)
-        if (
-            d_objects > 0
-            and q.per_user_max_objects is not None
-            and mine + d_objects > q.per_user_max_objects
-        ):
-            raise QuotaExceeded(
-                "perUser.maxObjects",
-                f"quota exceeded: this user stores {mine} objects, the limit per user is "
-                f"{q.per_user_max_objects} (quotas.perUser.maxObjects); delete objects the "
-                "user no longer needs (my_usage_get shows what is stored)",
-            )
-        if (
-            d_bytes > 0
-            and q.per_user_max_bytes is not None
-            and my_bytes + d_bytes > q.per_user_max_bytes
-        ):
-            raise QuotaExceeded(
-                "perUser.maxBytes",
-                f"quota exceeded: this user stores {my_bytes} bytes, this write needs {d_bytes} "
-                f"more, the limit per user is {q.per_user_max_bytes} (quotas.perUser.maxBytes); "
-                "delete objects the user no longer needs (my_usage_get shows what is stored)",
-            )
+        totals = Totals(objects, used)
+        if owner and (q.per_user_max_objects is not None or q.per_user_max_bytes is not None):
+            totals = Totals(objects, used, *await self.user_totals(s, owner))
+        refusal = quota_refusal(q, totals, d_objects, d_bytes)
+        if refusal is not None:
+            raise refusal
 
 
-def _add_user_usage(s: AsyncSession, owner: str, d_objects: int, d_bytes: int) -> Executable:
+def usage_slot(owner: str) -> int:
+    """The usage row an owner's writes count in (spread so writers do not queue on one)."""
+    return int(owner[:4], 16) % USAGE_SLOTS if owner else 0
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What the tenant, and one user of it, store before a write (None: the user's unknown)."""
+
+    objects: int
+    bytes: int
+    user_objects: int | None = None
+    user_bytes: int | None = None
+
+
+def quota_refusal(q: Quotas, t: Totals, d_objects: int, d_bytes: int) -> QuotaExceeded | None:
+    """Why growing by (d_objects, d_bytes) is refused, or None when it fits every quota."""
+    if d_objects > 0 and t.objects + d_objects > q.max_objects:
+        return QuotaExceeded(
+            "maxObjects",
+            f"quota exceeded: the tenant stores {t.objects} objects, the limit is "
+            f"{q.max_objects} (quotas.maxObjects); delete objects or raise the quota",
+        )
+    if d_bytes > 0 and t.bytes + d_bytes > q.max_bytes:
+        return QuotaExceeded(
+            "maxBytes",
+            f"quota exceeded: the tenant stores {t.bytes} bytes, this write needs {d_bytes} "
+            f"more, the limit is {q.max_bytes} (quotas.maxBytes); delete objects or "
+            "raise the quota",
+        )
+    limit = q.per_user_max_objects
+    mine = t.user_objects
+    if d_objects > 0 and limit is not None and mine is not None and mine + d_objects > limit:
+        return QuotaExceeded(
+            "perUser.maxObjects",
+            f"quota exceeded: this user stores {mine} objects, the limit per user is "
+            f"{limit} (quotas.perUser.maxObjects); delete objects the "
+            "user no longer needs (my_usage_get shows what is stored)",
+        )
+    limit = q.per_user_max_bytes
+    mine = t.user_bytes
+    if d_bytes > 0 and limit is not None and mine is not None and mine + d_bytes > limit:
+        return QuotaExceeded(
+            "perUser.maxBytes",
+            f"quota exceeded: this user stores {mine} bytes, this write needs {d_bytes} "
+            f"more, the limit per user is {limit} (quotas.perUser.maxBytes); "
+            "delete objects the user no longer needs (my_usage_get shows what is stored)",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """An idempotency key of one owner, and the request it is being used for."""
+
+    owner: str
+    key: str
+    operation: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class FirstUse:
+    """What an idempotency key was first used for, and that request's result."""
+
+    operation: str
+    request_hash: str
+    response: bytes
+    created_at: datetime
+
+
+def first_result(ref: KeyRef, first: FirstUse) -> dict[str, Any]:
+    """The stored result when ``ref`` repeats the first request; InvalidArgument otherwise."""
+    if first.operation != ref.operation or first.request_hash != ref.request_hash:
+        raise InvalidArgument(
+            "idempotency_key", "already used for a different request; use a new key"
+        )
+    result: dict[str, Any] = json.loads(first.response)
+    return result
+
+
+def _add_user_usage(postgres: bool, owner: str, d_objects: int, d_bytes: int) -> Executable:
     """An upsert adding to the owner's totals (PostgreSQL and SQLite speak the same clause)."""
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if postgres else sqlite_insert
     stmt = insert(UserUsage).values(owner=owner, objects=d_objects, bytes=d_bytes)
     return stmt.on_conflict_do_update(
         index_elements=[UserUsage.owner],
@@ -236,7 +353,32 @@ def check_key(key: str) -> None:
         raise InvalidArgument("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")
 
 
-def effective_expiry(row: StoredObject, retention: timedelta | None) -> datetime | None:
+class ObjectRow(Protocol):
+    """A stored object as any query returns it (an ORM instance or a Core row)."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def object_id(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def correlation_id(self) -> str: ...
+
+
+def effective_expiry(row: ObjectRow, retention: timedelta | None) -> datetime | None:
     """When the object stops existing: its TTL or the collection's current retention."""
     candidates = [row.expires_at] if row.expires_at is not None else []
     if retention is not None:
@@ -244,7 +386,7 @@ def effective_expiry(row: StoredObject, retention: timedelta | None) -> datetime
     return min(candidates) if candidates else None
 
 
-def is_live(row: StoredObject, retention: timedelta | None, now: datetime) -> bool:
+def is_live(row: ObjectRow, retention: timedelta | None, now: datetime) -> bool:
     expiry = effective_expiry(row, retention)
     return expiry is None or expiry > now
 
@@ -256,7 +398,7 @@ def live_clause(retention: timedelta | None, now: datetime) -> ColumnElement[boo
     return and_(*clauses)
 
 
-def to_record(row: StoredObject, policy: TenantPolicy) -> ObjectRecord:
+def to_record(row: ObjectRow, policy: TenantPolicy) -> ObjectRecord:
     """The object as a caller sees it: upgraded to the collection's current schema."""
     data, schema_version = row.data, row.schema_version
     try:

@@ -256,3 +256,49 @@ class UsageReport(_message.Message):
     max_bytes: int
     max_object_bytes: int
     def __init__(self, objects: _Optional[int] = ..., bytes: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[CollectionUsage, _Mapping]]] = ..., max_objects: _Optional[int] = ..., max_bytes: _Optional[int] = ..., max_object_bytes: _Optional[int] = ...) -> None: ...
+
+class RevokeAccessRequest(_message.Message):
+    __slots__ = ("issuer", "subject", "all_identities", "revoked_before", "requested_by", "reason")
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ALL_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    issuer: str
+    subject: str
+    all_identities: bool
+    revoked_before: _timestamp_pb2.Timestamp
+    requested_by: str
+    reason: str
+    def __init__(self, issuer: _Optional[str] = ..., subject: _Optional[str] = ..., all_identities: _Optional[bool] = ..., revoked_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Revocation(_message.Message):
+    __slots__ = ("id", "identity", "all_identities", "revoked_before", "recorded_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ALL_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    identity: str
+    all_identities: bool
+    revoked_before: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., identity: _Optional[str] = ..., all_identities: _Optional[bool] = ..., revoked_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRevocationsRequest(_message.Message):
+    __slots__ = ("after_id", "limit")
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_id: int
+    limit: int
+    def __init__(self, after_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRevocationsResponse(_message.Message):
+    __slots__ = ("revocations", "more")
+    REVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    revocations: _containers.RepeatedCompositeFieldContainer[Revocation]
+    more: bool
+    def __init__(self, revocations: _Optional[_Iterable[_Union[Revocation, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...

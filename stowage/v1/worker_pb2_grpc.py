@@ -84,6 +84,16 @@ class TenantWorkerStub:
                 request_serializer=stowage_dot_v1_dot_worker__pb2.EraseUserDataRequest.SerializeToString,
                 response_deserializer=stowage_dot_v1_dot_worker__pb2.EraseUserDataResponse.FromString,
                 _registered_method=True)
+        self.RevokeAccess = channel.unary_unary(
+                '/stowage.v1.TenantWorker/RevokeAccess',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.RevokeAccessRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.Revocation.FromString,
+                _registered_method=True)
+        self.ListRevocations = channel.unary_unary(
+                '/stowage.v1.TenantWorker/ListRevocations',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ListRevocationsRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ListRevocationsResponse.FromString,
+                _registered_method=True)
         self.PurgeExpired = channel.unary_unary(
                 '/stowage.v1.TenantWorker/PurgeExpired',
                 request_serializer=stowage_dot_v1_dot_worker__pb2.PurgeExpiredRequest.SerializeToString,
@@ -163,6 +173,23 @@ class TenantWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeAccess(self, request, context):
+        """End access: tokens issued at or before `revoked_before` are refused by every
+        gateway. With no issuer, subject or all_identities, and x-stowage-user-id set:
+        the calling user's own identity. Recorded (with an audit row) and never forgotten.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevocations(self, request, context):
+        """Revocations recorded after `after_id`, oldest first: what a gateway loads on
+        start and polls to catch up (no user metadata needed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PurgeExpired(self, request, context):
         """Maintenance (no user metadata needed).
         """
@@ -228,6 +255,16 @@ def add_TenantWorkerServicer_to_server(servicer, server):
                     servicer.EraseUserData,
                     request_deserializer=stowage_dot_v1_dot_worker__pb2.EraseUserDataRequest.FromString,
                     response_serializer=stowage_dot_v1_dot_worker__pb2.EraseUserDataResponse.SerializeToString,
+            ),
+            'RevokeAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAccess,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.RevokeAccessRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.Revocation.SerializeToString,
+            ),
+            'ListRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevocations,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ListRevocationsRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ListRevocationsResponse.SerializeToString,
             ),
             'PurgeExpired': grpc.unary_unary_rpc_method_handler(
                     servicer.PurgeExpired,
@@ -510,6 +547,60 @@ class TenantWorker:
             '/stowage.v1.TenantWorker/EraseUserData',
             stowage_dot_v1_dot_worker__pb2.EraseUserDataRequest.SerializeToString,
             stowage_dot_v1_dot_worker__pb2.EraseUserDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/RevokeAccess',
+            stowage_dot_v1_dot_worker__pb2.RevokeAccessRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.Revocation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ListRevocations',
+            stowage_dot_v1_dot_worker__pb2.ListRevocationsRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ListRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

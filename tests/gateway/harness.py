@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,16 +19,16 @@ from typing import Any
 
 import httpx
 import httpx2
-import uvicorn
 import yaml
 from joserfc.jwk import RSAKey
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from starlette.applications import Starlette
 
-from gateway._devauth import DevAuthServer
-from gateway._devkeys import DEFAULT_SCOPES, sign_token
 from stowage.wire import TOOL_ERROR_META_KEY
+
+# The issuer lives in tests.support.issuer; re-exported for the tiers that import it from here.
+from tests.support.issuer import Issuer as Issuer
+from tests.support.issuer import running_issuer as running_issuer
 from tests.support.tools import free_port
 
 NOTES_SCHEMA: dict[str, Any] = {
@@ -48,63 +47,6 @@ WORKER_POLICY: dict[str, Any] = {
     "quotas": {"maxObjects": 100000, "maxBytes": "1Gi", "maxObjectBytes": "16Ki"},
     "collections": COLLECTIONS,
 }
-
-
-@contextmanager
-def serve_in_thread(app: Starlette, port: int) -> Iterator[None]:
-    """Serve ``app`` over real HTTP on loopback from a background thread."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the issuer did not start")
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@dataclass
-class Issuer:
-    """The development authorization server, as a tenant's real issuer over HTTP."""
-
-    server: DevAuthServer
-    port: int
-    key_file: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.issuer
-
-    @property
-    def key(self) -> RSAKey:
-        return self.server.key
-
-    def token(
-        self,
-        audience: str,
-        subject: str = "alice",
-        scopes: tuple[str, ...] = DEFAULT_SCOPES,
-        **kw: Any,
-    ) -> str:
-        return sign_token(
-            self.key, issuer=self.url, audience=audience, subject=subject, scopes=scopes, **kw
-        )
-
-
-@contextmanager
-def running_issuer(tmp: Path) -> Iterator[Issuer]:
-    port = free_port()
-    key_file = tmp / "issuer.jwk.json"
-    server = DevAuthServer.from_key_file(key_file, f"http://127.0.0.1:{port}/dev-auth")
-    with serve_in_thread(Starlette(routes=server.routes()), port):
-        yield Issuer(server, port, key_file)
 
 
 def b64(data: bytes) -> str:
@@ -206,6 +148,7 @@ class GatewayProcess:
 def tenant_entry(
     name: str, gateway: GatewayProcess, issuer: Issuer, endpoint: str, **spec: Any
 ) -> dict[str, Any]:
+    issuer.serve(gateway.url(name))
     return {
         "name": name,
         "endpoint": endpoint,

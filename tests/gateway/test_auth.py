@@ -10,7 +10,6 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from gateway._devkeys import sign_token
 from tests.gateway.harness import (
     GatewayProcess,
     Issuer,
@@ -20,6 +19,7 @@ from tests.gateway.harness import (
     rpc,
     unsigned_token,
 )
+from tests.support.issuer import sign_token
 
 pytestmark = pytest.mark.postgres
 

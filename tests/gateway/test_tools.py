@@ -208,3 +208,87 @@ def test_the_correlation_id_of_the_request_is_returned_and_kept_on_the_object(
     assert "req-123" in gateway.logs()
     fresh = post(gateway.url("acme"), rpc("tools/list"), token)
     assert len(fresh.headers["x-request-id"]) == 32
+
+
+async def test_an_invalid_argument_names_the_field_in_dotted_form_even_when_missing_or_unexpected(
+    gateway: GatewayProcess, issuer: Issuer
+) -> None:
+    async with mcp_client(gateway.url("acme"), token_for(gateway, issuer, fresh_user())) as client:
+        missing_top = await client.call_tool("items_get", {})
+        unexpected_top = await client.call_tool("items_get", {"id": "a", "colour": "red"})
+        missing_nested = await client.call_tool("notes_save", {"data": {"body": "no title"}})
+        unexpected_nested = await client.call_tool(
+            "notes_save", {"data": {"title": "t", "colour": "red"}}
+        )
+        wrong_item = await client.call_tool(
+            "notes_save", {"data": {"title": "t", "tags": ["a", 2]}}
+        )
+    fields = {
+        name: tool_error(result)["error"]
+        for name, result in {
+            "missing_top": missing_top,
+            "unexpected_top": unexpected_top,
+            "missing_nested": missing_nested,
+            "unexpected_nested": unexpected_nested,
+            "wrong_item": wrong_item,
+        }.items()
+    }
+    assert {name: error["field"] for name, error in fields.items()} == {
+        "missing_top": "id",
+        "unexpected_top": "colour",
+        "missing_nested": "data.title",
+        "unexpected_nested": "data.colour",
+        "wrong_item": "data.tags[1]",
+    }
+    assert all(error["code"] == "invalid_argument" for error in fields.values())
+
+
+async def test_tool_titles_read_as_actions_on_the_collection(
+    gateway: GatewayProcess, issuer: Issuer
+) -> None:
+    async with mcp_client(gateway.url("acme"), token_for(gateway, issuer, fresh_user())) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    titles = {name: tools[name].title for name in tools if name.startswith(("items_", "notes_"))}
+    assert titles == {
+        "items_save": "Save an item",
+        "items_get": "Get an item",
+        "items_list": "List items",
+        "items_delete": "Delete an item",
+        "notes_save": "Save a note",
+        "notes_get": "Get a note",
+        "notes_list": "List notes",
+        "notes_delete": "Delete a note",
+    }
+    assert all(tools[name].annotations.title == title for name, title in titles.items())
+
+
+def _type_arrays_and_untyped(schema: Any, path: str = "") -> list[str]:
+    """Paths of portability problems: a ``type`` array, or a property schema with no keyword."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        if isinstance(schema.get("type"), list):
+            found.append(path)
+        for name, sub in (schema.get("properties") or {}).items():
+            if isinstance(sub, dict) and not sub:
+                found.append(f"{path}.properties.{name}")
+        for key, sub in schema.items():
+            found += _type_arrays_and_untyped(sub, f"{path}.{key}")
+    elif isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            found += _type_arrays_and_untyped(sub, f"{path}[{i}]")
+    return found
+
+
+async def test_tool_schemas_spell_nullable_values_with_any_of_and_type_every_value(
+    gateway: GatewayProcess, issuer: Issuer
+) -> None:
+    async with mcp_client(gateway.url("acme"), token_for(gateway, issuer, fresh_user())) as client:
+        tools = (await client.list_tools()).tools
+        listed = await client.call_tool("items_list", {})
+    problems = {
+        t.name: _type_arrays_and_untyped(t.input_schema) + _type_arrays_and_untyped(t.output_schema)
+        for t in tools
+    }
+    assert {name: found for name, found in problems.items() if found} == {}
+    # A null still validates where the schema allows one (the SDK client checks the output).
+    assert not listed.is_error and listed.structured_content["next_cursor"] is None

@@ -9,7 +9,15 @@ from stowage_operator._spec import InvalidSpec, validate
 
 from gateway._errors import TenantConfigError
 from gateway._tenant_file import parse_tenant
-from stowage.tenant_spec import Quotas, Rate, SpecError, parse_quantity, parse_tenant_spec
+from stowage.tenant_spec import (
+    Quotas,
+    Rate,
+    SecretRef,
+    SpecError,
+    Stage,
+    parse_quantity,
+    parse_tenant_spec,
+)
 from tenant_worker._policy import PolicyError, parse_policy
 
 AUTH = {"issuer": "https://login.example.com/", "audience": "https://mcp.example.com/t/a/mcp"}
@@ -99,3 +107,51 @@ def test_a_valid_spec_is_accepted_by_every_component() -> None:
     validate({**spec, "auth": AUTH})
     assert [c.name for c in tenant.collections] == list(policy.collections) == ["notes"]
     assert tenant.extra_collections == ("cache",)
+
+
+def test_the_access_stage_defaults_to_general_availability_and_reads_its_allow_lists() -> None:
+    assert parse_tenant_spec({}).access.open
+    access = parse_tenant_spec(
+        {"access": {"stage": "Internal", "allowSubjects": ["t1"], "allowEmailDomains": ["a.io"]}}
+    ).access
+    assert not access.open and access.stage is Stage.INTERNAL
+    assert access.allow_subjects == {"t1"} and access.allow_email_domains == {"a.io"}
+    # Launching is one field: the lists may stay.
+    launched = parse_tenant_spec(
+        {"access": {"stage": "GeneralAvailability", "allowSubjects": ["t1"]}}
+    ).access
+    assert launched.open
+
+
+@pytest.mark.parametrize(
+    ("access", "field"),
+    [
+        ({"stage": "Beta"}, "spec.access.stage"),
+        ({"stage": "Internal"}, "spec.access.stage"),
+        ({"stage": "Internal", "allowEmailDomains": ["ACME.example"]}, "allowEmailDomains[0]"),
+        ({"stage": "Internal", "allowSubjects": [""]}, "spec.access.allowSubjects[0]"),
+        ({"allowSubjects": "t1"}, "spec.access.allowSubjects"),
+    ],
+)
+def test_an_invalid_access_stage_is_refused_naming_the_field(
+    access: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(SpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        parse_tenant_spec({"access": access})
+
+
+def test_introspection_is_read_with_its_secret_reference_and_checked() -> None:
+    intro = {
+        "endpoint": "https://login.example.com/introspect",
+        "clientId": "stowage",
+        "clientSecretRef": {"name": "acme-introspection", "key": "secret"},
+    }
+    auth = parse_tenant_spec({"auth": {**AUTH, "introspection": intro}}).auth
+    assert auth is not None and auth.introspection is not None
+    assert auth.introspection.client_secret_ref == SecretRef("acme-introspection", "secret")
+    with pytest.raises(SpecError, match=r"spec\.auth\.introspection\.endpoint"):
+        parse_tenant_spec(
+            {"auth": {**AUTH, "introspection": {**intro, "endpoint": "http://evil.example/"}}}
+        )
+    with pytest.raises(SpecError, match=r"spec\.auth\.introspection\.clientId"):
+        parse_tenant_spec({"auth": {**AUTH, "introspection": {"endpoint": intro["endpoint"]}}})

@@ -6,12 +6,14 @@ import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import sqlalchemy as sa
 
 from stowage.v1 import worker_pb2 as pb
-from tests.tenant_worker.conftest import Client, data, database, status_of
+from tests.tenant_worker.conftest import POLICY, Client, data, database, open_client, status_of
 
 
 def test_put_then_get_returns_the_object_with_its_bookkeeping(client: Client) -> None:
@@ -256,3 +258,54 @@ def test_every_mutation_writes_an_audit_row(client: Client, worker) -> None:
     assert all(r.correlation_id == client.correlation_id for r in rows[1:])
     assert all(r.at is not None for r in rows)
     assert all("dark" not in json.dumps(list(r), default=str) for r in rows)
+
+
+def test_an_idempotency_key_past_its_time_is_forgotten_and_may_be_used_again(
+    client: Client, worker
+) -> None:
+    client.put("items", "old-key", {"v": 1}, idempotency_key="yesterday")
+    with database(worker).begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET created_at = :t WHERE owner = :u AND key = 'yesterday'"
+            ),
+            {"t": datetime.now(UTC) - timedelta(days=2), "u": client.user_id},
+        )
+    again = client.put("items", "old-key", {"v": 2}, idempotency_key="yesterday")
+    assert not again.replayed and again.object.version == 2
+    replay = client.put("items", "old-key", {"v": 2}, idempotency_key="yesterday")
+    assert replay.replayed and replay.object.version == 2
+
+
+def test_usage_counters_follow_every_kind_of_write(make_worker) -> None:
+    """Creates, replaces (growing and shrinking), expired rewrites and deletes keep the
+    tenant's and each user's counters equal to what is stored."""
+    w = make_worker(POLICY)
+    with ExitStack() as stack:
+        alice = open_client(w, stack)
+        bob = alice.as_new_user()
+        alice.put("items", "a", {"s": "x" * 50})
+        alice.put("items", "a", {"s": "x"})
+        alice.put("notes", "n", {"title": "t" * 30})
+        bob.put("items", "b", {"v": 1}, ttl_seconds=30)
+        with database(w).begin() as conn:
+            conn.execute(
+                sa.text("UPDATE objects SET expires_at = :t WHERE object_id = 'b'"),
+                {"t": datetime.now(UTC) - timedelta(minutes=1)},
+            )
+        assert bob.put("items", "b", {"v": 2, "pad": "y" * 20}).created
+        bob.put("items", "c", {"v": 3})
+        bob.delete("items", "c")
+        with database(w).connect() as conn:
+            stored = conn.execute(
+                sa.text("SELECT count(*), coalesce(sum(size_bytes), 0) FROM objects")
+            ).one()
+            counted = conn.execute(sa.text("SELECT sum(objects), sum(bytes) FROM usage")).one()
+            per_user = set(
+                conn.execute(
+                    sa.text("SELECT owner, count(*), sum(size_bytes) FROM objects GROUP BY owner")
+                ).all()
+            )
+            user_rows = set(conn.execute(sa.text("SELECT owner, objects, bytes FROM user_usage")))
+    assert tuple(counted) == tuple(stored) == (3, stored[1])
+    assert {tuple(r) for r in per_user} == {tuple(r) for r in user_rows}

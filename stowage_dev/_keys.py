@@ -1,4 +1,4 @@
-"""The development signing key and tokens signed with it. For local use only.
+"""The development signing key and the access tokens signed with it. For local use only.
 
 ``stowage dev`` creates the key once under its data directory; ``stowage token``
 and the development authorization server sign with it; the demo tenant trusts
@@ -20,9 +20,8 @@ from joserfc.jwk import RSAKey
 
 from gateway._types import READ_SCOPE, WRITE_SCOPE
 
+#: The scopes the gateway knows, the ones a token gets unless asked for fewer.
 DEFAULT_SCOPES = (READ_SCOPE, WRITE_SCOPE)
-#: The dev key's file name inside ``stowage dev``'s data directory.
-DEV_KEY_NAME = "dev-issuer.jwk.json"
 
 
 def load_or_create_key(path: Path) -> RSAKey:
@@ -56,11 +55,9 @@ def sign_token(
     scopes: Iterable[str] = DEFAULT_SCOPES,
     ttl: int = 3600,
     client_id: str = "stowage-cli",
-    now: float | None = None,
-    header: dict[str, Any] | None = None,
-    **claims: Any,
 ) -> str:
-    issued = int(now if now is not None else time.time())
+    """An RS256 access token for ``audience`` (a tenant's MCP URL), valid for ``ttl`` seconds."""
+    issued = int(time.time())
     body: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
@@ -71,6 +68,5 @@ def sign_token(
         "scope": " ".join(scopes),
         "client_id": client_id,
         "jti": uuid.uuid4().hex,
-        **claims,
     }
-    return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, body, key)
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)

@@ -1,8 +1,10 @@
 """``stowage dev``: the whole platform on one machine, on embedded defaults.
 
 Starts a worker for a demo tenant on SQLite under the data directory (as a
-subprocess, after running its migrations), then the gateway in this process
-with the development authorization server mounted at ``/dev-auth``.
+supervised subprocess, after running its migrations), then the gateway in this
+process with the development authorization server's routes passed in at
+``/dev-auth``. It records where it serves in the data directory
+(:class:`PlatformRecord`), so ``stowage token`` mints tokens the gateway accepts.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from gateway._devkeys import DEV_KEY_NAME, load_or_create_key
-from gateway._devworker import SupervisedWorker
+from stowage_dev._keys import load_or_create_key
+from stowage_dev._layout import AUTH_STATE_NAME, DEFAULT_DATA_DIR, DEV_KEY_NAME, PlatformRecord
+from stowage_dev._supervisor import SupervisedWorker
 
 NOTES_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -56,6 +59,16 @@ def _wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError(f"the worker did not become ready within {timeout}s")
 
 
+def _token_command(data_dir: Path, tenant: str) -> str:
+    """The ``stowage token`` command line that mints a token for this platform."""
+    command = f"stowage token --tenant {tenant} --user alice"
+    cwd = Path.cwd()
+    if data_dir != (cwd / DEFAULT_DATA_DIR).resolve():
+        shown = data_dir.relative_to(cwd) if data_dir.is_relative_to(cwd) else data_dir
+        command += f" --data-dir {shown}"
+    return command
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -63,18 +76,17 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
     import uvicorn
 
-    from gateway._app import create_app
-    from gateway._settings import GatewaySettings
+    from gateway import GatewaySettings, create_app
     from stowage import _logging
+    from stowage_dev._authserver import DevAuthServer
 
     _logging.configure(log_level)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     key_file = data_dir / DEV_KEY_NAME
-    load_or_create_key(key_file)
-    public = f"http://127.0.0.1:{port}"
-    issuer = f"{public}/dev-auth"
-    audience = f"{public}/t/{tenant}/mcp"
+    key = load_or_create_key(key_file)
+    record = PlatformRecord(public_url=f"http://127.0.0.1:{port}")
+    public, issuer, audience = record.public_url, record.issuer, record.audience(tenant)
     policy = {
         "retention": {"collections": {"cache": 1}},
         "quotas": {"maxObjects": 100000, "maxBytes": "1Gi", "maxObjectBytes": "256Ki"},
@@ -116,10 +128,12 @@ def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_lev
         settings = GatewaySettings(
             tenants_file=data_dir / "tenants.yaml",
             public_url=public,
-            dev_auth_key_file=key_file,
             log_level=log_level,
         )
-        rel = data_dir.relative_to(Path.cwd()) if data_dir.is_relative_to(Path.cwd()) else data_dir
+        auth = DevAuthServer(
+            key, issuer, resources={audience}, state_file=data_dir / AUTH_STATE_NAME
+        )
+        record.write(data_dir)
         print(
             f"""
 Stowage is running.
@@ -129,7 +143,7 @@ Stowage is running.
   data           {data_dir}   (worker log: worker.log)
 
 Get a token for scripts:
-  stowage token --tenant {tenant} --user alice --key-file {rel / DEV_KEY_NAME} --public-url {public}
+  {_token_command(data_dir, tenant)}
 Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
   npx @modelcontextprotocol/inspector   (transport: Streamable HTTP, URL above)
 """,
@@ -137,7 +151,7 @@ Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
             flush=True,
         )
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, extra_routes=auth.routes()),
             host="127.0.0.1",
             port=port,
             log_config=None,

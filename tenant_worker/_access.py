@@ -1,0 +1,117 @@
+"""Access revocations: recorded once here, read by every gateway.
+
+A revocation says: tokens of this identity (or of every identity) issued at or
+before ``revoked_before`` are refused. The worker only records and lists them;
+the gateways enforce them. Revocations are append-only and ordered by id, and
+recording one holds a table lock until commit, so ids become visible in order:
+a gateway that has read up to id N never misses one below N later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text
+
+from stowage.wire import identity_digest
+from tenant_worker._errors import InvalidArgument, UnknownUser
+from tenant_worker._models import AccessRevocation, User, utcnow
+from tenant_worker._records import CallContext, RevocationRecord
+from tenant_worker._store import Store
+
+#: How far ahead of now a revocation time may lie (clock skew between machines).
+MAX_AHEAD = timedelta(minutes=1)
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+REQUESTERS = frozenset({"user", "operator"})
+
+
+def _record(row: AccessRevocation) -> RevocationRecord:
+    return RevocationRecord(row.id, row.identity, row.revoked_before, row.recorded_at)
+
+
+class Access:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def revoke(
+        self,
+        ctx: CallContext,
+        *,
+        issuer: str = "",
+        subject: str = "",
+        all_identities: bool = False,
+        revoked_before: datetime | None = None,
+        requested_by: str = "operator",
+        reason: str = "",
+    ) -> RevocationRecord:
+        """Record a revocation (and its audit row); the caller's own when no identity is named."""
+        if requested_by not in REQUESTERS:
+            raise InvalidArgument("requested_by", f"must be one of {sorted(REQUESTERS)}")
+        if len(reason) > 200:
+            raise InvalidArgument("reason", "must be at most 200 characters")
+        if all_identities and (issuer or subject):
+            raise InvalidArgument("all_identities", "name no issuer or subject with it")
+        if bool(issuer) != bool(subject):
+            raise InvalidArgument("subject" if issuer else "issuer", "required with the other")
+        now = utcnow()
+        before = revoked_before or now
+        if before > now + MAX_AHEAD:
+            raise InvalidArgument("revoked_before", "must not be in the future")
+        async with self.store.transaction() as s:
+            user_id: str | None = None
+            identity: str | None = None
+            if issuer:
+                identity = identity_digest(issuer, subject)
+                user_id = await s.scalar(
+                    select(User.id).where(User.issuer == issuer, User.subject == subject)
+                )
+            elif not all_identities:
+                if ctx.user_id is None:
+                    raise InvalidArgument("issuer", "name an identity, all_identities or a user")
+                link = (
+                    await s.execute(select(User.issuer, User.subject).where(User.id == ctx.user_id))
+                ).one_or_none()
+                if link is None:
+                    raise UnknownUser("unknown user id; resolve the identity again")
+                identity, user_id = identity_digest(link.issuer, link.subject), ctx.user_id
+            if s.get_bind().dialect.name == "postgresql":
+                # Ids must commit in order: a reader past id N must never see N-1 appear later.
+                await s.execute(text("LOCK TABLE access_revocations IN SHARE ROW EXCLUSIVE MODE"))
+            row = AccessRevocation(
+                identity=identity,
+                revoked_before=before,
+                recorded_at=now,
+                requested_by=requested_by,
+                correlation_id=ctx.correlation_id,
+            )
+            s.add(row)
+            await s.flush()
+            detail: dict[str, object] = {
+                "revocation": row.id,
+                "scope": "tenant" if identity is None else "identity",
+                "requested_by": requested_by,
+                "revoked_before": before.isoformat(),
+            }
+            if reason:
+                detail["reason"] = reason
+            self.store.audit(s, ctx, "access.revoke", user_id=user_id, detail=detail)
+            return _record(row)
+
+    async def list(
+        self, ctx: CallContext, after_id: int, limit: int
+    ) -> tuple[list[RevocationRecord], bool]:
+        """Revocations with an id above ``after_id``, oldest first, and whether more remain."""
+        if after_id < 0:
+            raise InvalidArgument("after_id", "must not be negative")
+        page = min(limit, MAX_PAGE) if limit > 0 else DEFAULT_PAGE
+        async with self.store.reading() as s:
+            rows = (
+                await s.scalars(
+                    select(AccessRevocation)
+                    .where(AccessRevocation.id > after_id)
+                    .order_by(AccessRevocation.id)
+                    .limit(page + 1)
+                )
+            ).all()
+        return [_record(r) for r in rows[:page]], len(rows) > page

@@ -1,0 +1,112 @@
+"""``stowage dev`` runs the platform, supervises its worker, and prints a working token command."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dev.platform import DevPlatform, worker_pids
+from tests.gateway.harness import mcp_client, post, rpc
+from tests.support.tools import eventually
+
+
+def stowage(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "stowage", *args], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+    return decoded
+
+
+def printed_token_command(platform: DevPlatform) -> list[str]:
+    [line] = [ln.strip() for ln in platform.log().splitlines() if "stowage token" in ln]
+    command = shlex.split(line)
+    assert command[:2] == ["stowage", "token"], line
+    return command[1:]
+
+
+@pytest.mark.anyio
+async def test_the_token_command_stowage_dev_prints_mints_a_token_its_gateway_accepts(
+    shared_platform: DevPlatform,
+) -> None:
+    dev_platform = shared_platform
+    # The fixture's port is not the default 8000: the token must carry this platform's URLs.
+    assert dev_platform.port != 8000
+    token = stowage(*printed_token_command(dev_platform))
+    assert claims(token)["iss"] == dev_platform.issuer
+    assert claims(token)["aud"] == dev_platform.mcp_url
+    async with mcp_client(dev_platform.mcp_url, token) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        saved = await client.call_tool("notes_save", {"data": {"title": "from make dev"}})
+    assert "notes_save" in names
+    assert not saved.is_error
+
+
+def test_stowage_token_with_explicit_urls_and_scope_mints_a_read_only_token(
+    shared_platform: DevPlatform,
+) -> None:
+    dev_platform = shared_platform
+    printed = stowage(
+        *("token", "--tenant", "demo", "--user", "cli-user", "--scope", "stowage:read"),
+        *("--ttl", "120", "--key-file", str(dev_platform.data / "dev-issuer.jwk.json")),
+        *("--issuer", dev_platform.issuer, "--public-url", dev_platform.base),
+    )
+    assert post(dev_platform.mcp_url, rpc("tools/list"), printed).status_code == 200
+    write = rpc("tools/call", {"name": "items_save", "arguments": {"data": {}}})
+    assert post(dev_platform.mcp_url, write, printed).status_code == 403
+
+
+def test_stowage_token_without_a_dev_key_says_to_run_stowage_dev_first(tmp_path: Any) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stowage", "token", "--tenant", "demo", "--user", "x",
+         "--data-dir", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "run `stowage dev`" in done.stderr
+
+
+def test_stowage_dev_restarts_its_worker_when_it_dies(dev_platform: DevPlatform) -> None:
+    data = dev_platform.data
+    token = stowage(*printed_token_command(dev_platform))
+    [pid] = worker_pids(data)
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: worker_pids(data) not in ([], [pid]), timeout=30, what="a new worker")
+
+    call = rpc("tools/call", {"name": "items_save", "arguments": {"data": {"after": "restart"}}})
+
+    def saved() -> bool:
+        reply = post(dev_platform.mcp_url, call, token)
+        return reply.status_code == 200 and not reply.json()["result"].get("isError")
+
+    eventually(saved, timeout=30, what="a tool call succeeds on the restarted worker")
+    assert "the dev worker exited" in dev_platform.log()
+
+
+def test_the_gateway_of_stowage_dev_points_clients_at_its_authorization_server(
+    shared_platform: DevPlatform,
+) -> None:
+    dev_platform = shared_platform
+    challenge = post(dev_platform.mcp_url, rpc("tools/list")).headers["www-authenticate"]
+    assert "resource_metadata=" in challenge
+    resource = httpx.get(
+        f"{dev_platform.base}/.well-known/oauth-protected-resource/t/demo/mcp"
+    ).json()
+    assert resource["authorization_servers"] == [dev_platform.issuer]
+    metadata = httpx.get(f"{dev_platform.base}/.well-known/oauth-authorization-server/dev-auth")
+    assert metadata.json()["issuer"] == dev_platform.issuer
