@@ -23,7 +23,8 @@ dev: $(STAMP)
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## PostgreSQL, Redis, Prometheus, the Kubernetes binaries and the Prometheus Operator CRDs.
+## PostgreSQL, Redis, Prometheus, wrk, Node 22 with the MCP Inspector and conformance suite,
+## the Kubernetes binaries and the Prometheus Operator CRDs.
 test-deps:
 	hack/test-deps.sh
 
