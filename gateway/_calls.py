@@ -49,6 +49,8 @@ _HINTS = {
     "unavailable": "Storage is temporarily unavailable. Retry in a few seconds; a write retried "
     "with the same idempotency_key is applied at most once.",
     "unknown_tool": "Call tools/list to see the available tools.",
+    "access_revoked": "The user revoked this app's access. Tell them, and ask them to connect "
+    "the app again if they want to go on; their stored data is kept.",
     "insufficient_scope": "The user did not grant this app the permission in error.scope. Ask "
     "them to connect the app again and allow it (ChatGPT offers that itself), then retry.",
     "internal": "Storage failed unexpectedly. Tell the user and try again later.",

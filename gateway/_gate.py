@@ -217,12 +217,7 @@ class McpGate:
         standing = await self.revocations.standing(tenant, principal)
         if standing is Standing.REVOKED:
             self.metrics.auth_failures.labels(tenant.name, "revoked").inc()
-            await _respond(
-                send,
-                401,
-                {"error": "invalid_token", "error_description": REVOKED},
-                self._challenge(tenant.name, "invalid_token", REVOKED),
-            )
+            await self._refuse_revoked(tenant, cid, scope, receive, send)
             return
         if not admits(tenant.access, principal):
             self.metrics.auth_failures.labels(tenant.name, "not_open").inc()
@@ -270,6 +265,41 @@ class McpGate:
             return replay.pop(0) if replay else await receive()
 
         await self.inner(scope, replay_receive, send)
+
+    async def _refuse_revoked(
+        self, tenant: Tenant, cid: CorrelationId, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """401 for a revoked grant; from ChatGPT, the Apps SDK's tool-level challenge instead.
+
+        A ``tools/call`` carrying the Apps SDK's metadata gets an ``isError``
+        result whose ``_meta["mcp/www_authenticate"]`` holds the same
+        ``invalid_token`` challenge, so ChatGPT offers to connect the app again
+        from inside the conversation; everything else gets the HTTP 401.
+        """
+        challenge = self._challenge_value(tenant.name, "invalid_token", REVOKED)
+        header = [(b"www-authenticate", challenge.encode())]
+        message = await self._tool_call_message(scope, receive)
+        if message is not None and speaks_apps_sdk(message.get("params")):
+            result = challenge_result("access_revoked", REVOKED, cid, challenge)
+            dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+            await _respond(
+                send, 200, {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped}, header
+            )
+            return
+        await _respond(send, 401, {"error": "invalid_token", "error_description": REVOKED}, header)
+
+    async def _tool_call_message(self, scope: Scope, receive: Receive) -> dict[str, Any] | None:
+        """The request's ``tools/call`` message, or None (not one, too large, malformed)."""
+        if scope["method"] != "POST":
+            return None
+        try:
+            body, _ = await _read_body(receive, self.settings.max_body_bytes)
+            message = json.loads(body)
+        except (TooLarge, ValueError, RecursionError):
+            return None
+        if isinstance(message, dict) and message.get("method") == "tools/call":
+            return message
+        return None
 
     async def _too_large(self, send: Send) -> None:
         await _respond(

@@ -27,6 +27,7 @@ from tests.gateway.harness import (
     rpc,
     running_gateway,
     tenant_entry,
+    tool_error,
 )
 from tests.support.redis import running_redis
 from tests.support.worker import WorkerProcess
@@ -108,6 +109,22 @@ async def test_a_user_who_revokes_access_is_refused_at_a_second_gateway_within_s
             challenge = refused.headers["www-authenticate"]
             assert 'error="invalid_token"' in challenge and "revoked" in challenge
             assert "revoked" in refused.json()["error_description"]
+            # From ChatGPT (the Apps SDK's metadata on the call), the refusal is the
+            # tool-level challenge, so it offers to connect the app again in the chat.
+            from_chatgpt = rpc(
+                "tools/call",
+                {
+                    "name": "items_get",
+                    "arguments": {"id": "kept"},
+                    "_meta": {"openai/userAgent": "ChatGPT/1.2026.300"},
+                },
+            )
+            in_band = post(first.url("revoke"), from_chatgpt, token)
+            assert in_band.status_code == 200
+            answer = in_band.json()["result"]
+            assert tool_error(answer)["error"]["code"] == "access_revoked"
+            [linked] = answer["_meta"]["mcp/www_authenticate"]
+            assert linked == in_band.headers["www-authenticate"] == challenge
             _refused_within(second.url("revoke"), token, seconds=5)
             took = time.time() - revoked_at
             print(f"\nrevocation refused at the second gateway {took:.3f}s after the tool call")
