@@ -180,9 +180,10 @@ def _drill_fields(run: Run) -> dict[str, Any]:
         "reason": reason,
         "message": message,
         "job": run.job,
+        # Written even when unknown: status is merge-patched, and a null removes
+        # the previous drill's backup name instead of leaving it beside this one.
+        "backup": backup or None,
     }
-    if backup:
-        drill["backup"] = backup
     return drill
 
 
