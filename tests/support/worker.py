@@ -50,6 +50,25 @@ class WorkerProcess:
         tmp.replace(self.policy_file)
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the worker; on its first start, take fresh ports if another process won them.
+
+        ``free_port`` finds a port free *now*; on a busy machine another process
+        can bind it before the worker does. A first start that fails for that
+        reason picks new ports and tries again (a restart keeps its ports: tests
+        restart a worker on the address its clients know).
+        """
+        first = self.proc is None
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+                return
+            except RuntimeError as e:
+                lost_a_port = "Address already in use" in str(e) or "cannot listen on" in str(e)
+                if not (first and lost_a_port and attempt < 2):
+                    raise
+                self.port, self.metrics_port = free_port(), free_port()
+
+    def _start_once(self, timeout: float) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         if not self.policy_file.exists():
             self.write_policy({})
