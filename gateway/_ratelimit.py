@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway._types import Rate
 
@@ -111,7 +115,16 @@ class RedisRateLimiter:
     """
 
     def __init__(self, url: str, prefix: str = "stowage:rl:") -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # One immediate retry on a connection error: after Redis restarts, a pooled
+        # connection fails once on first use; the retry takes a fresh one, so
+        # the shared limit applies again at once instead of failing open.
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         self._script = self._redis.register_script(_LUA)
         self._prefix = prefix
         self.errors = 0
