@@ -45,17 +45,23 @@ def _tree(roots: Iterable[int]) -> set[int]:
 
 
 def cpu_seconds(pids: Iterable[int], *, with_children: bool = True) -> float:
-    """User + system CPU seconds of ``pids`` (and their live descendants) so far.
+    """User + system CPU seconds of ``pids`` and their descendants so far.
 
-    Children that already exited are not counted (a short-lived PostgreSQL
-    backend's time is lost); benchmarks keep connections open, so this is small.
+    Live descendants are read one by one; those that already exited count
+    through their parent's ``cutime``/``cstime`` once it reaped them (as the
+    PostgreSQL postmaster reaps its backends), so a short-lived backend's time
+    is not lost.
     """
+    roots = set(pids)
     total = 0
-    for pid in _tree(pids) if with_children else set(pids):
+    for pid in _tree(roots) if with_children else roots:
         fields = _stat(pid)
         if fields is not None:
-            # utime and stime are fields 14 and 15 of /proc/<pid>/stat (1-based).
+            # utime and stime are fields 14 and 15 of /proc/<pid>/stat (1-based) ...
             total += int(fields[11]) + int(fields[12])
+            if with_children and pid in roots:
+                # ... cutime and cstime, 16 and 17: reaped children's time.
+                total += int(fields[13]) + int(fields[14])
     return total / _TICKS
 
 
