@@ -17,9 +17,6 @@ import argparse
 import asyncio
 import os
 import pstats
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from bench._baseline import start_baseline, stop
 from bench._stats import Row, report, summarize, with_ratios
 from tests.gateway.harness import WORKER_POLICY, GatewayProcess, running_gateway, tenant_entry
 from tests.support.issuer import Issuer, running_issuer
@@ -105,34 +103,6 @@ async def _round(
     return rows, len(errors)
 
 
-def _start_baseline(port: int, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._mcp_baseline", "--port", str(port)], stdout=out, stderr=out
-    )
-    out.close()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            probe = {"jsonrpc": "2.0", "id": 0, "method": "tools/list"}
-            httpx.post(f"http://127.0.0.1:{port}/mcp", json=probe, headers=HEADERS, timeout=2)
-            return proc
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"baseline did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _gateway_tenants(gateway: GatewayProcess, issuer: Issuer, endpoint: str) -> list[Any]:
     return [tenant_entry("bench", gateway, issuer, endpoint, rateLimits=OPEN_LIMITS)]
 
@@ -165,8 +135,8 @@ def main() -> None:
         gw_headers = {**HEADERS, "authorization": f"Bearer {token}"}
 
         base_port = free_port()
-        baseline = _start_baseline(base_port, work / "baseline.log")
-        stack.callback(_stop, baseline)
+        baseline = start_baseline(base_port, work / "baseline.log")
+        stack.callback(stop, baseline)
         base_url = f"http://127.0.0.1:{base_port}/mcp"
 
         rows: list[Row] = []

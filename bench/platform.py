@@ -21,18 +21,16 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 import psycopg
 
+from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
 from bench._stats import RESULTS
 from tests.gateway.harness import (
@@ -145,38 +143,6 @@ def measure(
     )
 
 
-def _start_baseline(port: int, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._mcp_baseline", "--port", str(port)], stdout=out, stderr=out
-    )
-    out.close()
-    deadline = time.monotonic() + 30
-    probe = {"jsonrpc": "2.0", "id": 0, "method": "tools/list"}
-    headers = {
-        "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": "2025-11-25",
-    }
-    while True:
-        try:
-            httpx.post(f"http://127.0.0.1:{port}/mcp", json=probe, headers=headers, timeout=2)
-            return proc
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"baseline did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _postmaster(server: PostgresServer) -> int:
     with psycopg.connect(server.dsn()) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
@@ -254,8 +220,8 @@ def main() -> None:
         gateway = stack.enter_context(running_gateway(shell.workdir, tenants, port=shell.port))
         token = issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
         base_port = free_port()
-        baseline = _start_baseline(base_port, work / "baseline.log")
-        stack.callback(_stop, baseline)
+        baseline = start_baseline(base_port, work / "baseline.log")
+        stack.callback(stop, baseline)
 
         assert gateway.proc is not None and worker.proc is not None
         platform_groups = {
