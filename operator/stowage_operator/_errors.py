@@ -52,3 +52,11 @@ class DatabaseError(TemporaryError):
     """The region's PostgreSQL refused or failed a request."""
 
     reason = "DatabaseError"
+
+
+class APINotFoundError(KubeError):
+    """The object (or its kind) does not exist: HTTP 404."""
+
+
+class APIConflictError(KubeError):
+    """The object exists already, or changed since it was read: HTTP 409."""

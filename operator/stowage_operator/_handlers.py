@@ -18,6 +18,7 @@ from stowage_operator import _kube
 from stowage_operator._errors import OperatorError, PermanentError
 from stowage_operator._reconcile import Reconciler
 from stowage_operator._settings import OperatorSettings
+from stowage_operator._types import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _translate(e: OperatorError) -> Exception:
     return kopf.TemporaryError(f"{e.reason}: {e.message}", delay=getattr(e, "delay", 10.0))
 
 
-async def _run(memo: Any, body: Any, trigger: str) -> None:
+async def _run(memo: Any, body: Any, trigger: Trigger) -> None:
     reconciler: Reconciler = memo.reconciler
     try:
         await reconciler.reconcile(body, trigger)
@@ -68,7 +69,7 @@ async def _resync_forever(memo: Any, body: Any, stopped: Any, interval: float) -
     while not stopped:
         delay = interval * random.uniform(0.9, 1.1)
         try:
-            await memo.reconciler.reconcile(body, "resync")
+            await memo.reconciler.reconcile(body, Trigger.RESYNC)
         except OperatorError as e:
             if not isinstance(e, PermanentError):
                 delay = min(delay, getattr(e, "delay", delay))
@@ -120,15 +121,15 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.resume(GROUP, VERSION, "tenants", registry=registry)
     async def resume(memo: Any, body: Any, **_: Any) -> None:
-        await _run(memo, body, "resume")
+        await _run(memo, body, Trigger.RESUME)
 
     @kopf.on.create(GROUP, VERSION, "tenants", registry=registry)
     async def create(memo: Any, body: Any, **_: Any) -> None:
-        await _run(memo, body, "create")
+        await _run(memo, body, Trigger.CREATE)
 
     @kopf.on.update(GROUP, VERSION, "tenants", field="spec", registry=registry)
     async def update(memo: Any, body: Any, **_: Any) -> None:
-        await _run(memo, body, "update")
+        await _run(memo, body, Trigger.UPDATE)
 
     @kopf.daemon(GROUP, VERSION, "tenants", registry=registry, cancellation_timeout=10)
     async def resync(memo: Any, body: Any, stopped: Any, **_: Any) -> None:

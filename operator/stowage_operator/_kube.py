@@ -8,6 +8,7 @@ missing and reverts hand edits of the fields the operator owns.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from stowage_operator._errors import KubeError
+from stowage_operator._errors import APIConflictError, APINotFoundError, KubeError
 from stowage_operator._types import Body
 
 FIELD_MANAGER = "stowage-operator"
@@ -51,7 +52,9 @@ async def configure(kubeconfig: Path | None) -> client.Configuration:
 
 
 def _error(e: ApiException, what: str) -> KubeError:
-    return KubeError(f"{what}: HTTP {e.status} {e.reason}", status=e.status)
+    """The operator's own error for an API failure, typed for the statuses callers handle."""
+    kind = {404: APINotFoundError, 409: APIConflictError}.get(e.status or 0, KubeError)
+    return kind(f"{what}: HTTP {e.status} {e.reason}", status=e.status)
 
 
 class Kube:
@@ -100,10 +103,8 @@ class Kube:
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Body | None:
         try:
             found: Body = await self._call("GET", self._path(api_version, kind, namespace, name))
-        except KubeError as e:
-            if e.status == 404:
-                return None
-            raise
+        except APINotFoundError:
+            return None
         return found
 
     async def list(
@@ -130,20 +131,6 @@ class Kube:
         )
         return stored
 
-    async def create(self, obj: Mapping[str, Any]) -> Body | None:
-        """Create; None when it already exists (someone else won the race)."""
-        meta = obj["metadata"]
-        path = self._path(obj["apiVersion"], obj["kind"], meta["namespace"], None)
-        try:
-            created: Body = await self._call(
-                "POST", path, body=dict(obj), query=[("fieldManager", FIELD_MANAGER)]
-            )
-        except KubeError as e:
-            if e.status == 409:
-                return None
-            raise
-        return created
-
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete with foreground propagation; False when it was already gone."""
         try:
@@ -152,19 +139,15 @@ class Kube:
                 self._path(api_version, kind, namespace, name),
                 body={"propagationPolicy": "Background"},
             )
-        except KubeError as e:
-            if e.status == 404:
-                return False
-            raise
+        except APINotFoundError:
+            return False
         return True
 
     async def get_region(self, name: str) -> Body | None:
         try:
             found: Body = await self._call("GET", f"/apis/{GROUP}/{VERSION}/regions/{name}")
-        except KubeError as e:
-            if e.status == 404:
-                return None
-            raise
+        except APINotFoundError:
+            return None
         return found
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
@@ -178,25 +161,19 @@ class Kube:
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
         path = self._path(f"{GROUP}/{VERSION}", "Tenant", namespace, name) + "/status"
-        try:
+        with contextlib.suppress(APINotFoundError):  # the Tenant is gone: nothing to report
             await self._call(
                 "PATCH",
                 path,
                 body={"status": dict(status)},
                 content_type="application/merge-patch+json",
             )
-        except KubeError as e:
-            if e.status != 404:  # the Tenant is gone: nothing to report on
-                raise
 
     async def patch_region_status(self, name: str, status: Mapping[str, Any]) -> None:
-        try:
+        with contextlib.suppress(APINotFoundError):  # the Region is gone: nothing to report
             await self._call(
                 "PATCH",
                 f"/apis/{GROUP}/{VERSION}/regions/{name}/status",
                 body={"status": dict(status)},
                 content_type="application/merge-patch+json",
             )
-        except KubeError as e:
-            if e.status != 404:
-                raise

@@ -42,8 +42,10 @@ from stowage_operator._types import (
     DatabaseCredentials,
     Namespace,
     Region,
+    Result,
     TenantName,
     TenantRef,
+    Trigger,
 )
 
 log = logging.getLogger(__name__)
@@ -175,33 +177,35 @@ class Reconciler:
 
     # -- reconcile ------------------------------------------------------------------------
 
-    async def reconcile(self, body: Mapping[str, Any], trigger: str) -> Outcome:
+    async def reconcile(self, body: Mapping[str, Any], trigger: Trigger) -> Outcome:
         ref = tenant_ref(body)
         started = time.monotonic()
         async with self._lock(ref):
             if body["metadata"].get("deletionTimestamp"):
                 # Being deleted: creating anything now would race the finalizer.
                 return Outcome(False, ())
-            outcome = "ok"
+            outcome = Result.OK
             try:
                 result = await self._reconcile(ref, body, trigger)
             except OperatorError as e:
-                outcome = "invalid" if isinstance(e, PermanentError) else "retry"
+                outcome = Result.INVALID if isinstance(e, PermanentError) else Result.RETRY
                 _metrics.ERRORS.labels(ref.namespace, ref.name, e.reason).inc()
                 raise
             except Exception:
-                outcome = "error"
+                outcome = Result.ERROR
                 _metrics.ERRORS.labels(ref.namespace, ref.name, "Unexpected").inc()
                 raise
             finally:
-                _metrics.RECONCILIATIONS.labels(trigger, outcome).inc()
-                _metrics.DURATION.labels(trigger).observe(time.monotonic() - started)
+                _metrics.RECONCILIATIONS.labels(trigger.value, outcome.value).inc()
+                _metrics.DURATION.labels(trigger.value).observe(time.monotonic() - started)
             return result
 
-    async def _reconcile(self, ref: TenantRef, body: Mapping[str, Any], trigger: str) -> Outcome:
+    async def _reconcile(
+        self, ref: TenantRef, body: Mapping[str, Any], trigger: Trigger
+    ) -> Outcome:
         spec: Mapping[str, Any] = body.get("spec") or {}
         old_status: Mapping[str, Any] = body.get("status") or {}
-        extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger}
+        extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger.value}
         status: dict[str, Any] = {"observedGeneration": ref.generation}
         conditions: list[Condition] = []
         stage = DATABASE_READY
@@ -286,7 +290,7 @@ class Reconciler:
         conditions: list[Condition],
         stage: str,
         e: OperatorError,
-        trigger: str,
+        trigger: Trigger,
     ) -> None:
         """Say in the status what failed, unless a resync of a Ready tenant hit a passing fault.
 
@@ -294,10 +298,10 @@ class Reconciler:
         connection, a busy API server) does not make a serving tenant unready.
         Only ``RESYNC_FAILURES_BEFORE_UNREADY`` failures in a row do.
         """
-        extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger}
+        extra = {"tenant": ref.name, "namespace": ref.namespace, "trigger": trigger.value}
         key = (ref.namespace, ref.name)
         if (
-            trigger == "resync"
+            trigger is Trigger.RESYNC
             and isinstance(e, TemporaryError)
             and await self._ready_now(ref, old_status)
         ):
@@ -352,7 +356,7 @@ class Reconciler:
         region: Region,
         admin: AdminCredentials,
         old_status: Mapping[str, Any],
-        trigger: str,
+        trigger: Trigger,
         extra: Mapping[str, Any],
     ) -> DatabaseCredentials:
         database = _naming.database_name(ref.namespace, ref.name)
@@ -395,7 +399,9 @@ class Reconciler:
             c.get("type") == DATABASE_READY and c.get("status") == "True"
             for c in old_status.get("conditions") or ()
         )
-        needs_migrations = made.created_database or trigger != "resync" or not migrated_before
+        needs_migrations = (
+            made.created_database or trigger is not Trigger.RESYNC or not migrated_before
+        )
         if self._settings.run_migrations and needs_migrations:
             await self._migrator.migrate(creds.url(), database)
         return creds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, NewType, TypedDict
 
 TenantName = NewType("TenantName", str)
@@ -15,6 +16,24 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 #: A Kubernetes object as the API returns or accepts it.
 Body = dict[str, Any]
+
+
+class Trigger(StrEnum):
+    """What started a reconciliation (a metric label and a log field)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    RESUME = "resume"
+    RESYNC = "resync"
+
+
+class Result(StrEnum):
+    """How a reconciliation ended (a metric label): done, to retry, refused, or a bug."""
+
+    OK = "ok"
+    RETRY = "retry"
+    INVALID = "invalid"
+    ERROR = "error"
 
 
 class ObjectMeta(TypedDict, total=False):
