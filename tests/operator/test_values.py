@@ -77,3 +77,23 @@ def test_settings_come_from_the_environment_with_flags_winning() -> None:
     assert settings.namespaces == ("a", "b")
     assert settings.resync_seconds == 7.0
     assert settings.worker_image == OperatorSettings().worker_image
+
+
+def test_kubernetes_api_failures_become_the_operators_own_typed_errors() -> None:
+    from kubernetes_asyncio.client.exceptions import ApiException
+    from stowage_operator._errors import (
+        APIConflictError,
+        APINotFoundError,
+        KubeError,
+        TemporaryError,
+    )
+    from stowage_operator._kube import _error
+
+    missing = _error(ApiException(status=404, reason="Not Found"), "GET /x")
+    taken = _error(ApiException(status=409, reason="Conflict"), "POST /x")
+    refused = _error(ApiException(status=403, reason="Forbidden"), "GET /y")
+    assert isinstance(missing, APINotFoundError) and missing.status == 404
+    assert isinstance(taken, APIConflictError)
+    assert type(refused) is KubeError and "HTTP 403 Forbidden" in refused.message
+    # All of them are retried later, as kopf's temporary errors.
+    assert all(isinstance(e, TemporaryError) for e in (missing, taken, refused))
