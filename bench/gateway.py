@@ -22,26 +22,20 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from bench._baseline import start_baseline, stop
+from bench._stack import start_stack
 from bench._stats import Row, report, summarize, with_ratios
-from tests.gateway.harness import WORKER_POLICY, GatewayProcess, running_gateway, tenant_entry
-from tests.support.issuer import Issuer, running_issuer
-from tests.support.postgres import running_postgres
+from tests.gateway.harness import GatewayProcess, running_gateway
+from tests.support.issuer import Issuer
 from tests.support.tools import free_port
-from tests.support.worker import running_worker
 
 HEADERS = {
     "content-type": "application/json",
     "accept": "application/json, text/event-stream",
     "mcp-protocol-version": "2025-11-25",
-}
-OPEN_LIMITS = {
-    "perUser": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
-    "perTenant": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
 }
 
 
@@ -103,10 +97,6 @@ async def _round(
     return rows, len(errors)
 
 
-def _gateway_tenants(gateway: GatewayProcess, issuer: Issuer, endpoint: str) -> list[Any]:
-    return [tenant_entry("bench", gateway, issuer, endpoint, rateLimits=OPEN_LIMITS)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
@@ -116,21 +106,12 @@ def main() -> None:
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stowage-bench-")))
-        print("starting PostgreSQL, worker, issuer, gateway and baseline ...", flush=True)
-        pg = stack.enter_context(running_postgres())
-        database_url = pg.sqlalchemy_url(pg.create_database("bench"))
-        worker = stack.enter_context(
-            running_worker(database_url, work / "worker", WORKER_POLICY, tenant="bench")
-        )
-        issuer = stack.enter_context(running_issuer(work))
-        shell = GatewayProcess(workdir=work / "gw")
-        (work / "gw").mkdir()
-        tenants = _gateway_tenants(shell, issuer, worker.address)
+        parts = start_stack(stack, work)
+        shell, issuer = parts.gateway, parts.issuer
         if args.profile:
-            shell.write_tenants(tenants)
             _profile(shell, issuer, args.seconds)
             return
-        gateway = stack.enter_context(running_gateway(shell.workdir, tenants, port=shell.port))
+        gateway = stack.enter_context(running_gateway(shell.workdir, port=shell.port))
         token = issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
         gw_headers = {**HEADERS, "authorization": f"Bearer {token}"}
 

@@ -32,23 +32,15 @@ import psycopg
 
 from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
+from bench._stack import start_stack
 from bench._stats import RESULTS
 from tests.gateway.harness import (
-    WORKER_POLICY,
-    GatewayProcess,
     running_gateway,
-    running_issuer,
-    tenant_entry,
 )
-from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.postgres import PostgresServer
 from tests.support.tools import free_port
-from tests.support.worker import running_worker
 
 SCRIPT = Path(__file__).resolve().parent / "tool_calls.lua"
-OPEN_LIMITS = {
-    "perUser": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
-    "perTenant": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
-}
 BASELINE = "bare MCPServer"
 PLATFORM = "gateway→worker→postgres"
 
@@ -207,17 +199,10 @@ def main() -> None:
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stowage-bench-")))
-        print("starting PostgreSQL, worker, issuer, gateway and baseline ...", flush=True)
-        pg = stack.enter_context(running_postgres())
-        database_url = pg.sqlalchemy_url(pg.create_database("bench"))
-        worker = stack.enter_context(
-            running_worker(database_url, work / "worker", WORKER_POLICY, tenant="bench")
-        )
-        issuer = stack.enter_context(running_issuer(work))
-        shell = GatewayProcess(workdir=work / "gw")
-        (work / "gw").mkdir()
-        tenants = [tenant_entry("bench", shell, issuer, worker.address, rateLimits=OPEN_LIMITS)]
-        gateway = stack.enter_context(running_gateway(shell.workdir, tenants, port=shell.port))
+        parts = start_stack(stack, work)
+        pg, worker, issuer = parts.postgres, parts.worker, parts.issuer
+        shell = parts.gateway
+        gateway = stack.enter_context(running_gateway(shell.workdir, port=shell.port))
         token = issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
         base_port = free_port()
         baseline = start_baseline(base_port, work / "baseline.log")

@@ -101,9 +101,8 @@ class Revocations:
             state = await self._load(tenant)
             if state is None:
                 return Standing.UNKNOWN
-        cutoff = state.by_identity.get(principal.identity, state.floor)
-        if cutoff < state.floor:
-            cutoff = state.floor
+        # The later of the identity's own revocation and the tenant-wide one.
+        cutoff = max(state.by_identity.get(principal.identity, state.floor), state.floor)
         if cutoff == -math.inf:
             return Standing.GOOD
         issued = principal.issued_at

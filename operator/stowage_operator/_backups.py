@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stowage_operator import _naming
-from stowage_operator._manifests import _meta
+from stowage_operator._manifests import (
+    _meta,
+    container_security,
+    place_in_region,
+    pod_security,
+)
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import Body, Region, TenantRef
 
@@ -144,13 +149,7 @@ def cron_job(
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "containers": [
             {
                 "name": task,
@@ -160,11 +159,7 @@ def cron_job(
                 "resources": RESOURCES,
                 "terminationMessagePath": "/dev/termination-log",
                 "terminationMessagePolicy": "FallbackToLogsOnError",
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": container_security(),
                 "volumeMounts": [
                     {
                         "name": "backups",
@@ -181,12 +176,7 @@ def cron_job(
             {"name": "tmp", "emptyDir": {}},
         ],
     }
-    if region.node_selector:
-        pod_spec["nodeSelector"] = dict(region.node_selector)
-    if region.affinity:
-        pod_spec["affinity"] = dict(region.affinity)
-    if region.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in region.tolerations]
+    place_in_region(pod_spec, region)
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -89,6 +89,36 @@ def replicas(spec: Mapping[str, Any]) -> int:
     return int((spec.get("worker") or {}).get("replicas", 2))
 
 
+def pod_security() -> dict[str, Any]:
+    """The ``restricted`` Pod Security Standard, pod level: every pod the operator creates."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security() -> dict[str, Any]:
+    """The ``restricted`` Pod Security Standard, container level (root filesystem read-only)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def place_in_region(pod_spec: dict[str, Any], region: Region) -> None:
+    """Schedule a pod in the Region: its node selector, affinity and tolerations."""
+    if region.node_selector:
+        pod_spec["nodeSelector"] = dict(region.node_selector)
+    if region.affinity:
+        pod_spec["affinity"] = dict(region.affinity)
+    if region.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in region.tolerations]
+
+
 def deployment(
     tenant: TenantRef, spec: Mapping[str, Any], region: Region, settings: OperatorSettings
 ) -> Body:
@@ -98,13 +128,7 @@ def deployment(
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "containers": [
             {
                 "name": "worker",
@@ -135,11 +159,7 @@ def deployment(
                 "readinessProbe": probe,
                 "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
                 "resources": _resources(spec),
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": container_security(),
                 "volumeMounts": [
                     {"name": "policy", "mountPath": _naming.POLICY_DIR, "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},
@@ -151,12 +171,7 @@ def deployment(
             {"name": "tmp", "emptyDir": {}},
         ],
     }
-    if region.node_selector:
-        pod_spec["nodeSelector"] = dict(region.node_selector)
-    if region.affinity:
-        pod_spec["affinity"] = dict(region.affinity)
-    if region.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in region.tolerations]
+    place_in_region(pod_spec, region)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
