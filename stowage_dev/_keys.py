@@ -57,8 +57,25 @@ def sign_token(
     client_id: str = "stowage-cli",
 ) -> str:
     """An RS256 access token for ``audience`` (a tenant's MCP URL), valid for ``ttl`` seconds."""
-    issued = int(time.time())
-    body: dict[str, Any] = {
+    body = access_claims(
+        issuer=issuer, audience=audience, subject=subject, scopes=scopes, ttl=ttl,
+        client_id=client_id, issued=int(time.time()),
+    )  # fmt: skip
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
+
+
+def access_claims(
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    scopes: Iterable[str],
+    ttl: int,
+    client_id: str,
+    issued: int,
+) -> dict[str, Any]:
+    """The claims of an access token the gateway accepts for ``audience``."""
+    return {
         "iss": issuer,
         "aud": audience,
         "sub": subject,
@@ -69,4 +86,3 @@ def sign_token(
         "client_id": client_id,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 
 from stowage_dev import DEFAULT_SCOPES, DevAuthServer, load_or_create_key
+from stowage_dev._keys import access_claims
 from tests.support.tools import free_port
 
 
@@ -40,18 +40,11 @@ def sign_token(
 ) -> str:
     """An RS256 token with these claims; ``now``, ``header`` and ``claims`` override the usual."""
     issued = int(now if now is not None else time.time())
-    body: dict[str, Any] = {
-        "iss": issuer,
-        "aud": audience,
-        "sub": subject,
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + ttl,
-        "scope": " ".join(scopes),
-        "client_id": client_id,
-        "jti": uuid.uuid4().hex,
-        **claims,
-    }
+    body = access_claims(
+        issuer=issuer, audience=audience, subject=subject, scopes=scopes, ttl=ttl,
+        client_id=client_id, issued=issued,
+    )  # fmt: skip
+    body.update(claims)
     return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, body, key)
 
 
