@@ -1,12 +1,25 @@
-"""The gateway's settings: one typed object, built once at the entry point. No I/O here."""
+"""The gateway's settings: one typed object, built once at the entry point. No I/O here.
+
+Every field is declared in :data:`SETTINGS` with its flag and variable and read by
+:mod:`stowage.config` (a flag beats its variable beats the default below; an
+empty variable counts as unset).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from stowage import config
+from stowage.config import Setting
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+#: Where tenants come from: the YAML tenants file, or Tenant resources (a read-only watch).
+TENANT_SOURCES = ("file", "kubernetes")
 
 
 def with_password(url: str, password: str) -> str:
@@ -26,7 +39,7 @@ def with_password(url: str, password: str) -> str:
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    """Everything the gateway app is configured with.
+    """Everything the gateway is configured with; :data:`SETTINGS` documents each field.
 
     ``public_url`` is the base URL clients use (``https://mcp.example.com``); the
     resource URL of tenant T is ``{public_url}/t/T/mcp`` and its RFC 9728 metadata
@@ -34,7 +47,7 @@ class GatewaySettings:
     """
 
     tenants_file: Path | None = None
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     #: Host header values accepted on MCP endpoints (DNS-rebinding protection).
     #: ``host:*`` allows any port. Empty: the public URL's host plus loopback.
     allowed_hosts: tuple[str, ...] = ()
@@ -63,7 +76,15 @@ class GatewaySettings:
     #: Where introspection client secrets are mounted: ``<dir>/<secret name>/<key>``.
     secrets_dir: Path | None = None
     log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    #: ``file`` (``tenants_file``) or ``kubernetes`` (Tenant resources).
+    tenants_from: str = "file"
+    #: With ``kubernetes``: watch Tenants in this namespace only; None watches all.
+    kube_namespace: str | None = None
+    #: With ``kubernetes``: the cluster's kubeconfig; None is the in-cluster service account.
+    kubeconfig: Path | None = None
+    #: Where the HTTP server listens.
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
 
     @property
     def public_host(self) -> str:
@@ -81,43 +102,150 @@ class GatewaySettings:
         return f"{self.public_url.rstrip('/')}/.well-known/oauth-protected-resource/t/{tenant}/mcp"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
-        """Settings from ``STOWAGE_GATEWAY_*`` variables; explicit overrides win when not None.
+    def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> GatewaySettings:
+        """Settings from ``flags`` (by field; None is not given) over the variables.
 
-        ``STOWAGE_REDIS_PASSWORD``, when set, is put into the Redis URL (from the
-        environment or the override) that has no password of its own.
+        ``public_url`` unset is ``http://HOST:PORT``. ``STOWAGE_REDIS_PASSWORD``,
+        when set, is put into the Redis URL that has no password of its own.
+        Raises :class:`stowage.config.ConfigError` naming a variable that does not read.
         """
         env = os.environ if env is None else env
+        values = config.read(SETTINGS, env, flags)
+        password = values.pop("redis_password", "")
+        values.setdefault(
+            "public_url",
+            f"http://{values.get('host', DEFAULT_HOST)}:{values.get('port', DEFAULT_PORT)}",
+        )
+        if values.get("redis_url") and password:
+            values["redis_url"] = with_password(values["redis_url"], password)
+        return cls(**values)
 
-        def split(name: str) -> tuple[str, ...]:
-            return tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
 
-        values: dict[str, object] = {}
-        if v := env.get("STOWAGE_GATEWAY_TENANTS_FILE"):
-            values["tenants_file"] = Path(v)
-        if v := env.get("STOWAGE_GATEWAY_PUBLIC_URL"):
-            values["public_url"] = v
-        if hosts := split("STOWAGE_GATEWAY_ALLOWED_HOSTS"):
-            values["allowed_hosts"] = hosts
-        if origins := split("STOWAGE_GATEWAY_ALLOWED_ORIGINS"):
-            values["allowed_origins"] = origins
-        if v := env.get("STOWAGE_REDIS_URL"):
-            values["redis_url"] = v
-        if v := env.get("STOWAGE_GATEWAY_MAX_BODY_BYTES"):
-            values["max_body_bytes"] = int(v)
-        if v := env.get("STOWAGE_GATEWAY_CALL_TIMEOUT"):
-            values["call_timeout"] = float(v)
-        if v := env.get("STOWAGE_GATEWAY_RELOAD_INTERVAL"):
-            values["reload_interval"] = float(v)
-        if v := env.get("STOWAGE_GATEWAY_JWKS_MIN_REFRESH"):
-            values["jwks_min_refresh"] = float(v)
-        if v := env.get("STOWAGE_GATEWAY_REVOCATION_SYNC_INTERVAL"):
-            values["revocation_sync_interval"] = float(v)
-        if v := env.get("STOWAGE_GATEWAY_INTROSPECTION_CACHE_SECONDS"):
-            values["introspection_cache_seconds"] = float(v)
-        if v := env.get("STOWAGE_GATEWAY_SECRETS_DIR"):
-            values["secrets_dir"] = Path(v)
-        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-        if values.get("redis_url") and (password := env.get("STOWAGE_REDIS_PASSWORD")):
-            values["redis_url"] = with_password(str(values["redis_url"]), password)
-        return cls(**values)  # type: ignore[arg-type]
+#: Every gateway setting: its field, variable, cast and help (the order of ``--help``).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "tenants_from",
+        "STOWAGE_GATEWAY_TENANTS_FROM",
+        "where tenants come from: the YAML tenants file, or Tenant resources (read-only watch)",
+        config.one_of(*TENANT_SOURCES),
+        metavar="{" + ",".join(TENANT_SOURCES) + "}",
+    ),
+    Setting(
+        "tenants_file",
+        "STOWAGE_GATEWAY_TENANTS_FILE",
+        "the tenants YAML file, re-read when it changes; needed with --tenants-from=file",
+        config.path,
+    ),
+    Setting(
+        "kube_namespace",
+        "STOWAGE_GATEWAY_KUBE_NAMESPACE",
+        "with --tenants-from=kubernetes: watch Tenants in this namespace only",
+        shown_default="all namespaces",
+    ),
+    Setting(
+        "kubeconfig",
+        ("STOWAGE_KUBECONFIG", "KUBECONFIG"),
+        "with --tenants-from=kubernetes: the cluster's kubeconfig",
+        config.path,
+        shown_default="in-cluster configuration",
+    ),
+    Setting("host", "STOWAGE_GATEWAY_HOST", "address the HTTP server listens on"),
+    Setting("port", "STOWAGE_GATEWAY_PORT", "port the HTTP server listens on", config.integer),
+    Setting(
+        "public_url",
+        "STOWAGE_GATEWAY_PUBLIC_URL",
+        "base URL clients use; tenant T is served at PUBLIC_URL/t/T/mcp",
+        shown_default="http://HOST:PORT",
+    ),
+    Setting(
+        "allowed_hosts",
+        "STOWAGE_GATEWAY_ALLOWED_HOSTS",
+        "accepted Host header, host:* for any port (repeatable; the variable is comma-separated)",
+        flag="--allowed-host",
+        many=True,
+        metavar="HOST",
+        shown_default="the public URL's host and loopback",
+    ),
+    Setting(
+        "allowed_origins",
+        "STOWAGE_GATEWAY_ALLOWED_ORIGINS",
+        "accepted browser origin (repeatable; the variable is comma-separated)",
+        flag="--allowed-origin",
+        many=True,
+        metavar="ORIGIN",
+        shown_default="loopback origins only",
+    ),
+    Setting(
+        "redis_url",
+        "STOWAGE_REDIS_URL",
+        "share rate limits and revocations among replicas through Redis",
+        shown_default="in-process",
+    ),
+    Setting(
+        "redis_password",
+        "STOWAGE_REDIS_PASSWORD",
+        "put into the Redis URL (percent-encoded) when that URL has no password",
+        env_only=True,
+    ),
+    Setting(
+        "max_body_bytes",
+        "STOWAGE_GATEWAY_MAX_BODY_BYTES",
+        "largest accepted request body in bytes; larger ones get 413",
+        config.at_least(1),
+    ),
+    Setting(
+        "call_timeout",
+        "STOWAGE_GATEWAY_CALL_TIMEOUT",
+        "deadline of every worker call, retries included, seconds",
+        config.number,
+    ),
+    Setting(
+        "reload_interval",
+        "STOWAGE_GATEWAY_RELOAD_INTERVAL",
+        "seconds between checks of the tenants file",
+        config.number,
+    ),
+    Setting(
+        "token_leeway",
+        "STOWAGE_GATEWAY_TOKEN_LEEWAY",
+        "clock leeway for a token's exp and nbf, seconds",
+        config.at_least(0),
+    ),
+    Setting(
+        "jwks_min_refresh",
+        "STOWAGE_GATEWAY_JWKS_MIN_REFRESH",
+        "an unknown key id refetches an issuer's JWKS at most this often, seconds",
+        config.number,
+    ),
+    Setting(
+        "user_cache_size",
+        "STOWAGE_GATEWAY_USER_CACHE_SIZE",
+        "(issuer, subject) to user id mappings kept in memory",
+        config.at_least(0),
+    ),
+    Setting(
+        "revocation_sync_interval",
+        "STOWAGE_GATEWAY_REVOCATION_SYNC_INTERVAL",
+        "seconds between catch-ups of each tenant's revocations from its worker",
+        config.number,
+    ),
+    Setting(
+        "revocation_cache_size",
+        "STOWAGE_GATEWAY_REVOCATION_CACHE_SIZE",
+        "revoked identities remembered per tenant; past it the oldest fold into a cut-off",
+        config.at_least(1),
+    ),
+    Setting(
+        "introspection_cache_seconds",
+        "STOWAGE_GATEWAY_INTROSPECTION_CACHE_SECONDS",
+        "longest reuse of an opaque token's introspection answer, seconds",
+        config.number,
+    ),
+    Setting(
+        "secrets_dir",
+        "STOWAGE_GATEWAY_SECRETS_DIR",
+        "introspection client secrets, mounted as DIR/NAME/KEY",
+        config.path,
+    ),
+    Setting("log_level", "STOWAGE_GATEWAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+)

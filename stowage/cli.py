@@ -3,7 +3,9 @@
 Each component contributes its own subcommands through a ``register(subparsers)``
 function in a private ``_cli`` module. Only the module that owns the command
 being run is imported, so that running the worker never imports the gateway's
-or the operator's dependencies; ``stowage --help`` imports them all.
+or the operator's dependencies; ``stowage --help`` imports them all. The
+components declare their settings for :mod:`stowage.config`, which gives each
+setting its flag and its variable; a setting that does not read exits with 2.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+
+from stowage.config import ConfigError
 
 #: Command → the module whose register(subparsers) adds it.
 COMMANDS: dict[str, str] = {
@@ -46,4 +50,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int | None] = args.handler
-    sys.exit(handler(args) or 0)
+    try:
+        status = handler(args)
+    except ConfigError as e:
+        # A variable that does not read, or a missing setting: a usage error, like a bad flag.
+        print(f"stowage {args.command}: {e}", file=sys.stderr)
+        status = 2
+    sys.exit(status or 0)

@@ -1,4 +1,9 @@
-"""The worker's process settings, built once at the entry point."""
+"""The worker's process settings, built once at the entry point. No I/O here.
+
+Every field is declared in :data:`SETTINGS` with its flag and variable and read by
+:mod:`stowage.config` (a flag beats its variable beats the default below; an
+empty variable counts as unset).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from stowage import config
+from stowage.config import Setting
+
 #: Set by the supervisor in the environment of each worker process it starts.
 CHILD_OF_ENV = "STOWAGE_WORKER_CHILD_OF"
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """How one worker process runs. The tenant's rules live in its policy file."""
+    """How one worker process runs; :data:`SETTINGS` documents each field.
 
-    tenant: str
+    The tenant's rules (quotas, retention, collections) live in its policy file.
+    """
+
     database_url: str
+    tenant: str = "default"
     listen: str = "127.0.0.1:50051"
     #: Prometheus metrics port; 0 disables the metrics endpoint.
     metrics_port: int = 0
@@ -41,6 +52,7 @@ class WorkerSettings:
     #: Set only in a process the supervisor started (from CHILD_OF_ENV): it binds
     #: with SO_REUSEPORT beside its siblings and stops when that parent dies.
     parent_pid: int | None = None
+    log_level: str = "INFO"
 
     @property
     def pool(self) -> tuple[int, int]:
@@ -49,33 +61,113 @@ class WorkerSettings:
         return max(2, -(-self.db_pool_size // n)), -(-self.db_max_overflow // n)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> WorkerSettings:
-        """Read ``STOWAGE_*`` variables; explicit non-None overrides win."""
-        e = os.environ if env is None else env
-        values: dict[str, object] = {}
-        if "STOWAGE_TENANT" in e:
-            values["tenant"] = e["STOWAGE_TENANT"]
-        if "STOWAGE_DATABASE_URL" in e:
-            values["database_url"] = e["STOWAGE_DATABASE_URL"]
-        if "STOWAGE_WORKER_LISTEN" in e:
-            values["listen"] = e["STOWAGE_WORKER_LISTEN"]
-        if "STOWAGE_METRICS_PORT" in e:
-            values["metrics_port"] = int(e["STOWAGE_METRICS_PORT"])
-        if "STOWAGE_POLICY_FILE" in e:
-            values["policy_file"] = Path(e["STOWAGE_POLICY_FILE"])
-        if "STOWAGE_POLICY_CHECK_INTERVAL" in e:
-            values["policy_check_interval"] = float(e["STOWAGE_POLICY_CHECK_INTERVAL"])
-        if "STOWAGE_PURGE_INTERVAL" in e:
-            values["purge_interval"] = float(e["STOWAGE_PURGE_INTERVAL"])
-        if "STOWAGE_WORKER_PROCESSES" in e:
-            values["processes"] = int(e["STOWAGE_WORKER_PROCESSES"])
-        if CHILD_OF_ENV in e:
-            values["parent_pid"] = int(e[CHILD_OF_ENV])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if "tenant" not in values:
-            values["tenant"] = "default"
-        if "database_url" not in values:
-            raise ValueError("a database URL is required (--database-url or STOWAGE_DATABASE_URL)")
-        if int(str(values.get("processes", 1))) < 1:
-            raise ValueError("--processes (STOWAGE_WORKER_PROCESSES) must be at least 1")
-        return cls(**values)  # type: ignore[arg-type]
+    def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> WorkerSettings:
+        """Settings from ``flags`` (by field; None is not given) over the variables.
+
+        Raises :class:`stowage.config.ConfigError` for a missing database URL or a
+        variable that does not read.
+        """
+        return config.resolve(cls, SETTINGS, os.environ if env is None else env, flags)
+
+    def environ(self) -> dict[str, str]:
+        """These settings as variables, for a worker process this one starts.
+
+        The supervisor's children resolve the same settings from them, including
+        those given here as flags (the database URL stays off the command line).
+        """
+        return config.to_environ(SETTINGS, self)
+
+
+#: Every worker setting: its field, variable, cast and help (the order of ``--help``).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        "STOWAGE_DATABASE_URL",
+        "the tenant's database, e.g. postgresql+psycopg://acme:…@pg:5432/acme or "
+        "sqlite+aiosqlite:///acme.db",
+        metavar="URL",
+    ),
+    Setting("tenant", "STOWAGE_TENANT", "the tenant this worker serves; other calls are refused"),
+    Setting("listen", "STOWAGE_WORKER_LISTEN", "gRPC address, host:port", metavar="HOST:PORT"),
+    Setting(
+        "metrics_port",
+        "STOWAGE_METRICS_PORT",
+        "Prometheus metrics port; 0 disables it",
+        config.at_least(0),
+    ),
+    Setting(
+        "policy_file",
+        "STOWAGE_POLICY_FILE",
+        "quotas, retention and collections (YAML, the Tenant spec's shape), re-read on change",
+        config.path,
+        shown_default="no quotas, no retention, no collections",
+    ),
+    Setting(
+        "policy_check_interval",
+        "STOWAGE_POLICY_CHECK_INTERVAL",
+        "seconds between checks of the policy file for changes",
+        config.number,
+    ),
+    Setting(
+        "purge_interval",
+        "STOWAGE_PURGE_INTERVAL",
+        "seconds between purges of expired objects",
+        config.number,
+    ),
+    Setting(
+        "purge_batch",
+        "STOWAGE_PURGE_BATCH",
+        "expired objects a purge removes per transaction",
+        config.at_least(1),
+    ),
+    Setting(
+        "default_page_size",
+        "STOWAGE_WORKER_DEFAULT_PAGE_SIZE",
+        "objects per list page when the call names no page size",
+        config.at_least(1),
+    ),
+    Setting(
+        "max_page_size",
+        "STOWAGE_WORKER_MAX_PAGE_SIZE",
+        "most objects per list page",
+        config.at_least(1),
+    ),
+    Setting(
+        "db_pool_size",
+        "STOWAGE_DB_POOL_SIZE",
+        "database connections kept open, shared out among the processes",
+        config.at_least(1),
+    ),
+    Setting(
+        "db_max_overflow",
+        "STOWAGE_DB_MAX_OVERFLOW",
+        "database connections opened beyond the pool at peaks, shared out likewise",
+        config.at_least(0),
+    ),
+    Setting(
+        "max_message_bytes",
+        "STOWAGE_WORKER_MAX_MESSAGE_BYTES",
+        "largest gRPC message accepted; larger ones fail with RESOURCE_EXHAUSTED",
+        config.at_least(1),
+    ),
+    Setting(
+        "idempotency_ttl",
+        "STOWAGE_IDEMPOTENCY_TTL",
+        "seconds an idempotency key is remembered",
+        config.number,
+    ),
+    Setting(
+        "processes",
+        "STOWAGE_WORKER_PROCESSES",
+        "worker processes sharing the port, supervised by this one",
+        config.at_least(1),
+    ),
+    Setting(
+        "parent_pid",
+        CHILD_OF_ENV,
+        "set by a supervising worker (--processes) for the processes it starts",
+        config.integer,
+        env_only=True,
+    ),
+    Setting("log_level", "STOWAGE_WORKER_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+)

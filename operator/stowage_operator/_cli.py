@@ -1,53 +1,36 @@
-"""``stowage operator``: run the kopf operator."""
+"""``stowage operator``: run the kopf operator; its flags come from :data:`_settings.SETTINGS`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
+import os
 from typing import Any
 
-from stowage import _logging
+from stowage import _logging, config
+from stowage_operator._settings import SETTINGS, OperatorSettings
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
-        "operator", help="run the operator (Region and Tenant resources → databases, workers)"
+        "operator",
+        help="run the operator (Region and Tenant resources → databases, workers)",
+        description="Run the operator: Region and Tenant resources become databases, roles, "
+        "workers and backups. Every option has an environment variable (named in its help); "
+        "a flag wins over its variable, and an empty variable counts as unset.",
     )
-    parser.add_argument(
-        "--kubeconfig", type=Path, help="default: $STOWAGE_KUBECONFIG, $KUBECONFIG, in-cluster"
-    )
-    parser.add_argument(
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        help="watch Tenants here (repeatable, globs allowed); default: all namespaces",
-    )
-    parser.add_argument("--worker-image", help="default: $STOWAGE_WORKER_IMAGE")
-    parser.add_argument("--resync-seconds", type=float, help="drift repair interval (default: 60)")
-    parser.add_argument("--metrics-port", type=int, help="Prometheus port; 0 disables (9090)")
-    parser.add_argument(
-        "--health-port", type=int, help="kopf liveness endpoint /healthz; 0 disables (0)"
-    )
-    parser.add_argument("--log-level", default="INFO")
+    config.add_arguments(parser, SETTINGS, OperatorSettings)
     parser.set_defaults(handler=_operator)
 
 
 def _operator(args: argparse.Namespace) -> int:
+    settings = OperatorSettings.from_env(os.environ, **config.flags(args, SETTINGS))
+
     from prometheus_client import start_http_server
 
     from stowage_operator._run import run_operator
-    from stowage_operator._settings import OperatorSettings
 
-    _logging.configure(args.log_level)
-    settings = OperatorSettings.from_env(
-        kubeconfig=args.kubeconfig,
-        namespaces=tuple(args.namespaces) if args.namespaces else None,
-        worker_image=args.worker_image,
-        resync_seconds=args.resync_seconds,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-    )
+    _logging.configure(settings.log_level)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     asyncio.run(run_operator(settings))

@@ -1,12 +1,20 @@
-"""The operator's settings: one typed object, built from the environment at the entry point."""
+"""The operator's settings: one typed object, built at the entry point. No I/O here.
+
+Every field is declared in :data:`SETTINGS` with its flag and variable and read by
+:mod:`stowage.config` (a flag beats its variable beats the default below; an
+empty variable counts as unset).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stowage import config
+from stowage.config import Setting
 
 DEFAULT_WORKER_IMAGE = "ghcr.io/stowage/stowage:0.1.0"
 
@@ -28,31 +36,20 @@ def parse_selector(text: str) -> dict[str, str]:
     return labels
 
 
+def _selector(text: str) -> dict[str, str]:
+    """At least one label: an empty selector would admit every pod to the workers."""
+    labels = parse_selector(text)
+    if not labels:
+        raise ValueError(f"not a label selector (k=v,k=v): {text!r}")
+    return labels
+
+
+_selector.__name__ = "selector"
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
-    """What the operator needs to know; every field has an environment variable.
-
-    - ``kubeconfig`` (``STOWAGE_KUBECONFIG``, then ``KUBECONFIG``): the cluster to
-      talk to; unset means the in-cluster service account.
-    - ``namespaces`` (``STOWAGE_OPERATOR_NAMESPACES``, comma-separated): where to
-      watch Tenants; empty means every namespace.
-    - ``worker_image`` (``STOWAGE_WORKER_IMAGE``): the image of tenant workers.
-    - ``resync_seconds`` (``STOWAGE_OPERATOR_RESYNC_SECONDS``): how often every
-      Tenant is reconciled again to repair drift.
-    - ``metrics_port`` (``STOWAGE_OPERATOR_METRICS_PORT``): Prometheus port; 0 disables.
-    - ``gateway_selector`` (``STOWAGE_OPERATOR_GATEWAY_SELECTOR``, ``k=v,k=v``):
-      labels of the gateway pods, the only ones the workers' NetworkPolicy admits.
-    - ``health_port`` (``STOWAGE_OPERATOR_HEALTH_PORT``): kopf's liveness endpoint,
-      ``/healthz`` on this port; 0 (the default) disables it.
-    - ``run_migrations`` (``STOWAGE_OPERATOR_RUN_MIGRATIONS``): apply the worker's
-      migrations to each tenant database after creating it.
-    - ``max_admin_connections`` (``STOWAGE_OPERATOR_MAX_ADMIN_CONNECTIONS``): admin
-      connections the operator opens to one region's PostgreSQL at once (default 8,
-      well under PostgreSQL's default ``max_connections`` of 100).
-    - ``migration_processes`` (``STOWAGE_OPERATOR_MIGRATION_PROCESSES``): processes
-      that apply tenant migrations side by side (default 2; Alembic runs one
-      migration at a time per process).
-    """
+    """What the operator needs to know; :data:`SETTINGS` documents each field."""
 
     kubeconfig: Path | None = None
     namespaces: tuple[str, ...] = ()
@@ -65,6 +62,7 @@ class OperatorSettings:
     health_port: int = 0
     max_admin_connections: int = 8
     migration_processes: int = 2
+    log_level: str = "INFO"
 
     @property
     def liveness_endpoint(self) -> str | None:
@@ -72,27 +70,82 @@ class OperatorSettings:
         return f"http://0.0.0.0:{self.health_port}/healthz" if self.health_port else None
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> OperatorSettings:
-        env = os.environ if environ is None else environ
-        kubeconfig = env.get("STOWAGE_KUBECONFIG") or env.get("KUBECONFIG")
-        namespaces = tuple(
-            n.strip() for n in env.get("STOWAGE_OPERATOR_NAMESPACES", "").split(",") if n.strip()
-        )
-        settings = cls(
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            namespaces=namespaces,
-            worker_image=env.get("STOWAGE_WORKER_IMAGE", DEFAULT_WORKER_IMAGE),
-            resync_seconds=float(env.get("STOWAGE_OPERATOR_RESYNC_SECONDS", "60")),
-            metrics_port=int(env.get("STOWAGE_OPERATOR_METRICS_PORT", "9090")),
-            run_migrations=env.get("STOWAGE_OPERATOR_RUN_MIGRATIONS", "true").lower()
-            not in {"0", "false", "no"},
-            health_port=int(env.get("STOWAGE_OPERATOR_HEALTH_PORT", "0")),
-            max_admin_connections=int(env.get("STOWAGE_OPERATOR_MAX_ADMIN_CONNECTIONS", "8")),
-            migration_processes=int(env.get("STOWAGE_OPERATOR_MIGRATION_PROCESSES", "2")),
-        )
-        if selector := parse_selector(env.get("STOWAGE_OPERATOR_GATEWAY_SELECTOR", "")):
-            settings = replace(settings, gateway_selector=selector)
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return replace(settings, **given)
+    def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> OperatorSettings:
+        """Settings from ``flags`` (by field; None is not given) over the variables.
+
+        Raises :class:`stowage.config.ConfigError` naming a variable that does not read.
+        """
+        return config.resolve(cls, SETTINGS, os.environ if environ is None else environ, flags)
+
+
+#: Every operator setting: its field, variable, cast and help (the order of ``--help``).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "kubeconfig",
+        ("STOWAGE_KUBECONFIG", "KUBECONFIG"),
+        "the cluster's kubeconfig",
+        config.path,
+        shown_default="in-cluster service account",
+    ),
+    Setting(
+        "namespaces",
+        "STOWAGE_OPERATOR_NAMESPACES",
+        "watch Tenants in this namespace, globs allowed (repeatable; the variable is "
+        "comma-separated)",
+        flag="--namespace",
+        many=True,
+        metavar="NAMESPACE",
+        shown_default="all namespaces",
+    ),
+    Setting("worker_image", "STOWAGE_WORKER_IMAGE", "the image of tenant workers and backups"),
+    Setting(
+        "resync_seconds",
+        "STOWAGE_OPERATOR_RESYNC_SECONDS",
+        "how often every Tenant is reconciled again to repair drift, seconds",
+        config.number,
+    ),
+    Setting(
+        "metrics_port",
+        "STOWAGE_OPERATOR_METRICS_PORT",
+        "Prometheus metrics port; 0 disables it",
+        config.at_least(0),
+    ),
+    Setting(
+        "health_port",
+        "STOWAGE_OPERATOR_HEALTH_PORT",
+        "kopf's liveness endpoint /healthz on this port; 0 disables it",
+        config.at_least(0),
+    ),
+    Setting(
+        "gateway_selector",
+        "STOWAGE_OPERATOR_GATEWAY_SELECTOR",
+        "labels of the gateway pods, the only pods the workers' NetworkPolicy admits",
+        _selector,
+        metavar="K=V,K=V",
+    ),
+    Setting(
+        "run_migrations",
+        "STOWAGE_OPERATOR_RUN_MIGRATIONS",
+        "apply the worker's migrations to each tenant database after creating it",
+        config.boolean,
+    ),
+    Setting(
+        "postgres_timeout",
+        "STOWAGE_OPERATOR_POSTGRES_TIMEOUT",
+        "seconds to wait for a connection to a region's PostgreSQL",
+        config.number,
+    ),
+    Setting(
+        "max_admin_connections",
+        "STOWAGE_OPERATOR_MAX_ADMIN_CONNECTIONS",
+        "admin connections open at once to one region's PostgreSQL",
+        config.at_least(1),
+    ),
+    Setting(
+        "migration_processes",
+        "STOWAGE_OPERATOR_MIGRATION_PROCESSES",
+        "processes applying tenant migrations side by side (Alembic runs one per process)",
+        config.at_least(1),
+    ),
+    Setting("log_level", "STOWAGE_OPERATOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+)
