@@ -8,7 +8,8 @@ Layers (each imports only from the ones below it):
 
 - entry points: ``_cli`` (``stowage gateway``), ``_app`` (the ASGI app; extra
   routes, such as the dev platform's authorization server, are passed in),
-  ``_gate`` (per-request auth and limits), ``_mcp`` (the MCP surface);
+  ``_gate`` (per-request auth and limits), ``_lane`` (a plain ``tools/call``
+  answered without a per-request MCP session), ``_mcp`` (the MCP surface);
 - services: ``_calls`` (a tool call → worker calls → a tool result),
   ``_tools`` (the tool catalogue of a tenant), ``_auth`` (token checks),
   ``_directory`` (the tenants the gateway serves);

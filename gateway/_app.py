@@ -23,7 +23,8 @@ from gateway._directory import TenantDirectory, TenantSource
 from gateway._gate import McpGate
 from gateway._introspection import Introspector
 from gateway._jwks import JwksCache
-from gateway._mcp import build_server, build_session_manager
+from gateway._lane import ToolCallLane
+from gateway._mcp import build_server, build_session_manager, transport_security
 from gateway._metrics import Metrics
 from gateway._ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from gateway._revocation_bus import RedisRevocationBus
@@ -73,11 +74,11 @@ def create_app(
         RedisRateLimiter(settings.redis_url) if settings.redis_url else LocalRateLimiter()
     )
     origins = [*settings.allowed_origins, "http://127.0.0.1:*", "http://localhost:*"]
+    security = transport_security(
+        allowed_hosts=settings.effective_allowed_hosts(), allowed_origins=origins
+    )
     manager = build_session_manager(
-        build_server(calls, catalogues),
-        allowed_hosts=settings.effective_allowed_hosts(),
-        allowed_origins=origins,
-        max_body_bytes=settings.max_body_bytes,
+        build_server(calls, catalogues), security=security, max_body_bytes=settings.max_body_bytes
     )
     gate = McpGate(
         settings=settings,
@@ -87,6 +88,7 @@ def create_app(
         catalogues=catalogues,
         metrics=metrics,
         inner=manager.handle_request,
+        lane=ToolCallLane(calls, catalogues, security),
         revocations=revocations,
     )
 

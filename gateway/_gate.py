@@ -14,7 +14,9 @@ retriable ``unavailable`` tool error without reaching the worker. A GET (the
 optional server-to-client SSE stream) is 405: a stateless gateway never has
 anything to send on it, and an open one would only hold a connection. Protocol
 chatter (initialize, notifications, ping, tools/list) never spends the tool-call
-budget. Then the request goes to the MCP transport with a CallContext attached.
+budget. Then a plain ``tools/call`` is answered by the tool-call lane
+(``_lane``) and everything else goes to the MCP transport with a CallContext
+attached.
 
 A tool call whose token lacks the tool's scope is refused in one of two shapes,
 both carrying the same RFC 6750 challenge (``error="insufficient_scope"``,
@@ -42,7 +44,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +54,7 @@ from gateway._auth import TokenVerifier
 from gateway._calls import CallContext, challenge_result, error_result, speaks_apps_sdk
 from gateway._directory import TenantDirectory
 from gateway._errors import AuthError
+from gateway._lane import ToolCallLane
 from gateway._mcp import SCOPE_KEY
 from gateway._metrics import Metrics
 from gateway._ratelimit import Bucket, RateLimiter
@@ -60,7 +62,7 @@ from gateway._revocations import Revocations, Standing
 from gateway._settings import GatewaySettings
 from gateway._tools import Catalogues
 from gateway._types import READ_SCOPE, WRITE_SCOPE, CorrelationId, Principal, Tenant
-from stowage.wire import CORRELATION_ID
+from stowage.wire import CORRELATION_ID, new_correlation_id
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -94,6 +96,14 @@ async def _respond(
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+def _json(body: bytes) -> object:
+    """The parsed body, or None when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 class TooLarge(Exception):
@@ -130,6 +140,7 @@ class McpGate:
         catalogues: Catalogues,
         metrics: Metrics,
         inner: ASGIApp,
+        lane: ToolCallLane,
         revocations: Revocations,
     ) -> None:
         self.settings = settings
@@ -140,6 +151,7 @@ class McpGate:
         self.catalogues = catalogues
         self.metrics = metrics
         self.inner = inner
+        self.lane = lane
 
     def _challenge(
         self,
@@ -172,7 +184,7 @@ class McpGate:
         tenant = self.directory.get(name)
         incoming = _header(scope, b"x-request-id")
         cid = CorrelationId(
-            incoming if incoming and CORRELATION_ID.match(incoming) else uuid.uuid4().hex
+            incoming if incoming and CORRELATION_ID.match(incoming) else new_correlation_id()
         )
         label = tenant.name if tenant is not None else "unknown"
         status_seen = 0
@@ -253,11 +265,15 @@ class McpGate:
         except TooLarge:
             await self._too_large(send)
             return
+        message = _json(body)
         if scope["method"] == "POST" and not await self._authorize_call(
-            tenant, principal, body, send, cid, standing
+            tenant, principal, message, send, cid, standing
         ):
             return
-        scope[SCOPE_KEY] = CallContext(tenant, principal, cid)
+        call = CallContext(tenant, principal, cid)
+        if not trailing and await self.lane.answer(scope, message, call, send):
+            return
+        scope[SCOPE_KEY] = call
         replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
         replay += trailing
 
@@ -343,16 +359,16 @@ class McpGate:
         self,
         tenant: Tenant,
         principal: Principal,
-        body: bytes,
+        message: object,
         send: Send,
         cid: CorrelationId,
         standing: Standing,
     ) -> bool:
-        """Scope, revocations known and rate limit for ``tools/call``; True lets it through."""
-        try:
-            message = json.loads(body)
-        except (ValueError, RecursionError):
-            return True  # the MCP layer answers with a JSON-RPC parse error
+        """Scope, revocations known and rate limit for ``tools/call``; True lets it through.
+
+        Anything but a ``tools/call`` passes, a body that is not JSON included:
+        the MCP layer answers it (a JSON-RPC parse error, say).
+        """
         if not isinstance(message, dict) or message.get("method") != "tools/call":
             return True
         params = message.get("params")

@@ -46,18 +46,24 @@ def _call_context(ctx: ServerRequestContext[Any, Any]) -> CallContext:
     return found
 
 
+async def call_tool(
+    calls: ToolCalls, catalogues: Catalogues, call: CallContext, params: types.CallToolRequestParams
+) -> types.CallToolResult:
+    """The one way a ``tools/call`` is served, by this server or by the gateway's tool-call lane."""
+    catalogue = catalogues.of(call.tenant)
+    return await calls.call(call, catalogue, params.name, dict(params.arguments or {}))
+
+
 def build_server(calls: ToolCalls, catalogues: Catalogues) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         return catalogues.of(_call_context(ctx).tenant).listing
 
-    async def call_tool(
+    async def on_call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        call = _call_context(ctx)
-        catalogue = catalogues.of(call.tenant)
-        return await calls.call(call, catalogue, params.name, dict(params.arguments or {}))
+        return await call_tool(calls, catalogues, _call_context(ctx), params)
 
     return Server(
         "stowage",
@@ -65,22 +71,24 @@ def build_server(calls: ToolCalls, catalogues: Catalogues) -> Server[Any]:
         title="Stowage",
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
-        on_call_tool=call_tool,
+        on_call_tool=on_call_tool,
     )
 
 
-def build_session_manager(
-    server: Server[Any],
-    *,
-    allowed_hosts: list[str],
-    allowed_origins: list[str],
-    max_body_bytes: int,
-) -> StreamableHTTPSessionManager:
-    security = TransportSecuritySettings(
+def transport_security(
+    *, allowed_hosts: list[str], allowed_origins: list[str]
+) -> TransportSecuritySettings:
+    """Host and Origin checks (DNS rebinding), shared by the SDK transport and the lane."""
+    return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,
     )
+
+
+def build_session_manager(
+    server: Server[Any], *, security: TransportSecuritySettings, max_body_bytes: int
+) -> StreamableHTTPSessionManager:
     return StreamableHTTPSessionManager(
         app=server,
         json_response=True,

@@ -9,6 +9,7 @@ fails loudly instead of reading another tenant's data.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import Iterable
 
@@ -46,6 +47,18 @@ def field_path(parts: Iterable[str | int]) -> str:
 
 #: What a correlation id may look like; anything else is replaced by a fresh one.
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+def new_correlation_id() -> str:
+    """A fresh correlation id: 32 hex characters.
+
+    From the process's pseudo-random generator, not ``os.urandom``: an id
+    only has to be unlikely to repeat, and a system call per request costs
+    more than the rest of making it.
+    """
+    return f"{random.getrandbits(128):032x}"
+
+
 #: An internal user id: 32 lowercase hex characters.
 USER_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -71,4 +84,5 @@ __all__ = [
     "USER_ID_KEY",
     "field_path",
     "identity_digest",
+    "new_correlation_id",
 ]

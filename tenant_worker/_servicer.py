@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from stowage.wire import (
     TENANT_KEY,
     USER_ID,
     USER_ID_KEY,
+    new_correlation_id,
 )
 from tenant_worker import _metrics
 from tenant_worker._access import Access
@@ -77,7 +77,7 @@ def call_context(
     metadata = dict(context.invocation_metadata() or ())
     correlation = str(metadata.get(CORRELATION_KEY, ""))
     if not CORRELATION_ID.match(correlation):
-        correlation = uuid.uuid4().hex
+        correlation = new_correlation_id()
     meant_for = metadata.get(TENANT_KEY)
     if meant_for != tenant:
         raise WrongTenant(

@@ -50,10 +50,15 @@ def sign_token(
 
 @contextmanager
 def serve_in_thread(app: Starlette, port: int) -> Iterator[None]:
-    """Serve ``app`` over real HTTP on loopback from a background thread."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    """Serve ``app`` over real HTTP on loopback from a background thread.
+
+    On asyncio's own loop: uvloop's (uvicorn's choice when it is installed)
+    cannot close from a thread that is not the main one.
+    """
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio"
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

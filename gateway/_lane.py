@@ -1,0 +1,131 @@
+"""The tool-call lane: a plain ``tools/call`` answered without a per-request MCP session.
+
+Why: in stateless mode the SDK serves every POST by building a transport, a
+JSON-RPC dispatcher, a connection and a server task for it, and tearing them
+down again. Under load that machinery, not the call, was most of the gateway's
+CPU (py-spy: the session manager, dispatcher and runner together well over half
+of each request). A tool call needs none of it: one request in, one result out.
+
+The lane takes only the plainest request and answers it with the SDK's own
+pieces, so the wire is the SDK's:
+
+- a POST whose Host and Origin pass the SDK's transport-security check, whose
+  ``Content-Type`` is JSON and whose ``Accept`` allows JSON (the transport's
+  checks in JSON-response mode);
+- a protocol version from the handshake era, or none (the SDK's default then),
+  the versions the SDK's stateless legacy path serves; 2026-era requests keep
+  the SDK's own single-exchange path;
+- one JSON-RPC request (not a batch, notification or response) for
+  ``tools/call`` whose params pass the SDK's per-version request validation;
+- the result goes through the SDK's per-version result sieve
+  (``serialize_server_result``) as the SDK's runner does.
+
+Anything else goes to the SDK, which answers it as always, errors included, so
+the lane never decides what a malformed or unusual request gets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import mcp_types as types
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import methods
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import Scope, Send
+
+from gateway._calls import CallContext, ToolCalls
+from gateway._mcp import call_tool
+from gateway._tools import Catalogues
+
+log = logging.getLogger(__name__)
+
+_TOOLS_CALL = "tools/call"
+_ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
+
+
+def _protocol_version(scope: Scope) -> str | None:
+    """The request's handshake-era protocol version, the default if absent; None otherwise."""
+    for key, value in scope["headers"]:
+        if key == b"mcp-protocol-version":
+            version = value.decode("latin-1")
+            return version if version in HANDSHAKE_PROTOCOL_VERSIONS else None
+    return types.DEFAULT_NEGOTIATED_VERSION
+
+
+def _is_json(content_type: str) -> bool:
+    return any(part.strip() == "application/json" for part in content_type.split(";")[0].split(","))
+
+
+class ToolCallLane:
+    def __init__(
+        self, calls: ToolCalls, catalogues: Catalogues, security: TransportSecuritySettings
+    ) -> None:
+        self._calls = calls
+        self._catalogues = catalogues
+        self._security = TransportSecurityMiddleware(security)
+
+    async def _headers_pass(self, scope: Scope) -> bool:
+        request = Request(scope)
+        if await self._security.validate_request(request, is_post=True) is not None:
+            return False
+        has_json, _ = check_accept_headers(request)
+        return has_json and _is_json(request.headers.get("content-type", ""))
+
+    def _params(self, message: object, version: str) -> types.CallToolRequestParams | None:
+        if not isinstance(message, dict) or not message.keys() <= _ENVELOPE:
+            return None
+        request_id = message.get("id")
+        if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+            return None
+        params = message.get("params")
+        if message.get("jsonrpc") != "2.0" or message.get("method") != _TOOLS_CALL:
+            return None
+        if params is not None and not isinstance(params, dict):
+            return None
+        try:
+            methods.validate_client_request(_TOOLS_CALL, version, params)
+            return types.CallToolRequestParams.model_validate(params or {}, by_name=False)
+        except (ValidationError, KeyError, ValueError):
+            return None
+
+    async def answer(self, scope: Scope, message: object, call: CallContext, send: Send) -> bool:
+        """Answer ``message`` if it is a plain ``tools/call``; False leaves it to the SDK."""
+        if scope["method"] != "POST":
+            return False
+        version = _protocol_version(scope)
+        if version is None:
+            return False
+        params = self._params(message, version)
+        if params is None or not await self._headers_pass(scope):
+            return False
+        assert isinstance(message, dict)
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
+        try:
+            result = await call_tool(self._calls, self._catalogues, call, params)
+            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            reply["result"] = methods.serialize_server_result(_TOOLS_CALL, version, dumped)
+        except MCPError as e:
+            reply["error"] = e.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+        except Exception:
+            log.exception("tools/call failed", extra={"correlation_id": call.correlation_id})
+            reply["error"] = {"code": types.INTERNAL_ERROR, "message": "Internal error"}
+        payload = json.dumps(reply, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        return True
