@@ -11,8 +11,9 @@ Layers (each imports only from the ones below it):
   ``_gate`` (per-request auth and limits), ``_lane`` (a plain ``tools/call``
   answered without a per-request MCP session), ``_mcp`` (the MCP surface);
 - services: ``_calls`` (a tool call → worker calls → a tool result),
-  ``_tools`` (the tool catalogue of a tenant), ``_auth`` (token checks),
-  ``_directory`` (the tenants the gateway serves);
+  ``_tools`` (the tool catalogue of a tenant, from the table in
+  ``_tool_table``), ``_auth`` (token checks), ``_directory`` (the tenants the
+  gateway serves);
 - adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
   (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML)
   and ``_kube_source`` (Tenant resources);

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from joserfc.jwk import RSAKey
 
 from stowage_dev._keys import load_or_create_key
 from stowage_dev._layout import AUTH_STATE_NAME, DEFAULT_DATA_DIR, DEV_KEY_NAME, PlatformRecord
@@ -73,20 +74,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
-    import uvicorn
-
-    from gateway import GatewaySettings, create_app
-    from stowage import _logging
-    from stowage_dev._authserver import DevAuthServer
-
-    _logging.configure(log_level)
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key_file = data_dir / DEV_KEY_NAME
-    key = load_or_create_key(key_file)
-    record = PlatformRecord(public_url=f"http://127.0.0.1:{port}")
-    public, issuer, audience = record.public_url, record.issuer, record.audience(tenant)
+def _write_config(data_dir: Path, tenant: str, worker_port: int, record: PlatformRecord) -> Path:
+    """Write the demo tenant's worker policy and the gateway's tenants file; the policy's path."""
     policy = {
         "retention": {"collections": {"cache": 1}},
         "quotas": {"maxObjects": 100000, "maxBytes": "1Gi", "maxObjectBytes": "256Ki"},
@@ -100,7 +89,7 @@ def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_lev
                 {
                     "name": tenant,
                     "endpoint": f"127.0.0.1:{worker_port}",
-                    "auth": {"issuer": issuer, "audience": audience},
+                    "auth": {"issuer": record.issuer, "audience": record.audience(tenant)},
                     "rateLimits": {
                         "perUser": {"requestsPerMinute": 600, "burst": 100},
                         "perTenant": {"requestsPerMinute": 6000, "burst": 1000},
@@ -111,52 +100,85 @@ def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_lev
             ]
         },
     )
+    return data_dir / "policy.yaml"
+
+
+def _worker(data_dir: Path, tenant: str, worker_port: int, policy_file: Path) -> SupervisedWorker:
+    """The demo tenant's worker on SQLite, its migrations run; not started yet."""
     database_url = f"sqlite+aiosqlite:///{data_dir / (tenant + '.db')}"
     worker_cmd = [sys.executable, "-m", "stowage", "worker"]
     subprocess.run([*worker_cmd, "migrate", "--database-url", database_url], check=True)
     serve_args = [
         *("--database-url", database_url, "--tenant", tenant),
         *("--listen", f"127.0.0.1:{worker_port}", "--metrics-port", "0"),
-        *("--policy-file", str(data_dir / "policy.yaml")),
+        *("--policy-file", str(policy_file)),
     ]
-    worker = SupervisedWorker([*worker_cmd, "serve", *serve_args], data_dir / "worker.log")
-    # uvicorn shuts down on SIGTERM and then re-raises it with the handler it
-    # found; make that handler unwind this function so the worker is stopped too.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        _wait_serving(f"127.0.0.1:{worker_port}", worker.start())
-        settings = GatewaySettings(
-            tenants_file=data_dir / "tenants.yaml",
-            public_url=public,
-            log_level=log_level,
-        )
-        auth = DevAuthServer(
-            key, issuer, resources={audience}, state_file=data_dir / AUTH_STATE_NAME
-        )
-        record.write(data_dir)
-        print(
-            f"""
+    return SupervisedWorker([*worker_cmd, "serve", *serve_args], data_dir / "worker.log")
+
+
+def _banner(record: PlatformRecord, data_dir: Path, tenant: str) -> str:
+    """What ``stowage dev`` prints once it serves: where, and how to get a token."""
+    return f"""
 Stowage is running.
-  MCP endpoint   {audience}
-  OAuth issuer   {issuer}   (dev login: any user name)
-  metrics        {public}/metrics
+  MCP endpoint   {record.audience(tenant)}
+  OAuth issuer   {record.issuer}   (dev login: any user name)
+  metrics        {record.public_url}/metrics
   data           {data_dir}   (worker log: worker.log)
 
 Get a token for scripts:
   {_token_command(data_dir, tenant)}
 Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
   npx @modelcontextprotocol/inspector   (transport: Streamable HTTP, URL above)
-""",
-            file=sys.stderr,
-            flush=True,
-        )
-        uvicorn.run(
-            create_app(settings, extra_routes=auth.routes()),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-        )
+"""
+
+
+def _serve_gateway(
+    data_dir: Path, port: int, tenant: str, log_level: str, record: PlatformRecord, key: RSAKey
+) -> None:
+    """Run the gateway with the development authorization server until it stops."""
+    import uvicorn
+
+    from gateway import GatewaySettings, create_app
+    from stowage_dev._authserver import DevAuthServer
+
+    settings = GatewaySettings(
+        tenants_file=data_dir / "tenants.yaml",
+        public_url=record.public_url,
+        log_level=log_level,
+    )
+    auth = DevAuthServer(
+        key,
+        record.issuer,
+        resources={record.audience(tenant)},
+        state_file=data_dir / AUTH_STATE_NAME,
+    )
+    record.write(data_dir)
+    print(_banner(record, data_dir, tenant), file=sys.stderr, flush=True)
+    uvicorn.run(
+        create_app(settings, extra_routes=auth.routes()),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
+    from stowage import _logging
+
+    _logging.configure(log_level)
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = load_or_create_key(data_dir / DEV_KEY_NAME)
+    record = PlatformRecord(public_url=f"http://127.0.0.1:{port}")
+    policy_file = _write_config(data_dir, tenant, worker_port, record)
+    worker = _worker(data_dir, tenant, worker_port, policy_file)
+    # uvicorn shuts down on SIGTERM and then re-raises it with the handler it
+    # found; make that handler unwind this function so the worker is stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        _wait_serving(f"127.0.0.1:{worker_port}", worker.start())
+        _serve_gateway(data_dir, port, tenant, log_level, record, key)
     finally:
         worker.stop()
     return 0

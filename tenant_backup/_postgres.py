@@ -181,6 +181,38 @@ def dump(tools: Tools, db: Database, snapshot_id: str, dest: IO[bytes]) -> None:
             raise DumpFailed(f"pg_dump of {db.dbname} failed: {_stderr_tail(errors)}")
 
 
+def _pipe_in_one_transaction(
+    reader: subprocess.Popen[bytes], writer: subprocess.Popen[bytes]
+) -> bool:
+    """Feed pg_restore's SQL to psql after a fresh schema, all inside BEGIN … COMMIT.
+
+    COMMIT is sent only when pg_restore ended well; returns whether it was.
+    Either way both programs have ended on return.
+    """
+    assert reader.stdout is not None and writer.stdin is not None
+    complete = False
+    try:
+        writer.stdin.write(
+            f"SET lock_timeout = '{LOCK_TIMEOUT}';\nBEGIN;\n"
+            "DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n".encode()
+        )
+        shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
+        complete = reader.wait() == 0
+        if complete:
+            writer.stdin.write(b"COMMIT;\n")
+    except BrokenPipeError:
+        pass  # psql stopped at an error; its stderr says which
+    finally:
+        reader.stdout.close()
+        if reader.poll() is None:
+            reader.kill()
+        reader.wait()
+        with suppress(BrokenPipeError):
+            writer.stdin.close()
+        writer.wait()
+    return complete
+
+
 def load(tools: Tools, db: Database, archive: Path) -> None:
     """Replace everything in ``db``'s ``public`` schema by ``archive``, in one transaction.
 
@@ -213,27 +245,7 @@ def load(tools: Tools, db: Database, archive: Path) -> None:
                 stderr=perr,
                 env=env,
             )
-            assert reader.stdout is not None and writer.stdin is not None
-            complete = False
-            try:
-                writer.stdin.write(
-                    f"SET lock_timeout = '{LOCK_TIMEOUT}';\nBEGIN;\n"
-                    "DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n".encode()
-                )
-                shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
-                complete = reader.wait() == 0
-                if complete:
-                    writer.stdin.write(b"COMMIT;\n")
-            except BrokenPipeError:
-                pass  # psql stopped at an error; its stderr says which
-            finally:
-                reader.stdout.close()
-                if reader.poll() is None:
-                    reader.kill()
-                reader.wait()
-                with suppress(BrokenPipeError):
-                    writer.stdin.close()
-                writer.wait()
+            complete = _pipe_in_one_transaction(reader, writer)
         if reader.returncode != 0:
             raise DumpFailed(
                 f"pg_restore could not read {archive.name}: {_stderr_tail(restore_err)}; "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stowage.wire import identity_digest
 from tenant_worker._errors import InvalidArgument, UnknownUser
@@ -30,6 +31,58 @@ def _record(row: AccessRevocation) -> RevocationRecord:
     return RevocationRecord(row.id, row.identity, row.revoked_before, row.recorded_at)
 
 
+def _check_request(
+    issuer: str, subject: str, all_identities: bool, requested_by: str, reason: str
+) -> None:
+    """Refuse a revocation request that names its identity ambiguously or says too much."""
+    if requested_by not in REQUESTERS:
+        raise InvalidArgument("requested_by", f"must be one of {sorted(REQUESTERS)}")
+    if len(reason) > 200:
+        raise InvalidArgument("reason", "must be at most 200 characters")
+    if all_identities and (issuer or subject):
+        raise InvalidArgument("all_identities", "name no issuer or subject with it")
+    if bool(issuer) != bool(subject):
+        raise InvalidArgument("subject" if issuer else "issuer", "required with the other")
+
+
+async def _identity(
+    s: AsyncSession, ctx: CallContext, issuer: str, subject: str, all_identities: bool
+) -> tuple[str | None, str | None]:
+    """(identity digest, user id) a revocation names; (None, None) for every identity.
+
+    A named identity need not be a known user (its user id is then None); without
+    one, the caller's own identity is revoked.
+    """
+    if issuer:
+        user_id = await s.scalar(
+            select(User.id).where(User.issuer == issuer, User.subject == subject)
+        )
+        return identity_digest(issuer, subject), user_id
+    if all_identities:
+        return None, None
+    if ctx.user_id is None:
+        raise InvalidArgument("issuer", "name an identity, all_identities or a user")
+    link = (
+        await s.execute(select(User.issuer, User.subject).where(User.id == ctx.user_id))
+    ).one_or_none()
+    if link is None:
+        raise UnknownUser("unknown user id; resolve the identity again")
+    return identity_digest(link.issuer, link.subject), ctx.user_id
+
+
+def _audit_detail(row: AccessRevocation, reason: str) -> dict[str, object]:
+    """What the audit row of a recorded revocation says."""
+    detail: dict[str, object] = {
+        "revocation": row.id,
+        "scope": "tenant" if row.identity is None else "identity",
+        "requested_by": row.requested_by,
+        "revoked_before": row.revoked_before.isoformat(),
+    }
+    if reason:
+        detail["reason"] = reason
+    return detail
+
+
 class Access:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -46,35 +99,13 @@ class Access:
         reason: str = "",
     ) -> RevocationRecord:
         """Record a revocation (and its audit row); the caller's own when no identity is named."""
-        if requested_by not in REQUESTERS:
-            raise InvalidArgument("requested_by", f"must be one of {sorted(REQUESTERS)}")
-        if len(reason) > 200:
-            raise InvalidArgument("reason", "must be at most 200 characters")
-        if all_identities and (issuer or subject):
-            raise InvalidArgument("all_identities", "name no issuer or subject with it")
-        if bool(issuer) != bool(subject):
-            raise InvalidArgument("subject" if issuer else "issuer", "required with the other")
+        _check_request(issuer, subject, all_identities, requested_by, reason)
         now = utcnow()
         before = revoked_before or now
         if before > now + MAX_AHEAD:
             raise InvalidArgument("revoked_before", "must not be in the future")
         async with self.store.transaction() as s:
-            user_id: str | None = None
-            identity: str | None = None
-            if issuer:
-                identity = identity_digest(issuer, subject)
-                user_id = await s.scalar(
-                    select(User.id).where(User.issuer == issuer, User.subject == subject)
-                )
-            elif not all_identities:
-                if ctx.user_id is None:
-                    raise InvalidArgument("issuer", "name an identity, all_identities or a user")
-                link = (
-                    await s.execute(select(User.issuer, User.subject).where(User.id == ctx.user_id))
-                ).one_or_none()
-                if link is None:
-                    raise UnknownUser("unknown user id; resolve the identity again")
-                identity, user_id = identity_digest(link.issuer, link.subject), ctx.user_id
+            identity, user_id = await _identity(s, ctx, issuer, subject, all_identities)
             if s.get_bind().dialect.name == "postgresql":
                 # Ids must commit in order: a reader past id N must never see N-1 appear later.
                 await s.execute(text("LOCK TABLE access_revocations IN SHARE ROW EXCLUSIVE MODE"))
@@ -87,14 +118,7 @@ class Access:
             )
             s.add(row)
             await s.flush()
-            detail: dict[str, object] = {
-                "revocation": row.id,
-                "scope": "tenant" if identity is None else "identity",
-                "requested_by": requested_by,
-                "revoked_before": before.isoformat(),
-            }
-            if reason:
-                detail["reason"] = reason
+            detail = _audit_detail(row, reason)
             self.store.audit(s, ctx, "access.revoke", user_id=user_id, detail=detail)
             return _record(row)
 

@@ -101,8 +101,10 @@ class _Workers:
             args += ["--policy-file", str(s.policy_file)]
         env = {
             **os.environ,
-            # In the environment, not on the command line: ps shows command lines.
-            "STOWAGE_DATABASE_URL": s.database_url,
+            # Every setting, however this process got it, reaches the child as a
+            # variable (not on its command line: ps shows command lines, and the
+            # database URL holds a password); the flags above still win.
+            **s.environ(),
             "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
             CHILD_OF_ENV: str(os.getpid()),
         }

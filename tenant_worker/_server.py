@@ -122,24 +122,27 @@ async def _check_database(engine: AsyncEngine, health: health_aio.HealthServicer
         await health.set(service, status)
 
 
-async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
-    policy = PolicyFile(settings.policy_file)
-    engine = create_engine(settings.database_url, *settings.pool)
+def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine) -> WorkerServicer:
+    """The worker's services on one store, behind the gRPC surface."""
     store = Store(
         session_factory(engine),
         policy.current,
         timedelta(seconds=settings.idempotency_ttl),
         read_session_factory(engine),
     )
-    housekeeping = Housekeeping(store, settings.purge_batch)
-    servicer = WorkerServicer(
+    return WorkerServicer(
         settings.tenant,
         Objects(store, settings.default_page_size, settings.max_page_size),
         People(store),
-        housekeeping,
+        Housekeeping(store, settings.purge_batch),
         Access(store),
     )
+
+
+def _grpc_server(
+    settings: WorkerSettings, servicer: WorkerServicer
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
+    """The gRPC server with the worker and health services, bound to its address."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -161,6 +164,72 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         raise ListenError(
             f"cannot listen on {settings.listen}: the address is in use or not valid ({e})"
         ) from e
+    return server, health, port
+
+
+class _Background:
+    """The worker's loops: housekeeping, policy reloads and database checks."""
+
+    def __init__(
+        self,
+        housekeeping: Housekeeping,
+        policy: PolicyFile,
+        engine: AsyncEngine,
+        health: health_aio.HealthServicer,
+    ) -> None:
+        self.housekeeping = housekeeping
+        self.policy = policy
+        self.engine = engine
+        self.health = health
+
+    async def measure(self) -> None:
+        _publish(await self.housekeeping.measure(), self.policy.current().quotas)
+
+    async def purge(self) -> None:
+        ctx = CallContext(f"purge-{uuid.uuid4().hex}")
+        more = True
+        while more:
+            purged, more = await self.housekeeping.purge_expired(ctx)
+            _metrics.PURGED.inc(purged)
+        _metrics.PURGE_LAST_SUCCESS.set_to_current_time()
+
+    async def housekeep(self) -> None:
+        """Purge until nothing expired is left, then measure, even when the purge failed."""
+        await _attempt("purge", self.purge)
+        await _attempt("measurement", self.measure)
+
+    async def reload(self) -> None:
+        if self.policy.refresh():
+            await self.measure()  # the quota gauges follow a changed limit at once
+
+    async def check(self) -> None:
+        await _check_database(self.engine, self.health)
+
+    def start(self, settings: WorkerSettings) -> list[asyncio.Task[None]]:
+        return [
+            asyncio.create_task(_every(settings.purge_interval, "housekeeping", self.housekeep)),
+            asyncio.create_task(
+                _every(settings.policy_check_interval, "policy reload", self.reload)
+            ),
+            asyncio.create_task(_every(5.0, "database check", self.check)),
+        ]
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM and SIGINT set."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+    policy = PolicyFile(settings.policy_file)
+    engine = create_engine(settings.database_url, *settings.pool)
+    servicer = _servicer(settings, policy, engine)
+    server, health, port = _grpc_server(settings, servicer)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     await server.start()
@@ -169,42 +238,11 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
         "worker listening",
         extra={"tenant": settings.tenant, "port": port, "metrics_port": settings.metrics_port},
     )
-
-    async def measure() -> None:
-        _publish(await housekeeping.measure(), policy.current().quotas)
-
-    async def purge() -> None:
-        ctx = CallContext(f"purge-{uuid.uuid4().hex}")
-        more = True
-        while more:
-            purged, more = await housekeeping.purge_expired(ctx)
-            _metrics.PURGED.inc(purged)
-        _metrics.PURGE_LAST_SUCCESS.set_to_current_time()
-
-    async def housekeep() -> None:
-        """Purge until nothing expired is left, then measure, even when the purge failed."""
-        await _attempt("purge", purge)
-        await _attempt("measurement", measure)
-
-    await _attempt("measurement", measure)
-
-    async def reload() -> None:
-        if policy.refresh():
-            await measure()  # the quota gauges follow a changed limit at once
-
-    async def check() -> None:
-        await _check_database(engine, health)
-
+    background = _Background(servicer.housekeeping, policy, engine, health)
+    await _attempt("measurement", background.measure)
     if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    tasks = [
-        asyncio.create_task(_every(settings.purge_interval, "housekeeping", housekeep)),
-        asyncio.create_task(_every(settings.policy_check_interval, "policy reload", reload)),
-        asyncio.create_task(_every(5.0, "database check", check)),
-    ]
+        stop = _stop_on_signals()
+    tasks = background.start(settings)
     try:
         await stop.wait()
     finally:

@@ -26,11 +26,13 @@ from grafana_foundation_sdk.builders.dashboard import (
     Row,
     ThresholdsConfig,
 )
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
+    Panel,
     Threshold,
     ThresholdsMode,
     ValueMap,
@@ -89,289 +91,293 @@ def thresholds(*steps: tuple[float | None, str]) -> ThresholdsConfig:
     )
 
 
-def gateway_row(d: Dashboard) -> Dashboard:
+def row(d: Dashboard, title: str, *panels: Builder[Panel]) -> Dashboard:
+    """``d`` with a row named ``title`` and ``panels`` in it, in order."""
+    d = d.with_row(Row(title))
+    for panel in panels:
+        d = d.with_panel(panel)
+    return d
+
+
+def tool_call_panels() -> tuple[Builder[Panel], ...]:
+    """Calls, errors and latency by tool, as the gateway counts them."""
     return (
-        d.with_row(Row("Tool calls (gateway)"))
-        .with_panel(
-            graph(
-                "Tool calls/s by tool",
-                "Tool calls the gateway answered, per second, by tool.",
-                "reqps",
-                query(rate(CALLS, "tool"), "{{tool}}"),
-            )
-        )
-        .with_panel(
-            graph(
-                "Error ratio by tool and outcome",
-                "Share of each tool's calls that did not end ok, by outcome. internal and "
-                "unavailable are the platform's failures (the 99.5 % objective); not_found, "
-                "conflict, invalid_argument and quota_exceeded are answers to the caller.",
-                "percentunit",
-                query(
-                    rate(CALLS, "tool, outcome", 'outcome!="ok"')
-                    + " / ignoring (outcome) group_left "
-                    + rate(CALLS, "tool"),
-                    "{{tool}} {{outcome}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Latency p50 / p99 by tool",
-                "Tool-call latency inside the gateway, worker call included.",
-                "s",
-                query(
-                    "histogram_quantile(0.5, sum by (tool, le) "
-                    f"(rate(stowage_gateway_tool_call_seconds_bucket{{{T}}}[$__rate_interval])))",
-                    "p50 {{tool}}",
-                ),
-                query(
-                    "histogram_quantile(0.99, sum by (tool, le) "
-                    f"(rate(stowage_gateway_tool_call_seconds_bucket{{{T}}}[$__rate_interval])))",
-                    "p99 {{tool}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Platform error ratio (5m) against the objective",
-                "Share of calls failing on the platform's side (internal, unavailable), per "
-                "tenant; the objective allows 0.5 %. StowageToolCallErrorBudget* alerts page "
-                "on 14.4x and warn on 6x of it.",
-                "percentunit",
-                query(f"stowage:tool_call_errors:ratio_rate5m{{{T}}}", "{{tenant}}"),
-            ).thresholds(thresholds((None, "green"), (0.005, "orange"), (0.072, "red")))
-        )
-        .with_panel(
-            graph(
-                "Rate-limit rejections/s",
-                "Tool calls answered 429, by tenant and the bucket that refused them "
-                "(user: one user's limit; tenant: the whole tenant's).",
-                "reqps",
-                query(
-                    rate("stowage_gateway_rate_limited_total", "tenant, bucket"),
-                    "{{tenant}} {{bucket}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Auth failures/s",
-                "Requests refused with 401/403, by reason (missing, expired, audience, "
-                "scope, ...).",
-                "reqps",
-                query(
-                    rate("stowage_gateway_auth_failures_total", "tenant, reason"),
-                    "{{tenant}} {{reason}}",
-                ),
-            )
-        )
+        graph(
+            "Tool calls/s by tool",
+            "Tool calls the gateway answered, per second, by tool.",
+            "reqps",
+            query(rate(CALLS, "tool"), "{{tool}}"),
+        ),
+        graph(
+            "Error ratio by tool and outcome",
+            "Share of each tool's calls that did not end ok, by outcome. internal and "
+            "unavailable are the platform's failures (the 99.5 % objective); not_found, "
+            "conflict, invalid_argument and quota_exceeded are answers to the caller.",
+            "percentunit",
+            query(
+                rate(CALLS, "tool, outcome", 'outcome!="ok"')
+                + " / ignoring (outcome) group_left "
+                + rate(CALLS, "tool"),
+                "{{tool}} {{outcome}}",
+            ),
+        ),
+        graph(
+            "Latency p50 / p99 by tool",
+            "Tool-call latency inside the gateway, worker call included.",
+            "s",
+            query(
+                "histogram_quantile(0.5, sum by (tool, le) "
+                f"(rate(stowage_gateway_tool_call_seconds_bucket{{{T}}}[$__rate_interval])))",
+                "p50 {{tool}}",
+            ),
+            query(
+                "histogram_quantile(0.99, sum by (tool, le) "
+                f"(rate(stowage_gateway_tool_call_seconds_bucket{{{T}}}[$__rate_interval])))",
+                "p99 {{tool}}",
+            ),
+        ),
     )
 
 
-def worker_row(d: Dashboard) -> Dashboard:
+def objective_and_refusal_panels() -> tuple[Builder[Panel], ...]:
+    """The error objective, and the calls the gateway refused before forwarding them."""
     return (
-        d.with_row(Row("Tenant workers"))
-        .with_panel(
-            graph(
-                "Worker RPC latency p99 by method",
-                "gRPC handling time in the tenant workers, by method.",
-                "s",
-                query(
-                    "histogram_quantile(0.99, sum by (method, le) "
-                    f"(rate(stowage_worker_rpc_duration_seconds_bucket{{{T}}}[$__rate_interval])))",
-                    "{{method}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Worker RPCs/s by status code",
-                "What the workers answered, by method and gRPC status code.",
-                "reqps",
-                query(
-                    rate("stowage_worker_rpcs_total", "method, code"),
-                    "{{method}} {{code}}",
-                ),
-            )
-        )
-        .with_panel(
-            stat.Panel()
-            .title("Database up")
-            .description("1 when every worker of the tenant passes its database check.")
-            .datasource(DATASOURCE)
-            .height(8)
-            .span(6)
-            .thresholds(thresholds((None, "red"), (1, "green")))
-            .with_target(
-                query(
-                    f"min by (namespace, tenant) (stowage_worker_database_up{{{T}}})",
-                    "{{namespace}}/{{tenant}}",
-                ).ref_id("A")
-            )
-        )
-        .with_panel(
-            graph(
-                "Quota usage",
-                "Stored objects and bytes over quotas.maxObjects and quotas.maxBytes; "
-                "StowageTenantQuotaNearlyFull warns above 90 %.",
-                "percentunit",
-                query(
-                    f"max by (namespace, tenant, limit) (stowage_worker_quota_used_ratio{{{T}}})",
-                    "{{tenant}} {{limit}}",
-                ),
-            )
-            .span(6)
-            .thresholds(thresholds((None, "green"), (0.9, "orange"), (1, "red")))
-        )
-        .with_panel(
-            graph(
-                "Retention purges",
-                "Expired objects purged per second, and expired objects still stored after "
-                "the last purge pass.",
-                "short",
-                query(
-                    rate("stowage_worker_purged_objects_total", "tenant"),
-                    "purged/s {{tenant}}",
-                ),
-                query(
-                    f"max by (tenant) (stowage_worker_expired_objects{{{T}}})",
-                    "expired backlog {{tenant}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Time since the last completed purge",
-                "StowageRetentionPurgeBehind warns when no purge pass completed for an hour.",
-                "s",
-                query(
-                    "time() - max by (tenant) "
-                    f"(stowage_worker_purge_last_success_timestamp_seconds{{{T}}} > 0)",
-                    "{{tenant}}",
-                ),
-            )
-        )
+        graph(
+            "Platform error ratio (5m) against the objective",
+            "Share of calls failing on the platform's side (internal, unavailable), per "
+            "tenant; the objective allows 0.5 %. StowageToolCallErrorBudget* alerts page "
+            "on 14.4x and warn on 6x of it.",
+            "percentunit",
+            query(f"stowage:tool_call_errors:ratio_rate5m{{{T}}}", "{{tenant}}"),
+        ).thresholds(thresholds((None, "green"), (0.005, "orange"), (0.072, "red"))),
+        graph(
+            "Rate-limit rejections/s",
+            "Tool calls answered 429, by tenant and the bucket that refused them "
+            "(user: one user's limit; tenant: the whole tenant's).",
+            "reqps",
+            query(
+                rate("stowage_gateway_rate_limited_total", "tenant, bucket"),
+                "{{tenant}} {{bucket}}",
+            ),
+        ),
+        graph(
+            "Auth failures/s",
+            "Requests refused with 401/403, by reason (missing, expired, audience, scope, ...).",
+            "reqps",
+            query(
+                rate("stowage_gateway_auth_failures_total", "tenant, reason"),
+                "{{tenant}} {{reason}}",
+            ),
+        ),
     )
 
 
-def operator_row(d: Dashboard) -> Dashboard:
+def worker_rpc_panels() -> tuple[Builder[Panel], ...]:
+    """What the workers answered, and how fast."""
     return (
-        d.with_row(Row("Operator"))
-        .with_panel(
-            graph(
-                "Reconciliations/s by outcome",
-                "Tenant reconciliations of the operator (all tenants), by trigger and outcome.",
-                "ops",
-                query(
-                    "sum by (trigger, outcome) "
-                    "(rate(stowage_operator_reconciliations_total[$__rate_interval]))",
-                    "{{trigger}} {{outcome}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Reconcile errors/s by reason",
-                "Failed reconciliations of the selected tenants, by the condition's reason.",
-                "ops",
-                query(
-                    "sum by (namespace, tenant, reason) "
-                    f"(rate(stowage_operator_errors_total{{{T}}}[$__rate_interval]))",
-                    "{{namespace}}/{{tenant}} {{reason}}",
-                ),
-            )
-        )
-        .with_panel(
-            graph(
-                "Tenants Ready",
-                "1 when the Tenant's Ready condition is True.",
-                "short",
-                query(
-                    f"max by (namespace, tenant) (stowage_operator_tenant_ready{{{T}}})",
-                    "{{namespace}}/{{tenant}}",
-                ),
-            )
-        )
+        graph(
+            "Worker RPC latency p99 by method",
+            "gRPC handling time in the tenant workers, by method.",
+            "s",
+            query(
+                "histogram_quantile(0.99, sum by (method, le) "
+                f"(rate(stowage_worker_rpc_duration_seconds_bucket{{{T}}}[$__rate_interval])))",
+                "{{method}}",
+            ),
+        ),
+        graph(
+            "Worker RPCs/s by status code",
+            "What the workers answered, by method and gRPC status code.",
+            "reqps",
+            query(
+                rate("stowage_worker_rpcs_total", "method, code"),
+                "{{method}} {{code}}",
+            ),
+        ),
     )
 
 
-def backup_row(d: Dashboard) -> Dashboard:
-    """From the operator, which reads each Tenant's finished backup and drill Jobs."""
+def database_and_quota_panels() -> tuple[Builder[Panel], ...]:
+    """Whether each tenant's database answers, and how full its quotas are."""
     return (
-        d.with_row(Row("Backups"))
-        .with_panel(
-            graph(
-                "Time since the last successful backup",
-                "Age of each tenant's newest successful backup (its snapshot time). "
-                "StowageBackupStale warns past 26 h; backups run daily by default.",
-                "s",
-                query(
-                    "time() - max by (namespace, tenant) "
-                    f"(stowage_backup_last_success_timestamp_seconds{{{T}}})",
-                    "{{namespace}}/{{tenant}}",
-                ),
-            )
-            .span(10)
-            .thresholds(thresholds((None, "green"), (26 * 3600, "red")))
+        stat.Panel()
+        .title("Database up")
+        .description("1 when every worker of the tenant passes its database check.")
+        .datasource(DATASOURCE)
+        .height(8)
+        .span(6)
+        .thresholds(thresholds((None, "red"), (1, "green")))
+        .with_target(
+            query(
+                f"min by (namespace, tenant) (stowage_worker_database_up{{{T}}})",
+                "{{namespace}}/{{tenant}}",
+            ).ref_id("A")
+        ),
+        graph(
+            "Quota usage",
+            "Stored objects and bytes over quotas.maxObjects and quotas.maxBytes; "
+            "StowageTenantQuotaNearlyFull warns above 90 %.",
+            "percentunit",
+            query(
+                f"max by (namespace, tenant, limit) (stowage_worker_quota_used_ratio{{{T}}})",
+                "{{tenant}} {{limit}}",
+            ),
         )
-        .with_panel(
-            stat.Panel()
-            .title("Last restore drill")
-            .description(
-                "Whether each tenant's newest restore drill passed (the newest backup "
-                "restored into a scratch database and matched its manifest). "
-                "StowageBackupDrillFailed warns on Failed; status.backup.lastDrill says why."
-            )
-            .datasource(DATASOURCE)
-            .height(8)
-            .span(6)
-            .thresholds(thresholds((None, "red"), (1, "green")))
-            .mappings(
-                [
-                    ValueMap(
-                        options={
-                            "0": ValueMappingResult(text="Failed", color="red", index=0),
-                            "1": ValueMappingResult(text="Passed", color="green", index=1),
-                        }
-                    )
-                ]
-            )
-            .with_target(
-                query(
-                    f"max by (namespace, tenant) (stowage_backup_last_drill_success{{{T}}})",
-                    "{{namespace}}/{{tenant}}",
-                ).ref_id("A")
-            )
-        )
-        .with_panel(
-            graph(
-                "Time since the last restore drill",
-                "Age of each tenant's newest finished drill, passed or failed. "
-                "StowageBackupDrillStale warns past 8 days.",
-                "s",
-                query(
-                    "time() - max by (namespace, tenant) "
-                    f"(stowage_backup_last_drill_timestamp_seconds{{{T}}})",
-                    "{{namespace}}/{{tenant}}",
-                ),
-            )
-            .span(8)
-            .thresholds(thresholds((None, "green"), (8 * 86400, "red")))
-        )
-        .with_panel(
-            graph(
-                "Backup size",
-                "Size of each tenant's newest successful backup archive (pg_dump custom "
-                "format, compressed).",
-                "bytes",
-                query(
-                    f"max by (namespace, tenant) (stowage_backup_size_bytes{{{T}}})",
-                    "{{namespace}}/{{tenant}}",
-                ),
-            )
-        )
+        .span(6)
+        .thresholds(thresholds((None, "green"), (0.9, "orange"), (1, "red"))),
     )
+
+
+def retention_panels() -> tuple[Builder[Panel], ...]:
+    """The retention purges: what they remove and whether they keep up."""
+    return (
+        graph(
+            "Retention purges",
+            "Expired objects purged per second, and expired objects still stored after "
+            "the last purge pass.",
+            "short",
+            query(
+                rate("stowage_worker_purged_objects_total", "tenant"),
+                "purged/s {{tenant}}",
+            ),
+            query(
+                f"max by (tenant) (stowage_worker_expired_objects{{{T}}})",
+                "expired backlog {{tenant}}",
+            ),
+        ),
+        graph(
+            "Time since the last completed purge",
+            "StowageRetentionPurgeBehind warns when no purge pass completed for an hour.",
+            "s",
+            query(
+                "time() - max by (tenant) "
+                f"(stowage_worker_purge_last_success_timestamp_seconds{{{T}}} > 0)",
+                "{{tenant}}",
+            ),
+        ),
+    )
+
+
+def operator_panels() -> tuple[Builder[Panel], ...]:
+    """The operator's reconciliations and the Tenants' Ready condition."""
+    return (
+        graph(
+            "Reconciliations/s by outcome",
+            "Tenant reconciliations of the operator (all tenants), by trigger and outcome.",
+            "ops",
+            query(
+                "sum by (trigger, outcome) "
+                "(rate(stowage_operator_reconciliations_total[$__rate_interval]))",
+                "{{trigger}} {{outcome}}",
+            ),
+        ),
+        graph(
+            "Reconcile errors/s by reason",
+            "Failed reconciliations of the selected tenants, by the condition's reason.",
+            "ops",
+            query(
+                "sum by (namespace, tenant, reason) "
+                f"(rate(stowage_operator_errors_total{{{T}}}[$__rate_interval]))",
+                "{{namespace}}/{{tenant}} {{reason}}",
+            ),
+        ),
+        graph(
+            "Tenants Ready",
+            "1 when the Tenant's Ready condition is True.",
+            "short",
+            query(
+                f"max by (namespace, tenant) (stowage_operator_tenant_ready{{{T}}})",
+                "{{namespace}}/{{tenant}}",
+            ),
+        ),
+    )
+
+
+def backup_age_panel() -> Builder[Panel]:
+    return (
+        graph(
+            "Time since the last successful backup",
+            "Age of each tenant's newest successful backup (its snapshot time). "
+            "StowageBackupStale warns past 26 h; backups run daily by default.",
+            "s",
+            query(
+                "time() - max by (namespace, tenant) "
+                f"(stowage_backup_last_success_timestamp_seconds{{{T}}})",
+                "{{namespace}}/{{tenant}}",
+            ),
+        )
+        .span(10)
+        .thresholds(thresholds((None, "green"), (26 * 3600, "red")))
+    )
+
+
+def drill_panels() -> tuple[Builder[Panel], ...]:
+    """The restore drills: whether the newest passed, and how long ago it ran."""
+    passed = {
+        "0": ValueMappingResult(text="Failed", color="red", index=0),
+        "1": ValueMappingResult(text="Passed", color="green", index=1),
+    }
+    return (
+        stat.Panel()
+        .title("Last restore drill")
+        .description(
+            "Whether each tenant's newest restore drill passed (the newest backup "
+            "restored into a scratch database and matched its manifest). "
+            "StowageBackupDrillFailed warns on Failed; status.backup.lastDrill says why."
+        )
+        .datasource(DATASOURCE)
+        .height(8)
+        .span(6)
+        .thresholds(thresholds((None, "red"), (1, "green")))
+        .mappings([ValueMap(options=passed)])
+        .with_target(
+            query(
+                f"max by (namespace, tenant) (stowage_backup_last_drill_success{{{T}}})",
+                "{{namespace}}/{{tenant}}",
+            ).ref_id("A")
+        ),
+        graph(
+            "Time since the last restore drill",
+            "Age of each tenant's newest finished drill, passed or failed. "
+            "StowageBackupDrillStale warns past 8 days.",
+            "s",
+            query(
+                "time() - max by (namespace, tenant) "
+                f"(stowage_backup_last_drill_timestamp_seconds{{{T}}})",
+                "{{namespace}}/{{tenant}}",
+            ),
+        )
+        .span(8)
+        .thresholds(thresholds((None, "green"), (8 * 86400, "red"))),
+    )
+
+
+def backup_size_panel() -> Builder[Panel]:
+    return graph(
+        "Backup size",
+        "Size of each tenant's newest successful backup archive (pg_dump custom "
+        "format, compressed).",
+        "bytes",
+        query(
+            f"max by (namespace, tenant) (stowage_backup_size_bytes{{{T}}})",
+            "{{namespace}}/{{tenant}}",
+        ),
+    )
+
+
+def rows(d: Dashboard) -> Dashboard:
+    """``d`` with its rows of panels, top to bottom."""
+    d = row(d, "Tool calls (gateway)", *tool_call_panels(), *objective_and_refusal_panels())
+    d = row(
+        d,
+        "Tenant workers",
+        *worker_rpc_panels(),
+        *database_and_quota_panels(),
+        *retention_panels(),
+    )
+    d = row(d, "Operator", *operator_panels())
+    # From the operator, which reads each Tenant's finished backup and drill Jobs.
+    return row(d, "Backups", backup_age_panel(), *drill_panels(), backup_size_panel())
 
 
 def build() -> Dashboard:
@@ -399,7 +405,7 @@ def build() -> Dashboard:
             .all_value(".*")
         )
     )
-    return backup_row(operator_row(worker_row(gateway_row(d))))
+    return rows(d)
 
 
 def render() -> str:

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -34,6 +35,43 @@ def _seed(tenant_db: TenantDatabase, user_id: str) -> None:
             "FROM generate_series(1, %s) AS i",
             (user_id, SEED),
         )
+
+
+def _assert_restored_exactly(
+    tenant_db: TenantDatabase,
+    copy: str,
+    manifest: dict[str, Any],
+    snapshot_objects: int,
+    writer: User,
+    seeded: User,
+) -> None:
+    """The restored ``copy`` holds what the manifest counts, as of one instant of the original."""
+    with tenant_db.admin(copy) as new, tenant_db.admin() as old:
+        for table, count in manifest["tables"].items():
+            (found,) = rows(
+                new, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)).as_string(new)
+            )
+            assert found[0] == count, table
+        # Exactly the writer's first N objects, equal to the originals field by field.
+        query = (
+            "SELECT object_id, data, version, size_bytes, created_at, updated_at, correlation_id "
+            "FROM objects WHERE owner = %s ORDER BY object_id"
+        )
+        copied = rows(new, query, writer.id)
+        assert [r[0] for r in copied] == [f"w{i:06d}" for i in range(snapshot_objects)]
+        assert copied == rows(old, query, writer.id)[:snapshot_objects]
+        assert rows(new, query, seeded.id) == rows(old, query, seeded.id)
+        # Every table is from the same instant: the writer's audit rows and the usage
+        # totals agree with its objects, as they did inside each write's transaction.
+        audit_query = (
+            "SELECT id, action, object_id, version, correlation_id FROM audit_events "
+            "WHERE user_id = %s AND action LIKE 'object.%%' ORDER BY id"
+        )
+        copied_audit = rows(new, audit_query, writer.id)
+        assert len(copied_audit) == snapshot_objects
+        assert copied_audit == rows(old, audit_query, writer.id)[:snapshot_objects]
+        (usage,) = rows(new, "SELECT sum(objects) FROM usage")
+        assert usage[0] == snapshot_objects  # the seed bypassed the worker's quota charge
 
 
 def test_a_backup_taken_under_concurrent_writes_restores_to_its_snapshot(
@@ -82,32 +120,7 @@ def test_a_backup_taken_under_concurrent_writes_restores_to_its_snapshot(
     restored = backup("restore", "--backup", manifest["id"], url=tenant_db.url_of(copy))
     assert restored.code == 0, restored.out + restored.err
 
-    with tenant_db.admin(copy) as new, tenant_db.admin() as old:
-        for table, count in manifest["tables"].items():
-            (found,) = rows(
-                new, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)).as_string(new)
-            )
-            assert found[0] == count, table
-        # Exactly the writer's first N objects, equal to the originals field by field.
-        query = (
-            "SELECT object_id, data, version, size_bytes, created_at, updated_at, correlation_id "
-            "FROM objects WHERE owner = %s ORDER BY object_id"
-        )
-        copied = rows(new, query, writer.id)
-        assert [r[0] for r in copied] == [f"w{i:06d}" for i in range(snapshot_objects)]
-        assert copied == rows(old, query, writer.id)[:snapshot_objects]
-        assert rows(new, query, seeded.id) == rows(old, query, seeded.id)
-        # Every table is from the same instant: the writer's audit rows and the usage
-        # totals agree with its objects, as they did inside each write's transaction.
-        audit_query = (
-            "SELECT id, action, object_id, version, correlation_id FROM audit_events "
-            "WHERE user_id = %s AND action LIKE 'object.%%' ORDER BY id"
-        )
-        copied_audit = rows(new, audit_query, writer.id)
-        assert len(copied_audit) == snapshot_objects
-        assert copied_audit == rows(old, audit_query, writer.id)[:snapshot_objects]
-        (usage,) = rows(new, "SELECT sum(objects) FROM usage")
-        assert usage[0] == snapshot_objects  # the seed bypassed the worker's quota charge
+    _assert_restored_exactly(tenant_db, copy, manifest, snapshot_objects, writer, seeded)
 
 
 def test_the_drill_catches_a_truncated_backup_and_restore_refuses_it(
