@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 import anyio
 import httpx
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,29 +43,28 @@ log = logging.getLogger(__name__)
 _LOOPBACK_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
 
-def create_app(
-    settings: GatewaySettings,
-    source: TenantSource | None = None,
-    *,
-    extra_routes: Sequence[BaseRoute] = (),
-) -> Starlette:
-    """The gateway app; tenants come from ``source`` or else the settings' tenants file.
+@dataclass(frozen=True)
+class _Parts:
+    """The gateway's long-lived services, built once per app."""
 
-    ``extra_routes`` are served beside the gateway's own, e.g. the development
-    authorization server that ``stowage dev`` mounts; the gateway knows nothing
-    of them.
-    """
-    if source is None:
-        if settings.tenants_file is None:
-            raise ValueError("a tenants file (or another tenant source) is required")
-        source = FileTenantSource(settings.tenants_file, settings.reload_interval)
+    settings: GatewaySettings
+    metrics: Metrics
+    directory: TenantDirectory
+    workers: WorkerPool
+    catalogues: Catalogues
+    revocations: Revocations
+    calls: ToolCalls
+    http: httpx.AsyncClient
+    verifier: TokenVerifier
+    limiter: RateLimiter
+    bus: RedisRevocationBus | None
+
+
+def _parts(settings: GatewaySettings) -> _Parts:
     metrics = Metrics()
-    directory = TenantDirectory()
     workers = WorkerPool(timeout=settings.call_timeout)
-    catalogues = Catalogues()
     bus = RedisRevocationBus(settings.redis_url) if settings.redis_url else None
     revocations = Revocations(workers, bus=bus, max_entries=settings.revocation_cache_size)
-    calls = ToolCalls(workers, metrics, revocations, user_cache_size=settings.user_cache_size)
     http = httpx.AsyncClient()
     verifier = TokenVerifier(
         JwksCache(http, min_refresh_interval=settings.jwks_min_refresh),
@@ -73,24 +75,52 @@ def create_app(
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else LocalRateLimiter()
     )
+    return _Parts(
+        settings=settings,
+        metrics=metrics,
+        directory=TenantDirectory(),
+        workers=workers,
+        catalogues=Catalogues(),
+        revocations=revocations,
+        calls=ToolCalls(workers, metrics, revocations, user_cache_size=settings.user_cache_size),
+        http=http,
+        verifier=verifier,
+        limiter=limiter,
+        bus=bus,
+    )
+
+
+def _gate(parts: _Parts) -> tuple[McpGate, StreamableHTTPSessionManager]:
+    """The per-tenant endpoint: the gate, its tool-call lane and the SDK's transport behind."""
+    settings = parts.settings
     origins = [*settings.allowed_origins, "http://127.0.0.1:*", "http://localhost:*"]
     security = transport_security(
         allowed_hosts=settings.effective_allowed_hosts(), allowed_origins=origins
     )
     manager = build_session_manager(
-        build_server(calls, catalogues), security=security, max_body_bytes=settings.max_body_bytes
+        build_server(parts.calls, parts.catalogues),
+        security=security,
+        max_body_bytes=settings.max_body_bytes,
     )
     gate = McpGate(
         settings=settings,
-        directory=directory,
-        verifier=verifier,
-        limiter=limiter,
-        catalogues=catalogues,
-        metrics=metrics,
+        directory=parts.directory,
+        verifier=parts.verifier,
+        limiter=parts.limiter,
+        catalogues=parts.catalogues,
+        metrics=parts.metrics,
         inner=manager.handle_request,
-        lane=ToolCallLane(calls, catalogues, security),
-        revocations=revocations,
+        lane=ToolCallLane(parts.calls, parts.catalogues, security),
+        revocations=parts.revocations,
     )
+    return gate, manager
+
+
+def _lifespan(
+    parts: _Parts, source: TenantSource, manager: StreamableHTTPSessionManager
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Tenants from ``source``, channels to their workers, revocations kept in sync."""
+    directory, workers, revocations = parts.directory, parts.workers, parts.revocations
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -109,15 +139,15 @@ def create_app(
 
         async def keep_revocations_in_sync() -> None:
             while True:
-                await anyio.sleep(settings.revocation_sync_interval)
+                await anyio.sleep(parts.settings.revocation_sync_interval)
                 await catch_up()
 
         async with manager.run(), anyio.create_task_group() as tg:
             tg.start_soon(source.watch, publish)
             tg.start_soon(close_unused_channels)
             tg.start_soon(keep_revocations_in_sync)
-            if bus is not None:
-                tg.start_soon(bus.listen, revocations.pushed, catch_up)
+            if parts.bus is not None:
+                tg.start_soon(parts.bus.listen, revocations.pushed, catch_up)
             try:
                 yield
             finally:
@@ -125,11 +155,22 @@ def create_app(
         with anyio.CancelScope(shield=True):
             endpoints_out.close()
             endpoints_in.close()
-            await workers.close()
-            await limiter.aclose()
-            if bus is not None:
-                await bus.aclose()
-            await http.aclose()
+            await _close(parts)
+
+    return lifespan
+
+
+async def _close(parts: _Parts) -> None:
+    await parts.workers.close()
+    await parts.limiter.aclose()
+    if parts.bus is not None:
+        await parts.bus.aclose()
+    await parts.http.aclose()
+
+
+def _routes(parts: _Parts, gate: McpGate) -> list[BaseRoute]:
+    """The tenant endpoints, their OAuth metadata, health, readiness and metrics."""
+    directory, metrics = parts.directory, parts.metrics
 
     async def protected_resource(request: Request) -> Response:
         tenant = directory.get(request.path_params["tenant"])
@@ -157,7 +198,7 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    routes: list[BaseRoute] = [
+    return [
         Route("/t/{tenant}/mcp", endpoint=gate, methods=["GET", "POST", "DELETE"]),
         Route(
             "/.well-known/oauth-protected-resource/t/{tenant}/mcp",
@@ -168,26 +209,50 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    routes += extra_routes
 
-    middleware = [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.allowed_origins),
-            allow_origin_regex=_LOOPBACK_ORIGINS,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=[
-                "authorization",
-                "content-type",
-                "mcp-protocol-version",
-                "mcp-session-id",
-                "last-event-id",
-                "x-request-id",
-            ],
-            expose_headers=["www-authenticate", "mcp-session-id", "x-request-id", "retry-after"],
-        )
-    ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.metrics = metrics
-    app.state.directory = directory
+
+def _cors(settings: GatewaySettings) -> Middleware:
+    """Browser clients (the MCP Inspector, web apps) from the allowed origins and loopback."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.allowed_origins),
+        allow_origin_regex=_LOOPBACK_ORIGINS,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "authorization",
+            "content-type",
+            "mcp-protocol-version",
+            "mcp-session-id",
+            "last-event-id",
+            "x-request-id",
+        ],
+        expose_headers=["www-authenticate", "mcp-session-id", "x-request-id", "retry-after"],
+    )
+
+
+def create_app(
+    settings: GatewaySettings,
+    source: TenantSource | None = None,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The gateway app; tenants come from ``source`` or else the settings' tenants file.
+
+    ``extra_routes`` are served beside the gateway's own, e.g. the development
+    authorization server that ``stowage dev`` mounts; the gateway knows nothing
+    of them.
+    """
+    if source is None:
+        if settings.tenants_file is None:
+            raise ValueError("a tenants file (or another tenant source) is required")
+        source = FileTenantSource(settings.tenants_file, settings.reload_interval)
+    parts = _parts(settings)
+    gate, manager = _gate(parts)
+    app = Starlette(
+        routes=[*_routes(parts, gate), *extra_routes],
+        middleware=[_cors(settings)],
+        lifespan=_lifespan(parts, source, manager),
+    )
+    app.state.metrics = parts.metrics
+    app.state.directory = parts.directory
     return app

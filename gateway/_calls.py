@@ -283,6 +283,19 @@ class ToolCalls:
                     expected_version=args.get("expected_version"),
                     idempotency_key=args.get("idempotency_key", ""),
                 )
+            case _:
+                return await self._run_personal(spec, args, worker, user, cid)
+
+    async def _run_personal(
+        self,
+        spec: ToolSpec,
+        args: dict[str, Any],
+        worker: WorkerClient,
+        user: UserId,
+        cid: CorrelationId,
+    ) -> dict[str, Any]:
+        """The user's own things: preferences, usage, export, erasure, revocation."""
+        match spec.action:
             case "prefs_get":
                 return await worker.get_preferences(user, cid)
             case "prefs_update":
@@ -307,3 +320,5 @@ class ToolCalls:
                     "message": "Access revoked: every sign-in to this app until now has ended. "
                     "Connect the app again to use it.",
                 }
+            case _:
+                raise ValueError(f"no tool action {spec.action!r}")

@@ -47,6 +47,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import mcp_types as types
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway._access import NOT_OPEN, admits
@@ -96,6 +97,23 @@ async def _respond(
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+#: The answer to a GET: a stateless gateway has nothing to stream.
+_NO_STREAM = {
+    "jsonrpc": "2.0",
+    "id": None,
+    "error": {
+        "code": -32600,
+        "message": "No SSE stream here (stateless server): send requests by POST",
+    },
+}
+
+
+def _tool_result(message: dict[str, Any], result: types.CallToolResult) -> dict[str, Any]:
+    """The JSON-RPC reply carrying ``result`` for the request ``message``."""
+    dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped}
 
 
 def _json(body: bytes) -> object:
@@ -227,10 +245,39 @@ class McpGate:
         if principal is None:
             return
         standing = await self.revocations.standing(tenant, principal)
+        if not await self._may_use_app(tenant, principal, standing, cid, scope, receive, send):
+            return
+        if scope["method"] == "GET":
+            await _respond(send, 405, _NO_STREAM, [(b"allow", b"POST")])
+            return
+        read = await self._body(scope, receive, send)
+        if read is None:
+            return
+        body, trailing = read
+        message = _json(body)
+        if scope["method"] == "POST" and not await self._authorize_call(
+            tenant, principal, message, send, cid, standing
+        ):
+            return
+        await self._forward(
+            CallContext(tenant, principal, cid), message, body, trailing, scope, receive, send
+        )
+
+    async def _may_use_app(
+        self,
+        tenant: Tenant,
+        principal: Principal,
+        standing: Standing,
+        cid: CorrelationId,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> bool:
+        """Not revoked, and let in by the tenant's launch stage; else refused here."""
         if standing is Standing.REVOKED:
             self.metrics.auth_failures.labels(tenant.name, "revoked").inc()
             await self._refuse_revoked(tenant, cid, scope, receive, send)
-            return
+            return False
         if not admits(tenant.access, principal):
             self.metrics.auth_failures.labels(tenant.name, "not_open").inc()
             await _respond(
@@ -239,38 +286,35 @@ class McpGate:
                 {"error": "access_denied", "error_description": NOT_OPEN},
                 self._challenge(tenant.name, "access_denied", NOT_OPEN),
             )
-            return
-        if scope["method"] == "GET":
-            await _respond(
-                send,
-                405,
-                {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {
-                        "code": -32600,
-                        "message": "No SSE stream here (stateless server): send requests by POST",
-                    },
-                },
-                [(b"allow", b"POST")],
-            )
-            return
+            return False
+        return True
+
+    async def _body(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[bytes, list[Message]] | None:
+        """The request body within the size limit, or None once 413 is sent."""
         declared = _header(scope, b"content-length")
         limit = self.settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._too_large(send)
-            return
+            return None
         try:
-            body, trailing = await _read_body(receive, self.settings.max_body_bytes)
+            return await _read_body(receive, limit)
         except TooLarge:
             await self._too_large(send)
-            return
-        message = _json(body)
-        if scope["method"] == "POST" and not await self._authorize_call(
-            tenant, principal, message, send, cid, standing
-        ):
-            return
-        call = CallContext(tenant, principal, cid)
+            return None
+
+    async def _forward(
+        self,
+        call: CallContext,
+        message: object,
+        body: bytes,
+        trailing: list[Message],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """A plain tool call to the lane; anything else to the MCP transport, body replayed."""
         if not trailing and await self.lane.answer(scope, message, call, send):
             return
         scope[SCOPE_KEY] = call
@@ -297,10 +341,7 @@ class McpGate:
         message = await self._tool_call_message(scope, receive)
         if message is not None and speaks_apps_sdk(message.get("params")):
             result = challenge_result("access_revoked", REVOKED, cid, challenge)
-            dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-            await _respond(
-                send, 200, {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped}, header
-            )
+            await _respond(send, 200, _tool_result(message, result), header)
             return
         await _respond(send, 401, {"error": "invalid_token", "error_description": REVOKED}, header)
 
@@ -376,21 +417,9 @@ class McpGate:
         needed = self.catalogues.of(tenant).scope_for(tool) if isinstance(tool, str) else None
         if needed is not None and needed not in principal.scopes:
             self.metrics.auth_failures.labels(tenant.name, "scope").inc()
-            description = f"The {tool} tool needs the {needed} scope"
-            challenge = self._challenge_value(
-                tenant.name, "insufficient_scope", description, needed
+            await self._refuse_scope(
+                tenant, message, f"The {tool} tool needs the {needed} scope", needed, cid, send
             )
-            header = [(b"www-authenticate", challenge.encode())]
-            if speaks_apps_sdk(params):
-                result = challenge_result(
-                    "insufficient_scope", description, cid, challenge, scope=needed
-                )
-                dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-                reply = {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped}
-                await _respond(send, 200, reply, header)
-            else:
-                refusal = {"error": "insufficient_scope", "error_description": description}
-                await _respond(send, 403, refusal, header)
             return False
         if standing is Standing.UNKNOWN:
             result = error_result(
@@ -400,9 +429,35 @@ class McpGate:
                 retriable=True,
                 retry_after_seconds=1.0,
             )
-            dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-            await _respond(send, 200, {"jsonrpc": "2.0", "id": message.get("id"), "result": dumped})
+            await _respond(send, 200, _tool_result(message, result))
             return False
+        return await self._within_limits(tenant, principal, message, send)
+
+    async def _refuse_scope(
+        self,
+        tenant: Tenant,
+        message: dict[str, Any],
+        description: str,
+        needed: str,
+        cid: CorrelationId,
+        send: Send,
+    ) -> None:
+        """403 with the step-up challenge; for the Apps SDK, the same as a tool result."""
+        challenge = self._challenge_value(tenant.name, "insufficient_scope", description, needed)
+        header = [(b"www-authenticate", challenge.encode())]
+        if speaks_apps_sdk(message.get("params")):
+            result = challenge_result(
+                "insufficient_scope", description, cid, challenge, scope=needed
+            )
+            await _respond(send, 200, _tool_result(message, result), header)
+            return
+        refusal = {"error": "insufficient_scope", "error_description": description}
+        await _respond(send, 403, refusal, header)
+
+    async def _within_limits(
+        self, tenant: Tenant, principal: Principal, message: dict[str, Any], send: Send
+    ) -> bool:
+        """A token from the user's and the tenant's buckets; 429 when either is empty."""
         denial = await self.limiter.acquire(
             [
                 Bucket(f"{tenant.name}:u:{principal.identity[:32]}", tenant.per_user, "user"),
