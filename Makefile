@@ -59,9 +59,9 @@ bench: $(STAMP) test-deps
 bench-scale: $(STAMP) test-deps
 	$(BIN)/python -m bench.scale
 
-## The same calls from an in-process httpx client, and a cProfile of the gateway.
-bench-profile: $(STAMP)
-	$(BIN)/python -m bench.gateway --profile
+## make bench at 16 connections, then one round with py-spy on the gateway and the worker.
+bench-profile: $(STAMP) test-deps
+	$(BIN)/python -m bench.platform --concurrency 16 --profile bench/results/profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

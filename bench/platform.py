@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import _profile
 from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
 from bench._stack import start_stack
@@ -191,10 +192,35 @@ def write_json(name: str, rounds: list[Round], notes: dict[str, object]) -> Path
     return path
 
 
+def _profiled_round(
+    out: Path,
+    url: str,
+    concurrency: int,
+    seconds: float,
+    groups: dict[str, list[int]],
+    token: str,
+) -> None:
+    """One more platform round with py-spy on the gateway and the worker; print their tops."""
+    print(f"  {PLATFORM}, {concurrency} connections, {seconds}s, under py-spy", flush=True)
+    pids = {name: groups[name][0] for name in ("gateway", "worker")}
+    spies = _profile.record(pids, seconds + 1, out)
+    measure(PLATFORM, url, concurrency, seconds, groups, token)
+    for spy in spies:
+        spy.wait(timeout=60)
+    for name in pids:
+        print(_profile.top(out / f"{name}.folded"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="then one more platform round at the highest concurrency under py-spy: folded "
+        "stacks of the gateway and the worker here, and their top functions printed",
+    )
     args = parser.parse_args()
 
     with ExitStack() as stack:
@@ -237,6 +263,9 @@ def main() -> None:
                     token,
                 )
             )
+        if args.profile is not None:
+            _profiled_round(args.profile, gateway.url("bench"), max(args.concurrency),
+                            args.seconds, platform_groups, token)  # fmt: skip
         print()
         rounds = with_ratios(rounds)
         print_table(rounds)

@@ -20,8 +20,6 @@ import contextlib
 import functools
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +31,7 @@ from typing import Any
 import grpc
 import psycopg
 
+from bench import _profile
 from bench._cpu import CpuMeter, parent_of
 from bench._stats import Row, report, summarize, with_ratios
 from stowage.v1 import worker_pb2 as pb
@@ -175,17 +174,6 @@ def _worker(server: PostgresServer, tmp: Path, processes: int) -> Iterator[Worke
         yield worker
 
 
-def _profiled(worker: WorkerProcess, out: Path, seconds: float) -> subprocess.Popen[bytes]:
-    """py-spy recording the worker (and its children) for ``seconds``, raw folded stacks."""
-    assert worker.proc is not None
-    spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen(
-        [str(spy), "record", "-p", str(worker.proc.pid), "-d", str(int(seconds)),
-         "-f", "raw", "-o", str(out), "--subprocesses", "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def _round(
     target: str,
     level: int,
@@ -222,20 +210,19 @@ def _levels(
         cpu.append(c)
         for n, worker in workers.items():
             target = "worker over gRPC" + (f", {n} processes" if n > 1 else "")
-            spy = None
-            if args.profile and n == 1 and level == max(args.concurrency):
-                args.profile.mkdir(parents=True, exist_ok=True)
-                spy = _profiled(
-                    worker, args.profile / f"worker-{level}.folded", min(6.0, args.seconds)
-                )
             assert worker.proc is not None
+            spies = []
+            if args.profile and n == 1 and level == max(args.concurrency):
+                pids = {f"worker-{level}": worker.proc.pid}
+                spies = _profile.record(pids, min(6.0, args.seconds), args.profile)
             meter = CpuMeter({"worker": [worker.proc.pid], "postgres": postgres})
             bench = functools.partial(_bench_at, worker.address, args.seconds)
             r, c = _round(target, level, args.seconds, bench, meter)
             rows += r
             cpu.append(c)
-            if spy is not None:
+            for spy in spies:
                 spy.wait()
+                print(_profile.top(args.profile / f"worker-{level}.folded"))
     return rows, cpu
 
 
