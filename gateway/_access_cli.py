@@ -13,32 +13,43 @@ import argparse
 import os
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+from stowage import config
+from stowage.config import Setting
+from stowage.revocation import OPERATOR
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    access = subparsers.add_parser("access", help="revoke access to a tenant's app")
-    commands = access.add_subparsers(dest="access_command", required=True, metavar="COMMAND")
+@dataclass(frozen=True)
+class AccessSettings:
+    """Where ``stowage access`` finds the worker (and Redis); :data:`SETTINGS` documents each."""
 
-    def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--worker",
-            default=os.environ.get("STOWAGE_ACCESS_WORKER"),
-            help="the tenant worker's gRPC address HOST:PORT ($STOWAGE_ACCESS_WORKER)",
-        )
-        parser.add_argument("--tenant", required=True, help="the tenant's name")
-        parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    worker: str
+    timeout: float = 10.0
+    redis_url: str | None = None
 
-    revoke = commands.add_parser(
-        "revoke",
-        help="refuse one identity's tokens, or every token of the tenant, issued before a time",
-        description="Refuse, at every gateway, the tokens of one identity (--issuer and "
-        "--subject) issued at or before --before (default: now), or every token of the "
-        "tenant issued at or before --all-before (a signing key compromise). Tokens "
-        "issued later (a new sign-in) are accepted.",
-    )
-    common(revoke)
+
+#: Every ``stowage access`` setting; ``list`` takes all but the Redis URL.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "worker", "STOWAGE_ACCESS_WORKER", "the tenant worker's gRPC address", metavar="HOST:PORT"
+    ),
+    Setting("timeout", "STOWAGE_ACCESS_TIMEOUT", "seconds to wait for the worker", config.number),
+    Setting(
+        "redis_url",
+        "STOWAGE_REDIS_URL",
+        "push the revocation to the gateways at once through Redis (without it they catch "
+        "up within their revocation sync interval)",
+    ),
+)
+_LIST_SETTINGS = config.named(SETTINGS, "worker", "timeout")
+
+
+def register(subparsers: config.Subparsers) -> None:
+    commands = config.add_group(subparsers, "access", help="revoke access to a tenant's app")
+    revoke = config.add_command(commands, "revoke", _revoke, SETTINGS, AccessSettings)
+    revoke.add_argument("--tenant", required=True, help="the tenant's name")
     revoke.add_argument("--issuer", help="the token issuer (iss), as in the tenant's spec")
     revoke.add_argument("--subject", help="the user's subject (sub) at that issuer")
     revoke.add_argument("--before", help="ISO 8601 time with a zone, or 'now' (default)")
@@ -46,16 +57,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--all-before", metavar="TIME", help="every token of the tenant (ISO 8601, or 'now')"
     )
     revoke.add_argument("--reason", default="", help="recorded in the audit trail")
-    revoke.add_argument(
-        "--redis-url",
-        default=os.environ.get("STOWAGE_REDIS_URL"),
-        help="push it to the gateways at once ($STOWAGE_REDIS_URL)",
-    )
-    revoke.set_defaults(handler=_revoke)
-
-    listing = commands.add_parser("list", help="the tenant's revocations, oldest first")
-    common(listing)
-    listing.set_defaults(handler=_list)
+    listing = config.add_command(commands, "list", _list, _LIST_SETTINGS, AccessSettings)
+    listing.add_argument("--tenant", required=True, help="the tenant's name")
 
 
 def parse_time(value: str) -> datetime:
@@ -81,10 +84,16 @@ def _iso(seconds: float) -> str:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    """Refuse one identity's tokens, or every token of the tenant, issued before a time.
+
+    Refuse, at every gateway, the tokens of one identity (--issuer and --subject)
+    issued at or before --before (default: now), or every token of the tenant
+    issued at or before --all-before (a signing key compromise). Tokens issued
+    later (a new sign-in) are accepted.
+    """
     import anyio
 
-    if not args.worker:
-        return _fail("--worker HOST:PORT is required", 2)
+    settings = config.from_args(AccessSettings, SETTINGS, args, os.environ)
     everyone = args.all_before is not None
     if everyone == bool(args.issuer or args.subject) or (
         not everyone and not (args.issuer and args.subject)
@@ -96,16 +105,18 @@ def _revoke(args: argparse.Namespace) -> int:
         when = parse_time(args.all_before if everyone else (args.before or "now"))
     except ValueError as e:
         return _fail(str(e), 2)
-    return anyio.run(_revoke_async, args, everyone, when)
+    return anyio.run(_revoke_async, settings, args, everyone, when)
 
 
-async def _revoke_async(args: argparse.Namespace, everyone: bool, when: datetime) -> int:
+async def _revoke_async(
+    settings: AccessSettings, args: argparse.Namespace, everyone: bool, when: datetime
+) -> int:
     from gateway._errors import WorkerError
     from gateway._revocation_bus import RedisRevocationBus
     from gateway._types import CorrelationId
     from gateway._worker import WorkerClient
 
-    worker = WorkerClient(args.worker, args.tenant, timeout=args.timeout)
+    worker = WorkerClient(settings.worker, args.tenant, timeout=settings.timeout)
     cid = CorrelationId(f"access-{uuid.uuid4().hex[:12]}")
     try:
         revocation = await worker.revoke_access(
@@ -114,7 +125,7 @@ async def _revoke_async(args: argparse.Namespace, everyone: bool, when: datetime
             subject=args.subject or "",
             all_identities=everyone,
             revoked_before=when,
-            requested_by="operator",
+            requested_by=OPERATOR,
             reason=args.reason,
         )
     except WorkerError as e:
@@ -128,8 +139,8 @@ async def _revoke_async(args: argparse.Namespace, everyone: bool, when: datetime
         f"revoked: {whose} issued at or before {_iso(revocation.revoked_before)} "
         f"are refused (revocation {revocation.id}, correlation id {cid})"
     )
-    if args.redis_url:
-        bus = RedisRevocationBus(args.redis_url)
+    if settings.redis_url:
+        bus = RedisRevocationBus(settings.redis_url)
         try:
             pushed = await bus.publish(args.tenant, revocation)
         finally:
@@ -143,19 +154,19 @@ async def _revoke_async(args: argparse.Namespace, everyone: bool, when: datetime
 
 
 def _list(args: argparse.Namespace) -> int:
+    """The tenant's revocations, oldest first."""
     import anyio
 
-    if not args.worker:
-        return _fail("--worker HOST:PORT is required", 2)
-    return anyio.run(_list_async, args)
+    settings = config.from_args(AccessSettings, _LIST_SETTINGS, args, os.environ)
+    return anyio.run(_list_async, settings, args.tenant)
 
 
-async def _list_async(args: argparse.Namespace) -> int:
+async def _list_async(settings: AccessSettings, tenant: str) -> int:
     from gateway._errors import WorkerError
     from gateway._types import CorrelationId
     from gateway._worker import WorkerClient
 
-    worker = WorkerClient(args.worker, args.tenant, timeout=args.timeout)
+    worker = WorkerClient(settings.worker, tenant, timeout=settings.timeout)
     cid = CorrelationId(f"access-{uuid.uuid4().hex[:12]}")
     after, more = 0, True
     try:

@@ -5,27 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
 
 from gateway._settings import SETTINGS, GatewaySettings
 from stowage import config
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    gateway = subparsers.add_parser("gateway", help="run the MCP gateway")
-    commands = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
-    serve = commands.add_parser(
-        "serve",
-        help="serve every tenant's MCP endpoint over HTTP",
-        description="Serve every tenant's MCP endpoint over HTTP. Every option has an "
-        "environment variable (named in its help); a flag wins over its variable, and an "
-        "empty variable counts as unset.",
-    )
-    config.add_arguments(serve, SETTINGS, GatewaySettings)
-    serve.set_defaults(handler=_serve)
+def register(subparsers: config.Subparsers) -> None:
+    commands = config.add_group(subparsers, "gateway", help="run the MCP gateway")
+    config.add_command(commands, "serve", _serve, SETTINGS, GatewaySettings)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve every tenant's MCP endpoint over HTTP."""
     settings = GatewaySettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
     import uvicorn

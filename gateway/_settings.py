@@ -142,11 +142,8 @@ SETTINGS: tuple[Setting, ...] = (
         "with --tenants-from=kubernetes: watch Tenants in this namespace only",
         shown_default="all namespaces",
     ),
-    Setting(
-        "kubeconfig",
-        ("STOWAGE_KUBECONFIG", "KUBECONFIG"),
+    config.kubeconfig(
         "with --tenants-from=kubernetes: the cluster's kubeconfig",
-        config.path,
         shown_default="in-cluster configuration",
     ),
     Setting("host", "STOWAGE_GATEWAY_HOST", "address the HTTP server listens on"),
@@ -247,5 +244,5 @@ SETTINGS: tuple[Setting, ...] = (
         "introspection client secrets, mounted as DIR/NAME/KEY",
         config.path,
     ),
-    Setting("log_level", "STOWAGE_GATEWAY_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    config.log_level("STOWAGE_GATEWAY_LOG_LEVEL"),
 )

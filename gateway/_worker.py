@@ -14,8 +14,9 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import anyio
 import grpc
@@ -32,6 +33,7 @@ from gateway._errors import (
     WorkerError,
 )
 from gateway._types import CorrelationId, Revocation, UserId
+from stowage.revocation import RevocationFields, RevocationRequest
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage.wire import (
@@ -329,27 +331,13 @@ class WorkerClient:
         }
 
     async def revoke_access(
-        self,
-        cid: CorrelationId,
-        *,
-        user: UserId | None = None,
-        issuer: str = "",
-        subject: str = "",
-        all_identities: bool = False,
-        revoked_before: datetime | None = None,
-        requested_by: str = "operator",
-        reason: str = "",
+        self, cid: CorrelationId, *, user: UserId | None = None, **fields: Unpack[RevocationFields]
     ) -> Revocation:
-        """Record a revocation: ``user``'s own, a named identity's, or everyone's."""
-        request = pb.RevokeAccessRequest(
-            issuer=issuer,
-            subject=subject,
-            all_identities=all_identities,
-            requested_by=requested_by,
-            reason=reason,
-        )
-        if revoked_before is not None:
-            request.revoked_before.FromDatetime(revoked_before)
+        """Record a revocation: ``user``'s own, a named identity's, or everyone's.
+
+        ``fields`` are a :class:`stowage.revocation.RevocationRequest`'s.
+        """
+        request = pb.RevokeAccessRequest(**asdict(RevocationRequest(**fields)))
         md = self._metadata(cid, user)
 
         async def attempt(remaining: float) -> pb.Revocation:

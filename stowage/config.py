@@ -2,10 +2,13 @@
 
 A component declares each setting once, as a :class:`Setting` (the settings
 field, its environment variable, how to read it, a line of help), in a tuple
-beside its frozen settings dataclass. From that tuple :func:`add_arguments`
-gives the command line its flags (each one's help names its variable and
-default) and :func:`resolve` builds the dataclass. Defaults live in the
-dataclass only, so a test that constructs settings directly gets the same ones.
+beside its frozen settings dataclass. From that tuple :func:`add_command`
+makes a command (its help from its handler's docstring) whose flags
+:func:`add_arguments` gives (each one's help names its variable and default),
+and :func:`resolve` (or :func:`from_args`) builds the dataclass. Defaults live
+in the dataclass only, so a test that constructs settings directly gets the
+same ones. Settings that several components have (:func:`log_level`,
+:func:`metrics_port`, :func:`kubeconfig`) are declared here once.
 
 **What counts as set**: a flag is set when it was given on the command line
 (a flag argparse did not see is ``None``). A variable is set when it is present
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -156,6 +160,25 @@ class Setting:
         return names if self.env_only else f"{self.option} / {names}"
 
 
+#: The variables a kubeconfig is read from, the first one set winning.
+KUBECONFIG_ENV = ("STOWAGE_KUBECONFIG", "KUBECONFIG")
+
+
+def log_level(variable: str) -> Setting:
+    """A component's log level, read from ``variable``."""
+    return Setting("log_level", variable, "DEBUG, INFO, WARNING or ERROR")
+
+
+def metrics_port(variable: str) -> Setting:
+    """A component's Prometheus port, read from ``variable``; 0 turns the endpoint off."""
+    return Setting("metrics_port", variable, "Prometheus metrics port; 0 disables it", at_least(0))
+
+
+def kubeconfig(help: str, shown_default: str) -> Setting:
+    """The cluster's kubeconfig, from :data:`KUBECONFIG_ENV`; unset, ``shown_default`` applies."""
+    return Setting("kubeconfig", KUBECONFIG_ENV, help, path, shown_default=shown_default)
+
+
 def named(settings: Iterable[Setting], *fields: str) -> tuple[Setting, ...]:
     """The declarations of ``fields``, in that order (for a command that needs a few)."""
     by_field = {s.field: s for s in settings}
@@ -260,6 +283,60 @@ def add_arguments(
     parser.formatter_class = HelpFormatter
 
 
+#: How the description of every command with settings ends.
+ENVIRONMENT_NOTE = (
+    "A setting's environment variable is named in its help; a flag wins over its variable, "
+    "and an empty variable counts as unset."
+)
+
+#: What runs a command: its parsed arguments in, its exit status out.
+Handler = Callable[[argparse.Namespace], int]
+#: Where a command's subcommands are added (``add_subparsers()``'s value).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_group(subparsers: Subparsers, name: str, help: str) -> Subparsers:
+    """A command made of commands (``stowage worker migrate|serve``): where they are added."""
+    group = subparsers.add_parser(name, help=help)
+    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def _documented(handler: Handler) -> tuple[str, str]:
+    """(help, description) of the command ``handler`` runs, from its docstring.
+
+    The first line is the help (``run the MCP gateway``: first letter lowered, no
+    full stop); the paragraphs after it, each unwrapped, are the description, or
+    the first line alone when there are none.
+    """
+    paragraphs = [
+        " ".join(p.split()) for p in inspect.cleandoc(handler.__doc__ or "").split("\n\n")
+    ]
+    first = paragraphs[0]
+    description = "\n\n".join(paragraphs[1:]) or first
+    return first[:1].lower() + first[1:].rstrip("."), f"{description} {ENVIRONMENT_NOTE}"
+
+
+def add_command(
+    subparsers: Subparsers,
+    name: str,
+    handler: Handler,
+    settings: Iterable[Setting],
+    cls: type[Any] | None = None,
+) -> argparse.ArgumentParser:
+    """The command ``name``, run by ``handler``, with a flag for each of ``settings``.
+
+    ``handler``'s docstring documents the command: its first line is the help
+    the parent command lists, what follows the description (which ends with
+    :data:`ENVIRONMENT_NOTE`). ``cls`` is as for :func:`add_arguments`. Returns
+    the parser, for arguments that are not settings.
+    """
+    help, description = _documented(handler)
+    parser = subparsers.add_parser(name, help=help, description=description)
+    add_arguments(parser, settings, cls)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def flags(args: argparse.Namespace, settings: Iterable[Setting]) -> dict[str, Any]:
     """The values of ``settings``' flags in ``args`` (``None`` where not given)."""
     return {s.field: getattr(args, s.field, None) for s in settings if not s.env_only}
@@ -333,6 +410,13 @@ def resolve(
     return cls(**values)
 
 
+def from_args(
+    cls: type[S], settings: Sequence[Setting], args: argparse.Namespace, environ: Mapping[str, str]
+) -> S:
+    """:func:`resolve` with the flags ``args`` holds (for a command made by :func:`add_command`)."""
+    return resolve(cls, settings, environ, flags(args, settings))
+
+
 def _as_text(value: object) -> str:
     """A value as its variable would hold it (the inverse of the casts)."""
     if value is None:
@@ -361,15 +445,25 @@ def to_environ(settings: Iterable[Setting], values: object) -> dict[str, str]:
 
 
 __all__ = [
+    "ENVIRONMENT_NOTE",
+    "KUBECONFIG_ENV",
     "Cast",
     "ConfigError",
+    "Handler",
     "HelpFormatter",
     "Setting",
+    "Subparsers",
     "add_arguments",
+    "add_command",
+    "add_group",
     "at_least",
     "boolean",
     "flags",
+    "from_args",
     "integer",
+    "kubeconfig",
+    "log_level",
+    "metrics_port",
     "named",
     "number",
     "one_of",

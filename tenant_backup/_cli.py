@@ -52,37 +52,50 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = backup.add_subparsers(dest="backup_command", required=True, metavar="COMMAND")
+    for add in (_add_run, _add_prune, _add_drill, _add_restore, _add_list):
+        add(commands)
 
-    def common(p: argparse.ArgumentParser, database: bool = True) -> None:
-        if database:
-            p.add_argument("--database-url", help=f"the tenant's database (${DATABASE_URL_ENV})")
-        p.add_argument("--dir", help=f"the tenant's backup directory (${DIR_ENV})")
-        p.add_argument("--result-file", help=f"write the JSON outcome here (${RESULT_FILE_ENV})")
-        if database:
-            p.add_argument("--pg-bin", help=f"directory of pg_dump/pg_restore/psql (${PG_BIN_ENV})")
 
+def _common(p: argparse.ArgumentParser, database: bool = True) -> None:
+    """The options every command has: where the backups are (and the database, if it needs one)."""
+    if database:
+        p.add_argument("--database-url", help=f"the tenant's database (${DATABASE_URL_ENV})")
+    p.add_argument("--dir", help=f"the tenant's backup directory (${DIR_ENV})")
+    p.add_argument("--result-file", help=f"write the JSON outcome here (${RESULT_FILE_ENV})")
+    if database:
+        p.add_argument("--pg-bin", help=f"directory of pg_dump/pg_restore/psql (${PG_BIN_ENV})")
+
+
+def _retention(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-count", help=f"keep the newest N backups (${KEEP_COUNT_ENV})")
+    p.add_argument("--keep-days", help=f"keep backups younger than D days (${KEEP_DAYS_ENV})")
+
+
+def _add_run(commands: argparse._SubParsersAction[Any]) -> None:
     run = commands.add_parser(
         "run",
         help="take a backup now, then prune",
         description="pg_dump (custom format) from an exported snapshot, a manifest beside it, "
         "then prune per the retention (never the newest intact backup).",
     )
-    common(run)
-    run.add_argument("--keep-count", help=f"keep the newest N backups (${KEEP_COUNT_ENV})")
-    run.add_argument("--keep-days", help=f"keep backups younger than D days (${KEEP_DAYS_ENV})")
+    _common(run)
+    _retention(run)
     run.set_defaults(handler=_run)
 
+
+def _add_prune(commands: argparse._SubParsersAction[Any]) -> None:
     prune_ = commands.add_parser(
         "prune",
         help="apply the retention without taking a backup",
         description="Remove backups the retention lets go (never the newest intact one) "
         "and the leftovers of killed runs.",
     )
-    common(prune_, database=False)
-    prune_.add_argument("--keep-count", help=f"keep the newest N backups (${KEEP_COUNT_ENV})")
-    prune_.add_argument("--keep-days", help=f"keep backups younger than D days (${KEEP_DAYS_ENV})")
+    _common(prune_, database=False)
+    _retention(prune_)
     prune_.set_defaults(handler=_prune)
 
+
+def _add_drill(commands: argparse._SubParsersAction[Any]) -> None:
     drill = commands.add_parser(
         "drill",
         help="restore the newest backup into a scratch database and check it",
@@ -90,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "compare schema revision and row counts with the manifest, then drop (or empty) "
         "the scratch database.",
     )
-    common(drill)
+    _common(drill)
     drill.add_argument("--backup", help="the backup id (default: the newest)")
     drill.add_argument(
         "--scratch-database",
@@ -99,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     drill.set_defaults(handler=_drill)
 
+
+def _add_restore(commands: argparse._SubParsersAction[Any]) -> None:
     restore = commands.add_parser(
         "restore",
         help="restore a backup into the tenant's database (replaces its contents)",
@@ -106,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "migrate it to the current schema, and erase again every user erased after the "
         "backup (from the database's audit trail and newer backups' manifests).",
     )
-    common(restore)
+    _common(restore)
     restore.add_argument("--backup", required=True, help="the backup id, or 'latest'")
     restore.add_argument(
         "--force",
@@ -122,8 +137,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     restore.set_defaults(handler=_restore)
 
+
+def _add_list(commands: argparse._SubParsersAction[Any]) -> None:
     listing = commands.add_parser("list", help="list the backups, newest first")
-    common(listing, database=False)
+    _common(listing, database=False)
     listing.add_argument("--verify", action="store_true", help="check every archive's sha256")
     listing.set_defaults(handler=_list)
 

@@ -9,11 +9,12 @@ a gateway that has read up to id N never misses one below N later.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stowage.revocation import REQUESTERS, RevocationRequest
 from stowage.wire import identity_digest
 from tenant_worker._errors import InvalidArgument, UnknownUser
 from tenant_worker._models import AccessRevocation, User, utcnow
@@ -24,41 +25,40 @@ from tenant_worker._store import Store
 MAX_AHEAD = timedelta(minutes=1)
 DEFAULT_PAGE = 1000
 MAX_PAGE = 10_000
-REQUESTERS = frozenset({"user", "operator"})
 
 
 def _record(row: AccessRevocation) -> RevocationRecord:
     return RevocationRecord(row.id, row.identity, row.revoked_before, row.recorded_at)
 
 
-def _check_request(
-    issuer: str, subject: str, all_identities: bool, requested_by: str, reason: str
-) -> None:
+def _check_request(request: RevocationRequest) -> None:
     """Refuse a revocation request that names its identity ambiguously or says too much."""
-    if requested_by not in REQUESTERS:
+    issuer, subject = request.issuer, request.subject
+    if request.requested_by not in REQUESTERS:
         raise InvalidArgument("requested_by", f"must be one of {sorted(REQUESTERS)}")
-    if len(reason) > 200:
+    if len(request.reason) > 200:
         raise InvalidArgument("reason", "must be at most 200 characters")
-    if all_identities and (issuer or subject):
+    if request.all_identities and (issuer or subject):
         raise InvalidArgument("all_identities", "name no issuer or subject with it")
     if bool(issuer) != bool(subject):
         raise InvalidArgument("subject" if issuer else "issuer", "required with the other")
 
 
 async def _identity(
-    s: AsyncSession, ctx: CallContext, issuer: str, subject: str, all_identities: bool
+    s: AsyncSession, ctx: CallContext, request: RevocationRequest
 ) -> tuple[str | None, str | None]:
     """(identity digest, user id) a revocation names; (None, None) for every identity.
 
     A named identity need not be a known user (its user id is then None); without
     one, the caller's own identity is revoked.
     """
-    if issuer:
+    if request.issuer:
+        issuer, subject = request.issuer, request.subject
         user_id = await s.scalar(
             select(User.id).where(User.issuer == issuer, User.subject == subject)
         )
         return identity_digest(issuer, subject), user_id
-    if all_identities:
+    if request.all_identities:
         return None, None
     if ctx.user_id is None:
         raise InvalidArgument("issuer", "name an identity, all_identities or a user")
@@ -87,25 +87,15 @@ class Access:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def revoke(
-        self,
-        ctx: CallContext,
-        *,
-        issuer: str = "",
-        subject: str = "",
-        all_identities: bool = False,
-        revoked_before: datetime | None = None,
-        requested_by: str = "operator",
-        reason: str = "",
-    ) -> RevocationRecord:
+    async def revoke(self, ctx: CallContext, request: RevocationRequest) -> RevocationRecord:
         """Record a revocation (and its audit row); the caller's own when no identity is named."""
-        _check_request(issuer, subject, all_identities, requested_by, reason)
+        _check_request(request)
         now = utcnow()
-        before = revoked_before or now
+        before = request.revoked_before or now
         if before > now + MAX_AHEAD:
             raise InvalidArgument("revoked_before", "must not be in the future")
         async with self.store.transaction() as s:
-            identity, user_id = await _identity(s, ctx, issuer, subject, all_identities)
+            identity, user_id = await _identity(s, ctx, request)
             if s.get_bind().dialect.name == "postgresql":
                 # Ids must commit in order: a reader past id N must never see N-1 appear later.
                 await s.execute(text("LOCK TABLE access_revocations IN SHARE ROW EXCLUSIVE MODE"))
@@ -113,12 +103,12 @@ class Access:
                 identity=identity,
                 revoked_before=before,
                 recorded_at=now,
-                requested_by=requested_by,
+                requested_by=request.requested_by,
                 correlation_id=ctx.correlation_id,
             )
             s.add(row)
             await s.flush()
-            detail = _audit_detail(row, reason)
+            detail = _audit_detail(row, request.reason)
             self.store.audit(s, ctx, "access.revoke", user_id=user_id, detail=detail)
             return _record(row)
 

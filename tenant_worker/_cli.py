@@ -6,51 +6,38 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
 
 from stowage import _logging, config
 from tenant_worker._settings import SETTINGS, WorkerSettings
 
-_ENVIRONMENT = (
-    "Every option has an environment variable (named in its help); a flag wins over its "
-    "variable, and an empty variable counts as unset."
-)
 #: ``migrate`` needs only the database.
 _MIGRATE_SETTINGS = config.named(SETTINGS, "database_url")
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    worker = subparsers.add_parser("worker", help="run or migrate a tenant worker")
-    commands = worker.add_subparsers(dest="worker_command", required=True, metavar="COMMAND")
-
-    migrate = commands.add_parser(
-        "migrate",
-        help="apply the database migrations",
-        description=f"Apply the worker's Alembic migrations to the tenant database. {_ENVIRONMENT}",
-    )
-    config.add_arguments(migrate, _MIGRATE_SETTINGS, WorkerSettings)
-    migrate.set_defaults(handler=_migrate)
-
-    serve = commands.add_parser(
-        "serve",
-        help="serve one tenant over gRPC",
-        description=f"Serve one tenant's storage over gRPC. {_ENVIRONMENT}",
-    )
-    config.add_arguments(serve, SETTINGS, WorkerSettings)
-    serve.set_defaults(handler=_serve)
+def register(subparsers: config.Subparsers) -> None:
+    commands = config.add_group(subparsers, "worker", help="run or migrate a tenant worker")
+    config.add_command(commands, "migrate", _migrate, _MIGRATE_SETTINGS, WorkerSettings)
+    config.add_command(commands, "serve", _serve, SETTINGS, WorkerSettings)
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    """Apply the database migrations.
+
+    Apply the worker's Alembic migrations to the tenant database.
+    """
     from tenant_worker._migrate import migrate
 
     _logging.configure("INFO")
-    given = config.flags(args, _MIGRATE_SETTINGS)
-    settings = config.resolve(WorkerSettings, _MIGRATE_SETTINGS, os.environ, given)
+    settings = config.from_args(WorkerSettings, _MIGRATE_SETTINGS, args, os.environ)
     migrate(settings.database_url)
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve one tenant over gRPC.
+
+    Serve one tenant's storage over gRPC.
+    """
     settings = WorkerSettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
     from tenant_worker._processes import follow_parent, supervise

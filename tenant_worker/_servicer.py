@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from stowage.revocation import OPERATOR, RevocationRequest
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage.wire import (
@@ -175,6 +176,20 @@ def _optional(request: Any, field: str) -> int | None:
     return int(getattr(request, field)) if request.HasField(field) else None
 
 
+def _revocation_request(message: pb.RevokeAccessRequest) -> RevocationRequest:
+    """The request as the worker reads it: no time means now, no requester an operator."""
+    return RevocationRequest(
+        issuer=message.issuer,
+        subject=message.subject,
+        all_identities=message.all_identities,
+        revoked_before=(
+            message.revoked_before.ToDatetime(UTC) if message.HasField("revoked_before") else None
+        ),
+        requested_by=message.requested_by or OPERATOR,
+        reason=message.reason,
+    )
+
+
 class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     def __init__(
         self,
@@ -316,18 +331,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     async def RevokeAccess(
         self, request: pb.RevokeAccessRequest, ctx: CallContext
     ) -> pb.Revocation:
-        before = (
-            request.revoked_before.ToDatetime(UTC) if request.HasField("revoked_before") else None
-        )
-        record = await self.access.revoke(
-            ctx,
-            issuer=request.issuer,
-            subject=request.subject,
-            all_identities=request.all_identities,
-            revoked_before=before,
-            requested_by=request.requested_by or "operator",
-            reason=request.reason,
-        )
+        record = await self.access.revoke(ctx, _revocation_request(request))
         return revocation_message(record)
 
     @unary(needs_user=False)

@@ -89,12 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("tenant", "STOWAGE_TENANT", "the tenant this worker serves; other calls are refused"),
     Setting("listen", "STOWAGE_WORKER_LISTEN", "gRPC address, host:port", metavar="HOST:PORT"),
-    Setting(
-        "metrics_port",
-        "STOWAGE_METRICS_PORT",
-        "Prometheus metrics port; 0 disables it",
-        config.at_least(0),
-    ),
+    config.metrics_port("STOWAGE_METRICS_PORT"),
     Setting(
         "policy_file",
         "STOWAGE_POLICY_FILE",
@@ -169,5 +164,5 @@ SETTINGS: tuple[Setting, ...] = (
         config.integer,
         env_only=True,
     ),
-    Setting("log_level", "STOWAGE_WORKER_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    config.log_level("STOWAGE_WORKER_LOG_LEVEL"),
 )

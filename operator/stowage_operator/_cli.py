@@ -5,25 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from typing import Any
 
 from stowage import _logging, config
 from stowage_operator._settings import SETTINGS, OperatorSettings
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    parser = subparsers.add_parser(
-        "operator",
-        help="run the operator (Region and Tenant resources → databases, workers)",
-        description="Run the operator: Region and Tenant resources become databases, roles, "
-        "workers and backups. Every option has an environment variable (named in its help); "
-        "a flag wins over its variable, and an empty variable counts as unset.",
-    )
-    config.add_arguments(parser, SETTINGS, OperatorSettings)
-    parser.set_defaults(handler=_operator)
+def register(subparsers: config.Subparsers) -> None:
+    config.add_command(subparsers, "operator", _operator, SETTINGS, OperatorSettings)
 
 
 def _operator(args: argparse.Namespace) -> int:
+    """Run the operator (Region and Tenant resources → databases, workers).
+
+    Run the operator: Region and Tenant resources become databases, roles,
+    workers and backups.
+    """
     settings = OperatorSettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
     from prometheus_client import start_http_server

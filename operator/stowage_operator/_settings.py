@@ -80,13 +80,7 @@ class OperatorSettings:
 
 #: Every operator setting: its field, variable, cast and help (the order of ``--help``).
 SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "kubeconfig",
-        ("STOWAGE_KUBECONFIG", "KUBECONFIG"),
-        "the cluster's kubeconfig",
-        config.path,
-        shown_default="in-cluster service account",
-    ),
+    config.kubeconfig("the cluster's kubeconfig", shown_default="in-cluster service account"),
     Setting(
         "namespaces",
         "STOWAGE_OPERATOR_NAMESPACES",
@@ -104,12 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
         "how often every Tenant is reconciled again to repair drift, seconds",
         config.number,
     ),
-    Setting(
-        "metrics_port",
-        "STOWAGE_OPERATOR_METRICS_PORT",
-        "Prometheus metrics port; 0 disables it",
-        config.at_least(0),
-    ),
+    config.metrics_port("STOWAGE_OPERATOR_METRICS_PORT"),
     Setting(
         "health_port",
         "STOWAGE_OPERATOR_HEALTH_PORT",
@@ -147,5 +136,5 @@ SETTINGS: tuple[Setting, ...] = (
         "processes applying tenant migrations side by side (Alembic runs one per process)",
         config.at_least(1),
     ),
-    Setting("log_level", "STOWAGE_OPERATOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    config.log_level("STOWAGE_OPERATOR_LOG_LEVEL"),
 )

@@ -12,10 +12,14 @@ import pytest
 from stowage_operator import _settings as operator_settings
 from stowage_operator._settings import OperatorSettings
 
+from gateway import _access_cli as access_cli
 from gateway import _settings as gateway_settings
+from gateway._access_cli import AccessSettings
 from gateway._settings import GatewaySettings
 from stowage import config
 from stowage.cli import build_parser, main
+from stowage_dev import _cli as dev_cli
+from stowage_dev._cli import DevSettings
 from tenant_worker import _settings as worker_settings
 from tenant_worker._settings import WorkerSettings
 
@@ -223,3 +227,60 @@ def test_a_worker_hands_its_children_the_same_settings_as_variables() -> None:
     )
     environ = config.to_environ(operator_settings.SETTINGS, operator)
     assert OperatorSettings.from_env(environ) == operator
+
+
+#: The tools' commands with settings: their command line, settings class and declarations.
+TOOLS = {
+    "access": (("access", "revoke"), AccessSettings, access_cli.SETTINGS),
+    "dev": (("dev",), DevSettings, dev_cli.SETTINGS),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_the_tools_settings_are_declared_and_in_help_with_their_variables(
+    tool: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command, cls, declared = TOOLS[tool]
+    assert {f.name for f in dataclasses.fields(cls)} <= {s.field for s in declared}
+    text = help_text(command, capsys)
+    for setting in declared:
+        assert f"${setting.variables[0]}" in text and setting.option in text, setting.option
+
+
+def test_the_access_and_dev_commands_read_a_flag_over_its_variable() -> None:
+    args = build_parser("access").parse_args(["access", "list", "--tenant", "acme"])
+    env = {"STOWAGE_ACCESS_WORKER": "w:50051", "STOWAGE_ACCESS_TIMEOUT": "3"}
+    access = config.from_args(AccessSettings, access_cli.SETTINGS, args, env)
+    assert (access.worker, access.timeout, access.redis_url) == ("w:50051", 3.0, None)
+
+    args = build_parser("dev").parse_args(["dev", "--port", "9000"])
+    env = {"STOWAGE_DEV_PORT": "8001", "STOWAGE_DEV_TENANT": "acme", "STOWAGE_DEV_DATA_DIR": ""}
+    dev = config.from_args(DevSettings, dev_cli.SETTINGS, args, env)
+    assert (dev.port, dev.tenant, dev.data_dir) == (9000, "acme", DevSettings().data_dir)
+
+
+def test_access_without_a_worker_is_a_usage_error_naming_flag_and_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("STOWAGE_ACCESS_WORKER", raising=False)
+    with pytest.raises(SystemExit) as done:
+        main(["access", "list", "--tenant", "acme"])
+    assert done.value.code == 2
+    assert "worker is required: --worker / $STOWAGE_ACCESS_WORKER" in capsys.readouterr().err
+
+
+def test_a_command_takes_its_help_and_description_from_its_handlers_docstring() -> None:
+    def handler(args: argparse.Namespace) -> int:
+        """Tidy the shelves.
+
+        Tidy every shelf of
+        the tenant.
+        """
+        return 0
+
+    parser = argparse.ArgumentParser(prog="stowage")
+    commands = config.add_group(parser.add_subparsers(), "shelves", help="shelf work")
+    tidy = config.add_command(commands, "tidy", handler, worker_settings.SETTINGS[:1])
+    assert tidy.description == f"Tidy every shelf of the tenant. {config.ENVIRONMENT_NOTE}"
+    assert [a.help for a in commands._choices_actions] == ["tidy the shelves"]
+    assert tidy.parse_args(["--database-url", "sqlite://"]).handler is handler
