@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -190,20 +191,15 @@ def _revocation_request(message: pb.RevokeAccessRequest) -> RevocationRequest:
     )
 
 
+@dataclass(eq=False)
 class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
-    def __init__(
-        self,
-        tenant: str,
-        objects: Objects,
-        people: People,
-        housekeeping: Housekeeping,
-        access: Access,
-    ) -> None:
-        self.tenant = tenant
-        self.objects = objects
-        self.people = people
-        self.housekeeping = housekeeping
-        self.access = access
+    """The gRPC surface of one tenant's services."""
+
+    tenant: str
+    objects: Objects
+    people: People
+    housekeeping: Housekeeping
+    access: Access
 
     @unary(needs_user=False)
     async def ResolveUser(
