@@ -8,10 +8,10 @@ what the backup Jobs ended with in the Tenant's status (and as metrics). It
 never serves traffic and never logs a password.
 
 Layers: ``_cli``/``_handlers`` (entry points: argparse, kopf) → ``_reconcile``
-(the service: what a Tenant needs, in order) → ``_kube``/``_postgres``
-(adapters). ``_types``, ``_naming``, ``_manifests``, ``_backups``,
-``_backup_status``, ``_spec`` and ``_conditions`` are plain values and
-functions: no I/O there.
+(the service: what a Tenant needs, in order) → ``_backup_jobs`` (the backup
+Jobs and pods, kept by two watches) → ``_kube``/``_postgres`` (adapters).
+``_types``, ``_naming``, ``_manifests``, ``_backups``, ``_backup_status``,
+``_spec`` and ``_conditions`` are plain values and functions: no I/O there.
 """
 
 from stowage_operator._errors import OperatorError, PermanentError, TemporaryError

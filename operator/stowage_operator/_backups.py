@@ -114,16 +114,9 @@ def job_selector(ref: TenantRef) -> str:
     return f"stowage.dev/tenant={ref.name},{TASK_LABEL} in (backup,drill)"
 
 
-def cron_job(
-    task: Task,
-    ref: TenantRef,
-    spec: Mapping[str, Any],
-    backup: BackupPlan,
-    region: Region,
-    settings: OperatorSettings,
-) -> Body:
-    name = _naming.backup_name(ref.name) if task == "backup" else _naming.drill_name(ref.name)
-    image = (spec.get("worker") or {}).get("image") or settings.worker_image
+def _env(task: Task, ref: TenantRef, backup: BackupPlan) -> list[dict[str, Any]]:
+    """What ``stowage backup run`` or ``drill`` reads: the database, the directory, the task's
+    own settings (how many backups to keep; the drill's scratch database)."""
     env: list[dict[str, Any]] = [
         {
             "name": "STOWAGE_DATABASE_URL",
@@ -144,6 +137,22 @@ def cron_job(
                 "value": _naming.scratch_database_name(ref.namespace, ref.name),
             }
         )
+    return env
+
+
+def cron_job(
+    task: Task,
+    ref: TenantRef,
+    spec: Mapping[str, Any],
+    backup: BackupPlan,
+    region: Region,
+    settings: OperatorSettings,
+) -> Body:
+    # The rest is one declarative object, the CronJob as the API server stores it; split
+    # into pieces it would read as a puzzle, so only the task's environment is apart.
+    name = _naming.backup_name(ref.name) if task == "backup" else _naming.drill_name(ref.name)
+    image = (spec.get("worker") or {}).get("image") or settings.worker_image
+    env = _env(task, ref, backup)
     labels = job_labels(ref, task)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",

@@ -60,3 +60,7 @@ class APINotFoundError(KubeError):
 
 class APIConflictError(KubeError):
     """The object exists already, or changed since it was read: HTTP 409."""
+
+
+class APIGoneError(KubeError):
+    """A watch's resource version is too old to resume from: HTTP 410; list again."""

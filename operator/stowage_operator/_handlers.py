@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from stowage_operator import _kube
+from stowage_operator._backup_jobs import BackupJobs
 from stowage_operator._errors import OperatorError, PermanentError
 from stowage_operator._reconcile import Reconciler
 from stowage_operator._settings import OperatorSettings
@@ -59,13 +60,16 @@ async def _run(memo: Any, body: Any, trigger: Trigger) -> None:
 async def _resync_forever(memo: Any, body: Any, stopped: Any, interval: float) -> None:
     """Reconcile one Tenant again every ``interval`` seconds, at its own phase.
 
-    Each Tenant starts at a random point of the interval and every pass is
-    jittered by ±10 %, so a thousand Tenants created (or resumed after a
-    restart) at once are spread over the interval instead of all resyncing
-    together. A failed pass is tried again after the error's delay. ``body``
-    is kopf's live view of the Tenant, so every pass sees its latest state.
+    The create or resume handler has just reconciled the Tenant when this
+    starts, so the first pass comes one to two intervals later, at a random
+    point: a thousand Tenants created (or resumed after a restart) at once
+    are spread over an interval instead of all resyncing together, and none
+    resyncs while the burst is still being provisioned (a pass then would
+    compete with the Tenants not yet Ready). Every later pass is jittered by
+    ±10 %. A failed pass is tried again after the error's delay. ``body`` is
+    kopf's live view of the Tenant, so every pass sees its latest state.
     """
-    await stopped.wait(random.uniform(0, interval))
+    await stopped.wait(interval * random.uniform(1.0, 2.0))
     while not stopped:
         delay = interval * random.uniform(0.9, 1.1)
         try:
@@ -98,7 +102,18 @@ def _connection_info(configuration: Any) -> kopf.ConnectionInfo:
 
 
 def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """A fresh registry with the operator's lifecycle, Tenant and (cluster-wide) Region handlers."""
     registry = kopf.OperatorRegistry()
+    _register_lifecycle(registry, settings)
+    _register_tenants(registry, settings)
+    if not settings.namespaces:
+        # Regions are cluster-scoped: only a cluster-wide operator reports on them.
+        _register_regions(registry, settings)
+    return registry
+
+
+def _register_lifecycle(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Login, and what the handlers share (clients, watches, the reconciler) from start to stop."""
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
@@ -108,16 +123,25 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     async def startup(memo: Any, **_: Any) -> None:
         kube = _kube.Kube(await _kube.configure(settings.kubeconfig))
         memo.kube = kube
-        memo.reconciler = Reconciler(kube, settings)
+        memo.backup_jobs = BackupJobs(kube, settings.namespaces)
+        memo.backup_jobs.start()
+        memo.reconciler = Reconciler(kube, settings, memo.backup_jobs)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
+        backup_jobs = getattr(memo, "backup_jobs", None)
+        if backup_jobs is not None:
+            await backup_jobs.stop()
         reconciler = getattr(memo, "reconciler", None)
         if reconciler is not None:
             await asyncio.to_thread(reconciler.close)
         kube = getattr(memo, "kube", None)
         if kube is not None:
             await kube.close()
+
+
+def _register_tenants(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Every change to a Tenant, and its periodic resync, runs the same reconcile."""
 
     @kopf.on.resume(GROUP, VERSION, "tenants", registry=registry)
     async def resume(memo: Any, body: Any, **_: Any) -> None:
@@ -143,23 +167,23 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         except OperatorError as e:
             raise _translate(e) from e
 
-    if not settings.namespaces:
-        # Regions are cluster-scoped: only a cluster-wide operator reports on them.
-        @kopf.on.resume(GROUP, VERSION, "regions", registry=registry)
-        @kopf.on.create(GROUP, VERSION, "regions", registry=registry)
-        @kopf.on.update(GROUP, VERSION, "regions", field="spec", registry=registry)
-        @kopf.timer(
-            GROUP,
-            VERSION,
-            "regions",
-            interval=max(settings.resync_seconds, 30.0),
-            registry=registry,
-        )
-        async def region(memo: Any, body: Any, **_: Any) -> None:
-            reconciler: Reconciler = memo.reconciler
-            try:
-                await reconciler.check_region(body)
-            except OperatorError as e:
-                raise _translate(e) from e
 
-    return registry
+def _register_regions(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """A Region's status says whether its PostgreSQL answers, on change and on a timer."""
+
+    @kopf.on.resume(GROUP, VERSION, "regions", registry=registry)
+    @kopf.on.create(GROUP, VERSION, "regions", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "regions", field="spec", registry=registry)
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        "regions",
+        interval=max(settings.resync_seconds, 30.0),
+        registry=registry,
+    )
+    async def region(memo: Any, body: Any, **_: Any) -> None:
+        reconciler: Reconciler = memo.reconciler
+        try:
+            await reconciler.check_region(body)
+        except OperatorError as e:
+            raise _translate(e) from e

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Mapping
+import json
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from stowage_operator._errors import APIConflictError, APINotFoundError, KubeError
+from stowage_operator._errors import APIConflictError, APIGoneError, APINotFoundError, KubeError
 from stowage_operator._types import Body
 
 FIELD_MANAGER = "stowage-operator"
@@ -53,7 +54,9 @@ async def configure(kubeconfig: Path | None) -> client.Configuration:
 
 def _error(e: ApiException, what: str) -> KubeError:
     """The operator's own error for an API failure, typed for the statuses callers handle."""
-    kind = {404: APINotFoundError, 409: APIConflictError}.get(e.status or 0, KubeError)
+    kind = {404: APINotFoundError, 409: APIConflictError, 410: APIGoneError}.get(
+        e.status or 0, KubeError
+    )
     return kind(f"{what}: HTTP {e.status} {e.reason}", status=e.status)
 
 
@@ -99,6 +102,65 @@ class Kube:
         if name is not None:
             path += f"/{name}"
         return path
+
+    async def list_everywhere(
+        self, api_version: str, kind: str, label_selector: str
+    ) -> tuple[list[Body], str]:
+        """The objects of a kind in every namespace that match a label selector, and the
+        list's resource version (where a watch of the same objects starts)."""
+        found = await self._call(
+            "GET",
+            self._path(api_version, kind, None, None),
+            query=[("labelSelector", label_selector)],
+        )
+        version = str((found.get("metadata") or {}).get("resourceVersion") or "")
+        return list(found.get("items") or []), version
+
+    async def watch_everywhere(
+        self,
+        api_version: str,
+        kind: str,
+        label_selector: str,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncIterator[tuple[str, Body]]:
+        """The changes (``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK``) to the objects of
+        a kind in every namespace that match a label selector, after ``resource_version``.
+
+        Ends when the server closes the stream (after ``timeout_seconds``); a version
+        too old to resume from raises ``APIGoneError``: list again, then watch.
+        """
+        path = self._path(api_version, kind, None, None)
+        query = [
+            ("watch", "true"),
+            ("labelSelector", label_selector),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        try:
+            response = await self._api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout_seconds + 30,
+            )
+        except ApiException as e:
+            raise _error(e, f"watch {path}") from e
+        try:
+            while line := await response.content.readline():
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    code = int(status.get("code") or 0)
+                    kind_of = APIGoneError if code == 410 else KubeError
+                    raise kind_of(f"watch {path}: HTTP {code} {status.get('reason')}", status=code)
+                yield str(event.get("type")), event.get("object") or {}
+        finally:
+            response.close()
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Body | None:
         try:

@@ -122,6 +122,9 @@ def place_in_region(pod_spec: dict[str, Any], region: Region) -> None:
 def deployment(
     tenant: TenantRef, spec: Mapping[str, Any], region: Region, settings: OperatorSettings
 ) -> Body:
+    # Longer than a function should be, on purpose: one declarative object, the Deployment
+    # as the API server stores it, reads best whole; its shared parts (pod security, region
+    # placement) are already functions of their own.
     name = _naming.worker_name(tenant.name)
     image = (spec.get("worker") or {}).get("image") or settings.worker_image
     probe = {"grpc": {"port": _naming.WORKER_PORT}, "periodSeconds": 10, "timeoutSeconds": 2}

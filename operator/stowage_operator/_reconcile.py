@@ -29,6 +29,7 @@ from stowage_operator import (
     _postgres,
     _spec,
 )
+from stowage_operator._backup_jobs import BackupJobs
 from stowage_operator._conditions import DATABASE_READY, READY, WORKER_READY
 from stowage_operator._errors import OperatorError, PermanentError, TemporaryError
 from stowage_operator._kube import GROUP, VERSION, Kube
@@ -112,10 +113,38 @@ def _export_backups(
     _metrics.report_backup(ref.namespace, ref.name, facts)
 
 
+def _database_status(ref: TenantRef, region: Region, creds: DatabaseCredentials) -> dict[str, Any]:
+    """Where the Tenant's database is, for ``status`` (never its password)."""
+    return {
+        "region": region.name,
+        "database": {
+            "host": creds.host,
+            "port": creds.port,
+            "name": creds.database,
+            "user": creds.user,
+            "secretName": _naming.secret_name(ref.name),
+        },
+    }
+
+
+def _database_ready(region: Region, creds: DatabaseCredentials) -> Condition:
+    return Condition(
+        DATABASE_READY,
+        "True",
+        "Provisioned",
+        f"database {creds.database} on {creds.host}:{creds.port} "
+        f"(region {region.name}) is owned by the tenant's role and migrated",
+    )
+
+
 class Reconciler:
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, backup_jobs: BackupJobs | None = None
+    ) -> None:
         self._kube = kube
         self._settings = settings
+        # The backup Jobs and pods from their watches; without them, listed per reconcile.
+        self._backup_jobs = backup_jobs
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Tenant migrations run in a small pool of processes (Alembic is process-global).
         self._migrator = Migrator(settings.migration_processes)
@@ -211,35 +240,13 @@ class Reconciler:
         stage = DATABASE_READY
         try:
             # 1. What the schema could not check, and the region.
-            _spec.validate(spec)
-            region = await self._region(str(spec.get("region", "")))
-            if not region.accepting_tenants and not old_status.get("database"):
-                raise TemporaryError(
-                    f"Region {region.name!r} does not accept new tenants (spec.acceptingTenants)",
-                    reason="RegionNotAccepting",
-                    delay=30,
-                )
+            region = await self._accepting_region(spec, old_status)
             admin = await self._admin(region)
             await self._harden_region(admin)
             # 2. Database, role, Secret, migrations.
             creds = await self._ensure_database(ref, region, admin, old_status, trigger, extra)
-            status["region"] = region.name
-            status["database"] = {
-                "host": creds.host,
-                "port": creds.port,
-                "name": creds.database,
-                "user": creds.user,
-                "secretName": _naming.secret_name(ref.name),
-            }
-            conditions.append(
-                Condition(
-                    DATABASE_READY,
-                    "True",
-                    "Provisioned",
-                    f"database {creds.database} on {creds.host}:{creds.port} "
-                    f"(region {region.name}) is owned by the tenant's role and migrated",
-                )
-            )
+            status.update(_database_status(ref, region, creds))
+            conditions.append(_database_ready(region, creds))
             # 3. The worker.
             stage = WORKER_READY
             message = await self._apply_worker(ref, spec, region)
@@ -250,9 +257,35 @@ class Reconciler:
         except OperatorError as e:
             await self._report_failure(ref, old_status, status, conditions, stage, e, trigger)
             raise
+        conditions.append(Condition(WORKER_READY, "True", "Applied", message))
+        await self._report_ready(ref, old_status, status, conditions)
+        log.info("tenant reconciled", extra=extra)
+        return Outcome(True, tuple(conditions))
+
+    async def _accepting_region(
+        self, spec: Mapping[str, Any], old_status: Mapping[str, Any]
+    ) -> Region:
+        """The Tenant's Region, once the spec passed what its schema could not check."""
+        _spec.validate(spec)
+        region = await self._region(str(spec.get("region", "")))
+        if not region.accepting_tenants and not old_status.get("database"):
+            raise TemporaryError(
+                f"Region {region.name!r} does not accept new tenants (spec.acceptingTenants)",
+                reason="RegionNotAccepting",
+                delay=30,
+            )
+        return region
+
+    async def _report_ready(
+        self,
+        ref: TenantRef,
+        old_status: Mapping[str, Any],
+        status: dict[str, Any],
+        conditions: list[Condition],
+    ) -> None:
+        """Ready, with the worker's endpoint for the gateways; the backup metrics with it."""
         self._resync_failures.pop((ref.namespace, ref.name), None)
         status["endpoint"] = _naming.endpoint(ref.namespace, ref.name)
-        conditions.append(Condition(WORKER_READY, "True", "Applied", message))
         conditions.append(
             Condition(
                 READY,
@@ -263,8 +296,6 @@ class Reconciler:
         )
         merged = await self._report(ref, old_status, status, conditions, ready=True)
         _export_backups(ref, status.get("backup") or {}, merged)
-        log.info("tenant reconciled", extra=extra)
-        return Outcome(True, tuple(conditions))
 
     async def _report(
         self,
@@ -276,9 +307,11 @@ class Reconciler:
         ready: bool,
     ) -> list[ConditionBody]:
         merged = _conditions.merge(old_status.get("conditions"), conditions, ref.generation)
-        await self._kube.patch_tenant_status(
-            ref.namespace, ref.name, {**status, "conditions": merged}
-        )
+        patch = {**status, "conditions": merged}
+        # A resync of a settled Tenant finds its status as it left it: no write, and no
+        # watch event for kopf (and the gateways watching Tenants) to process.
+        if any(old_status.get(key) != value for key, value in patch.items()):
+            await self._kube.patch_tenant_status(ref.namespace, ref.name, patch)
         _metrics.TENANTS_READY.labels(ref.namespace, ref.name).set(1 if ready else 0)
         return merged
 
@@ -480,17 +513,23 @@ class Reconciler:
     ) -> dict[str, Any]:
         """``status.backup`` from the finished backup and drill Jobs, read-only.
 
-        Like the CronJobs, never fails the reconcile: when the Jobs or pods
-        cannot be listed (e.g. RBAC without them) the last status stays.
+        The Jobs and pods come from their watches (``_backup_jobs``); while
+        those are not current they are listed. Like the CronJobs, never fails
+        the reconcile: when the Jobs or pods cannot be listed (e.g. RBAC
+        without them) the last status stays.
         """
         previous: Mapping[str, Any] = old_status.get("backup") or {}
-        selector = _backups.job_selector(ref)
-        try:
-            jobs = await self._kube.list("batch/v1", "Job", ref.namespace, selector)
-            pods = await self._kube.list("v1", "Pod", ref.namespace, selector) if jobs else []
-        except OperatorError as e:
-            log.warning("backup results not read: %s", e.message, extra=extra)
-            return dict(previous)
+        watched = self._backup_jobs.of(ref) if self._backup_jobs is not None else None
+        if watched is not None:
+            jobs, pods = watched
+        else:
+            selector = _backups.job_selector(ref)
+            try:
+                jobs = await self._kube.list("batch/v1", "Job", ref.namespace, selector)
+                pods = await self._kube.list("v1", "Pod", ref.namespace, selector) if jobs else []
+            except OperatorError as e:
+                log.warning("backup results not read: %s", e.message, extra=extra)
+                return dict(previous)
         return _backup_status.fold(previous, _backup_status.finished_runs(jobs, pods))
 
     # -- delete ---------------------------------------------------------------------------

@@ -314,3 +314,53 @@ def test_an_older_job_never_replaces_a_newer_result_and_gone_jobs_are_not_forgot
     # A running Job has no outcome yet.
     running = {"metadata": {"uid": "r", "labels": {"stowage.dev/task": "drill"}}, "status": {}}
     assert finished_runs([running], []) == []
+
+
+def _reads(kube: KubeCluster, resource: str, verb: str, scope: str) -> float:
+    """How often the API server answered ``verb`` on ``resource`` (its own request counter)."""
+    total = 0.0
+    for line in str(kube.request("GET", "/metrics")).splitlines():
+        if line.startswith("apiserver_request_total{") and all(
+            f'{k}="{v}"' in line
+            for k, v in (("resource", resource), ("verb", verb), ("scope", scope))
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _resyncs() -> float:
+    return sum(
+        REGISTRY.get_sample_value(
+            "stowage_operator_reconciliations_total", {"trigger": "resync", "outcome": result}
+        )
+        or 0.0
+        for result in ("ok", "retry", "invalid", "error")
+    )
+
+
+@pytest.mark.kube
+def test_resyncs_read_the_backup_jobs_from_a_watch_not_a_list_per_tenant(
+    kube: KubeCluster, namespace: str, tenant: dict[str, Any]
+) -> None:
+    lists_before = {kind: _reads(kube, kind, "LIST", "namespace") for kind in ("jobs", "pods")}
+    resyncs_before = _resyncs()
+    # A run that finishes now reaches the status through the watch ...
+    finished_job(
+        kube,
+        namespace,
+        "acme",
+        "backup",
+        succeeded=True,
+        finished=_ago(3),
+        result=backup_result(_ago(4)),
+    )
+    eventually(
+        lambda: backup_status(kube, namespace).get("lastBackup") == BACKUP_ID,
+        timeout=30,
+        what="the finished backup in the status",
+    )
+    # ... and resyncs (this Tenant's and the session's others) list neither kind per Tenant.
+    eventually(lambda: _resyncs() >= resyncs_before + 3, timeout=30, what="three resyncs")
+    assert {kind: _reads(kube, kind, "LIST", "namespace") for kind in ("jobs", "pods")} == (
+        lists_before
+    )
