@@ -2,13 +2,19 @@
 
 Operator: a real kube-apiserver + etcd and PostgreSQL, the operator in this
 process (as its tests run it); N Tenants are created at once and the time to
-each one's Ready condition, the operator's CPU seconds (this process and its
-migration processes) and the reconcile errors retried are reported.
+each one's Ready condition, the CPU seconds of the operator (this process and
+its migration processes), of the API server with etcd and of PostgreSQL, and
+the reconcile errors retried are reported. Then, with every Tenant of every
+round present, the operator's idle CPU (resyncs only) as a share of one core.
 
 Gateway: a gateway process reading a tenants file of N tenants (YAML and the
-JSON fast path); reported are the time from start to ``/readyz``, its
-resident memory, the longest ``/healthz`` answer and the time until a changed
-tenant is served while the file is reloaded, and the p50 of ``tools/list``.
+JSON fast path); reported are the time from start to ``/readyz`` (and its
+longest answer while the file loads), its resident memory (and per tenant
+beyond the smallest file's), the time until a changed tenant is served (its
+protected-resource metadata shows the change), the longest ``/healthz`` and
+``tools/list`` answers meanwhile and, for comparison, while idle, and the p50
+of ``tools/list``. The same gateway on
+``--tenants-from kubernetes`` with N Tenant resources: :mod:`bench.scale_kube`.
 
 Prints both tables and writes JSON under ``bench/results/``. Measures, asserts
 nothing.
@@ -24,8 +30,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -33,13 +41,14 @@ from typing import Any
 import httpx
 import yaml
 from prometheus_client import REGISTRY
+from stowage_operator import OperatorSettings
 
-from bench._cpu import cpu_seconds
+from bench._cpu import cpu_seconds, parent_of
 from bench._stats import RESULTS
 from tests.operator.conftest import CRDS, make_region, operator_settings, running_operator
 from tests.operator.support import API, condition, tenant_doc
 from tests.support.kube import KubeCluster, running_kube
-from tests.support.postgres import running_postgres
+from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.tools import free_port
 
 ADMIN_NAMESPACE = "stowage-system"
@@ -53,22 +62,112 @@ def _errors_retried() -> float:
     return total
 
 
-def operator_round(kube: KubeCluster, region: str, count: int) -> dict[str, Any]:
+def _operator_processes(postgres: PostgresServer) -> dict[str, list[int]]:
+    """The processes whose CPU the operator table reports, by what they are.
+
+    ``operator``: this process (the operator's thread, and this script's polling)
+    and its migration processes; ``kube``: the API server and etcd it started;
+    ``postgres``: the postmaster, whose reaped backends count through it.
+    """
+    groups: dict[str, list[int]] = {"operator": [os.getpid()], "kube": [], "postgres": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = os.path.basename(argv[0].decode(errors="replace"))
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        mine = _parent_of_or_none(pid) == os.getpid()
+        if mine and b"multiprocessing" in b" ".join(argv):
+            groups["operator"].append(pid)
+        elif mine and name in {"kube-apiserver", "etcd"}:
+            groups["kube"].append(pid)
+        elif name == "postgres" and f"-p {postgres.port} ".encode() in b" ".join(argv) + b" ":
+            groups["postgres"].append(pid)
+    return groups
+
+
+def _parent_of_or_none(pid: int) -> int | None:
+    try:
+        return parent_of(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _cpu(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far per group; the operator's without the API server and etcd it started."""
+    return {
+        "operator": sum(cpu_seconds([p], with_children=False) for p in groups["operator"]),
+        "kube": cpu_seconds(groups["kube"]),
+        "postgres": cpu_seconds(groups["postgres"]),
+    }
+
+
+def _cpu_since(before: dict[str, float], groups: dict[str, list[int]]) -> dict[str, float]:
+    now = _cpu(groups)
+    return {k: round(now[k] - before[k], 2) for k in now}
+
+
+def _watch_ready(
+    kube: KubeCluster,
+    namespace: str,
+    count: int,
+    start: float,
+    deadline: float,
+    ready_at: dict[str, float],
+) -> None:
+    """Fill ``ready_at`` (seconds after ``start``) from a watch of the namespace's Tenants.
+
+    A watch, not a list polled: at a thousand Tenants each list is megabytes, and
+    parsing it five times a second in this process, which also runs the operator,
+    cost more than the operator's own work.
+    """
+    own = dataclasses.replace(kube, _client=None)  # a client of its own, for this thread
+    path = f"/apis/{API}/namespaces/{namespace}/tenants"
+    version = "0"
+    try:
+        while len(ready_at) < count and time.monotonic() < deadline:
+            params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "60"}
+            with own.http.stream("GET", path, params=params, timeout=90) as response:
+                for line in response.iter_lines():
+                    event = json.loads(line) if line else {}
+                    if event.get("type") == "ERROR":  # e.g. the version expired: from now on
+                        version = "0"
+                        break
+                    tenant = event.get("object") or {}
+                    version = tenant.get("metadata", {}).get("resourceVersion", version)
+                    name = tenant.get("metadata", {}).get("name")
+                    ok = condition(tenant, "Ready").get("status") == "True"
+                    if ok and name and name not in ready_at:
+                        ready_at[name] = time.monotonic() - start
+                    if len(ready_at) >= count or time.monotonic() > deadline:
+                        return
+    finally:
+        own.close()
+
+
+def operator_round(
+    kube: KubeCluster, region: str, count: int, postgres: PostgresServer
+) -> dict[str, Any]:
     namespace = f"scale-{uuid.uuid4().hex[:6]}"
     kube.create_namespace(namespace)
     errors_before = _errors_retried()
-    cpu_before = cpu_seconds([os.getpid()])
+    groups = _operator_processes(postgres)
+    cpu_before = _cpu(groups)
     start = time.monotonic()
+    deadline = start + max(300.0, count * 1.0)
+    ready_at: dict[str, float] = {}
+    watcher = threading.Thread(
+        target=_watch_ready, args=(kube, namespace, count, start, deadline, ready_at), daemon=True
+    )
+    watcher.start()
     for i in range(count):
         kube.apply(tenant_doc(f"t{i}", namespace, region, worker={"replicas": 1}))
-    ready_at: dict[str, float] = {}
-    deadline = start + max(300.0, count * 1.0)
-    while len(ready_at) < count and time.monotonic() < deadline:
-        for tenant in kube.list(API, "Tenant", namespace):
-            name = tenant["metadata"]["name"]
-            if name not in ready_at and condition(tenant, "Ready").get("status") == "True":
-                ready_at[name] = time.monotonic() - start
-        time.sleep(0.2)
+    watcher.join()
     times = sorted(ready_at.values())
     return {
         "tenants": count,
@@ -76,34 +175,70 @@ def operator_round(kube: KubeCluster, region: str, count: int) -> dict[str, Any]
         "ready_p50_s": round(statistics.median(times), 2) if times else None,
         "ready_p95_s": round(times[int(0.95 * (len(times) - 1))], 2) if times else None,
         "last_ready_s": round(times[-1], 2) if times else None,
-        "operator_cpu_s": round(cpu_seconds([os.getpid()]) - cpu_before, 2),
+        **{f"{k}_cpu_s": v for k, v in _cpu_since(cpu_before, groups).items()},
         "errors_retried": int(_errors_retried() - errors_before),
     }
 
 
-def operator_table(counts: list[int]) -> list[dict[str, Any]]:
+def operator_idle(postgres: PostgresServer, tenants: int, seconds: float) -> dict[str, Any]:
+    """The CPU of an operator with ``tenants`` Ready Tenants and nothing to do but resync."""
+    groups = _operator_processes(postgres)
+    before = _cpu(groups)
+    time.sleep(seconds)
+    used = _cpu_since(before, groups)
+    return {
+        "idle_tenants": tenants,
+        "idle_seconds": seconds,
+        **{f"idle_{k}_cpu_pct_of_a_core": round(100 * v / seconds, 1) for k, v in used.items()},
+    }
+
+
+def operator_table(
+    counts: list[int], idle_seconds: float = 0.0
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One row per count of Tenants created at once, then (after ``idle_seconds`` > 0) the
+    idle CPU with every Tenant of every round present, resyncing at the default interval."""
     rows = []
+    idle: dict[str, Any] = {}
     with running_kube() as kube, running_postgres() as pg:
         for crd in sorted(CRDS.glob("*.yaml")):
             kube.apply(crd.read_text())
         kube.create_namespace(ADMIN_NAMESPACE)
         region = make_region(kube, pg)
-        settings = dataclasses.replace(operator_settings(kube, "scale-*"), resync_seconds=60.0)
+        settings = dataclasses.replace(
+            operator_settings(kube, "scale-*"), resync_seconds=OperatorSettings().resync_seconds
+        )
         with running_operator(settings):
             for count in counts:
                 print(f"  operator: {count} Tenants at once", flush=True)
-                rows.append(operator_round(kube, region, count))
-    return rows
+                rows.append(operator_round(kube, region, count, pg))
+            if idle_seconds > 0:
+                # First let the creation bursts' first resyncs (one to two intervals on) pass.
+                settle = 2 * settings.resync_seconds
+                print(f"  operator: idle, {sum(counts)} Tenants ({settle:.0f} s to settle, "
+                      f"{idle_seconds:.0f} s measured)", flush=True)  # fmt: skip
+                time.sleep(settle)
+                idle = operator_idle(pg, sum(counts), idle_seconds)
+    return rows, idle
+
+
+#: What the changed tenant's issuer becomes; its protected-resource metadata shows it when served.
+CHANGED = "/changed"
 
 
 def _tenants_doc(count: int, base: str, issuer: str, changed: bool = False) -> dict[str, Any]:
+    """``count`` tenants; ``changed``: the last one has another issuer and rate limit."""
+    last = count - 1
     return {
         "tenants": [
             {
                 "name": f"t{i}",
                 "endpoint": "127.0.0.1:1",
-                "auth": {"issuer": issuer, "audience": f"{base}/t/t{i}/mcp"},
-                "rateLimits": {"perUser": {"requestsPerMinute": 120 + (changed and i == 0)}},
+                "auth": {
+                    "issuer": issuer + (CHANGED if changed and i == last else ""),
+                    "audience": f"{base}/t/t{i}/mcp",
+                },
+                "rateLimits": {"perUser": {"requestsPerMinute": 120 + (changed and i == last)}},
                 "collections": [{"name": "notes", "schema": {"type": "object"}}],
             }
             for i in range(count)
@@ -125,6 +260,80 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+#: How often the benchmark asks while it watches: paced, so that it does not itself take
+#: the machine's second core from the gateway (and the reload it measures).
+PROBE_EVERY = 0.02
+#: How long the idle answers are watched, before the change, for comparison.
+IDLE_SECONDS = 2.0
+
+
+@dataclasses.dataclass
+class _Worst:
+    """The longest answers seen (seconds); ``done_after``: when the awaited thing happened."""
+
+    healthz: float = 0.0
+    call: float | None = None
+    done_after: float | None = None
+
+
+def _worst_answers(
+    http: httpx.Client,
+    base: str,
+    call: Callable[[], object] | None,
+    done: Callable[[], bool],
+    seconds: float,
+) -> _Worst:
+    """Ask ``/healthz`` (and make ``call``) every PROBE_EVERY until ``done()`` or ``seconds``."""
+    worst = _Worst(call=None if call is None else 0.0)
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        t = time.perf_counter()
+        http.get(f"{base}/healthz")
+        worst.healthz = max(worst.healthz, time.perf_counter() - t)
+        if call is not None:
+            t = time.perf_counter()
+            call()
+            worst.call = max(worst.call or 0.0, time.perf_counter() - t)
+        if done():
+            worst.done_after = time.monotonic() - start
+            break
+        time.sleep(PROBE_EVERY)
+    return worst
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
+def _until_ready(
+    base: str, proc: subprocess.Popen[bytes], start: float
+) -> tuple[float, float | None, dict[str, Any]]:
+    """Poll ``/readyz``: seconds from ``start`` to ready, the longest answer while loading
+    after the first (which also pays for the app's first request; None: no such answer),
+    and the ready answer's body."""
+    worst: float | None = None
+    first = True
+    while True:
+        t = time.perf_counter()
+        try:
+            answer = httpx.get(f"{base}/readyz", timeout=60)
+        except httpx.HTTPError:  # not listening yet
+            answer = None
+        if answer is not None and answer.status_code == 200:
+            body: dict[str, Any] = answer.json()
+            return time.monotonic() - start, worst, body
+        if answer is not None and not first:
+            worst = max(worst or 0.0, time.perf_counter() - t)
+        first = first and answer is None
+        if proc.poll() is not None or time.monotonic() - start > 600:
+            raise RuntimeError("the gateway did not become ready")
+        time.sleep(PROBE_EVERY)
+
+
 def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -138,16 +347,7 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
         stdout=log, stderr=log,
     )  # fmt: skip
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() - start > 600:
-                raise RuntimeError("the gateway did not become ready")
-            time.sleep(0.05)
-        ready = time.monotonic() - start
+        ready, loading, _ = _until_ready(base, proc, start)
         rss = _rss_mb(proc.pid)
         token = issuer.token(f"{base}/t/t0/mcp", subject="scale")
         headers = {
@@ -156,31 +356,39 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
             "mcp-protocol-version": "2025-11-25",
         }
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        mcp = f"{base}/t/t0/mcp"
         with httpx.Client(timeout=60) as http:
             calls = []
             for _ in range(50):
                 t = time.perf_counter()
-                http.post(f"{base}/t/t0/mcp", json=body, headers=headers)
+                http.post(mcp, json=body, headers=headers)
                 calls.append(time.perf_counter() - t)
-            # A change to one tenant: how long until it is served, and /healthz meanwhile.
+            call = None if count == 1 else lambda: http.post(mcp, json=body, headers=headers)
+            idle = _worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
+            # A change to one tenant: how long until it is served, and /healthz and
+            # tools/list (of another tenant, while there is one) meanwhile.
             _write(tenants, _tenants_doc(count, base, issuer.url, changed=True), fmt)
-            changed_at = time.monotonic()
-            worst = 0.0
-            served = None
-            while served is None and time.monotonic() - changed_at < 600:
-                t = time.perf_counter()
-                http.get(f"{base}/healthz")
-                worst = max(worst, time.perf_counter() - t)
-                logs = (work / f"gateway-{count}-{fmt}.log").read_text()
-                if logs.count("tenant directory loaded") >= 2:
-                    served = time.monotonic() - changed_at
+            changed_prm = f"{base}/.well-known/oauth-protected-resource/t/t{count - 1}/mcp"
+            reload = _worst_answers(
+                http,
+                base,
+                call,
+                lambda: (
+                    http.get(changed_prm).json()["authorization_servers"] == [issuer.url + CHANGED]
+                ),
+                600,
+            )
         return {
             "tenants": count,
             "format": fmt,
             "start_to_ready_s": round(ready, 2),
+            "readyz_worst_while_loading_ms": _ms(loading),
             "rss_mb": rss,
-            "change_served_after_s": round(served, 2) if served is not None else None,
-            "healthz_worst_during_reload_ms": round(worst * 1000, 1),
+            "change_served_after_s": _round(reload.done_after),
+            "healthz_worst_during_reload_ms": _ms(reload.healthz),
+            "healthz_worst_idle_ms": _ms(idle.healthz),
+            "tools_list_worst_during_reload_ms": _ms(reload.call),
+            "tools_list_worst_idle_ms": _ms(idle.call),
             "tools_list_p50_ms": round(statistics.median(calls) * 1000, 2),
         }
     finally:
@@ -200,6 +408,17 @@ def gateway_table(counts: list[int]) -> list[dict[str, Any]]:
             for fmt in ("yaml", "json"):
                 print(f"  gateway: {count} tenants ({fmt})", flush=True)
                 rows.append(gateway_round(work, issuer, count, fmt))
+    return _with_memory_per_tenant(rows)
+
+
+def _with_memory_per_tenant(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's memory per tenant beyond the smallest set's (the baseline), in KB."""
+    for row in rows:
+        base = min((r for r in rows if r["format"] == row["format"]), key=lambda r: r["tenants"])
+        extra = row["tenants"] - base["tenants"]
+        row["kb_per_tenant_beyond_baseline"] = (
+            round((row["rss_mb"] - base["rss_mb"]) * 1024 / extra, 1) if extra else None
+        )
     return rows
 
 
@@ -216,17 +435,45 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tenants", type=int, nargs="*", default=[10, 50, 100])
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=120.0,
+        help="after the operator rounds, measure its CPU with all their Tenants for this long "
+        "(0: skip)",
+    )
     parser.add_argument("--gateway-tenants", type=int, nargs="*", default=[1, 1000, 10000])
+    parser.add_argument(
+        "--kube-tenants",
+        type=int,
+        nargs="*",
+        default=[1, 10000],
+        help="Tenant resources for the gateway's Kubernetes source (none: skip it)",
+    )
     parser.add_argument("--skip-operator", action="store_true")
     parser.add_argument("--skip-gateway", action="store_true")
     args = parser.parse_args()
-    operator = [] if args.skip_operator else operator_table(args.tenants)
+    operator, idle = (
+        ([], {}) if args.skip_operator else operator_table(args.tenants, args.idle_seconds)
+    )
     gateway = [] if args.skip_gateway else gateway_table(args.gateway_tenants)
+    from bench.scale_kube import kube_source_table
+
+    kube_source = [] if args.skip_gateway else kube_source_table(args.kube_tenants)
     _print("operator: Tenants created at once", operator)
+    _print("operator: idle, resyncing", [idle] if idle else [])
     _print("gateway: tenants in its file", gateway)
+    _print("gateway: Tenant resources through its Kubernetes source", kube_source)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    payload = {"benchmark": "scale", "at": stamp, "operator": operator, "gateway": gateway}
+    payload = {
+        "benchmark": "scale",
+        "at": stamp,
+        "operator": operator,
+        "operator_idle": idle,
+        "gateway": gateway,
+        "gateway_kube_source": kube_source,
+    }
     text = json.dumps(payload, indent=2)
     (RESULTS / f"scale-{stamp}.json").write_text(text)
     (RESULTS / "scale-latest.json").write_text(text)

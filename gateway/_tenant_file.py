@@ -3,6 +3,13 @@
 The file holds either ``tenants: [{name, endpoint, auth, rateLimits, ...}]`` or a
 mapping ``tenants: {name: {endpoint, auth, ...}}``. A broken edit keeps the last
 good set and is logged; the gateway never serves from a half-read file.
+
+No request waits on a reload: a helper process reads and parses the file
+(:mod:`gateway._tenant_entries`) and hands back one line per tenant with a
+digest; the event loop parses only the tenants whose digest it has not seen,
+in slices of a few milliseconds, and keeps the Tenant objects of the others
+(so their tool catalogues stay built too). The new set is published as one
+mapping.
 """
 
 from __future__ import annotations
@@ -10,18 +17,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
+import anyio.lowlevel
 
+from gateway import _tenant_entries
 from gateway._errors import TenantConfigError
 from gateway._types import Tenant, TenantName
 from stowage.tenant_spec import SpecError, parse_tenant_spec
 
 log = logging.getLogger(__name__)
+
+#: The event loop's longest stretch of parsing before it serves requests again.
+SLICE_SECONDS = 0.005
 
 
 def parse_tenant(name: str, spec: Mapping[str, Any], endpoint: str | None = None) -> Tenant:
@@ -48,45 +63,75 @@ def parse_tenant(name: str, spec: Mapping[str, Any], endpoint: str | None = None
     )
 
 
-def parse_tenants(raw: Any) -> dict[TenantName, Tenant]:
-    """The whole file: ``{tenants: [...]}`` or ``{tenants: {name: spec}}``."""
-    if not isinstance(raw, dict):
-        raise TenantConfigError("expected a mapping with a 'tenants' key")
-    entries = raw.get("tenants") or []
-    if isinstance(entries, dict):
-        entries = [{"name": name, **(spec or {})} for name, spec in entries.items()]
-    if not isinstance(entries, list):
-        raise TenantConfigError("tenants: expected a list or a mapping")
-    tenants: dict[TenantName, Tenant] = {}
-    for i, entry in enumerate(entries):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not name:
-            raise TenantConfigError(f"tenants[{i}].name: required")
-        if name in tenants:
-            raise TenantConfigError(f"tenants[{i}].name: {name!r} appears twice")
-        spec = entry.get("spec", entry)
-        tenants[TenantName(name)] = parse_tenant(name, spec, entry.get("endpoint"))
-    return tenants
+class Slices:
+    """Lets the event loop serve requests between slices of a long computation."""
+
+    def __init__(self, seconds: float = SLICE_SECONDS) -> None:
+        self.seconds = seconds
+        self._started = time.perf_counter()
+
+    async def tick(self) -> None:
+        """Yield to the loop when the current slice has run its time."""
+        if time.perf_counter() - self._started >= self.seconds:
+            await anyio.lowlevel.checkpoint()
+            self._started = time.perf_counter()
 
 
-#: libyaml's loader when PyYAML was built with it (about 3x faster than the pure-Python one).
-_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+async def _each_entry(path: Path, handle: Callable[[bytes], Awaitable[None]]) -> None:
+    """``handle`` each of the helper's lines for ``path``, as they come.
+
+    Raises TenantConfigError with the helper's message when it rejects the file.
+    """
+    command = [sys.executable, "-m", _tenant_entries.__name__, str(path)]
+    # Its few lines of errors go to a file: nothing to read concurrently with stdout.
+    with tempfile.TemporaryFile() as errors:
+        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=errors)
+        async with process:
+            assert process.stdout is not None
+            rest = b""
+            async for chunk in process.stdout:
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    await handle(line)
+            status = await process.wait()
+        if status != 0:
+            errors.seek(0)
+            message = errors.read(64 * 1024).decode(errors="replace").strip().splitlines()
+            raise TenantConfigError(message[-1] if message else f"{path}: reader exited {status}")
 
 
-def load_tenants(path: Path) -> dict[TenantName, Tenant]:
-    """Read and parse the file. JSON (a subset of YAML) takes the fast path: for ten
-    thousand tenants ``json.loads`` takes a fraction of a second where YAML takes many."""
-    text = path.read_text()
-    if text.lstrip().startswith("{"):
-        try:
-            return parse_tenants(json.loads(text))
-        except json.JSONDecodeError:
-            pass  # YAML flow style that is not JSON: read it as YAML below
-    try:
-        raw = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as e:
-        raise TenantConfigError(f"{path}: not valid YAML: {e}") from e
-    return parse_tenants(raw or {})
+class TenantFile:
+    """The tenants of one file, re-read into the Tenant objects it already has where it can."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        #: The Tenant of each entry digest of the last good read.
+        self._known: dict[bytes, Tenant] = {}
+
+    async def read(self) -> tuple[dict[TenantName, Tenant], int]:
+        """The whole set and how many of its tenants were parsed anew (the rest were kept)."""
+        tenants: dict[TenantName, Tenant] = {}
+        known: dict[bytes, Tenant] = {}
+        parsed = 0
+        slices = Slices()
+
+        async def take(line: bytes) -> None:
+            nonlocal parsed
+            digest, _, entry = line.partition(b" ")
+            tenant = self._known.get(digest)
+            if tenant is None:
+                name, endpoint, spec = json.loads(entry)
+                if not isinstance(spec, Mapping):
+                    raise TenantConfigError(f"tenants.{name}: expected a mapping")
+                tenant = parse_tenant(name, spec, endpoint)
+                parsed += 1
+            known[digest] = tenant
+            tenants[tenant.name] = tenant
+            await slices.tick()
+
+        await _each_entry(self.path, take)
+        self._known = known
+        return tenants, parsed
 
 
 class FileTenantSource:
@@ -108,31 +153,36 @@ class FileTenantSource:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     async def watch(self, publish: Callable[[Mapping[TenantName, Tenant]], None]) -> None:
+        file = TenantFile(self.path)
         seen: tuple[int, int, int] | None = None
         first = True
         while True:
             stamp = self._stamp()
             if stamp != seen or first:
                 seen = stamp
-                log.info("tenant file changed; reading it", extra={"path": str(self.path)})
-                try:
-                    # Parsed in a thread: a large file never stops the event loop
-                    # from answering requests (and probes) meanwhile.
-                    tenants = (
-                        await anyio.to_thread.run_sync(load_tenants, self.path)
-                        if stamp is not None
-                        else {}
-                    )
-                except (OSError, TenantConfigError) as e:
-                    log.error("tenant file rejected; keeping the last good set: %s", e)
-                    if first:
-                        publish({})
-                else:
-                    log.info(
-                        "tenant directory loaded: %d tenants",
-                        len(tenants),
-                        extra={"tenant_count": len(tenants), "path": str(self.path)},
-                    )
+                tenants = await self._read(file, missing=stamp is None)
+                if tenants is not None:
                     publish(tenants)
+                elif first:
+                    publish({})
                 first = False
             await anyio.sleep(self.interval)
+
+    async def _read(self, file: TenantFile, missing: bool) -> dict[TenantName, Tenant] | None:
+        """The file's tenants (none when it is ``missing``); None when it is rejected."""
+        log.info("tenant file changed; reading it", extra={"path": str(self.path)})
+        try:
+            tenants, parsed = ({}, 0) if missing else await file.read()
+        except (OSError, TenantConfigError) as e:
+            log.error("tenant file rejected; keeping the last good set: %s", e)
+            return None
+        except Exception:  # the source must outlive any one failure
+            log.exception("tenant file not read; keeping the last good set")
+            return None
+        log.info(
+            "tenant directory loaded: %d tenants (%d new or changed)",
+            len(tenants),
+            parsed,
+            extra={"tenant_count": len(tenants), "path": str(self.path)},
+        )
+        return tenants

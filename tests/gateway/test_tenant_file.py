@@ -1,0 +1,176 @@
+"""The tenants file: read by a helper process, re-parsed only where it changed.
+
+Gateway processes with tenants whose workers are never called: what the
+gateway serves is read from its protected-resource metadata (the tenant's
+issuer), what it parsed from its log.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from gateway import _tenant_entries
+from tests.gateway.harness import GatewayProcess, running_gateway
+from tests.support.tools import eventually
+
+
+def entry(gateway: GatewayProcess, name: str, issuer: str = "https://login.example.com/") -> Any:
+    return {
+        "name": name,
+        "endpoint": "127.0.0.1:1",
+        "auth": {"issuer": issuer, "audience": gateway.url(name)},
+        "rateLimits": {"perUser": {"requestsPerMinute": 60}},
+        "collections": [{"name": "notes", "schema": {"type": "object"}}],
+    }
+
+
+def write(gateway: GatewayProcess, tenants: list[Any], fmt: str) -> None:
+    text = (
+        json.dumps({"tenants": tenants}) if fmt == "json" else yaml.safe_dump({"tenants": tenants})
+    )
+    tmp = gateway.tenants_file.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(gateway.tenants_file)
+
+
+def issuer_served(gateway: GatewayProcess, tenant: str) -> str | None:
+    response = httpx.get(
+        f"{gateway.base}/.well-known/oauth-protected-resource/t/{tenant}/mcp", timeout=10
+    )
+    if response.status_code == 404:
+        return None
+    issuer: str = response.json()["authorization_servers"][0]
+    return issuer
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_a_change_to_one_tenant_of_many_is_served_and_only_it_is_parsed_again(
+    tmp_path: Path, fmt: str
+) -> None:
+    g = GatewayProcess(workdir=tmp_path)
+    tenants = [entry(g, f"t{i}") for i in range(300)]
+    write(g, tenants, fmt)
+    with running_gateway(tmp_path, port=g.port) as gateway:
+        assert "tenant directory loaded: 300 tenants (300 new or changed)" in gateway.logs()
+        tenants[7] = entry(g, "t7", issuer="https://login.t7.example/")
+        write(g, [*tenants, entry(g, "late")], fmt)
+        eventually(
+            lambda: issuer_served(gateway, "t7") == "https://login.t7.example/",
+            what="the changed tenant is served",
+        )
+        assert issuer_served(gateway, "late") == "https://login.example.com/"
+        assert issuer_served(gateway, "t8") == "https://login.example.com/"
+        assert "tenant directory loaded: 301 tenants (2 new or changed)" in gateway.logs()
+
+
+def test_a_file_with_a_name_twice_is_rejected_and_the_last_good_set_is_served(
+    tmp_path: Path,
+) -> None:
+    g = GatewayProcess(workdir=tmp_path)
+    write(g, [entry(g, "acme")], "yaml")
+    with running_gateway(tmp_path, port=g.port) as gateway:
+        write(g, [entry(g, "newco"), entry(g, "newco", issuer="https://other.example/")], "yaml")
+        eventually(
+            lambda: "tenants[1].name: 'newco' appears twice" in gateway.logs(),
+            what="the rejection is logged",
+        )
+        assert issuer_served(gateway, "acme") == "https://login.example.com/"
+        assert issuer_served(gateway, "newco") is None
+        write(g, [entry(g, "acme"), {**entry(g, "bad"), "endpoint": "nowhere"}], "yaml")
+        eventually(
+            lambda: "tenants.bad.endpoint: expected host:port" in gateway.logs(),
+            what="an invalid tenant rejects the file",
+        )
+        assert issuer_served(gateway, "acme") == "https://login.example.com/"
+        assert "tenant file rejected; keeping the last good set" in gateway.logs()
+        write(g, [entry(g, "acme"), entry(g, "newco")], "yaml")
+        eventually(lambda: issuer_served(gateway, "newco") is not None, what="a good edit again")
+
+
+# --- the reader reads YAML exactly as yaml.safe_load does ------------------------------
+
+SPECIAL_YAML = [
+    "tenants:\n- &base {name: a, endpoint: 'h:1', auth: {issuer: i, audience: x}}\n- *base\n",
+    "base: &b {endpoint: 'h:1', limit: 3}\ntenants:\n- <<: *b\n  name: a\n  limit: 4\n",
+    "tenants:\n- name: !!str 123\n  n: !!int '7'\n  f: !!float '1.5'\n  b: yes\n  z: ~\n",
+    "tenants:\n- name: a\n  when: 2026-11-23\n  at: 2026-11-23T10:00:00Z\n  octal: 0o17\n",
+    "tenants:\n- name: a\n  text: |\n    two\n    lines\n  folded: >\n    one\n    line\n",
+    "tenants: {a: {endpoint: 'h:1'}, b: null}\n",
+    "tenants:\n- name: a\n  both: {<<: [{x: 1, y: 1}, {y: 2, z: 2}], z: 3}\n",
+    "{tenants: [{name: a, flow: [1, 2, {k: v}]}]}\n",
+    "",
+    "# only a comment\n",
+]
+
+
+@pytest.mark.parametrize("text", SPECIAL_YAML)
+def test_the_reader_reads_special_yaml_as_safe_load_does(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(text)
+    assert _tenant_entries.read(path) == yaml.safe_load(text)
+
+
+texts = st.characters(exclude_categories=["Cs"])  # what a UTF-8 file can hold
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(texts, max_size=20)
+    | st.dates()
+    | st.sampled_from(["yes", "no", "on", "~", "null", "1e3", "0x1F", "2026-01-01", "<<", "*"])
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(texts, max_size=8), inner),
+    max_leaves=30,
+)
+
+
+def test_the_reader_reads_any_yaml_document_as_safe_load_does(tmp_path: Path) -> None:
+    set_hypothesis_home_dir(tmp_path / "hypothesis")
+    path = tmp_path / "doc.yaml"
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(doc=documents, flow=st.booleans())
+    def same(doc: Any, flow: bool) -> None:
+        text = yaml.safe_dump({"tenants": doc}, default_flow_style=flow)
+        path.write_text(text)
+        assert _tenant_entries.read(path) == yaml.safe_load(text)
+
+    try:
+        same()
+    finally:
+        set_hypothesis_home_dir(None)
+
+
+def test_the_reader_rejects_a_recursive_document_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants:\n- &a {name: a, loop: [*a]}\n")
+    assert _tenant_entries.main([str(path)]) == _tenant_entries.REJECTED
+    assert "Circular reference" in capsys.readouterr().err
+
+
+def test_the_reader_writes_dates_as_text_and_one_digest_per_entry(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text("tenants:\n- {name: a, endpoint: 'h:1', since: 2026-11-23}\n- {name: b}\n")
+    out = tmp_path / "out"
+    with out.open("wb") as f:
+        _tenant_entries.write_lines(_tenant_entries.read(path), f)
+    lines = out.read_bytes().splitlines()
+    digests = [line.partition(b" ")[0] for line in lines]
+    assert len(set(digests)) == 2 and all(len(d) == 32 for d in digests)
+    name, endpoint, spec = json.loads(lines[0].partition(b" ")[2])
+    assert (name, endpoint, spec["since"]) == ("a", "h:1", str(datetime.date(2026, 11, 23)))
