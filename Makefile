@@ -51,9 +51,10 @@ kube-tools:
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench.worker
 
-## Save+get tool calls through gateway → worker → PostgreSQL beside a bare MCPServer (wrk).
+## Save+get tool calls through gateway → worker → PostgreSQL beside a bare MCPServer (wrk),
+## then the scale row: the gateway at 1 and at 2 processes, sharing a Redis.
 bench: $(STAMP) test-deps
-	$(BIN)/python -m bench.platform
+	$(BIN)/python -m bench.platform --gateway-processes 1 2
 
 ## Many tenants: Ready times for N Tenants at once (operator), a gateway with N tenants.
 bench-scale: $(STAMP) test-deps

@@ -12,6 +12,12 @@ the baseline's calls/s at the same concurrency, and the CPU milliseconds per
 call of each process (gateway, worker, PostgreSQL, baseline, and wrk itself),
 read from /proc before and after the round; and writes the same as JSON under
 ``bench/results/``. It measures; it asserts nothing.
+
+With ``--gateway-processes 1 2`` (``make bench`` passes it) the run ends with a
+scale row: the same platform with the gateway at 1 and at 2 processes
+(``stowage gateway serve --processes N``), both sharing rate limits through a
+Redis it starts, at ``--scale-concurrency`` connections; the gateway's CPU is
+summed over its processes, Redis's is its own column.
 """
 
 from __future__ import annotations
@@ -33,12 +39,11 @@ import psycopg
 from bench import _profile
 from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
-from bench._stack import start_stack
+from bench._stack import TENANT, start_stack
 from bench._stats import RESULTS
-from tests.gateway.harness import (
-    running_gateway,
-)
+from tests.gateway.harness import GatewayProcess, running_gateway, running_processes
 from tests.support.postgres import PostgresServer
+from tests.support.redis import redis_server
 from tests.support.tools import free_port
 
 SCRIPT = Path(__file__).resolve().parent / "tool_calls.lua"
@@ -139,8 +144,9 @@ def measure(
 def _postmaster(server: PostgresServer) -> int:
     with psycopg.connect(server.dsn()) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return parent_of(int(row[0]))
+        assert row is not None
+        # While the connection is open: its backend exits when it closes.
+        return parent_of(int(row[0]))
 
 
 def with_ratios(rounds: list[Round]) -> list[Round]:
@@ -154,9 +160,15 @@ def with_ratios(rounds: list[Round]) -> list[Round]:
     return out
 
 
+def scaled(processes: int) -> str:
+    """The scale row's target for a gateway of ``processes`` processes."""
+    return f"{PLATFORM}, {processes} gateway process{'es' if processes > 1 else ''}"
+
+
 def print_table(rounds: list[Round]) -> None:
     processes = sorted({name for r in rounds for name in r.cpu_ms_per_call})
-    header = f"{'target':<26}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    width = max(26, *(len(r.target) + 2 for r in rounds))
+    header = f"{'target':<{width}}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
     header += f"{'errors':>8}{'x base':>8}" + "".join(f"{'cpu ' + p:>14}" for p in processes)
     print(header)
     print("-" * len(header))
@@ -167,10 +179,13 @@ def print_table(rounds: list[Round]) -> None:
             for p in processes
         )
         print(
-            f"{r.target:<26}{r.concurrency:>5}{r.calls_per_s:>10.1f}{r.p50_ms:>9.2f}"
+            f"{r.target:<{width}}{r.concurrency:>5}{r.calls_per_s:>10.1f}{r.p50_ms:>9.2f}"
             f"{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{ratio:>8}{cpus}"
         )
-    print("(cpu columns: CPU milliseconds per call of each process)")
+    print(
+        "(cpu columns: CPU milliseconds per call of each process; a gateway of several "
+        "processes is summed over them)"
+    )
 
 
 def write_json(name: str, rounds: list[Round], notes: dict[str, object]) -> Path:
@@ -211,6 +226,41 @@ def _profiled_round(
         print(_profile.top(out / f"{name}.folded"))
 
 
+def scale_rounds(
+    stack: ExitStack,
+    shell: GatewayProcess,
+    token: str,
+    counts: list[int],
+    concurrencies: list[int],
+    seconds: float,
+    groups: dict[str, list[int]],
+) -> list[Round]:
+    """The platform with the gateway at each of ``counts`` processes, all sharing one Redis.
+
+    Each gateway serves the shell's tenants file on a port of its own and is
+    stopped before the next starts, so one gateway at a time takes the load.
+    """
+    print("starting Redis for the gateway scale rows ...", flush=True)
+    redis = stack.enter_context(redis_server())
+    assert redis.proc is not None
+    rounds = []
+    for count in counts:
+        with running_processes(
+            shell.workdir, processes=count, port=free_port(), redis_url=redis.url
+        ) as gateway:
+            assert gateway.proc is not None
+            # The gateway's group is its supervisor, whose children CpuMeter sums.
+            scale_groups = {**groups, "gateway": [gateway.proc.pid], "redis": [redis.proc.pid]}
+            # The token's audience is the shell's URL, which every gateway here accepts.
+            url = gateway.url(TENANT)
+            for concurrency in concurrencies:
+                print(f"  {scaled(count)}, {concurrency} connections, {seconds}s", flush=True)
+                rounds.append(
+                    measure(scaled(count), url, concurrency, seconds, scale_groups, token)
+                )
+    return rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
@@ -220,6 +270,22 @@ def main() -> None:
         type=Path,
         help="then one more platform round at the highest concurrency under py-spy: folded "
         "stacks of the gateway and the worker here, and their top functions printed",
+    )
+    parser.add_argument(
+        "--gateway-processes",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also measure the platform with the gateway at each of these process counts, "
+        "sharing a Redis (the scale row; make bench passes 1 2)",
+    )
+    parser.add_argument(
+        "--scale-concurrency",
+        type=int,
+        nargs="*",
+        default=[16, 64],
+        help="connections of the scale rows",
     )
     args = parser.parse_args()
 
@@ -262,6 +328,16 @@ def main() -> None:
                     platform_groups,
                     token,
                 )
+            )
+        if args.gateway_processes:
+            rounds += scale_rounds(
+                stack,
+                shell,
+                token,
+                args.gateway_processes,
+                args.scale_concurrency,
+                args.seconds,
+                {k: v for k, v in platform_groups.items() if k != "gateway"},
             )
         if args.profile is not None:
             _profiled_round(args.profile, gateway.url("bench"), max(args.concurrency),

@@ -6,7 +6,8 @@ It never touches a database and never passes a token on.
 
 Layers (each imports only from the ones below it):
 
-- entry points: ``_cli`` (``stowage gateway``), ``_app`` (the ASGI app; extra
+- entry points: ``_cli`` (``stowage gateway``), ``_processes`` (``--processes
+  N``: a supervisor and its gateway processes), ``_app`` (the ASGI app; extra
   routes, such as the dev platform's authorization server, are passed in),
   ``_gate`` (per-request auth and limits), ``_lane`` (a plain ``tools/call``
   answered without a per-request MCP session), ``_mcp`` (the MCP surface);
@@ -15,8 +16,9 @@ Layers (each imports only from the ones below it):
   ``_tool_table``), ``_auth`` (token checks), ``_directory`` (the tenants the
   gateway serves);
 - adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
-  (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML)
-  and ``_kube_source`` (Tenant resources);
+  (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML
+  or JSON, read by ``_tenant_entries`` in a short-lived process so a reload
+  never holds the event loop) and ``_kube_source`` (Tenant resources, watched);
 - plain values, no I/O: ``_types``, ``_settings``, ``_errors``.
 """
 

@@ -61,7 +61,7 @@ class _Parts:
 
 
 def _parts(settings: GatewaySettings) -> _Parts:
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
     workers = WorkerPool(timeout=settings.call_timeout)
     bus = RedisRevocationBus(settings.redis_url) if settings.redis_url else None
     revocations = Revocations(workers, bus=bus, max_entries=settings.revocation_cache_size)

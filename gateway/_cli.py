@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from gateway._settings import SETTINGS, GatewaySettings
 from stowage import config
+
+if TYPE_CHECKING:
+    from gateway._directory import TenantSource
 
 
 def register(subparsers: config.Subparsers) -> None:
@@ -16,28 +20,47 @@ def register(subparsers: config.Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Serve every tenant's MCP endpoint over HTTP."""
+    """Serve every tenant's MCP endpoint over HTTP.
+
+    Serve every tenant's MCP endpoint over HTTP. With --processes N above 1 this
+    process checks the address is free, then supervises N gateway processes that
+    share it (one dies: another starts; SIGTERM stops them all), and /metrics on
+    any of them sums them all. That needs --redis-url: rate limits and
+    revocations are otherwise kept per process.
+    """
     settings = GatewaySettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
     import uvicorn
 
     from gateway._app import create_app
-    from gateway._directory import TenantSource
+    from gateway._processes import ListenError, serve_child, supervise
     from stowage import _logging
 
     _logging.configure(settings.log_level)
-    source: TenantSource | None = None
-    if settings.tenants_from == "kubernetes":
-        from gateway._kube_source import KubeTenantSource
-
-        source = KubeTenantSource(kubeconfig=settings.kubeconfig, namespace=settings.kube_namespace)
-    elif settings.tenants_file is None:
+    if settings.tenants_from != "kubernetes" and settings.tenants_file is None:
         print(
             "stowage gateway serve: a tenants file is required: "
             "--tenants-file / $STOWAGE_GATEWAY_TENANTS_FILE",
             file=sys.stderr,
         )
         return 2
-    app = create_app(settings, source)
+    try:
+        if settings.processes > 1 and settings.parent_pid is None:
+            return supervise(settings)
+        app = create_app(settings, _source(settings))
+        if settings.parent_pid is not None:
+            return serve_child(app, settings)
+    except ListenError as e:
+        print(f"stowage gateway serve: {e}", file=sys.stderr)
+        return 1
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
     return 0
+
+
+def _source(settings: GatewaySettings) -> TenantSource | None:
+    """The Kubernetes source when asked for; None is the settings' tenants file."""
+    if settings.tenants_from != "kubernetes":
+        return None
+    from gateway._kube_source import KubeTenantSource
+
+    return KubeTenantSource(kubeconfig=settings.kubeconfig, namespace=settings.kube_namespace)

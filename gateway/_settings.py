@@ -20,6 +20,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 #: Where tenants come from: the YAML tenants file, or Tenant resources (a read-only watch).
 TENANT_SOURCES = ("file", "kubernetes")
+#: Set by a supervising gateway (``--processes``) in the environment of each process it starts.
+CHILD_OF_ENV = "STOWAGE_GATEWAY_CHILD_OF"
+#: Where the processes of one supervising gateway write their metric samples. The
+#: variable prometheus_client reads itself, when it is imported, to write them there.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def with_password(url: str, password: str) -> str:
@@ -85,6 +90,24 @@ class GatewaySettings:
     #: Where the HTTP server listens.
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    #: Gateway processes serving the one port; above 1 this one supervises them
+    #: (gateway._processes), and Redis is required: each process keeps its own
+    #: rate limits and revocations without it.
+    processes: int = 1
+    #: Set only in a process a supervisor started (from CHILD_OF_ENV): it binds
+    #: with SO_REUSEPORT beside its siblings and stops when that parent dies.
+    parent_pid: int | None = None
+    #: Set only in a process a supervisor started: where every process writes its
+    #: metric samples, and ``/metrics`` serves their sum.
+    metrics_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.processes > 1 and not self.redis_url:
+            raise config.ConfigError(
+                f"--processes {self.processes} needs --redis-url / $STOWAGE_REDIS_URL: "
+                "without Redis each process would keep its own rate limits and miss "
+                "revocations made through the others"
+            )
 
     @property
     def public_host(self) -> str:
@@ -120,6 +143,14 @@ class GatewaySettings:
             values["redis_url"] = with_password(values["redis_url"], password)
         return cls(**values)
 
+    def environ(self) -> dict[str, str]:
+        """These settings as variables, for a gateway process this one starts.
+
+        The child resolves the same settings from them, however this process got
+        them (the Redis URL, password included, stays off command lines).
+        """
+        return config.to_environ((s for s in SETTINGS if s.field != "redis_password"), self)
+
 
 #: Every gateway setting: its field, variable, cast and help (the order of ``--help``).
 SETTINGS: tuple[Setting, ...] = (
@@ -148,6 +179,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("host", "STOWAGE_GATEWAY_HOST", "address the HTTP server listens on"),
     Setting("port", "STOWAGE_GATEWAY_PORT", "port the HTTP server listens on", config.integer),
+    Setting(
+        "processes",
+        "STOWAGE_GATEWAY_PROCESSES",
+        "gateway processes sharing the port, supervised by this one (restarted when one "
+        "dies); above 1 needs --redis-url, which keeps rate limits and revocations shared",
+        config.at_least(1),
+    ),
     Setting(
         "public_url",
         "STOWAGE_GATEWAY_PUBLIC_URL",
@@ -245,4 +283,19 @@ SETTINGS: tuple[Setting, ...] = (
         config.path,
     ),
     config.log_level("STOWAGE_GATEWAY_LOG_LEVEL"),
+    Setting(
+        "parent_pid",
+        CHILD_OF_ENV,
+        "set by a supervising gateway (--processes) for the processes it starts",
+        config.integer,
+        env_only=True,
+    ),
+    Setting(
+        "metrics_dir",
+        METRICS_DIR_ENV,
+        "set by a supervising gateway (--processes) for the processes it starts: where "
+        "each writes its metric samples; /metrics serves their sum",
+        config.path,
+        env_only=True,
+    ),
 )

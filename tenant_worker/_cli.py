@@ -40,8 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
     """
     settings = WorkerSettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
-    from tenant_worker._processes import follow_parent, supervise
-    from tenant_worker._server import ListenError, serve
+    from stowage.supervisor import ListenError, follow_parent
+    from tenant_worker._processes import supervise
+    from tenant_worker._server import serve
 
     _logging.configure(settings.log_level)
     try:

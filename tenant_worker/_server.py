@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stowage.supervisor import ListenError
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
 from tenant_worker._access import Access
@@ -30,11 +31,6 @@ from tenant_worker._records import CallContext
 from tenant_worker._servicer import WorkerServicer
 from tenant_worker._settings import WorkerSettings
 from tenant_worker._store import Store
-
-
-class ListenError(RuntimeError):
-    """The worker cannot take its address (in use, or not a valid address)."""
-
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from joserfc.jwk import RSAKey
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from gateway._processes import READY_MESSAGE
 from stowage.wire import TOOL_ERROR_META_KEY
 
 # The issuer lives in tests.support.issuer; re-exported for the tiers that import it from here.
@@ -144,6 +145,45 @@ class GatewayProcess:
     def logs(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The gateway's JSON log lines (those of all its processes with ``--processes``)."""
+        lines = []
+        for line in self.logs().splitlines():
+            if line.startswith("{"):
+                with suppress(ValueError):
+                    lines.append(json.loads(line))
+        return lines
+
+    def serving_pids(self) -> set[int]:
+        """With ``--processes``: the live processes of this gateway that accept connections."""
+        assert self.proc is not None
+        return {
+            int(line["pid"])
+            for line in self.log_lines()
+            if line.get("msg") == READY_MESSAGE and _child_of(int(line["pid"]), self.proc.pid)
+        }
+
+    def wait_for_processes(self, count: int, timeout: float = 60.0) -> set[int]:
+        """The pids of ``count`` serving processes, once that many accept connections."""
+        deadline = time.monotonic() + timeout
+        while len(pids := self.serving_pids()) != count:
+            if not self.alive():
+                raise RuntimeError(f"gateway exited: {self.logs()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} gateway processes not serving after {timeout}s")
+            time.sleep(0.05)
+        return pids
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    """True when ``pid`` is a live (not reaped-pending) child of ``parent``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return state != "Z" and int(ppid) == parent
+
 
 def tenant_entry(
     name: str, gateway: GatewayProcess, issuer: Issuer, endpoint: str, **spec: Any
@@ -169,6 +209,34 @@ def running_gateway(
         gateway.write_tenants(tenants)
     try:
         gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@contextmanager
+def running_processes(
+    workdir: Path,
+    tenants: list[dict[str, Any]] | None = None,
+    *,
+    processes: int,
+    timeout: float = 120.0,
+    **kw: Any,
+) -> Iterator[GatewayProcess]:
+    """A gateway of ``processes`` processes (Redis in ``kw``), once every one of them serves.
+
+    A supervisor and its processes start several interpreters at once, hence
+    the longer ``timeout`` than a single gateway's.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra_args = (*kw.pop("extra_args", ()), "--processes", str(processes))
+    gateway = GatewayProcess(workdir=workdir, extra_args=extra_args, **kw)
+    if tenants is not None:
+        gateway.write_tenants(tenants)
+    try:
+        gateway.start(timeout=timeout)
+        if processes > 1:
+            gateway.wait_for_processes(processes, timeout=timeout)
         yield gateway
     finally:
         gateway.stop()
