@@ -7,10 +7,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.gateway.harness import WORKER_POLICY, GatewayProcess, tenant_entry
-from tests.support.issuer import Issuer, running_issuer
-from tests.support.postgres import PostgresServer, running_postgres
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.gateway import WORKER_POLICY, GatewayProcess, tenant_entry
+from stowage_testing.issuer import Issuer, running_issuer
+from stowage_testing.postgres import PostgresServer, running_postgres
+from stowage_testing.worker import WorkerProcess, running_worker
 
 TENANT = "bench"
 #: Limits no benchmark reaches: the benchmarks measure calls, not refusals.

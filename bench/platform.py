@@ -41,10 +41,10 @@ from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
 from bench._stack import TENANT, start_stack
 from bench._stats import RESULTS
-from tests.gateway.harness import GatewayProcess, running_gateway, running_processes
-from tests.support.postgres import PostgresServer
-from tests.support.redis import redis_server
-from tests.support.tools import free_port
+from stowage_testing.gateway import GatewayProcess, running_gateway, running_processes
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.redis import redis_server
+from stowage_testing.tools import free_port
 
 SCRIPT = Path(__file__).resolve().parent / "tool_calls.lua"
 BASELINE = "bare MCPServer"

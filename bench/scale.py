@@ -45,11 +45,18 @@ from stowage_operator import OperatorSettings
 
 from bench._cpu import cpu_seconds, parent_of
 from bench._stats import RESULTS
-from tests.operator.conftest import CRDS, make_region, operator_settings, running_operator
-from tests.operator.support import API, condition, tenant_doc
-from tests.support.kube import KubeCluster, running_kube
-from tests.support.postgres import PostgresServer, running_postgres
-from tests.support.tools import free_port
+from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.operator import (
+    API,
+    CRDS,
+    condition,
+    make_region,
+    operator_settings,
+    running_operator,
+    tenant_doc,
+)
+from stowage_testing.postgres import PostgresServer, running_postgres
+from stowage_testing.tools import free_port
 
 ADMIN_NAMESPACE = "stowage-system"
 
@@ -398,7 +405,7 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
 
 
 def gateway_table(counts: list[int]) -> list[dict[str, Any]]:
-    from tests.gateway.harness import running_issuer
+    from stowage_testing.gateway import running_issuer
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="stowage-scale-") as tmp, ExitStack() as stack:

@@ -38,10 +38,9 @@ from bench.scale import (
     _until_ready,
     _worst_answers,
 )
-from tests.operator.conftest import CRDS
-from tests.operator.support import API, tenant_doc
-from tests.support.kube import KubeCluster, running_kube
-from tests.support.tools import free_port
+from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.operator import API, CRDS, tenant_doc
+from stowage_testing.tools import free_port
 
 #: Requests in flight while the Tenants are created: enough to keep the API server busy.
 CREATE_CONCURRENCY = 24
@@ -187,7 +186,7 @@ def measure(
 def kube_source_table(counts: list[int]) -> list[dict[str, Any]]:
     """One row per count of Tenant resources, each in a namespace of its own; memory per
     tenant is beyond the smallest count's (the baseline)."""
-    from tests.gateway.harness import running_issuer
+    from stowage_testing.gateway import running_issuer
 
     if not counts:
         return []

@@ -36,9 +36,9 @@ from bench._cpu import CpuMeter, parent_of
 from bench._stats import Row, report, summarize, with_ratios
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
+from stowage_testing.postgres import PostgresServer, running_postgres
+from stowage_testing.worker import WorkerProcess, running_worker
 from tenant_worker import migrate
-from tests.support.postgres import PostgresServer, running_postgres
-from tests.support.worker import WorkerProcess, running_worker
 
 #: The tenant the benchmark's worker serves (running_worker's default); every call names it.
 TENANT = "acme"

@@ -8,7 +8,7 @@
 #
 # The binaries land in $STOWAGE_TOOLS_DIR/<tag>/bin, where <tag> names every
 # pinned version (hack/kube-tools/versions.env), so a version bump never
-# reuses a stale build. tests/support/kube.py computes the same path.
+# reuses a stale build. stowage_testing/kube.py computes the same path.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

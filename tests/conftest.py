@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.postgres import PostgresServer, running_postgres
+from stowage_testing.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")

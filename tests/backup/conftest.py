@@ -25,8 +25,8 @@ from psycopg import sql
 
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
-from tests.support.postgres import HOW, PG_DIRS, PostgresServer
-from tests.support.tools import find_program, missing
+from stowage_testing.postgres import HOW, PG_DIRS, PostgresServer
+from stowage_testing.tools import find_program, missing
 
 
 @dataclass(frozen=True)

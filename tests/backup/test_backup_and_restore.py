@@ -14,10 +14,10 @@ import pytest
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
+from stowage_testing.tools import eventually
+from stowage_testing.worker import running_worker
 from tenant_worker._migrate import alembic_config
 from tests.backup.conftest import BackupCli, TenantDatabase, User, rows
-from tests.support.tools import eventually
-from tests.support.worker import running_worker
 
 pytestmark = pytest.mark.postgres
 

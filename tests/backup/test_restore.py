@@ -7,8 +7,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from stowage_testing.worker import running_worker
 from tests.backup.conftest import BackupCli, TenantDatabase, User, rows
-from tests.support.worker import running_worker
 
 pytestmark = pytest.mark.postgres
 

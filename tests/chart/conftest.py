@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from stowage_testing.kube import KubeCluster, find_kube_tool
 from tests.chart.support import Helm, running_cluster
-from tests.support.kube import KubeCluster, find_kube_tool
 
 
 @pytest.fixture(scope="session")

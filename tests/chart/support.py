@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from tests.support.kube import KubeCluster, running_kube
-from tests.support.tools import missing
+from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.tools import missing
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stowage"

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import tenant_doc
 from tests.chart.support import (
     CHART,
     PRODUCTION_VALUES,
@@ -21,8 +23,6 @@ from tests.chart.support import (
     restricted_namespace,
     running_cluster,
 )
-from tests.operator.support import tenant_doc
-from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm]
 

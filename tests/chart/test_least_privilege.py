@@ -28,8 +28,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.chart.support import CHART, Helm, container, find, plain_env, restricted_namespace
-from tests.operator.support import (
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import (
     condition,
     finished_job,
     secret_data,
@@ -37,9 +37,9 @@ from tests.operator.support import (
     wait_for_tenant,
     wait_gone,
 )
-from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually, free_port
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually, free_port
+from tests.chart.support import CHART, Helm, container, find, plain_env, restricted_namespace
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm, pytest.mark.postgres]
 

@@ -14,9 +14,9 @@ from stowage_operator import OperatorSettings
 from stowage_operator._manifests import deployment
 from stowage_operator._types import Region, TenantRef
 
+from stowage_testing.kube import KubeCluster, KubeError
+from stowage_testing.operator import tenant_doc
 from tests.chart.support import PRODUCTION_VALUES, Helm, pod_templates, restricted_namespace
-from tests.operator.support import tenant_doc
-from tests.support.kube import KubeCluster, KubeError
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm]
 

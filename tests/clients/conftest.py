@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.clients.tools import NodeTools
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     WORKER_POLICY,
     GatewayProcess,
     Issuer,
@@ -15,8 +14,9 @@ from tests.gateway.harness import (
     running_issuer,
     tenant_entry,
 )
-from tests.support.postgres import PostgresServer
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.worker import WorkerProcess, running_worker
+from tests.clients.tools import NodeTools
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.issuer import serve_in_thread
-from tests.support.tools import free_port
+from stowage_testing.issuer import serve_in_thread
+from stowage_testing.tools import free_port
 
 #: Hop-by-hop and framing headers a proxy must not copy (RFC 9110 §7.6.1).
 _HOP_BY_HOP = frozenset(

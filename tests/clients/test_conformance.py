@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from stowage_testing.gateway import GatewayProcess, Issuer
 from tests.clients.proxy import token_proxy
 from tests.clients.tools import NodeTools
-from tests.gateway.harness import GatewayProcess, Issuer
 
 pytestmark = [pytest.mark.postgres]
 

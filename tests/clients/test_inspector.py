@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from stowage_testing.gateway import GatewayProcess, Issuer
+from stowage_testing.worker import WorkerProcess
 from tests.clients.tools import NodeTools, Ran, pinned_versions
-from tests.gateway.harness import GatewayProcess, Issuer
-from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.postgres]
 

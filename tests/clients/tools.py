@@ -3,7 +3,7 @@
 ``hack/node-tools.sh`` installs them (pinned by ``hack/node-tools/package.json``
 and its lock file) into ``$STOWAGE_TOOLS_DIR/<tag>/node_modules/.bin``, default
 ``/var/cache/stowage/tools``; the tag is derived from the pins exactly as the
-script does. A missing tool fails the test (``tests.support.tools.missing``),
+script does. A missing tool fails the test (``stowage_testing.tools.missing``),
 never skips it.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.tools import missing
+from stowage_testing.tools import missing
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = REPO / "hack" / "node-tools" / "package.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.tools import eventually, free_port
+from stowage_testing.tools import eventually, free_port
 
 
 @dataclass

@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from stowage_testing.gateway import mcp_client, post, rpc
+from stowage_testing.issuer import serve_in_thread
+from stowage_testing.tools import free_port
 from tests.dev.oauth import REDIRECT, Client, discover, pkce, redirect_params
 from tests.dev.platform import DevPlatform
 from tests.dev.test_platform import claims
-from tests.gateway.harness import mcp_client, post, rpc
-from tests.support.issuer import serve_in_thread
-from tests.support.tools import free_port
 
 
 @pytest.fixture(scope="module")

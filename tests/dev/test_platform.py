@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from stowage_testing.gateway import mcp_client, post, rpc
+from stowage_testing.tools import eventually
 from tests.dev.platform import DevPlatform, worker_pids
-from tests.gateway.harness import mcp_client, post, rpc
-from tests.support.tools import eventually
 
 
 def stowage(*args: str) -> str:

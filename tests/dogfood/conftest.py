@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     NOTES_SCHEMA,
     GatewayProcess,
     Issuer,
@@ -29,9 +29,9 @@ from tests.gateway.harness import (
     running_issuer,
     tenant_entry,
 )
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess, running_worker
 
 STOWAGE = Path(sys.executable).with_name("stowage")
 TEST_USER = "dogfood-tester"

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from stowage_testing.gateway import Issuer, running_issuer
 from tests.faults.load import FaultRow
-from tests.gateway.harness import Issuer, running_issuer
 
 ROWS = pytest.StashKey[list[FaultRow]]()
 

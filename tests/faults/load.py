@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from tests.support.tools import eventually
+from stowage_testing.tools import eventually
 
 #: Pause of a client after an error, so a dead server is not hammered in a hot loop.
 ERROR_PAUSE = 0.02

@@ -18,6 +18,19 @@ from typing import Any
 import httpx
 import pytest
 
+from stowage_testing.gateway import (
+    MCP_HEADERS,
+    WORKER_POLICY,
+    GatewayProcess,
+    Issuer,
+    rpc,
+    running_gateway,
+    tenant_entry,
+)
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.redis import redis_server
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess, running_worker
 from tests.faults.conftest import Report
 from tests.faults.load import (
     FaultRow,
@@ -32,19 +45,6 @@ from tests.faults.load import (
     verify,
     wait_for_acks,
 )
-from tests.gateway.harness import (
-    MCP_HEADERS,
-    WORKER_POLICY,
-    GatewayProcess,
-    Issuer,
-    rpc,
-    running_gateway,
-    tenant_entry,
-)
-from tests.support.postgres import PostgresServer
-from tests.support.redis import redis_server
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess, running_worker
 
 CLIENTS = 16
 BEFORE, AFTER = 150, 150

@@ -19,6 +19,9 @@ import grpc
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage.wire import CORRELATION_KEY, TENANT_KEY, USER_ID_KEY
+from stowage_testing.postgres import PostgresServer, running_own_postgres
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess, running_worker
 from tests.faults.conftest import Report
 from tests.faults.load import (
     FaultRow,
@@ -32,9 +35,6 @@ from tests.faults.load import (
     verify,
     wait_for_acks,
 )
-from tests.support.postgres import PostgresServer, running_own_postgres
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess, running_worker
 
 CLIENTS = 16
 #: Writes acknowledged before the fault, and again after the repair, before the burst ends.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     WORKER_POLICY,
     GatewayProcess,
     Issuer,
@@ -16,8 +16,8 @@ from tests.gateway.harness import (
     running_issuer,
     tenant_entry,
 )
-from tests.support.postgres import PostgresServer
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.worker import WorkerProcess, running_worker
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from stowage_testing.gateway import GatewayProcess, Issuer, post, rpc, running_gateway, tenant_entry
+from stowage_testing.tools import eventually
 from tests.gateway.conftest import WorkerFor
-from tests.gateway.harness import GatewayProcess, Issuer, post, rpc, running_gateway, tenant_entry
-from tests.support.tools import eventually
 
 pytestmark = pytest.mark.postgres
 

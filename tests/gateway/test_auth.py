@@ -10,7 +10,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     GatewayProcess,
     Issuer,
     hmac_with_public_key,
@@ -19,7 +19,7 @@ from tests.gateway.harness import (
     rpc,
     unsigned_token,
 )
-from tests.support.issuer import sign_token
+from stowage_testing.issuer import sign_token
 
 pytestmark = pytest.mark.postgres
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tests.gateway.harness import MCP_HEADERS, GatewayProcess, Issuer, post, rpc, tool_error
+from stowage_testing.gateway import MCP_HEADERS, GatewayProcess, Issuer, post, rpc, tool_error
 
 pytestmark = pytest.mark.postgres
 

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from stowage_testing.gateway import GatewayProcess, Issuer, post, rpc, running_gateway, tenant_entry
+from stowage_testing.issuer import serve_in_thread
+from stowage_testing.tools import free_port
 from tests.gateway.conftest import WorkerFor
-from tests.gateway.harness import GatewayProcess, Issuer, post, rpc, running_gateway, tenant_entry
-from tests.support.issuer import serve_in_thread
-from tests.support.tools import free_port
 
 pytestmark = pytest.mark.postgres
 

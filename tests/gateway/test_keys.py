@@ -7,7 +7,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from gateway._jwks import JwksCache, discovery_urls
-from tests.gateway.harness import Issuer
+from stowage_testing.gateway import Issuer
 
 pytestmark = pytest.mark.anyio
 

@@ -21,10 +21,10 @@ import pytest
 from gateway._directory import TenantDirectory
 from gateway._kube_source import KubeTenantSource
 from gateway._types import Tenant, TenantName
-from tests.gateway.harness import GatewayProcess, running_gateway
-from tests.operator.support import API, tenant_doc
-from tests.support.kube import KubeCluster, running_kube
-from tests.support.tools import eventually
+from stowage_testing.gateway import GatewayProcess, running_gateway
+from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.operator import API, tenant_doc
+from stowage_testing.tools import eventually
 
 pytestmark = pytest.mark.kube
 

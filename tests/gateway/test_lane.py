@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.gateway.harness import GatewayProcess, Issuer, post, rpc, tool_error
+from stowage_testing.gateway import GatewayProcess, Issuer, post, rpc, tool_error
 
 pytestmark = pytest.mark.postgres
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import WorkerFor
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     GatewayProcess,
     Issuer,
     post,
@@ -17,7 +16,8 @@ from tests.gateway.harness import (
     running_gateway,
     tenant_entry,
 )
-from tests.support.redis import running_redis
+from stowage_testing.redis import running_redis
+from tests.gateway.conftest import WorkerFor
 
 pytestmark = pytest.mark.postgres
 

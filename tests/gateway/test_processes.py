@@ -24,8 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway._settings import GatewaySettings
-from tests.gateway.conftest import WorkerFor
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     MCP_HEADERS,
     GatewayProcess,
     Issuer,
@@ -33,8 +32,9 @@ from tests.gateway.harness import (
     running_processes,
     tenant_entry,
 )
-from tests.support.redis import running_redis
-from tests.support.tools import eventually
+from stowage_testing.redis import running_redis
+from stowage_testing.tools import eventually
+from tests.gateway.conftest import WorkerFor
 
 # Three interpreters start for each gateway here; a busy machine takes its time.
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.conftest import WorkerFor
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     WORKER_POLICY,
     GatewayProcess,
     Issuer,
@@ -23,9 +22,10 @@ from tests.gateway.harness import (
     tenant_entry,
     tool_error,
 )
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess, running_worker
+from tests.gateway.conftest import WorkerFor
 
 pytestmark = pytest.mark.postgres
 

@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tenant_worker._db import sync_url
-from tests.gateway.conftest import WorkerFor
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     GatewayProcess,
     Issuer,
     mcp_client,
@@ -29,8 +27,10 @@ from tests.gateway.harness import (
     tenant_entry,
     tool_error,
 )
-from tests.support.redis import running_redis
-from tests.support.worker import WorkerProcess
+from stowage_testing.redis import running_redis
+from stowage_testing.worker import WorkerProcess
+from tenant_worker._db import sync_url
+from tests.gateway.conftest import WorkerFor
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.harness import GatewayProcess, Issuer, mcp_client, tool_error
+from stowage_testing.gateway import GatewayProcess, Issuer, mcp_client, tool_error
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from gateway import _tenant_entries
-from tests.gateway.harness import GatewayProcess, running_gateway
-from tests.support.tools import eventually
+from stowage_testing.gateway import GatewayProcess, running_gateway
+from stowage_testing.tools import eventually
 
 
 def entry(gateway: GatewayProcess, name: str, issuer: str = "https://login.example.com/") -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.harness import GatewayProcess, Issuer, mcp_client, post, rpc, tool_error
+from stowage_testing.gateway import GatewayProcess, Issuer, mcp_client, post, rpc, tool_error
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing
 
 HOW = "install Debian's prometheus package (apt-get install prometheus), or run `make test-deps`"
 

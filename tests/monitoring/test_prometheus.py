@@ -28,7 +28,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY, start_http_server
 
-from tests.gateway.harness import (
+from stowage_testing.gateway import (
     GatewayProcess,
     Issuer,
     mcp_client,
@@ -39,19 +39,22 @@ from tests.gateway.harness import (
     tenant_entry,
     tool_error,
 )
-from tests.monitoring.prometheus import Prometheus, Target, running_prometheus
-from tests.operator.conftest import (
+from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.operator import (
     ADMIN_NAMESPACE,
     CRDS,
+    finished_job,
     make_region,
     operator_settings,
     running_operator,
+    secret_data,
+    tenant_doc,
+    wait_for_tenant,
 )
-from tests.operator.support import finished_job, secret_data, tenant_doc, wait_for_tenant
-from tests.support.kube import KubeCluster, running_kube
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually, free_port
-from tests.support.worker import WorkerProcess
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually, free_port
+from stowage_testing.worker import WorkerProcess
+from tests.monitoring.prometheus import Prometheus, Target, running_prometheus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kube]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.tools import find_program, missing
+from stowage_testing.tools import find_program, missing
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "charts/stowage/files/prometheus/rules.yaml"

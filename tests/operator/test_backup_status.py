@@ -17,11 +17,17 @@ import pytest
 from prometheus_client import REGISTRY
 from stowage_operator._backup_status import finished_runs, fold
 
-from tests.operator.conftest import make_region
-from tests.operator.support import API, condition, finished_job, tenant_doc, wait_for_tenant
-from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import (
+    API,
+    condition,
+    finished_job,
+    make_region,
+    tenant_doc,
+    wait_for_tenant,
+)
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 BACKUP_ID = "20261123T020012Z-744a"

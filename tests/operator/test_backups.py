@@ -9,10 +9,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.operator.conftest import make_region
-from tests.operator.support import API, condition, tenant_doc, wait_for_tenant, wait_gone
-from tests.support.kube import KubeCluster, KubeError
-from tests.support.postgres import PostgresServer
+from stowage_testing.kube import KubeCluster, KubeError
+from stowage_testing.operator import (
+    API,
+    condition,
+    make_region,
+    tenant_doc,
+    wait_for_tenant,
+    wait_gone,
+)
+from stowage_testing.postgres import PostgresServer
 
 pytestmark = pytest.mark.kube
 

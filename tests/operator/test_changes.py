@@ -6,7 +6,8 @@ import psycopg
 import pytest
 import yaml
 
-from tests.operator.support import (
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import (
     API,
     connect,
     databases,
@@ -16,9 +17,8 @@ from tests.operator.support import (
     wait_for_tenant,
     wait_gone,
 )
-from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually
 
 pytestmark = pytest.mark.kube
 

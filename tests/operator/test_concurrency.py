@@ -12,23 +12,21 @@ import uuid
 import psycopg
 import pytest
 
-from tests.operator.conftest import (
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import (
     ADMIN_NAMESPACE,
-    make_region,
-    operator_settings,
-    running_operator,
-)
-from tests.operator.support import (
     condition,
     databases,
+    make_region,
+    operator_settings,
     roles,
+    running_operator,
     secret_data,
     tenant_doc,
     wait_for_tenant,
 )
-from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer, running_postgres
-from tests.support.tools import eventually
+from stowage_testing.postgres import PostgresServer, running_postgres
+from stowage_testing.tools import eventually
 
 pytestmark = pytest.mark.kube
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.kube import KubeCluster
-from tests.support.tools import eventually
+from stowage_testing.kube import KubeCluster
+from stowage_testing.tools import eventually
 
 CRDS = Path(__file__).resolve().parents[2] / "charts" / "stowage" / "crds"
 #: The API server refuses a description on ``metadata`` itself (only ``name`` and

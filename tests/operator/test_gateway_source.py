@@ -11,8 +11,8 @@ import pytest
 
 from gateway._directory import TenantDirectory
 from gateway._kube_source import KubeTenantSource
-from tests.operator.support import API, tenant_doc
-from tests.support.kube import KubeCluster
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import API, tenant_doc
 
 pytestmark = pytest.mark.kube
 

@@ -6,10 +6,16 @@ import uuid
 
 import pytest
 
-from tests.operator.conftest import make_region
-from tests.operator.support import API, condition, databases, tenant_doc, wait_for_tenant
-from tests.support.kube import KubeCluster, KubeError
-from tests.support.postgres import PostgresServer
+from stowage_testing.kube import KubeCluster, KubeError
+from stowage_testing.operator import (
+    API,
+    condition,
+    databases,
+    make_region,
+    tenant_doc,
+    wait_for_tenant,
+)
+from stowage_testing.postgres import PostgresServer
 
 pytestmark = pytest.mark.kube
 

@@ -8,17 +8,17 @@ import psycopg
 import pytest
 import yaml
 
-from tests.operator.conftest import make_region
-from tests.operator.support import (
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import (
     condition,
     connect,
     databases,
+    make_region,
     secret_data,
     tenant_doc,
     wait_for_tenant,
 )
-from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer, running_postgres
+from stowage_testing.postgres import PostgresServer, running_postgres
 
 pytestmark = pytest.mark.kube
 

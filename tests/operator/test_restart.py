@@ -16,10 +16,10 @@ import httpx
 import psycopg
 import pytest
 
-from tests.operator.support import connect, secret_data, tenant_doc, wait_for_tenant
-from tests.support.kube import KubeCluster
-from tests.support.postgres import PostgresServer
-from tests.support.tools import free_port
+from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import connect, secret_data, tenant_doc, wait_for_tenant
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import free_port
 
 pytestmark = pytest.mark.kube
 

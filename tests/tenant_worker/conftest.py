@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.worker import WorkerProcess, running_worker
 from tenant_worker._db import sync_url
-from tests.support.postgres import PostgresServer
-from tests.support.worker import WorkerProcess, running_worker
 
 NOTES_SCHEMA = {
     "type": "object",

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from stowage.v1 import worker_pb2 as pb
 from stowage.wire import identity_digest
-from tests.support.worker import WorkerProcess
+from stowage_testing.worker import WorkerProcess
 from tests.tenant_worker.conftest import Client, database, status_of
 
 

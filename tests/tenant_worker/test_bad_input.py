@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from stowage.v1 import worker_pb2 as pb
-from tests.support.worker import WorkerProcess
+from stowage_testing.worker import WorkerProcess
 from tests.tenant_worker.conftest import Client, database, status_of
 
 

@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from stowage.protogen import ROOT, generate
+from stowage_testing.postgres import PostgresServer
 from tenant_worker import migrate
 from tenant_worker._models import Base
-from tests.support.postgres import PostgresServer
 
 
 def test_committed_grpc_stubs_match_the_proto(tmp_path: Path) -> None:

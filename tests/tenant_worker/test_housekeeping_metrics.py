@@ -13,8 +13,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess, running_worker
 from tests.tenant_worker.conftest import POLICY, database, open_client
 
 

@@ -11,7 +11,7 @@ import grpc
 import sqlalchemy as sa
 
 from stowage.v1 import worker_pb2 as pb
-from tests.support.worker import WorkerProcess
+from stowage_testing.worker import WorkerProcess
 from tests.tenant_worker.conftest import Client, data, database, status_of
 
 

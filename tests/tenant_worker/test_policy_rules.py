@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from stowage.v1 import worker_pb2 as pb
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess
 from tests.tenant_worker.conftest import (
     NOTES_SCHEMA,
     POLICY,

@@ -15,8 +15,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess
 from tests.tenant_worker.conftest import POLICY, Client, status_of
 
 MakeWorker = Callable[[dict[str, Any]], WorkerProcess]

@@ -14,9 +14,9 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.postgres import PostgresServer
-from tests.support.tools import eventually
-from tests.support.worker import WorkerProcess, running_worker
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess, running_worker
 from tests.tenant_worker.conftest import POLICY, Client, data, open_client, status_of
 
 

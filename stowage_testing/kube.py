@@ -41,9 +41,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.support.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 VERSIONS = REPO / "hack" / "kube-tools" / "versions.env"
 HOW = "run `make kube-tools` (hack/build-kube-tools.sh builds them from the Go module proxy)"
 

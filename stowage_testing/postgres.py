@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing
 
 PG_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 HOW = "install PostgreSQL (apt-get install postgresql) or set STOWAGE_TEST_POSTGRES_URL"

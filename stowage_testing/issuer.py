@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from stowage_dev import DEFAULT_SCOPES, DevAuthServer, load_or_create_key
 from stowage_dev._keys import access_claims
-from tests.support.tools import free_port
+from stowage_testing.tools import free_port
 
 
 def sign_token(

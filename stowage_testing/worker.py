@@ -17,7 +17,7 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.tools import free_port
+from stowage_testing.tools import free_port
 
 
 @dataclass

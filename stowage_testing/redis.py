@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing
 
 HOW = "install it (apt-get install redis-server)"
 

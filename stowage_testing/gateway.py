@@ -27,10 +27,10 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway._processes import READY_MESSAGE
 from stowage.wire import TOOL_ERROR_META_KEY
 
-# The issuer lives in tests.support.issuer; re-exported for the tiers that import it from here.
-from tests.support.issuer import Issuer as Issuer
-from tests.support.issuer import running_issuer as running_issuer
-from tests.support.tools import free_port
+# The issuer lives in stowage_testing.issuer; re-exported for the tiers that import it from here.
+from stowage_testing.issuer import Issuer as Issuer
+from stowage_testing.issuer import running_issuer as running_issuer
+from stowage_testing.tools import free_port
 
 NOTES_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -1,18 +1,100 @@
-"""Helpers for operator tests: Tenant documents, waiting on status, reading Secrets."""
+"""Operator test and benchmark helpers: the operator in a thread, Regions, Tenant documents,
+waiting on status, reading Secrets."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import json
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from stowage_operator import OperatorSettings, run_operator
 
-from tests.support.kube import KubeCluster
+from stowage_testing.kube import KubeCluster
+from stowage_testing.postgres import PostgresServer
 
+REPO = Path(__file__).resolve().parents[1]
+CRDS = REPO / "charts" / "stowage" / "crds"
+ADMIN_NAMESPACE = "stowage-system"
+RESYNC_SECONDS = 2.0
 API = "stowage.dev/v1alpha1"
+
+
+@contextmanager
+def running_operator(settings: OperatorSettings, timeout: float = 30.0) -> Iterator[None]:
+    """Run the operator in a thread until the block ends."""
+    stop = threading.Event()
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(run_operator(settings, stop_flag=stop, ready_flag=ready))
+        except BaseException as e:  # reported to the test below
+            failure.append(e)
+            ready.set()
+
+    thread = threading.Thread(target=main, name="stowage-operator", daemon=True)
+    thread.start()
+    if not ready.wait(timeout) or failure:
+        stop.set()
+        raise RuntimeError(f"operator did not start: {failure}")
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout)
+        assert not thread.is_alive(), "operator thread did not stop"
+
+
+def operator_settings(kube: KubeCluster, *namespaces: str, **overrides: Any) -> OperatorSettings:
+    return OperatorSettings(
+        kubeconfig=kube.kubeconfig,
+        namespaces=namespaces,
+        worker_image="stowage:test",
+        resync_seconds=RESYNC_SECONDS,
+        metrics_port=0,
+        **overrides,
+    )
+
+
+def make_region(kube: KubeCluster, server: PostgresServer, **spec: Any) -> str:
+    """A Region (and its admin Secret) on ``server``; returns its name."""
+    name = spec.pop("name", None) or f"r-{uuid.uuid4().hex[:8]}"
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"pg-{name}-admin", "namespace": ADMIN_NAMESPACE},
+            "stringData": {"username": server.user, "password": server.password},
+        }
+    )
+    kube.apply(
+        {
+            "apiVersion": "stowage.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": name},
+            "spec": {
+                "postgres": {
+                    "host": server.host,
+                    "port": server.port,
+                    "sslMode": "disable",
+                    "adminSecretRef": {"name": f"pg-{name}-admin", "namespace": ADMIN_NAMESPACE},
+                },
+                "nodeSelector": {"topology.kubernetes.io/region": name},
+                **spec,
+            },
+        }
+    )
+    return name
 
 
 def tenant_doc(name: str, namespace: str, region: str, **spec: Any) -> dict[str, Any]:
