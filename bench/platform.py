@@ -261,7 +261,7 @@ def scale_rounds(
     return rounds
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
@@ -287,61 +287,56 @@ def main() -> None:
         default=[16, 64],
         help="connections of the scale rows",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def _side_by_side(
+    args: argparse.Namespace,
+    base_url: str,
+    baseline_pid: int,
+    url: str,
+    groups: dict[str, list[int]],
+    token: str,
+) -> list[Round]:
+    """At each concurrency, the bare MCPServer and then the platform."""
+    rounds: list[Round] = []
+    for concurrency in args.concurrency:
+        print(f"  {BASELINE}, {concurrency} connections, {args.seconds}s", flush=True)
+        rounds.append(
+            measure(BASELINE, base_url, concurrency, args.seconds, {"baseline": [baseline_pid]})
+        )
+        print(f"  {PLATFORM}, {concurrency} connections, {args.seconds}s", flush=True)
+        rounds.append(measure(PLATFORM, url, concurrency, args.seconds, groups, token))
+    return rounds
+
+
+def main() -> None:
+    args = _arguments()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stowage-bench-")))
         parts = start_stack(stack, work)
-        pg, worker, issuer = parts.postgres, parts.worker, parts.issuer
         shell = parts.gateway
         gateway = stack.enter_context(running_gateway(shell.workdir, port=shell.port))
-        token = issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
+        token = parts.issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
         base_port = free_port()
         baseline = start_baseline(base_port, work / "baseline.log")
         stack.callback(stop, baseline)
 
-        assert gateway.proc is not None and worker.proc is not None
-        platform_groups = {
+        assert gateway.proc is not None and parts.worker.proc is not None
+        groups = {
             "gateway": [gateway.proc.pid],
-            "worker": [worker.proc.pid],
-            "postgres": [_postmaster(pg)],
+            "worker": [parts.worker.proc.pid],
+            "postgres": [_postmaster(parts.postgres)],
         }
-        rounds: list[Round] = []
-        for concurrency in args.concurrency:
-            print(f"  {BASELINE}, {concurrency} connections, {args.seconds}s", flush=True)
-            rounds.append(
-                measure(
-                    BASELINE,
-                    f"http://127.0.0.1:{base_port}/mcp",
-                    concurrency,
-                    args.seconds,
-                    {"baseline": [baseline.pid]},
-                )
-            )
-            print(f"  {PLATFORM}, {concurrency} connections, {args.seconds}s", flush=True)
-            rounds.append(
-                measure(
-                    PLATFORM,
-                    gateway.url("bench"),
-                    concurrency,
-                    args.seconds,
-                    platform_groups,
-                    token,
-                )
-            )
+        base_url = f"http://127.0.0.1:{base_port}/mcp"
+        url = gateway.url("bench")
+        rounds = _side_by_side(args, base_url, baseline.pid, url, groups, token)
         if args.gateway_processes:
-            rounds += scale_rounds(
-                stack,
-                shell,
-                token,
-                args.gateway_processes,
-                args.scale_concurrency,
-                args.seconds,
-                {k: v for k, v in platform_groups.items() if k != "gateway"},
-            )
+            rest = {k: v for k, v in groups.items() if k != "gateway"}
+            rounds += scale_rounds(stack, shell, token, args.gateway_processes,
+                                   args.scale_concurrency, args.seconds, rest)  # fmt: skip
         if args.profile is not None:
-            _profiled_round(args.profile, gateway.url("bench"), max(args.concurrency),
-                            args.seconds, platform_groups, token)  # fmt: skip
+            _profiled_round(args.profile, url, max(args.concurrency), args.seconds, groups, token)
         print()
         rounds = with_ratios(rounds)
         print_table(rounds)
