@@ -341,6 +341,7 @@ def _until_ready(
         time.sleep(PROBE_EVERY)
 
 
+# Over 60 lines on purpose: one measured round read top to bottom: start, load, change, probe, stop.
 def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -438,6 +438,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=15)
 
 
+# Over 60 lines on purpose: certificates, etcd, kube-apiserver, readiness and teardown of one
+# throwaway control plane, in the order they run.
 @contextmanager
 def running_kube(ready_timeout: float = 90.0) -> Iterator[KubeCluster]:
     """Start etcd and kube-apiserver on free loopback ports; stop and remove both after."""

@@ -137,6 +137,8 @@ def running_postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+# Over 60 lines on purpose: initdb, configuration, start and teardown of one throwaway cluster, in
+# the order they run.
 @contextmanager
 def running_own_postgres() -> Iterator[PostgresServer]:
     """Start a fresh cluster whatever the environment says: one the test may stop and start."""

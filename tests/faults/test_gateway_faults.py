@@ -206,6 +206,8 @@ def all_at_once(callers: list[Caller], count: int) -> list[list[str]]:
         return list(pool.map(lambda c: c.saves(count), callers))
 
 
+# Over 60 lines on purpose: one fault scenario in its phases: Redis down, calls admitted, Redis
+# back, the limit shared again.
 def test_with_redis_down_calls_are_admitted_and_once_it_is_back_the_shared_limit_applies(
     postgres: PostgresServer, issuer: Issuer, tmp_path: Path, fault_report: Report
 ) -> None:

@@ -69,6 +69,8 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
+# Over 60 lines on purpose: one end-to-end scenario across two gateways and Redis, read top to
+# bottom.
 async def test_a_user_who_revokes_access_is_refused_at_a_second_gateway_within_seconds(
     worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
 ) -> None:

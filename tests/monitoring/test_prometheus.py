@@ -147,6 +147,8 @@ def _finish_backup_and_drill(kube: KubeCluster, namespace: str) -> None:
     )
 
 
+# Over 60 lines on purpose: the whole monitored stack a real Prometheus scrapes, built in the order
+# it depends on.
 @pytest.fixture(scope="module")
 def stack(
     kube: KubeCluster, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
@@ -282,6 +284,7 @@ def _worker_down_alerts(s: Stack) -> list[dict[str, Any]]:
     ]
 
 
+# Over 60 lines on purpose: one scenario: traffic of every kind, each panel's query, then the alert.
 @pytest.mark.timeout(420)
 def test_traffic_fills_every_dashboard_panel_and_a_stopped_worker_raises_its_alert(
     stack: Stack,

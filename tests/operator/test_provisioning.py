@@ -29,6 +29,8 @@ def test_api_server_reports_the_pinned_kubernetes_release(kube: KubeCluster) -> 
     assert version["gitVersion"] != "v0.0.0-master+$Format:%H$"
 
 
+# Over 60 lines on purpose: every object one Tenant gets, checked in one pass against the real
+# servers.
 def test_tenant_gets_its_own_database_secret_and_worker_and_ends_ready(
     kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
 ) -> None:
