@@ -50,13 +50,12 @@ _TOOLS_CALL = "tools/call"
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 
 
-def _protocol_version(scope: Scope) -> str | None:
+def _protocol_version(request: Request) -> str | None:
     """The request's handshake-era protocol version, the default if absent; None otherwise."""
-    for key, value in scope["headers"]:
-        if key == b"mcp-protocol-version":
-            version = value.decode("latin-1")
-            return version if version in HANDSHAKE_PROTOCOL_VERSIONS else None
-    return types.DEFAULT_NEGOTIATED_VERSION
+    version = request.headers.get("mcp-protocol-version")
+    if version is None:
+        return types.DEFAULT_NEGOTIATED_VERSION
+    return version if version in HANDSHAKE_PROTOCOL_VERSIONS else None
 
 
 def _is_json(content_type: str) -> bool:
@@ -71,8 +70,7 @@ class ToolCallLane:
         self._catalogues = catalogues
         self._security = TransportSecurityMiddleware(security)
 
-    async def _headers_pass(self, scope: Scope) -> bool:
-        request = Request(scope)
+    async def _headers_pass(self, request: Request) -> bool:
         if await self._security.validate_request(request, is_post=True) is not None:
             return False
         has_json, _ = check_accept_headers(request)
@@ -99,11 +97,12 @@ class ToolCallLane:
         """Answer ``message`` if it is a plain ``tools/call``; False leaves it to the SDK."""
         if scope["method"] != "POST":
             return False
-        version = _protocol_version(scope)
+        request = Request(scope)
+        version = _protocol_version(request)
         if version is None:
             return False
         params = self._params(message, version)
-        if params is None or not await self._headers_pass(scope):
+        if params is None or not await self._headers_pass(request):
             return False
         assert isinstance(message, dict)
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}

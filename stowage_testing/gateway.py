@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from stowage.wire import TOOL_ERROR_META_KEY
 # The issuer lives in stowage_testing.issuer; re-exported for the tiers that import it from here.
 from stowage_testing.issuer import Issuer as Issuer
 from stowage_testing.issuer import running_issuer as running_issuer
-from stowage_testing.tools import free_port
+from stowage_testing.tools import free_port, terminate
 
 NOTES_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -131,13 +130,7 @@ class GatewayProcess:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,3 +45,15 @@ def eventually(predicate: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what or predicate}")
         time.sleep(0.05)
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 15.0) -> None:
+    """SIGTERM ``proc`` if it runs, then SIGKILL it after ``grace`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
