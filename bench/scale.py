@@ -342,6 +342,18 @@ def _until_ready(
 
 
 # Over 60 lines on purpose: one measured round read top to bottom: start, load, change, probe, stop.
+def tools_list_of_t0(http: httpx.Client, base: str, issuer: Any) -> Callable[[], object]:
+    """A ``tools/list`` of tenant ``t0`` with a valid token, to call again and again."""
+    token = issuer.token(f"{base}/t/t0/mcp", subject="scale")
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    return lambda: http.post(f"{base}/t/t0/mcp", json=body, headers=headers)
+
+
 def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -357,21 +369,14 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
     try:
         ready, loading, _ = _until_ready(base, proc, start)
         rss = _rss_mb(proc.pid)
-        token = issuer.token(f"{base}/t/t0/mcp", subject="scale")
-        headers = {
-            "authorization": f"Bearer {token}",
-            "accept": "application/json, text/event-stream",
-            "mcp-protocol-version": "2025-11-25",
-        }
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-        mcp = f"{base}/t/t0/mcp"
         with httpx.Client(timeout=60) as http:
+            tools_list = tools_list_of_t0(http, base, issuer)
             calls = []
             for _ in range(50):
                 t = time.perf_counter()
-                http.post(mcp, json=body, headers=headers)
+                tools_list()
                 calls.append(time.perf_counter() - t)
-            call = None if count == 1 else lambda: http.post(mcp, json=body, headers=headers)
+            call = None if count == 1 else tools_list
             idle = _worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
             # A change to one tenant: how long until it is served, and /healthz and
             # tools/list (of another tenant, while there is one) meanwhile.

@@ -37,6 +37,7 @@ from bench.scale import (
     _rss_mb,
     _until_ready,
     _worst_answers,
+    tools_list_of_t0,
 )
 from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import API, CRDS, tenant_doc
@@ -141,15 +142,7 @@ def measure(
     with _gateway(work, kube, namespace, port, checkout) as proc, httpx.Client(timeout=60) as http:
         ready_after, loading, ready = _until_ready(base, proc, start)
         rss = _rss_mb(proc.pid)
-        token = issuer.token(f"{base}/t/t0/mcp", subject="scale")
-        headers = {
-            "authorization": f"Bearer {token}",
-            "accept": "application/json, text/event-stream",
-            "mcp-protocol-version": "2025-11-25",
-        }
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-        mcp = f"{base}/t/t0/mcp"
-        call = None if count == 1 else lambda: http.post(mcp, json=body, headers=headers)
+        call = None if count == 1 else tools_list_of_t0(http, base, issuer)
         idle = _worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
         lists_before_change = tenant_requests(kube, "apiserver_request_total", "LIST")
         last = f"t{count - 1}"
