@@ -8,6 +8,7 @@ set; lookups never do I/O.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -36,16 +37,20 @@ class TenantDirectory:
 
     def __init__(self) -> None:
         self._tenants: Mapping[TenantName, Tenant] = {}
-        self._loaded = False
+        self._loaded = asyncio.Event()
 
     def publish(self, tenants: Mapping[TenantName, Tenant]) -> None:
         self._tenants = dict(tenants)
-        self._loaded = True
+        self._loaded.set()
 
     @property
     def loaded(self) -> bool:
         """True once the source published at least once (``/readyz``)."""
-        return self._loaded
+        return self._loaded.is_set()
+
+    async def wait_loaded(self) -> None:
+        """Return once the source has published at least once."""
+        await self._loaded.wait()
 
     def get(self, name: str) -> Tenant | None:
         return self._tenants.get(TenantName(name))

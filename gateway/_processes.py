@@ -33,7 +33,6 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 
 from gateway._settings import CHILD_OF_ENV, METRICS_DIR_ENV, GatewaySettings
@@ -48,8 +47,6 @@ from stowage.supervisor import (
 
 log = logging.getLogger(__name__)
 
-#: Seconds between checks whether a starting process has its tenants.
-_LOADED_POLL = 0.02
 #: uvicorn's exit status for an app that failed to start.
 _STARTUP_FAILURE = 3
 #: What each process logs (with its ``pid``) once it has its tenants, as it starts listening.
@@ -75,9 +72,7 @@ def _listen_once_loaded(app: Starlette) -> None:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Any]:
         async with inner(app) as state:
-            # The directory offers no event to wait on; this polls at startup only.
-            while not directory.loaded:  # noqa: ASYNC110
-                await anyio.sleep(_LOADED_POLL)
+            await directory.wait_loaded()
             log.info(READY_MESSAGE)
             yield state
 
