@@ -9,7 +9,8 @@ never serves traffic and never logs a password.
 
 Layers: ``_cli``/``_handlers`` (entry points: argparse, kopf) → ``_reconcile``
 (the service: what a Tenant needs, in order) → ``_backup_jobs`` (the backup
-Jobs and pods, kept by two watches) → ``_kube``/``_postgres`` (adapters).
+Jobs and pods) and ``_owned`` (the objects the operator applied), both kept
+by ``_watches`` → ``_kube``/``_postgres`` (adapters).
 ``_types``, ``_naming``, ``_manifests``, ``_backups``, ``_backup_status``,
 ``_spec`` and ``_conditions`` are plain values and functions: no I/O there.
 """

@@ -17,6 +17,7 @@ import kopf
 from stowage_operator import _kube
 from stowage_operator._backup_jobs import BackupJobs
 from stowage_operator._errors import OperatorError, PermanentError
+from stowage_operator._owned import Owned
 from stowage_operator._reconcile import Reconciler
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import Trigger
@@ -125,13 +126,15 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, settings: OperatorSetti
         memo.kube = kube
         memo.backup_jobs = BackupJobs(kube, settings.namespaces)
         memo.backup_jobs.start()
-        memo.reconciler = Reconciler(kube, settings, memo.backup_jobs)
+        memo.owned = Owned(kube, settings.namespaces)
+        memo.owned.start()
+        memo.reconciler = Reconciler(kube, settings, memo.backup_jobs, memo.owned)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
-        backup_jobs = getattr(memo, "backup_jobs", None)
-        if backup_jobs is not None:
-            await backup_jobs.stop()
+        for watches in (getattr(memo, "backup_jobs", None), getattr(memo, "owned", None)):
+            if watches is not None:
+                await watches.stop()
         reconciler = getattr(memo, "reconciler", None)
         if reconciler is not None:
             await asyncio.to_thread(reconciler.close)

@@ -52,6 +52,11 @@ async def configure(kubeconfig: Path | None) -> client.Configuration:
     return configuration
 
 
+def decoded(secret: Mapping[str, Any]) -> dict[str, str]:
+    """A Secret's ``data``, decoded."""
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
 def _error(e: ApiException, what: str) -> KubeError:
     """The operator's own error for an API failure, typed for the statuses callers handle."""
     kind = {404: APINotFoundError, 409: APIConflictError, 410: APIGoneError}.get(
@@ -215,9 +220,7 @@ class Kube:
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's decoded data, or None when there is no such Secret."""
         found = await self.get("v1", "Secret", namespace, name)
-        if found is None:
-            return None
-        return {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+        return None if found is None else decoded(found)
 
     async def patch_tenant_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

@@ -18,11 +18,13 @@ POLICY_KEY = "policy.yaml"
 POLICY_DIR = "/etc/stowage"
 
 _UNSAFE = re.compile(r"[^a-z0-9_]")
+#: Every tenant database and role name starts with this (and nothing else of the operator's).
+DATABASE_PREFIX = "stowage_"
 
 
 def database_name(namespace: Namespace, name: TenantName) -> str:
     """``stowage_<namespace>_<name>``, shortened with a hash to PostgreSQL's 63 bytes."""
-    raw = f"stowage_{namespace}_{name}"
+    raw = f"{DATABASE_PREFIX}{namespace}_{name}"
     safe = _UNSAFE.sub("_", raw.lower())
     if len(safe) <= 63 and safe == raw:
         return safe

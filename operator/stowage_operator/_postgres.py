@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -30,6 +30,23 @@ class Provisioned:
 
     created_role: bool
     created_database: bool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The tenants' databases and login roles on a region's server, as one read found them."""
+
+    #: Each tenant database: its owner, and whether PUBLIC holds any privilege on it.
+    databases: Mapping[str, tuple[str, bool]]
+    #: The tenant roles that may log in.
+    logins: frozenset[str]
+
+    def provisioned(self, database: str, role: str) -> bool:
+        """Whether ``ensure_database`` would find nothing to create or grant for the pair."""
+        return self.databases.get(database) == (role, False) and role in self.logins
+
+    def exists(self, database: str) -> bool:
+        return database in self.databases
 
 
 @asynccontextmanager
@@ -79,6 +96,29 @@ async def check(creds: AdminCredentials, connect_timeout: float) -> None:
     """Connect and run a trivial query; raise DatabaseError if that fails."""
     async with _admin(creds, connect_timeout) as conn:
         await conn.execute("SELECT 1")
+
+
+async def catalog(creds: AdminCredentials, connect_timeout: float, prefix: str) -> Catalog:
+    """The databases and login roles named ``prefix…`` (the tenants'), in one connection.
+
+    A database PUBLIC holds no privilege on has a non-null ACL without a PUBLIC
+    (grantee 0) entry; a null ACL means the defaults, which give PUBLIC CONNECT.
+    """
+    async with _admin(creds, connect_timeout) as conn:
+        cur = await conn.execute(
+            "SELECT d.datname, pg_get_userbyid(d.datdba), d.datacl IS NULL OR EXISTS "
+            "(SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0) "
+            "FROM pg_database d WHERE starts_with(d.datname, %s)",
+            (prefix,),
+        )
+        databases = {str(name): (str(owner), bool(public)) for name, owner, public in
+                     await cur.fetchall()}  # fmt: skip
+        cur = await conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolcanlogin AND starts_with(rolname, %s)",
+            (prefix,),
+        )
+        logins = frozenset(str(row[0]) for row in await cur.fetchall())
+    return Catalog(databases, logins)
 
 
 async def _exists(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str, name: str) -> bool:

@@ -6,18 +6,27 @@ objects → backup CronJobs → what the backup Jobs ended with → status. Ever
 trigger (create, update, resume, the resync timer) runs the same steps, so
 the timer repairs drift and picks up finished backups by simply running again.
 Calls for one Tenant never overlap (a lock per Tenant).
+
+A resync pass of a settled Tenant is nearly free: one read (its Secret). Its
+objects are re-applied only when their watch (``_owned``) shows them changed
+or gone, its database is checked against one catalog read per region shared
+by every Tenant's pass, and the Region and its admin Secret are read at most
+once per freshness window (the resync interval, at most 15 s). Every other
+trigger applies and checks everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from stowage_operator import (
     _backup_status,
@@ -32,8 +41,9 @@ from stowage_operator import (
 from stowage_operator._backup_jobs import BackupJobs
 from stowage_operator._conditions import DATABASE_READY, READY, WORKER_READY
 from stowage_operator._errors import OperatorError, PermanentError, TemporaryError
-from stowage_operator._kube import GROUP, VERSION, Kube
+from stowage_operator._kube import GROUP, VERSION, Kube, decoded
 from stowage_operator._migrating import Migrator
+from stowage_operator._owned import Owned
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import (
     AdminCredentials,
@@ -50,6 +60,8 @@ from stowage_operator._types import (
 )
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # (apiVersion, kind) of the worker objects, in the order they are deleted.
 WORKER_KINDS = (
@@ -93,6 +105,8 @@ TENANT_API = f"{GROUP}/{VERSION}"
 
 #: A Ready tenant is reported unready after this many failed resyncs in a row.
 RESYNC_FAILURES_BEFORE_UNREADY = 3
+#: The longest a resync pass trusts a Region, its admin Secret or a region's catalog.
+FRESH_SECONDS = 15.0
 
 
 def _is_ready(status: Mapping[str, Any]) -> bool:
@@ -139,12 +153,24 @@ def _database_ready(region: Region, creds: DatabaseCredentials) -> Condition:
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, settings: OperatorSettings, backup_jobs: BackupJobs | None = None
+        self,
+        kube: Kube,
+        settings: OperatorSettings,
+        backup_jobs: BackupJobs | None = None,
+        owned: Owned | None = None,
     ) -> None:
         self._kube = kube
         self._settings = settings
         # The backup Jobs and pods from their watches; without them, listed per reconcile.
         self._backup_jobs = backup_jobs
+        # The Tenants' own objects from their watches; without them, applied every pass.
+        self._owned = owned
+        # What a resync reads at most once per window, with when it was read (see ``_recent``).
+        self._fresh_seconds = min(FRESH_SECONDS, settings.resync_seconds)
+        self._recently_read: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._read_locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        # Per Tenant, the database this process last made sure of: where, whose, which password.
+        self._ensured: dict[tuple[str, str], tuple[str, int, str, str, bytes]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Tenant migrations run in a small pool of processes (Alembic is process-global).
         self._migrator = Migrator(settings.migration_processes)
@@ -165,8 +191,40 @@ class Reconciler:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    async def _region(self, name: str) -> Region:
-        body = await self._kube.get_region(name)
+    async def _recent(
+        self, key: tuple[str, ...], read: Callable[[], Awaitable[_T]], trigger: Trigger | None
+    ) -> _T:
+        """On a resync, what ``read`` answered less than a freshness window ago; else read now.
+
+        One caller reads while the others with the same key wait for its answer, so a
+        thousand Tenants' passes share one read per window. A read that failed fails
+        every resync in its window the same way (so a region that is down is tried
+        once per window, not once per Tenant); other triggers always read.
+        """
+        if trigger is not Trigger.RESYNC:
+            return await self._read_now(key, read)
+        async with self._read_locks.setdefault(key, asyncio.Lock()):
+            kept = self._recently_read.get(key)
+            if kept is None or time.monotonic() - kept[0] >= self._fresh_seconds:
+                return await self._read_now(key, read)
+            if isinstance(kept[1], OperatorError):
+                # A copy: re-raising one instance would grow its traceback with every caller.
+                raise copy.copy(kept[1]).with_traceback(None)
+            value: _T = kept[1]
+            return value
+
+    async def _read_now(self, key: tuple[str, ...], read: Callable[[], Awaitable[_T]]) -> _T:
+        started = time.monotonic()
+        try:
+            value = await read()
+        except OperatorError as e:
+            self._recently_read[key] = (started, e)
+            raise
+        self._recently_read[key] = (started, value)
+        return value
+
+    async def _region(self, name: str, trigger: Trigger | None = None) -> Region:
+        body = await self._recent(("region", name), lambda: self._kube.get_region(name), trigger)
         if body is None:
             raise TemporaryError(
                 f"Region {name!r} does not exist; create it or fix spec.region",
@@ -175,8 +233,13 @@ class Reconciler:
             )
         return Region.from_body(body)
 
-    async def _admin(self, region: Region) -> AdminCredentials:
-        data = await self._kube.secret_data(region.admin_secret_namespace, region.admin_secret_name)
+    async def _admin(self, region: Region, trigger: Trigger | None = None) -> AdminCredentials:
+        namespace, name = region.admin_secret_namespace, region.admin_secret_name
+        data = await self._recent(
+            ("secret", namespace, name),
+            lambda: self._kube.secret_data(namespace, name),
+            trigger,
+        )
         where = f"Secret {region.admin_secret_namespace}/{region.admin_secret_name}"
         if data is None:
             raise TemporaryError(
@@ -240,8 +303,8 @@ class Reconciler:
         stage = DATABASE_READY
         try:
             # 1. What the schema could not check, and the region.
-            region = await self._accepting_region(spec, old_status)
-            admin = await self._admin(region)
+            region = await self._accepting_region(spec, old_status, trigger)
+            admin = await self._admin(region, trigger)
             await self._harden_region(admin)
             # 2. Database, role, Secret, migrations.
             creds = await self._ensure_database(ref, region, admin, old_status, trigger, extra)
@@ -249,8 +312,8 @@ class Reconciler:
             conditions.append(_database_ready(region, creds))
             # 3. The worker.
             stage = WORKER_READY
-            message = await self._apply_worker(ref, spec, region)
-            conditions.append(await self._apply_backups(ref, spec, region, admin, extra))
+            message = await self._apply_worker(ref, spec, region, trigger)
+            conditions.append(await self._apply_backups(ref, spec, region, admin, trigger, extra))
             backup = await self._read_backups(ref, old_status, extra)
             if backup:
                 status["backup"] = backup
@@ -263,11 +326,11 @@ class Reconciler:
         return Outcome(True, tuple(conditions))
 
     async def _accepting_region(
-        self, spec: Mapping[str, Any], old_status: Mapping[str, Any]
+        self, spec: Mapping[str, Any], old_status: Mapping[str, Any], trigger: Trigger
     ) -> Region:
         """The Tenant's Region, once the spec passed what its schema could not check."""
         _spec.validate(spec)
-        region = await self._region(str(spec.get("region", "")))
+        region = await self._region(str(spec.get("region", "")), trigger)
         if not region.accepting_tenants and not old_status.get("database"):
             raise TemporaryError(
                 f"Region {region.name!r} does not accept new tenants (spec.acceptingTenants)",
@@ -395,9 +458,9 @@ class Reconciler:
         database = _naming.database_name(ref.namespace, ref.name)
         role = _naming.role_name(ref.namespace, ref.name)
         secret_name = _naming.secret_name(ref.name)
-        existing = await self._kube.secret_data(ref.namespace, secret_name)
+        existing = await self._kube.get("v1", "Secret", ref.namespace, secret_name)
         provisioned_before = bool(old_status.get("database"))
-        password = (existing or {}).get("password")
+        password = decoded(existing).get("password") if existing else None
         if not password:
             password = secrets.token_urlsafe(32)
             if provisioned_before:
@@ -417,10 +480,8 @@ class Reconciler:
         )
         # The Secret first: the role's password always comes from it, so a crash
         # between the two steps converges on the next run.
-        await self._kube.apply(_manifests.secret(ref, creds))
-        made = await _postgres.ensure_database(
-            admin, database, role, password, self._settings.postgres_timeout
-        )
+        await self._apply(_manifests.secret(ref, creds), trigger, live=existing)
+        made = await self._provision(ref, admin, database, role, password, trigger)
         if provisioned_before and made.created_database:
             _metrics.REPAIRS.labels("database").inc()
             log.warning("database %s was missing; created it again", database, extra=extra)
@@ -439,19 +500,91 @@ class Reconciler:
             await self._migrator.migrate(creds.url(), database)
         return creds
 
-    async def _apply_worker(self, ref: TenantRef, spec: Mapping[str, Any], region: Region) -> str:
-        await self._kube.apply(_manifests.config_map(ref, spec))
-        deployment = await self._kube.apply(
-            _manifests.deployment(ref, spec, region, self._settings)
+    async def _provision(
+        self,
+        ref: TenantRef,
+        admin: AdminCredentials,
+        database: str,
+        role: str,
+        password: str,
+        trigger: Trigger,
+    ) -> _postgres.Provisioned:
+        """``ensure_database``, unless a resync finds it done: by this process, with this
+        password, and the region's catalog still showing the database, owner and grants."""
+        key = (ref.namespace, ref.name)
+        digest = hashlib.blake2b(password.encode(), digest_size=16).digest()
+        done = (admin.host, admin.port, database, role, digest)
+        if trigger is Trigger.RESYNC and self._ensured.get(key) == done:
+            catalog = await self._catalog(admin)
+            if catalog.provisioned(database, role):
+                return _postgres.Provisioned(created_role=False, created_database=False)
+        self._ensured.pop(key, None)
+        made = await _postgres.ensure_database(
+            admin, database, role, password, self._settings.postgres_timeout
         )
-        await self._kube.apply(_manifests.service(ref))
-        await self._kube.apply(_manifests.network_policy(ref, self._settings))
+        self._ensured[key] = done
+        return made
+
+    async def _catalog(self, admin: AdminCredentials) -> _postgres.Catalog:
+        """The region's tenant databases and roles, read at most once per freshness window.
+
+        Kept per server and admin credentials, not per server alone: a region whose
+        admin password stopped working must fail its resyncs, even while another
+        region on the same server reads the same catalog fine.
+        """
+        secret = hashlib.blake2b(admin.password.encode(), digest_size=16).hexdigest()
+        return await self._recent(
+            ("catalog", admin.host, str(admin.port), admin.user, secret),
+            lambda: _postgres.catalog(
+                admin, self._settings.postgres_timeout, _naming.DATABASE_PREFIX
+            ),
+            Trigger.RESYNC,
+        )
+
+    async def _apply(
+        self, obj: Mapping[str, Any], trigger: Trigger, live: Mapping[str, Any] | None = None
+    ) -> Mapping[str, Any]:
+        """Server-side apply; a resync skips an object that is as it was last applied
+        (``live`` if the caller read it, else its watch)."""
+        owned = self._owned
+        if owned is None:
+            return await self._kube.apply(obj)
+        if trigger is Trigger.RESYNC and (current := owned.unchanged(obj, live)) is not None:
+            return current
+        stored = await self._kube.apply(obj)
+        owned.applied(obj, stored)
+        return stored
+
+    async def _delete(
+        self, api_version: str, kind: str, namespace: str, name: str, trigger: Trigger | None
+    ) -> None:
+        """Delete; a resync skips an object its watch shows as gone."""
+        owned = self._owned
+        if owned is not None:
+            if trigger is Trigger.RESYNC and owned.absent(api_version, kind, namespace, name):
+                return
+            owned.forget(api_version, kind, namespace, name)
+        await self._kube.delete(api_version, kind, namespace, name)
+
+    async def _apply_worker(
+        self, ref: TenantRef, spec: Mapping[str, Any], region: Region, trigger: Trigger
+    ) -> str:
+        await self._apply(_manifests.config_map(ref, spec), trigger)
+        deployment = await self._apply(
+            _manifests.deployment(ref, spec, region, self._settings), trigger
+        )
+        await self._apply(_manifests.service(ref), trigger)
+        await self._apply(_manifests.network_policy(ref, self._settings), trigger)
         replicas = _manifests.replicas(spec)
         if replicas > 1:
-            await self._kube.apply(_manifests.pod_disruption_budget(ref))
+            await self._apply(_manifests.pod_disruption_budget(ref), trigger)
         else:
-            await self._kube.delete(
-                "policy/v1", "PodDisruptionBudget", ref.namespace, _naming.worker_name(ref.name)
+            await self._delete(
+                "policy/v1",
+                "PodDisruptionBudget",
+                ref.namespace,
+                _naming.worker_name(ref.name),
+                trigger,
             )
         available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
         return (
@@ -466,6 +599,7 @@ class Reconciler:
         spec: Mapping[str, Any],
         region: Region,
         admin: AdminCredentials,
+        trigger: Trigger,
         extra: Mapping[str, Any],
     ) -> Condition:
         """The backup and drill CronJobs per the plan, or none; never fails the reconcile.
@@ -477,17 +611,19 @@ class Reconciler:
         try:
             if isinstance(plan, _backups.NoPlan):
                 for api_version, kind, name in _backup_objects(ref.name):
-                    await self._kube.delete(api_version, kind, ref.namespace, name)
+                    await self._delete(api_version, kind, ref.namespace, name, trigger)
                 return Condition(BACKUP_SCHEDULED, "False", plan.reason, plan.message)
-            await _postgres.ensure_scratch_database(
-                admin,
-                _naming.scratch_database_name(ref.namespace, ref.name),
-                _naming.role_name(ref.namespace, ref.name),
-                self._settings.postgres_timeout,
-            )
+            scratch = _naming.scratch_database_name(ref.namespace, ref.name)
+            if trigger is not Trigger.RESYNC or not (await self._catalog(admin)).exists(scratch):
+                await _postgres.ensure_scratch_database(
+                    admin,
+                    scratch,
+                    _naming.role_name(ref.namespace, ref.name),
+                    self._settings.postgres_timeout,
+                )
             for task in ("backup", "drill"):
-                await self._kube.apply(
-                    _backups.cron_job(task, ref, spec, plan, region, self._settings)
+                await self._apply(
+                    _backups.cron_job(task, ref, spec, plan, region, self._settings), trigger
                 )
         except OperatorError as e:
             log.warning("backup CronJobs not applied: %s", e.message, extra=extra)
@@ -544,9 +680,9 @@ class Reconciler:
             name = _naming.worker_name(ref.name)
             for api_version, kind in WORKER_KINDS:
                 obj_name = _naming.policy_name(ref.name) if kind == "ConfigMap" else name
-                await self._kube.delete(api_version, kind, ref.namespace, obj_name)
+                await self._delete(api_version, kind, ref.namespace, obj_name, None)
             for api_version, kind, obj_name in _backup_objects(ref.name):
-                await self._kube.delete(api_version, kind, ref.namespace, obj_name)
+                await self._delete(api_version, kind, ref.namespace, obj_name, None)
             if policy == "Delete":
                 region = await self._region(str(spec.get("region", "")))
                 admin = await self._admin(region)
@@ -562,7 +698,8 @@ class Reconciler:
                     _naming.role_name(ref.namespace, ref.name),
                     self._settings.postgres_timeout,
                 )
-            await self._kube.delete("v1", "Secret", ref.namespace, _naming.secret_name(ref.name))
+            await self._delete("v1", "Secret", ref.namespace, _naming.secret_name(ref.name), None)
+            self._ensured.pop((ref.namespace, ref.name), None)
             _metrics.DELETIONS.labels(policy).inc()
             with contextlib.suppress(KeyError):
                 _metrics.TENANTS_READY.remove(ref.namespace, ref.name)

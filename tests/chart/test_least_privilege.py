@@ -349,6 +349,17 @@ def test_operator_schedules_backups_and_reads_their_outcome_with_only_the_charts
     assert "backup results not read" not in text, text
 
 
+#: What the operator writes for a Tenant and watches (never Secrets: that reads them all).
+WATCHED_FOR_DRIFT = (
+    ("deployments", "apps"),
+    ("configmaps", ""),
+    ("services", ""),
+    ("networkpolicies", "networking.k8s.io"),
+    ("poddisruptionbudgets", "policy"),
+    ("cronjobs", "batch"),
+)
+
+
 def test_operator_service_account_cannot_do_more_than_it_needs(
     kube: KubeCluster, release: Release
 ) -> None:
@@ -360,9 +371,13 @@ def test_operator_service_account_cannot_do_more_than_it_needs(
         assert not allowed(client, "list", "secrets", namespace="any")
         assert not allowed(client, "create", "tenants", "stowage.dev", "any")
         assert not allowed(client, "delete", "regions", "stowage.dev")
-        # Backups: CronJobs written, finished Jobs and their pods listed and watched, no more.
-        for verb in ("create", "patch", "delete"):
-            assert allowed(client, verb, "cronjobs", "batch", "any"), verb
+        assert not allowed(client, "watch", "secrets", namespace="any")
+        # The worker's objects and the backup CronJobs: written, and watched for drift.
+        for resource, group in WATCHED_FOR_DRIFT:
+            for verb in ("list", "watch", "create", "patch", "delete"):
+                assert allowed(client, verb, resource, group, "any"), (verb, resource)
+            assert not allowed(client, "update", resource, group, "any"), resource
+        # Backups: finished Jobs and their pods listed and watched, no more.
         for verb in ("list", "watch"):
             assert allowed(client, verb, "jobs", "batch", "any"), verb
             assert allowed(client, verb, "pods", namespace="any"), verb
