@@ -20,6 +20,10 @@ from stowage_operator._types import Body, DatabaseCredentials, Region, TenantRef
 
 API_VERSION = "stowage.dev/v1alpha1"
 
+#: libyaml's safe dumper when PyYAML has it (the same text, a quarter of the CPU: every
+#: resync pass renders every Tenant's policy to compare it), else PyYAML's own.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "512Mi"},
@@ -72,7 +76,7 @@ def config_map(tenant: TenantRef, spec: Mapping[str, Any]) -> Body:
         "kind": "ConfigMap",
         "metadata": _meta(tenant, _naming.policy_name(tenant.name)),
         "data": {
-            _naming.POLICY_KEY: yaml.safe_dump(policy_document(spec), sort_keys=True),
+            _naming.POLICY_KEY: yaml.dump(policy_document(spec), Dumper=_DUMPER, sort_keys=True),
         },
     }
 
