@@ -558,10 +558,12 @@ class Reconciler:
     async def _delete(
         self, api_version: str, kind: str, namespace: str, name: str, trigger: Trigger | None
     ) -> None:
-        """Delete; a resync skips an object its watch shows as gone."""
+        """Delete; a reconcile skips an object its watch shows as gone (a new Tenant has no
+        PodDisruptionBudget or CronJobs to delete). Deleting the Tenant (``trigger`` None)
+        always asks the API server: an object made a moment ago may not be watched yet."""
         owned = self._owned
         if owned is not None:
-            if trigger is Trigger.RESYNC and owned.absent(api_version, kind, namespace, name):
+            if trigger is not None and owned.absent(api_version, kind, namespace, name):
                 return
             owned.forget(api_version, kind, namespace, name)
         await self._kube.delete(api_version, kind, namespace, name)
