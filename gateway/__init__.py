@@ -18,7 +18,9 @@ Layers (each imports only from the ones below it):
 - adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
   (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML
   or JSON, read by ``_tenant_entries`` in a short-lived process so a reload
-  never holds the event loop) and ``_kube_source`` (Tenant resources, watched);
+  never holds the event loop) and ``_kube_source`` (Tenant resources, watched
+  through ``_kube_client``, a small httpx client, with ``_kube_config``: a
+  kubeconfig or the pod's service account);
 - plain values, no I/O: ``_types``, ``_settings``, ``_errors``.
 """
 

@@ -30,10 +30,6 @@ def _serve(args: argparse.Namespace) -> int:
     """
     settings = GatewaySettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
-    import uvicorn
-
-    from gateway._app import create_app
-    from gateway._processes import ListenError, serve_child, supervise
     from stowage import _logging
 
     _logging.configure(settings.log_level)
@@ -44,10 +40,19 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    supervising = settings.processes > 1 and settings.parent_pid is None
+    # Before the app's imports: the API server produces the first list of Tenants meanwhile.
+    source = None if supervising else _source(settings)
+
+    import uvicorn
+
+    from gateway._app import create_app
+    from gateway._processes import ListenError, serve_child, supervise
+
     try:
-        if settings.processes > 1 and settings.parent_pid is None:
+        if supervising:
             return supervise(settings)
-        app = create_app(settings, _source(settings))
+        app = create_app(settings, source)
         if settings.parent_pid is not None:
             return serve_child(app, settings)
     except ListenError as e:
@@ -58,9 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _source(settings: GatewaySettings) -> TenantSource | None:
-    """The Kubernetes source when asked for; None is the settings' tenants file."""
+    """The Kubernetes source when asked for, its first list already asked for; None is the
+    settings' tenants file."""
     if settings.tenants_from != "kubernetes":
         return None
     from gateway._kube_source import KubeTenantSource
 
-    return KubeTenantSource(kubeconfig=settings.kubeconfig, namespace=settings.kube_namespace)
+    source = KubeTenantSource(kubeconfig=settings.kubeconfig, namespace=settings.kube_namespace)
+    source.list_ahead()
+    return source

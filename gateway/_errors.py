@@ -17,6 +17,25 @@ class TenantConfigError(GatewayError, ValueError):
     """The tenant directory is invalid; the message names the field."""
 
 
+# --- the Kubernetes API (the tenant source) -------------------------------------
+
+
+class KubeUnavailable(GatewayError):
+    """The Kubernetes API could not be read: unreachable, refused (``status``: 401 or 403
+    when the gateway's RBAC is missing), or its answer broke off."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KubeExpired(KubeUnavailable):
+    """410 Gone: the resourceVersion a watch started from is too old; list again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 410)
+
+
 # --- authentication -----------------------------------------------------------
 
 

@@ -5,19 +5,19 @@ operator has published its worker's ``status.endpoint``, and stops being
 routable as soon as it is marked for deletion. Auth, rate limits and
 collections come from its spec, parsed exactly like the tenant file.
 
-The source lists (in pages), publishes, then watches from the list's
-resourceVersion. Each event re-parses only its own Tenant; the routable set is
-published after a change, at most once per ``publish_interval`` so that a burst
-of events (a resync of thousands of Tenants) is one publish. When the API cannot
-be read (or the watch expires), it keeps the last published set, waits and
-lists again, re-parsing only the Tenants whose resourceVersion moved. It only
-ever reads: the gateway's RBAC needs ``get``, ``list`` and ``watch`` on
-``tenants.stowage.dev``.
+The source lists (parsing each Tenant as it arrives, in slices between the
+requests it serves), publishes, then watches from the list's resourceVersion.
+Each event re-parses only its own Tenant; the routable set is published after
+a change, at most once per ``publish_interval`` so that a burst of events (a
+resync of thousands of Tenants) is one publish. When the API cannot be read
+(unreachable, 401/403, a broken stream, or the watch expired: 410), it keeps
+the last published set, waits and lists again, re-parsing only the Tenants
+whose resourceVersion moved. It only ever reads: the gateway's RBAC needs
+``get``, ``list`` and ``watch`` on ``tenants.stowage.dev``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from kubernetes_asyncio import client, config, watch
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from gateway._errors import TenantConfigError
+from gateway._errors import KubeUnavailable, TenantConfigError
+from gateway._kube_client import KubeClient, ListAnswer, list_ahead
+from gateway._kube_config import KubeAccess, from_kubeconfig, in_cluster
 from gateway._tenant_file import Slices, parse_tenant
 from gateway._types import Tenant, TenantName
 
@@ -198,7 +198,7 @@ class KubeTenantSource:
         namespace: str | None = None,
         retry_delay: float = 2.0,
         watch_timeout: int = 300,
-        page_size: int = 250,
+        page_size: int = 0,
         publish_interval: float = 0.25,
     ) -> None:
         self.kubeconfig = kubeconfig
@@ -207,6 +207,24 @@ class KubeTenantSource:
         self.watch_timeout = watch_timeout
         self.page_size = page_size
         self.publish_interval = publish_interval
+        self._ahead: ListAnswer | None = None
+
+    def list_ahead(self) -> None:
+        """Ask for the first list now, before the event loop runs; ``watch`` reads it.
+
+        A thread reads the answer meanwhile: the API server takes about as
+        long to produce ten thousand Tenants as the gateway takes to load.
+        """
+        try:
+            self._ahead = list_ahead(self._access(), self.path, self.page_size)
+        except KubeUnavailable:
+            self._ahead = None  # ``watch`` tries again and says why
+
+    @property
+    def path(self) -> str:
+        """The Tenant collection the source reads: one namespace's, or all of them."""
+        within = "" if self.namespace is None else f"/namespaces/{self.namespace}"
+        return f"/apis/{GROUP}/{VERSION}{within}/{PLURAL}"
 
     async def watch(self, publish: Publish) -> None:
         tenants = RoutableTenants()
@@ -215,106 +233,67 @@ class KubeTenantSource:
             tg.start_soon(publisher.run)
             while True:
                 try:
-                    async with await self._client() as api_client:
-                        call, args = self._list_call(client.CustomObjectsApi(api_client))
-                        version = await self._list(call, args, tenants, publisher)
-                        await self._follow(call, args, version, tenants, publisher)
-                except (TimeoutError, _Expired, ApiException, OSError) as e:
+                    async with KubeClient(self._access()) as api:
+                        version = await self._list(api, tenants, publisher)
+                        await self._follow(api, version, tenants, publisher)
+                except (TimeoutError, KubeUnavailable, OSError) as e:
                     log.warning(
                         "Tenant watch interrupted; keeping %d tenants and listing again: %s",
                         len(tenants),
-                        type(e).__name__,
+                        e if str(e) else type(e).__name__,
                     )
                 except Exception:  # the source must outlive any one failure
                     log.exception("Tenant watch failed; keeping the last set and retrying")
                 publisher.nothing_yet()
                 await anyio.sleep(self.retry_delay)
 
-    async def _client(self) -> client.ApiClient:
-        configuration = client.Configuration()
-        if self.kubeconfig is None:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            await config.load_kube_config(
-                config_file=str(self.kubeconfig), client_configuration=configuration
-            )
-        return client.ApiClient(configuration)
+    def _access(self) -> KubeAccess:
+        """Read each time the source (re)connects: a kubeconfig may have been fixed meanwhile."""
+        return in_cluster() if self.kubeconfig is None else from_kubeconfig(self.kubeconfig)
 
-    def _list_call(self, api: client.CustomObjectsApi) -> tuple[Callable[..., Any], list[Any]]:
-        if self.namespace is None:
-            return api.list_cluster_custom_object, [GROUP, VERSION, PLURAL]
-        return api.list_namespaced_custom_object, [GROUP, VERSION, self.namespace, PLURAL]
+    async def _list(self, api: KubeClient, tenants: RoutableTenants, publisher: _Publisher) -> str:
+        """Bring ``tenants`` up to a fresh list; the list's resourceVersion.
 
-    async def _list(
-        self,
-        call: Callable[..., Any],
-        args: list[Any],
-        tenants: RoutableTenants,
-        publisher: _Publisher,
-    ) -> str:
-        """Bring ``tenants`` up to a fresh list, page by page; the list's resourceVersion.
-
-        The next page is asked for before this one is parsed: the API server
-        serves it while the gateway parses.
+        Each Tenant is parsed as it arrives, in slices between the requests
+        the gateway serves; in pages of ``page_size`` when that is set.
         """
         listed: set[Key] = set()
         changed = False
         slices = Slices()
-        request = asyncio.ensure_future(call(*args, limit=self.page_size))
+        token: str | None = None
         with _collector_paused():
-            try:
-                while True:
-                    page = await request
-                    token = page["metadata"].get("continue")
-                    if token:
-                        request = asyncio.ensure_future(
-                            call(*args, limit=self.page_size, _continue=token)
-                        )
-                    for body in page.get("items") or []:
+            while True:
+                answer = self._ahead or api.list(self.path, self.page_size, token)
+                self._ahead = None
+                async with contextlib.aclosing(answer.items()) as items:
+                    async for body in items:
                         listed.add(_key(body))
                         changed |= tenants.put(body)
                         await slices.tick()
-                    if not token:
-                        break
-            finally:  # a page still on its way when parsing failed or was cancelled
-                if not request.done():
-                    request.cancel()
-                elif not request.cancelled():
-                    request.exception()  # seen: the loop does not report it as never retrieved
+                token = answer.metadata.get("continue")
+                if not token:
+                    break
         for key in tenants.keys() - listed:
             changed |= tenants.remove(key)
         log.info("listed %d Tenant resources", len(listed), extra={"tenant_count": len(listed)})
         if changed or not publisher.published:
             publisher.changed()
-        return str(page["metadata"]["resourceVersion"])
+        return str(answer.metadata["resourceVersion"])
 
     async def _follow(
-        self,
-        call: Callable[..., Any],
-        args: list[Any],
-        version: str,
-        tenants: RoutableTenants,
-        publisher: _Publisher,
+        self, api: KubeClient, version: str, tenants: RoutableTenants, publisher: _Publisher
     ) -> None:
         """Apply watch events from ``version`` on, one watch after another, until one fails."""
         while True:
-            stream = watch.Watch().stream(
-                call,
-                *args,
-                resource_version=version,
-                timeout_seconds=self.watch_timeout,
-                allow_watch_bookmarks=True,
-            )
-            async with stream:
-                async for event in stream:
+            events = api.watch(self.path, version, self.watch_timeout)
+            async with contextlib.aclosing(events):
+                async for event in events:
                     version = self._apply(event, tenants, publisher) or version
 
     @staticmethod
     def _apply(event: Mapping[str, Any], tenants: RoutableTenants, publisher: _Publisher) -> str:
         """Take one watch event into ``tenants``; the resourceVersion it brings."""
         kind, body = event["type"], event["object"]
-        if kind == "ERROR":
-            raise _Expired(str(body))
         if kind == "DELETED":
             changed = tenants.remove(_key(body))
         elif kind != "BOOKMARK":
@@ -324,7 +303,3 @@ class KubeTenantSource:
         if changed:
             publisher.changed()
         return str(body["metadata"]["resourceVersion"])
-
-
-class _Expired(Exception):
-    """The watch's resourceVersion is too old (or the server ended it with an error)."""

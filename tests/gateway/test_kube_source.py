@@ -8,6 +8,8 @@ gateway read it: one list, then a watch.
 
 from __future__ import annotations
 
+import base64
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -17,6 +19,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import yaml
 
 from gateway._directory import TenantDirectory
 from gateway._kube_source import KubeTenantSource
@@ -183,4 +186,90 @@ async def test_tenants_listed_over_many_pages_are_all_served_then_followed(
         kube.delete(API, "Tenant", "p3", namespace)
         await published.until(lambda d: d.get("p3") is None)
         assert len(published.directory.all()) == 6
+        tg.cancel_scope.cancel()
+
+
+def service_account_token(kube: KubeCluster, namespace: str, name: str) -> str:
+    """A token of a new ServiceAccount (from the TokenRequest API): no rights yet."""
+    account = {"name": name, "namespace": namespace}
+    kube.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account})
+    answer = kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )
+    token: str = answer["status"]["token"]
+    return token
+
+
+def grant_read(kube: KubeCluster, namespace: str, account: str) -> None:
+    """What the chart grants the gateway: get, list and watch on Tenants."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    meta = {"name": f"{account}-tenants", "namespace": namespace}
+    verbs = ["get", "list", "watch"]
+    rule = {"apiGroups": ["stowage.dev"], "resources": ["tenants"], "verbs": verbs}
+    kube.apply({"apiVersion": rbac, "kind": "Role", "metadata": meta, "rules": [rule]})
+    kube.apply(
+        {
+            "apiVersion": rbac,
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": meta["name"],
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        }
+    )
+
+
+def token_kubeconfig(kube: KubeCluster, token: str, path: Path) -> Path:
+    """A kubeconfig with the cluster's CA inline and a bearer token, beside other contexts."""
+    ca = base64.b64encode(kube.ca_cert.read_bytes()).decode()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "elsewhere", "cluster": {"server": "https://127.0.0.1:1"}},
+                    {
+                        "name": "test",
+                        "cluster": {"server": kube.server, "certificate-authority-data": ca},
+                    },
+                ],
+                "users": [{"name": "gateway", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "other", "context": {"cluster": "elsewhere", "user": "gateway"}},
+                    {"name": "gateway", "context": {"cluster": "test", "user": "gateway"}},
+                ],
+                "current-context": "gateway",
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.anyio
+async def test_a_token_without_rights_is_refused_clearly_and_served_once_granted(
+    kube: KubeCluster, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    provisioned(kube, "acme", namespace)
+    token = service_account_token(kube, namespace, "gateway")
+    config = token_kubeconfig(kube, token, tmp_path / "kubeconfig")
+    published = Published()
+    source = KubeTenantSource(kubeconfig=config, namespace=namespace, retry_delay=0.1)
+    caplog.set_level(logging.WARNING, logger="gateway._kube_source")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(source.watch, published.publish)
+        await published.until(lambda d: d.loaded)  # after the first refusal: nothing yet
+        assert published.directory.all() == {}
+        assert 'HTTP 403: tenants.stowage.dev is forbidden: User "system:serviceaccount:' in (
+            caplog.text
+        )
+        grant_read(kube, namespace, "gateway")
+        await published.until(lambda d: d.get("acme") is not None)
+        provisioned(kube, "newco", namespace)
+        await published.until(lambda d: d.get("newco") is not None)  # watched with the token
         tg.cancel_scope.cancel()
