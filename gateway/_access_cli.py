@@ -1,7 +1,8 @@
 """``stowage access revoke|list``: an operator ends access to a tenant's app.
 
 Talks to the tenant's worker (which records the revocation and audits it) and,
-with ``--redis-url``, pushes it to every gateway at once; gateways without
+with ``--redis-url`` (and ``STOWAGE_REDIS_PASSWORD``, as the gateway reads
+it), pushes it to every gateway at once; gateways without
 Redis, or that missed the message, catch up from the worker within their
 ``--revocation-sync-interval``. Exit 0: done; 1: the worker refused or could
 not be reached (the reason on stderr); 2: bad arguments.
@@ -13,9 +14,10 @@ import argparse
 import os
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway._settings import with_password
 from stowage import config
 from stowage.config import Setting
 from stowage.revocation import OPERATOR
@@ -28,9 +30,15 @@ class AccessSettings:
     worker: str
     timeout: float = 10.0
     redis_url: str | None = None
+    redis_password: str = field(default="", repr=False)
+
+    @property
+    def redis(self) -> str | None:
+        """The Redis URL, with ``STOWAGE_REDIS_PASSWORD`` in it as the gateway puts it."""
+        return with_password(self.redis_url, self.redis_password) if self.redis_url else None
 
 
-#: Every ``stowage access`` setting; ``list`` takes all but the Redis URL.
+#: Every ``stowage access`` setting; ``list`` takes all but Redis's.
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "worker", "STOWAGE_ACCESS_WORKER", "the tenant worker's gRPC address", metavar="HOST:PORT"
@@ -41,6 +49,12 @@ SETTINGS: tuple[Setting, ...] = (
         "STOWAGE_REDIS_URL",
         "push the revocation to the gateways at once through Redis (without it they catch "
         "up within their revocation sync interval)",
+    ),
+    Setting(
+        "redis_password",
+        "STOWAGE_REDIS_PASSWORD",
+        "put into the Redis URL (percent-encoded) when that URL has no password",
+        env_only=True,
     ),
 )
 _LIST_SETTINGS = config.named(SETTINGS, "worker", "timeout")
@@ -139,8 +153,8 @@ async def _revoke_async(
         f"revoked: {whose} issued at or before {_iso(revocation.revoked_before)} "
         f"are refused (revocation {revocation.id}, correlation id {cid})"
     )
-    if settings.redis_url:
-        bus = RedisRevocationBus(settings.redis_url)
+    if settings.redis:
+        bus = RedisRevocationBus(settings.redis)
         try:
             pushed = await bus.publish(args.tenant, revocation)
         finally:

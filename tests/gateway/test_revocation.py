@@ -7,6 +7,7 @@ client calls the revoking tool.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 
+from gateway._revocation_bus import CHANNEL, decode
+from gateway._settings import with_password
 from stowage_testing.gateway import (
     GatewayProcess,
     Issuer,
@@ -27,7 +31,7 @@ from stowage_testing.gateway import (
     tenant_entry,
     tool_error,
 )
-from stowage_testing.redis import running_redis
+from stowage_testing.redis import redis_server, running_redis
 from stowage_testing.worker import WorkerProcess
 from tenant_worker._db import sync_url
 from tests.gateway.conftest import WorkerFor
@@ -180,13 +184,45 @@ async def test_a_revocation_survives_a_gateway_restart_without_redis(
         assert _status(first.url("restart"), fresh) == 200
 
 
-def _access(*args: str) -> subprocess.CompletedProcess[str]:
+def _access(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "stowage", "access", *args],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
+
+
+def test_revoke_reaches_a_redis_that_wants_the_password_kept_apart_from_the_url(
+    worker_for: WorkerFor,
+) -> None:
+    worker = worker_for("locked")
+    password = "s3cret/with:odd@chars"
+    target = ("--worker", worker.address, "--tenant", "locked", "--all-before", "now")
+    with redis_server() as server:
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("requirepass", password)
+        listener = redis.Redis.from_url(with_password(server.url, password)).pubsub()
+        listener.subscribe(CHANNEL)
+        assert listener.get_message(timeout=5)["type"] == "subscribe"
+
+        # Without the password: the worker has the revocation, Redis refuses the push.
+        refused = _access("revoke", *target, "--redis-url", server.url)
+        assert refused.returncode == 0, refused.stderr
+        assert "not pushed (Redis unreachable)" in refused.stderr
+
+        # With it from the variable, as a deployment's Secret gives it to the gateway.
+        pushed = _access(
+            "revoke", *target, "--redis-url", server.url, env={"STOWAGE_REDIS_PASSWORD": password}
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        assert "pushed to the gateways through Redis" in pushed.stdout
+        message = listener.get_message(timeout=5)
+        assert message is not None and message["type"] == "message", message
+        decoded = decode(message["data"])
+        assert decoded is not None and decoded[0] == "locked"
+        listener.close()
 
 
 def test_an_operator_revokes_one_identity_then_every_token_issued_before_a_time(
