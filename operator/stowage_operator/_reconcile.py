@@ -169,6 +169,9 @@ class Reconciler:
         self._fresh_seconds = min(FRESH_SECONDS, settings.resync_seconds)
         self._recently_read: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._read_locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        # Per Tenant, the generation whose spec passed validation and its policy ConfigMap:
+        # a spec changes only with its generation, and rendering it is most of a quiet pass.
+        self._spec_seen: dict[tuple[str, str], tuple[str, int, Mapping[str, Any]]] = {}
         # Per Tenant, the database this process last made sure of: where, whose, which password.
         self._ensured: dict[tuple[str, str], tuple[str, int, str, str, bytes]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -303,7 +306,7 @@ class Reconciler:
         stage = DATABASE_READY
         try:
             # 1. What the schema could not check, and the region.
-            region = await self._accepting_region(spec, old_status, trigger)
+            region = await self._accepting_region(ref, spec, old_status, trigger)
             admin = await self._admin(region, trigger)
             await self._harden_region(admin)
             # 2. Database, role, Secret, migrations.
@@ -325,11 +328,26 @@ class Reconciler:
         log.info("tenant reconciled", extra=extra)
         return Outcome(True, tuple(conditions))
 
+    def _policy(self, ref: TenantRef, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The policy ConfigMap of a spec that passed validation, once per generation."""
+        key = (ref.namespace, ref.name)
+        seen = self._spec_seen.get(key)
+        if seen is not None and seen[:2] == (ref.uid, ref.generation):
+            return seen[2]
+        _spec.validate(spec)
+        config_map = _manifests.config_map(ref, spec)
+        self._spec_seen[key] = (ref.uid, ref.generation, config_map)
+        return config_map
+
     async def _accepting_region(
-        self, spec: Mapping[str, Any], old_status: Mapping[str, Any], trigger: Trigger
+        self,
+        ref: TenantRef,
+        spec: Mapping[str, Any],
+        old_status: Mapping[str, Any],
+        trigger: Trigger,
     ) -> Region:
         """The Tenant's Region, once the spec passed what its schema could not check."""
-        _spec.validate(spec)
+        self._policy(ref, spec)
         region = await self._region(str(spec.get("region", "")), trigger)
         if not region.accepting_tenants and not old_status.get("database"):
             raise TemporaryError(
@@ -571,7 +589,7 @@ class Reconciler:
     async def _apply_worker(
         self, ref: TenantRef, spec: Mapping[str, Any], region: Region, trigger: Trigger
     ) -> str:
-        await self._apply(_manifests.config_map(ref, spec), trigger)
+        await self._apply(self._policy(ref, spec), trigger)
         deployment = await self._apply(
             _manifests.deployment(ref, spec, region, self._settings), trigger
         )
@@ -702,6 +720,7 @@ class Reconciler:
                 )
             await self._delete("v1", "Secret", ref.namespace, _naming.secret_name(ref.name), None)
             self._ensured.pop((ref.namespace, ref.name), None)
+            self._spec_seen.pop((ref.namespace, ref.name), None)
             _metrics.DELETIONS.labels(policy).inc()
             with contextlib.suppress(KeyError):
                 _metrics.TENANTS_READY.remove(ref.namespace, ref.name)
