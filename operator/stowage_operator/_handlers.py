@@ -129,6 +129,7 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, settings: OperatorSetti
         memo.owned = Owned(kube, settings.namespaces)
         memo.owned.start()
         memo.reconciler = Reconciler(kube, settings, memo.backup_jobs, memo.owned)
+        memo.reconciler.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:

@@ -3,8 +3,9 @@
 Alembic keeps its context in process-global state, so one process can run one
 migration at a time. A small pool of processes (``settings.migration_processes``)
 runs them in parallel: a burst of new tenants waits on its share of the pool,
-not on a single lock for the whole operator. The processes start on first use
-and are stopped with the operator.
+not on a single lock for the whole operator. The processes start with the
+operator (``warm``), so the first new Tenant does not wait for them to load,
+and are stopped with it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def _migrate(url: str) -> bool:
     return True
 
 
+def _load() -> bool:
+    """In a pool process: load the migrations' code now; False when the worker is not installed."""
+    try:
+        from tenant_worker import migrate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class Migrator:
     def __init__(self, processes: int) -> None:
         self._processes = max(1, processes)
@@ -40,6 +50,12 @@ class Migrator:
                 max_workers=self._processes, mp_context=multiprocessing.get_context("spawn")
             )
         return self._pool
+
+    def warm(self) -> None:
+        """Start every process now, each loading the migrations' code (without waiting)."""
+        executor = self._executor()
+        for _ in range(self._processes):
+            executor.submit(_load)
 
     async def migrate(self, url: str, database: str) -> None:
         """Bring ``database`` (at ``url``) to the worker's head revision."""

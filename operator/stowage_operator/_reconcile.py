@@ -185,6 +185,11 @@ class Reconciler:
         # Consecutive failed resyncs of Ready tenants.
         self._resync_failures: dict[tuple[str, str], int] = {}
 
+    def start(self) -> None:
+        """Start the migration processes, before the first Tenant needs them."""
+        if self._settings.run_migrations:
+            self._migrator.warm()
+
     def close(self) -> None:
         """Stop what the reconciler started (the migration processes)."""
         self._migrator.close()
@@ -347,7 +352,7 @@ class Reconciler:
         trigger: Trigger,
     ) -> Region:
         """The Tenant's Region, once the spec passed what its schema could not check."""
-        self._policy(ref, spec)
+        self._policy(ref, spec)  # validates the spec (once per generation)
         region = await self._region(str(spec.get("region", "")), trigger)
         if not region.accepting_tenants and not old_status.get("database"):
             raise TemporaryError(
