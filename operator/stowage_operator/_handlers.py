@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable
 from typing import Any
 
 import kopf
@@ -50,12 +51,17 @@ def _translate(e: OperatorError) -> Exception:
     return kopf.TemporaryError(f"{e.reason}: {e.message}", delay=getattr(e, "delay", 10.0))
 
 
-async def _run(memo: Any, body: Any, trigger: Trigger) -> None:
-    reconciler: Reconciler = memo.reconciler
+async def _translated(work: Awaitable[object]) -> None:
+    """Await ``work``; the operator's own errors become kopf's retry types."""
     try:
-        await reconciler.reconcile(body, trigger)
+        await work
     except OperatorError as e:
         raise _translate(e) from e
+
+
+async def _run(memo: Any, body: Any, trigger: Trigger) -> None:
+    reconciler: Reconciler = memo.reconciler
+    await _translated(reconciler.reconcile(body, trigger))
 
 
 async def _resync_forever(memo: Any, body: Any, stopped: Any, interval: float) -> None:
@@ -166,10 +172,7 @@ def _register_tenants(registry: kopf.OperatorRegistry, settings: OperatorSetting
     @kopf.on.delete(GROUP, VERSION, "tenants", registry=registry)
     async def delete(memo: Any, body: Any, **_: Any) -> None:
         reconciler: Reconciler = memo.reconciler
-        try:
-            await reconciler.delete(body)
-        except OperatorError as e:
-            raise _translate(e) from e
+        await _translated(reconciler.delete(body))
 
 
 def _register_regions(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
@@ -187,7 +190,4 @@ def _register_regions(registry: kopf.OperatorRegistry, settings: OperatorSetting
     )
     async def region(memo: Any, body: Any, **_: Any) -> None:
         reconciler: Reconciler = memo.reconciler
-        try:
-            await reconciler.check_region(body)
-        except OperatorError as e:
-            raise _translate(e) from e
+        await _translated(reconciler.check_region(body))

@@ -109,6 +109,11 @@ RESYNC_FAILURES_BEFORE_UNREADY = 3
 FRESH_SECONDS = 15.0
 
 
+def _fingerprint(password: str) -> str:
+    """What the operator keeps of a password to notice it changed: a short digest."""
+    return hashlib.blake2b(password.encode(), digest_size=16).hexdigest()
+
+
 def _is_ready(status: Mapping[str, Any]) -> bool:
     return any(
         c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions") or ()
@@ -173,7 +178,7 @@ class Reconciler:
         # a spec changes only with its generation, and rendering it is most of a quiet pass.
         self._spec_seen: dict[tuple[str, str], tuple[str, int, Mapping[str, Any]]] = {}
         # Per Tenant, the database this process last made sure of: where, whose, which password.
-        self._ensured: dict[tuple[str, str], tuple[str, int, str, str, bytes]] = {}
+        self._ensured: dict[tuple[str, str], tuple[str, int, str, str, str]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # Tenant migrations run in a small pool of processes (Alembic is process-global).
         self._migrator = Migrator(settings.migration_processes)
@@ -535,8 +540,7 @@ class Reconciler:
         """``ensure_database``, unless a resync finds it done: by this process, with this
         password, and the region's catalog still showing the database, owner and grants."""
         key = (ref.namespace, ref.name)
-        digest = hashlib.blake2b(password.encode(), digest_size=16).digest()
-        done = (admin.host, admin.port, database, role, digest)
+        done = (admin.host, admin.port, database, role, _fingerprint(password))
         if trigger is Trigger.RESYNC and self._ensured.get(key) == done:
             catalog = await self._catalog(admin)
             if catalog.provisioned(database, role):
@@ -555,9 +559,8 @@ class Reconciler:
         admin password stopped working must fail its resyncs, even while another
         region on the same server reads the same catalog fine.
         """
-        secret = hashlib.blake2b(admin.password.encode(), digest_size=16).hexdigest()
         return await self._recent(
-            ("catalog", admin.host, str(admin.port), admin.user, secret),
+            ("catalog", admin.host, str(admin.port), admin.user, _fingerprint(admin.password)),
             lambda: _postgres.catalog(
                 admin, self._settings.postgres_timeout, _naming.DATABASE_PREFIX
             ),
