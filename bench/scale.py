@@ -56,7 +56,7 @@ from stowage_testing.operator import (
     tenant_doc,
 )
 from stowage_testing.postgres import PostgresServer, running_postgres
-from stowage_testing.tools import free_port
+from stowage_testing.tools import free_port, terminate
 
 ADMIN_NAMESPACE = "stowage-system"
 
@@ -405,8 +405,7 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
             "tools_list_p50_ms": round(statistics.median(calls) * 1000, 2),
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        terminate(proc, grace=30)
         log.close()
 
 

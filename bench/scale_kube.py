@@ -41,7 +41,7 @@ from bench.scale import (
 )
 from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import API, CRDS, tenant_doc
-from stowage_testing.tools import free_port
+from stowage_testing.tools import free_port, terminate
 
 #: Requests in flight while the Tenants are created: enough to keep the API server busy.
 CREATE_CONCURRENCY = 24
@@ -110,8 +110,7 @@ def _gateway(
         try:
             yield proc
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            terminate(proc, grace=30)
 
 
 def kube_round(work: Path, kube: KubeCluster, issuer: Any, count: int) -> dict[str, Any]:

@@ -30,17 +30,8 @@ from stowage.wire import TOOL_ERROR_META_KEY
 from stowage_testing.issuer import Issuer as Issuer
 from stowage_testing.issuer import running_issuer as running_issuer
 from stowage_testing.tools import free_port, terminate
+from stowage_testing.worker import NOTES_SCHEMA as NOTES_SCHEMA
 
-NOTES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["title"],
-    "properties": {
-        "title": {"type": "string", "maxLength": 200},
-        "body": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}},
-    },
-    "additionalProperties": False,
-}
 COLLECTIONS = [{"name": "notes", "schemaVersion": 1, "schema": NOTES_SCHEMA}]
 WORKER_POLICY: dict[str, Any] = {
     "retention": {"collections": {"cache": 1}},

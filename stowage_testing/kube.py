@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from stowage_testing.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing, terminate
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = REPO / "hack" / "kube-tools" / "versions.env"
@@ -281,6 +281,20 @@ class KubeCluster:
 
     # - documents
 
+    def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
+        """A token of the ServiceAccount ``namespace/name``, from the TokenRequest API."""
+        answer = self.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            json={
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": seconds},
+            },
+        )
+        token: str = answer["status"]["token"]
+        return token
+
     def apply(self, documents: str | Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> list[Any]:
         """Server-side apply YAML text or documents as the admin; returns what the server stored."""
         if isinstance(documents, str):
@@ -428,16 +442,6 @@ def _write_kubeconfig(path: Path, server: str, pki: _Pki) -> None:
     path.chmod(0o600)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
 # Over 60 lines on purpose: certificates, etcd, kube-apiserver, readiness and teardown of one
 # throwaway control plane, in the order they run.
 @contextmanager
@@ -513,7 +517,7 @@ def running_kube(ready_timeout: float = 90.0) -> Iterator[KubeCluster]:
         for name in ("kube-apiserver", "etcd"):
             if name in procs:
                 with suppress(OSError):
-                    _stop(procs[name])
+                    terminate(procs[name])
         if os.environ.get("STOWAGE_KEEP_KUBE_WORKDIR"):
             print(f"kube workdir kept: {workdir}")
         else:

@@ -66,14 +66,16 @@ def operator_settings(kube: KubeCluster, *namespaces: str, **overrides: Any) -> 
     )
 
 
-def make_region(kube: KubeCluster, server: PostgresServer, **spec: Any) -> str:
-    """A Region (and its admin Secret) on ``server``; returns its name."""
+def make_region(
+    kube: KubeCluster, server: PostgresServer, admin_namespace: str = ADMIN_NAMESPACE, **spec: Any
+) -> str:
+    """A Region (and its admin Secret in ``admin_namespace``) on ``server``; returns its name."""
     name = spec.pop("name", None) or f"r-{uuid.uuid4().hex[:8]}"
     kube.apply(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": f"pg-{name}-admin", "namespace": ADMIN_NAMESPACE},
+            "metadata": {"name": f"pg-{name}-admin", "namespace": admin_namespace},
             "stringData": {"username": server.user, "password": server.password},
         }
     )
@@ -87,7 +89,7 @@ def make_region(kube: KubeCluster, server: PostgresServer, **spec: Any) -> str:
                     "host": server.host,
                     "port": server.port,
                     "sslMode": "disable",
-                    "adminSecretRef": {"name": f"pg-{name}-admin", "namespace": ADMIN_NAMESPACE},
+                    "adminSecretRef": {"name": f"pg-{name}-admin", "namespace": admin_namespace},
                 },
                 "nodeSelector": {"topology.kubernetes.io/region": name},
                 **spec,

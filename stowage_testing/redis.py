@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from stowage_testing.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing, terminate
 
 HOW = "install it (apt-get install redis-server)"
 
@@ -72,12 +72,7 @@ class RedisServer:
         """Stop the server and wait until it is gone (its port refuses connections)."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, grace=10)
 
 
 @contextmanager

@@ -18,6 +18,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stowage_testing.tools import free_port, terminate
 
+#: The ``notes`` collection's JSON Schema the tests' tenants (worker and gateway) use.
+NOTES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title"],
+    "properties": {
+        "title": {"type": "string", "maxLength": 200},
+        "body": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
+
 
 @dataclass
 class WorkerProcess:

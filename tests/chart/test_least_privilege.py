@@ -32,13 +32,14 @@ from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import (
     condition,
     finished_job,
+    make_region,
     secret_data,
     tenant_doc,
     wait_for_tenant,
     wait_gone,
 )
 from stowage_testing.postgres import PostgresServer
-from stowage_testing.tools import eventually, free_port
+from stowage_testing.tools import eventually, free_port, terminate
 from tests.chart.support import CHART, Helm, container, find, plain_env, restricted_namespace
 
 pytestmark = [pytest.mark.kube, pytest.mark.helm, pytest.mark.postgres]
@@ -82,21 +83,6 @@ def release(kube: KubeCluster, cluster_helm: Helm) -> Release:
     manifest = cluster_helm.run("get", "manifest", RELEASE, "-n", NAMESPACE).stdout
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     return Release(docs, metrics_port, health_port, gateway_port)
-
-
-def service_account_token(kube: KubeCluster, name: str) -> str:
-    """A short-lived token for a ServiceAccount, from the TokenRequest API."""
-    response = kube.request(
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token",
-        json={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    token: str = response["status"]["token"]
-    return token
 
 
 def token_client(kube: KubeCluster, token: str) -> httpx.Client:
@@ -176,7 +162,7 @@ def running_as_deployed(
     """
     spec = deployment["spec"]["template"]["spec"]
     c = container(deployment, name)
-    token = service_account_token(kube, spec["serviceAccountName"])
+    token = kube.service_account_token(NAMESPACE, spec["serviceAccountName"])
     kubeconfig = write_kubeconfig(workdir / f"{name}.kubeconfig", kube, token)
     args = [a.replace("{kubeconfig}", str(kubeconfig)) for a in (*c["args"], *extra_args)]
     stowage = Path(sys.executable).with_name("stowage")
@@ -197,12 +183,7 @@ def running_as_deployed(
     try:
         yield proc, log_path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        terminate(proc, grace=30)
 
 
 @pytest.fixture
@@ -215,35 +196,6 @@ def chart_operator(
     assert all("value" in e for e in env), "the operator's environment is all literal"
     with running_as_deployed(kube, deployment, "operator", tmp_path) as running:
         yield running
-
-
-def region_on(kube: KubeCluster, server: PostgresServer, **spec: Any) -> str:
-    name = f"r-{uuid.uuid4().hex[:8]}"
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": f"pg-{name}-admin", "namespace": NAMESPACE},
-            "stringData": {"username": server.user, "password": server.password},
-        }
-    )
-    kube.apply(
-        {
-            "apiVersion": API,
-            "kind": "Region",
-            "metadata": {"name": name},
-            "spec": {
-                "postgres": {
-                    "host": server.host,
-                    "port": server.port,
-                    "sslMode": "disable",
-                    "adminSecretRef": {"name": f"pg-{name}-admin", "namespace": NAMESPACE},
-                },
-                **spec,
-            },
-        }
-    )
-    return name
 
 
 def answers(url: str) -> bool:
@@ -262,7 +214,7 @@ def test_operator_provisions_and_deletes_a_tenant_with_only_the_charts_rbac(
     proc, log = chart_operator
     namespace = f"tenants-{uuid.uuid4().hex[:6]}"
     kube.create_namespace(namespace)
-    region = region_on(kube, postgres)
+    region = make_region(kube, postgres, admin_namespace=NAMESPACE)
     kube.apply(tenant_doc("acme", namespace, region, deletionPolicy="Delete"))
 
     tenant = wait_for_tenant(kube, namespace, "acme", ready=True, timeout=90)
@@ -307,8 +259,11 @@ def test_operator_schedules_backups_and_reads_their_outcome_with_only_the_charts
     proc, log = chart_operator
     namespace = f"tenants-{uuid.uuid4().hex[:6]}"
     kube.create_namespace(namespace)
-    region = region_on(
-        kube, postgres, backup={"persistentVolumeClaim": {"claimName": "region-backups"}}
+    region = make_region(
+        kube,
+        postgres,
+        admin_namespace=NAMESPACE,
+        backup={"persistentVolumeClaim": {"claimName": "region-backups"}},
     )
     kube.apply(tenant_doc("acme", namespace, region, deletionPolicy="Delete"))
 
@@ -364,7 +319,7 @@ def test_operator_service_account_cannot_do_more_than_it_needs(
     kube: KubeCluster, release: Release
 ) -> None:
     account = release.deployment("-operator")["spec"]["template"]["spec"]["serviceAccountName"]
-    with token_client(kube, service_account_token(kube, account)) as client:
+    with token_client(kube, kube.service_account_token(NAMESPACE, account)) as client:
         assert allowed(client, "watch", "tenants", "stowage.dev")
         assert allowed(client, "patch", "tenants", "stowage.dev", "any", subresource="status")
         assert allowed(client, "get", "secrets", namespace="any")
@@ -394,7 +349,7 @@ def test_gateway_service_account_reads_tenants_and_cannot_read_secrets(
     kube: KubeCluster, release: Release
 ) -> None:
     account = release.deployment("-gateway")["spec"]["template"]["spec"]["serviceAccountName"]
-    with token_client(kube, service_account_token(kube, account)) as client:
+    with token_client(kube, kube.service_account_token(NAMESPACE, account)) as client:
         for verb in ("get", "list", "watch"):
             assert allowed(client, verb, "tenants", "stowage.dev", "any"), verb
         for verb in ("create", "patch", "update", "delete"):

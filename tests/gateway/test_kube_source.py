@@ -189,17 +189,11 @@ async def test_tenants_listed_over_many_pages_are_all_served_then_followed(
         tg.cancel_scope.cancel()
 
 
-def service_account_token(kube: KubeCluster, namespace: str, name: str) -> str:
-    """A token of a new ServiceAccount (from the TokenRequest API): no rights yet."""
+def new_service_account_token(kube: KubeCluster, namespace: str, name: str) -> str:
+    """A token of a new ServiceAccount: no rights yet."""
     account = {"name": name, "namespace": namespace}
     kube.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account})
-    answer = kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
-    )
-    token: str = answer["status"]["token"]
-    return token
+    return kube.service_account_token(namespace, name)
 
 
 def grant_read(kube: KubeCluster, namespace: str, account: str) -> None:
@@ -256,7 +250,7 @@ async def test_a_token_without_rights_is_refused_clearly_and_served_once_granted
     kube: KubeCluster, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     provisioned(kube, "acme", namespace)
-    token = service_account_token(kube, namespace, "gateway")
+    token = new_service_account_token(kube, namespace, "gateway")
     config = token_kubeconfig(kube, token, tmp_path / "kubeconfig")
     published = Published()
     source = KubeTenantSource(kubeconfig=config, namespace=namespace, retry_delay=0.1)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
-from stowage_testing.tools import find_program, free_port, missing
+from stowage_testing.tools import find_program, free_port, missing, terminate
 
 HOW = "install Debian's prometheus package (apt-get install prometheus), or run `make test-deps`"
 
@@ -146,10 +146,5 @@ def running_prometheus(
         yield server
     finally:
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, grace=20)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -16,19 +16,8 @@ import sqlalchemy as sa
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage_testing.postgres import PostgresServer
-from stowage_testing.worker import WorkerProcess, running_worker
+from stowage_testing.worker import NOTES_SCHEMA, WorkerProcess, running_worker
 from tenant_worker._db import sync_url
-
-NOTES_SCHEMA = {
-    "type": "object",
-    "required": ["title"],
-    "properties": {
-        "title": {"type": "string", "maxLength": 200},
-        "body": {"type": "string"},
-        "tags": {"type": "array", "items": {"type": "string"}},
-    },
-    "additionalProperties": False,
-}
 
 POLICY: dict[str, Any] = {
     "retention": {"collections": {"cache": 1}},
