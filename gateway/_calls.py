@@ -17,7 +17,6 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import mcp_types as types
@@ -25,15 +24,18 @@ from jsonschema import ValidationError
 
 from gateway._errors import (
     InvalidArgument,
+    QuotaExceeded,
     TemporaryError,
     UnknownUser,
     WorkerError,
 )
 from gateway._metrics import Metrics
+from gateway._operations import Invocation
 from gateway._revocations import Revocations
 from gateway._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
 from gateway._types import CorrelationId, Principal, Tenant, UserId
 from gateway._worker import WorkerClient, WorkerPool
+from stowage.values import find_problem, string_problem
 from stowage.wire import TOOL_ERROR_META_KEY, field_path
 
 log = logging.getLogger("gateway.calls")
@@ -49,6 +51,9 @@ _HINTS = {
     "unavailable": "Storage is temporarily unavailable. Retry in a few seconds; a write retried "
     "with the same idempotency_key is applied at most once.",
     "unknown_tool": "Call tools/list to see the available tools.",
+    "unreadable_data": "The stored data breaks a limit that came after it was saved and "
+    "cannot be returned as JSON. my_data_export gives its stored text; save it again in a "
+    "simpler shape, or delete it.",
     "access_revoked": "The user revoked this app's access. Tell them, and ask them to connect "
     "the app again if they want to go on; their stored data is kept.",
     "insufficient_scope": "The user did not grant this app the permission in error.scope. Ask "
@@ -80,6 +85,27 @@ def _field_of(problem: ValidationError) -> str | None:
         ]
         path += extra[:1]
     return field_path(path) or None
+
+
+def _refusal(spec: ToolSpec, arguments: dict[str, Any], cid: str) -> types.CallToolResult | None:
+    """The ``invalid_argument`` result for arguments the tool or the storage rule refuses.
+
+    The tool's input schema first, then :mod:`stowage.values` over every argument
+    (ids, keys, cursors and the data alike), so nothing the worker would have to
+    refuse, or could not give back, leaves the gateway.
+    """
+    problem = next(iter(spec.validator.iter_errors(arguments)), None)
+    if problem is not None:
+        return error_result("invalid_argument", problem.message, cid, field=_field_of(problem))
+    for name, value in arguments.items():
+        if (message := string_problem(name)) is not None:
+            return error_result("invalid_argument", f"an argument's name {message}", cid)
+        # Each argument is a value of its own: ``data`` may nest as deep as the worker allows.
+        found = find_problem(value, (name,))
+        if found is not None:
+            field = found.field()
+            return error_result("invalid_argument", f"{field}: {found.message}", cid, field=field)
+    return None
 
 
 @dataclass(frozen=True)
@@ -189,12 +215,10 @@ class ToolCalls:
             if spec is None:
                 outcome = "unknown_tool"
                 return error_result("unknown_tool", f"No tool named {name!r}", cid)
-            problem = next(iter(spec.validator.iter_errors(arguments)), None)
-            if problem is not None:
+            refusal = _refusal(spec, arguments, cid)
+            if refusal is not None:
                 outcome = "invalid_argument"
-                return error_result(
-                    "invalid_argument", problem.message, cid, field=_field_of(problem)
-                )
+                return refusal
             worker = self._workers.client(ctx.tenant.endpoint, ctx.tenant.name)
             try:
                 user = await self._user(ctx, worker)
@@ -209,7 +233,7 @@ class ToolCalls:
                 outcome = e.code
                 self._metrics.upstream_errors.labels(ctx.tenant.name, e.grpc_code).inc()
                 return self._error(e, cid)
-            if spec.action == "erase":
+            if spec.forgets_user:
                 self._forget(ctx)
             return _result(structured)
         finally:
@@ -232,7 +256,7 @@ class ToolCalls:
     @staticmethod
     def _error(e: WorkerError, cid: str) -> types.CallToolResult:
         details: dict[str, Any] = {}
-        if isinstance(e, InvalidArgument):
+        if isinstance(e, InvalidArgument | QuotaExceeded):
             details["field"] = e.field
         if isinstance(e, TemporaryError):
             details["retry_after_seconds"] = e.delay
@@ -250,75 +274,6 @@ class ToolCalls:
         cid: CorrelationId,
     ) -> dict[str, Any]:
         collection = spec.collection or args.get("collection", BUILTIN_COLLECTION)
-        match spec.action:
-            case "save":
-                return await worker.put_object(
-                    user,
-                    cid,
-                    collection=collection,
-                    object_id=args.get("id", ""),
-                    data=args["data"],
-                    expected_version=args.get("expected_version"),
-                    idempotency_key=args.get("idempotency_key", ""),
-                    ttl_seconds=args.get("ttl_seconds", 0),
-                )
-            case "get":
-                return await worker.get_object(
-                    user, cid, collection=collection, object_id=args["id"]
-                )
-            case "list":
-                return await worker.list_objects(
-                    user,
-                    cid,
-                    collection=collection,
-                    page_size=args.get("page_size", 0),
-                    cursor=args.get("cursor", ""),
-                )
-            case "delete":
-                return await worker.delete_object(
-                    user,
-                    cid,
-                    collection=collection,
-                    object_id=args["id"],
-                    expected_version=args.get("expected_version"),
-                    idempotency_key=args.get("idempotency_key", ""),
-                )
-            case _:
-                return await self._run_personal(spec, args, worker, user, cid)
-
-    async def _run_personal(
-        self,
-        spec: ToolSpec,
-        args: dict[str, Any],
-        worker: WorkerClient,
-        user: UserId,
-        cid: CorrelationId,
-    ) -> dict[str, Any]:
-        """The user's own things: preferences, usage, export, erasure, revocation."""
-        match spec.action:
-            case "prefs_get":
-                return await worker.get_preferences(user, cid)
-            case "prefs_update":
-                return await worker.update_preferences(
-                    user,
-                    cid,
-                    patch=args["patch"],
-                    expected_version=args.get("expected_version"),
-                    idempotency_key=args.get("idempotency_key", ""),
-                )
-            case "usage":
-                return await worker.get_usage(user, cid)
-            case "export":
-                return await worker.export_user_data(user, cid)
-            case "erase":
-                return await worker.erase_user_data(user, cid)
-            case "revoke_access":
-                revocation = await self._revocations.revoke_own(worker, user, cid)
-                when = datetime.fromtimestamp(revocation.revoked_before, UTC).isoformat()
-                return {
-                    "revoked_before": when,
-                    "message": "Access revoked: every sign-in to this app until now has ended. "
-                    "Connect the app again to use it.",
-                }
-            case _:
-                raise ValueError(f"no tool action {spec.action!r}")
+        return await spec.operation(
+            Invocation(worker, user, cid, collection, args, self._revocations)
+        )

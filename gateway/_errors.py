@@ -99,7 +99,19 @@ class InvalidArgument(WorkerError):
 
 
 class QuotaExceeded(WorkerError):
+    """A quota is reached; ``field`` names it as the Tenant spec does (``quotas.maxBytes``)."""
+
     code = "quota_exceeded"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnreadableData(WorkerError):
+    """What is stored cannot travel as JSON (kept from before a limit applied)."""
+
+    code = "unreadable_data"
 
 
 class UnknownUser(WorkerError):
@@ -123,3 +135,9 @@ class PermanentError(WorkerError):
     """The worker refused the call for a reason retrying will not fix."""
 
     code = "internal"
+
+
+class WrongWorker(TemporaryError):
+    """The endpoint reached a worker that is not this tenant's (another tenant's, or
+    another instance than the tenant entry names), which refused the call: nothing was
+    read or written. Unavailable to the caller until the platform's routing is fixed."""

@@ -1,5 +1,9 @@
 """The tools' wire definitions as data: one row per tool. No I/O here.
 
+A row is the whole declaration of a tool in the gateway: its name, wording,
+schemas, hints and the operation (:mod:`gateway._operations`) that carries it
+out, so a tool without an operation cannot be declared.
+
 :data:`OBJECT_TOOLS` are the four tools every collection gets (the built-in
 ``items`` and each collection declared with a JSON Schema); their rows are
 templates that :mod:`gateway._tools` fills in per collection. :data:`BUILTIN_TOOLS`
@@ -12,26 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
-Action = Literal[
-    "save",
-    "get",
-    "list",
-    "delete",
-    "prefs_get",
-    "prefs_update",
-    "usage",
-    "export",
-    "erase",
-    "revoke_access",
-]
+from gateway import _operations as op
+from gateway._operations import Operation
+from stowage.values import MAX_TTL_SECONDS, MAX_VERSION
 
 NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
 _ID = {"type": "string", "minLength": 1, "maxLength": 200}
 _VERSION = {
     "type": "integer",
     "minimum": 0,
+    "maximum": MAX_VERSION,
     "description": "Version the object must currently have (from an earlier result); "
     "0 means it must not exist yet. Omit to write unconditionally.",
 }
@@ -76,6 +72,24 @@ def object_schema(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: An object stored before a limit applied whose data can no longer travel as JSON
+#: (see :mod:`stowage.values`): its stored text instead, and why.
+UNREADABLE_OBJECT = {
+    "type": "object",
+    "properties": {
+        "collection": {"type": "string"},
+        "id": {"type": "string"},
+        "version": {"type": "integer"},
+        "problem": {"type": "string"},
+        "data_json": {
+            "type": "string",
+            "description": "The object's data exactly as stored, as JSON text.",
+        },
+    },
+    "required": ["collection", "id", "version", "problem", "data_json"],
+}
+
+
 class Slot(Enum):
     """A place in an object tool's schema that holds a part of its collection."""
 
@@ -98,12 +112,15 @@ class ToolRow:
     name: str
     title: str
     description: str
-    action: Action
+    #: What the tool does at the worker (:mod:`gateway._operations`).
+    operation: Operation
     input_schema: Mapping[str, Any]
     output_schema: Mapping[str, Any]
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False
+    #: The caller's internal user id is gone once the tool succeeds (erasure): forget it.
+    forgets_user: bool = False
 
 
 OBJECT_TOOLS = (
@@ -114,14 +131,21 @@ OBJECT_TOOLS = (
         "asks to remember, store, or update something. Pass expected_version from an earlier "
         "result to avoid overwriting a newer change; on a conflict the result holds the "
         "current object. Returns its id and new version.",
-        "save",
+        op.save,
         {
             "properties": {
                 "id": {**_ID, "description": "Omit to create a new object with a fresh id."},
                 "data": Slot.DATA,
                 "expected_version": _VERSION,
                 "idempotency_key": _IDEMPOTENCY,
-                "ttl_seconds": {"type": "integer", "minimum": 0, "default": 0},
+                "ttl_seconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": MAX_TTL_SECONDS,
+                    "default": 0,
+                    "description": "Delete the object this many seconds from now (at most 100 "
+                    "years); 0 keeps it as long as the collection's retention allows.",
+                },
             },
             "required": ["data"],
         },
@@ -140,7 +164,7 @@ OBJECT_TOOLS = (
         "Get {one}",
         "Read one object of the signed-in user from {where} by id. Use when you know the "
         "id (from an earlier result or a widget's state) and need its current content.",
-        "get",
+        op.get,
         {"properties": {"id": _ID}, "required": ["id"]},
         {"type": "object", "properties": {"object": Slot.OBJECT}, "required": ["object"]},
         read_only=True,
@@ -151,7 +175,7 @@ OBJECT_TOOLS = (
         "List {many}",
         "List the signed-in user's objects in {where}, oldest first, one page at a time. "
         "Use to find what the user has stored; pass next_cursor to get the next page.",
-        "list",
+        op.list_page,
         {
             "properties": {
                 "page_size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
@@ -163,6 +187,12 @@ OBJECT_TOOLS = (
             "properties": {
                 "objects": {"type": "array", "items": Slot.OBJECT},
                 "next_cursor": nullable({"type": "string"}),
+                "unreadable": {
+                    "type": "array",
+                    "items": UNREADABLE_OBJECT,
+                    "description": "Objects on this page that cannot be returned as JSON "
+                    "(my_data_export gives their stored text); absent when there are none.",
+                },
             },
             "required": ["objects", "next_cursor"],
         },
@@ -174,7 +204,7 @@ OBJECT_TOOLS = (
         "Delete {one}",
         "Delete one object of the signed-in user from {where}. Use only when the user asks "
         "to remove it. Pass expected_version to delete only the version you showed them.",
-        "delete",
+        op.delete,
         {
             "properties": {
                 "id": _ID,
@@ -250,6 +280,16 @@ _EXPORT_OUT = {
         "identities": {"type": "array", "items": {"type": "object"}},
         "preferences": nullable({"type": "object"}),
         "objects": {"type": "array", "items": object_schema({"type": "object"})},
+        "unreadable_objects": {
+            "type": "array",
+            "items": UNREADABLE_OBJECT,
+            "description": "Objects whose data cannot travel as JSON, as their stored text.",
+        },
+        "unreadable_preferences": {
+            "type": "object",
+            "properties": {"problem": {"type": "string"}, "data_json": {"type": "string"}},
+            "required": ["problem", "data_json"],
+        },
     },
     "required": ["user_id", "identities", "objects"],
 }
@@ -280,7 +320,7 @@ BUILTIN_TOOLS = (
         "Get preferences",
         "Read the signed-in user's preferences (one JSON object). Call before answering in a "
         "way the user may have customised, e.g. tone, units or defaults.",
-        "prefs_get",
+        op.preferences_get,
         {"properties": {}},
         _PREFERENCES_OUT,
         read_only=True,
@@ -292,7 +332,7 @@ BUILTIN_TOOLS = (
         "Change the signed-in user's preferences with a JSON merge patch: keys set to a value "
         "are stored, keys set to null are removed, others are kept. Use when the user states "
         "a lasting preference.",
-        "prefs_update",
+        op.preferences_update,
         {
             "properties": {
                 "patch": {"type": "object", "description": "RFC 7396 JSON merge patch."},
@@ -311,7 +351,7 @@ BUILTIN_TOOLS = (
         "limits that apply to them. Call when a save was refused with quota_exceeded, to tell "
         "the user why and which collections to clean up, or when the user asks how much "
         "space they use.",
-        "usage",
+        op.usage,
         {"properties": {}},
         _USAGE_OUT,
         read_only=True,
@@ -322,7 +362,7 @@ BUILTIN_TOOLS = (
         "Export my data",
         "Export everything stored about the signed-in user: identities, preferences and all "
         "objects. Use only when the user asks for a copy of their data.",
-        "export",
+        op.export,
         {"properties": {}},
         _EXPORT_OUT,
         read_only=True,
@@ -334,11 +374,12 @@ BUILTIN_TOOLS = (
         "Permanently delete everything stored about the signed-in user. Use only when the "
         "user explicitly asks to erase all their data, after confirming with them; set "
         "confirm to true. This cannot be undone.",
-        "erase",
+        op.erase,
         _CONFIRM,
         _ERASE_OUT,
         destructive=True,
         idempotent=True,
+        forgets_user=True,
     ),
     ToolRow(
         "my_access_revoke",
@@ -349,7 +390,7 @@ BUILTIN_TOOLS = (
         "it is my_data_erase). Use only when the user asks to disconnect, sign out "
         "everywhere or revoke this app's access (e.g. after losing a device), after "
         "confirming with them; set confirm to true.",
-        "revoke_access",
+        op.revoke_access,
         _CONFIRM,
         _REVOKE_OUT,
         destructive=True,

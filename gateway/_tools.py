@@ -20,11 +20,11 @@ from typing import Any
 import mcp_types as types
 from jsonschema import Draft202012Validator
 
+from gateway._operations import Operation
 from gateway._tool_table import (
     BUILTIN_TOOLS,
     NAME,
     OBJECT_TOOLS,
-    Action,
     Slot,
     ToolRow,
     object_schema,
@@ -69,7 +69,10 @@ class ToolSpec:
     """One tool: what it does at the worker, the scope it needs, its wire form."""
 
     name: str
-    action: Action
+    #: What it does at the worker (:mod:`gateway._operations`), and whether the caller's
+    #: user id is gone afterwards (erasure).
+    operation: Operation
+    forgets_user: bool
     scope: str
     #: Fixed collection (typed tools); None: the ``collection`` argument, default items.
     collection: str | None
@@ -108,7 +111,9 @@ def _spec(row: ToolRow, collection: str | None) -> ToolSpec:
         _meta={"securitySchemes": [{"type": "oauth2", "scopes": [scope]}]},
     )
     validator = Draft202012Validator(input_schema)
-    return ToolSpec(row.name, row.action, scope, collection, definition, validator)
+    return ToolSpec(
+        row.name, row.operation, row.forgets_user, scope, collection, definition, validator
+    )
 
 
 def _object_tools(prefix: str, data: Mapping[str, Any], collection: str | None) -> list[ToolSpec]:

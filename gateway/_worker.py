@@ -11,9 +11,10 @@ as plain JSON-ready dicts.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TypeVar, Unpack
@@ -30,19 +31,26 @@ from gateway._errors import (
     QuotaExceeded,
     TemporaryError,
     UnknownUser,
+    UnreadableData,
     WorkerError,
+    WrongWorker,
 )
-from gateway._types import CorrelationId, Revocation, UserId
+from gateway._types import CorrelationId, Revocation, Tenant, UserId
 from stowage.revocation import RevocationFields, RevocationRequest
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
+from stowage.values import MAX_DEPTH, depth_over_limit
 from stowage.wire import (
     CORRELATION_KEY,
     CURRENT_OBJECT_KEY,
     CURRENT_PREFERENCES_KEY,
+    FIELD_KEY,
+    INSTANCE_KEY,
     TENANT_KEY,
     USER_ID_KEY,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -61,24 +69,73 @@ def _iso(ts: Timestamp) -> str:
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC).isoformat()
 
 
+#: Where :func:`object_dict` and :func:`preferences_dict` put stored data that cannot
+#: travel as JSON: ``{"problem": …, "data_json": <the stored text>}``, with ``data`` None.
+UNREADABLE = "unreadable"
+
+
+def _stored(raw: bytes) -> tuple[Any, dict[str, str] | None]:
+    """Stored JSON as a value, or None and why not (with the text) when it cannot travel.
+
+    The worker refuses such data now (:mod:`stowage.values`); data stored before
+    that rule may still nest too deep for the serialisers on the way out. One
+    such object must not fail a whole list or a user's export, so it comes back
+    as its text, which any client can read.
+    """
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        return None, {"problem": f"cannot be read as JSON here ({e})", "data_json": text}
+    if depth_over_limit(value):
+        problem = f"nests deeper than {MAX_DEPTH} levels of objects and arrays"
+        return None, {"problem": problem, "data_json": text}
+    return value, None
+
+
 def object_dict(o: pb.StoredObject) -> dict[str, Any]:
-    return {
+    data, unreadable = _stored(o.data_json) if o.data_json else (None, None)
+    out = {
         "collection": o.collection,
         "id": o.id,
         "version": o.version,
         "schema_version": o.schema_version,
-        "data": json.loads(o.data_json) if o.data_json else None,
+        "data": data,
         "created_at": _iso(o.created_at),
         "updated_at": _iso(o.updated_at),
         "expires_at": _iso(o.expires_at) if o.HasField("expires_at") else None,
     }
+    if unreadable is not None:
+        out[UNREADABLE] = unreadable
+    return out
 
 
 def preferences_dict(p: pb.Preferences) -> dict[str, Any]:
-    return {
-        "preferences": json.loads(p.data_json) if p.data_json else {},
+    data, unreadable = _stored(p.data_json) if p.data_json else ({}, None)
+    out = {
+        "preferences": data,
         "version": p.version,
         "updated_at": _iso(p.updated_at) if p.HasField("updated_at") else None,
+    }
+    if unreadable is not None:
+        out[UNREADABLE] = unreadable
+    return out
+
+
+def _readable(found: dict[str, Any], what: str) -> dict[str, Any]:
+    """``found`` (an object or preferences), or UnreadableData saying why it cannot be sent."""
+    unreadable = found.get(UNREADABLE)
+    if unreadable is not None:
+        raise UnreadableData(f"{what} {unreadable['problem']}; my_data_export gives its text")
+    return found
+
+
+def _unreadable_entry(o: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "collection": o["collection"],
+        "id": o["id"],
+        "version": o["version"],
+        **o[UNREADABLE],
     }
 
 
@@ -91,6 +148,14 @@ def _translate(error: grpc.aio.AioRpcError) -> WorkerError:
     translated = _outcome(error)
     translated.grpc_code = error.code().name
     return translated
+
+
+def _field(error: grpc.aio.AioRpcError) -> str | None:
+    """The refused field's path, from the answer's trailing metadata (``stowage.wire``)."""
+    for key, value in error.trailing_metadata() or ():
+        if key == FIELD_KEY and isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+    return None
 
 
 def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
@@ -106,23 +171,51 @@ def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
             current = preferences_dict(pb.Preferences.FromString(raw))
         return Conflict(details or "version conflict", current)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        field, sep, _ = details.partition(": ")
-        return InvalidArgument(details, field if sep and " " not in field else None)
+        return InvalidArgument(details, _field(error))
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return QuotaExceeded(details or "quota exceeded")
+        return QuotaExceeded(details or "quota exceeded", _field(error))
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return UnknownUser(details or "unknown user")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        # Another tenant's worker, or another run of this tenant's (one a killed platform
+        # left on the port): it read nothing. Its details stay in the log, not the answer.
+        log.error(
+            "a worker refused a call as not its own (check the tenant's endpoint): %s", details
+        )
+        return WrongWorker(
+            "the tenant's storage cannot be reached: its endpoint leads to a worker that is "
+            "not this tenant's, which refused the call",
+            delay=5.0,
+        )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return TemporaryError(f"the tenant worker is unavailable ({code.name})", delay=1.0)
     return PermanentError(f"the tenant worker failed ({code.name})")
 
 
+def _export_preferences(out: dict[str, Any], found: dict[str, Any]) -> None:
+    if (unreadable := found.pop(UNREADABLE, None)) is not None:
+        out["unreadable_preferences"] = unreadable
+    else:
+        out["preferences"] = found
+
+
+def _export_object(out: dict[str, Any], found: dict[str, Any]) -> None:
+    if UNREADABLE in found:
+        out.setdefault("unreadable_objects", []).append(_unreadable_entry(found))
+    else:
+        out["objects"].append(found)
+
+
 class WorkerClient:
     """Calls to one worker. Methods return plain dicts or raise WorkerError."""
 
-    def __init__(self, endpoint: str, tenant: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, endpoint: str, tenant: str, *, instance: str | None = None, timeout: float = 10.0
+    ) -> None:
         self.endpoint = endpoint
         self.tenant = tenant
+        #: The worker instance the calls are for; None: any worker of the tenant.
+        self.instance = instance
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
         self._stub = worker_pb2_grpc.TenantWorkerStub(self._channel)  # type: ignore[no-untyped-call]
@@ -132,6 +225,8 @@ class WorkerClient:
 
     def _metadata(self, cid: CorrelationId, user: UserId | None) -> list[tuple[str, str]]:
         md: list[tuple[str, str]] = [(TENANT_KEY, self.tenant), (CORRELATION_KEY, cid)]
+        if self.instance is not None:
+            md.append((INSTANCE_KEY, self.instance))
         if user is not None:
             md.append((USER_ID_KEY, user))
         return md
@@ -213,17 +308,21 @@ class WorkerClient:
     ) -> dict[str, Any]:
         request = pb.GetObjectRequest(collection=collection, id=object_id)
         reply = await self._unary("GetObject", request, user, cid, read=True)
-        return {"object": object_dict(reply.object)}
+        return {"object": _readable(object_dict(reply.object), f"{collection}/{object_id}")}
 
     async def list_objects(
         self, user: UserId, cid: CorrelationId, *, collection: str, page_size: int, cursor: str
     ) -> dict[str, Any]:
         request = pb.ListObjectsRequest(collection=collection, page_size=page_size, cursor=cursor)
         reply = await self._unary("ListObjects", request, user, cid, read=True)
-        return {
-            "objects": [object_dict(o) for o in reply.objects],
+        found = [object_dict(o) for o in reply.objects]
+        page: dict[str, Any] = {
+            "objects": [o for o in found if UNREADABLE not in o],
             "next_cursor": reply.next_cursor or None,
         }
+        if unreadable := [_unreadable_entry(o) for o in found if UNREADABLE in o]:
+            page["unreadable"] = unreadable
+        return page
 
     async def delete_object(
         self,
@@ -252,7 +351,7 @@ class WorkerClient:
         reply = await self._unary(
             "GetPreferences", pb.GetPreferencesRequest(), user, cid, read=True
         )
-        return preferences_dict(reply)
+        return _readable(preferences_dict(reply), "the stored preferences")
 
     async def get_usage(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
         reply = await self._unary("GetUsage", pb.GetUsageRequest(), user, cid, read=True)
@@ -285,7 +384,7 @@ class WorkerClient:
         if expected_version is not None:
             request.expected_version = expected_version
         reply = await self._unary("UpdatePreferences", request, user, cid, read=False)
-        return preferences_dict(reply)
+        return _readable(preferences_dict(reply), "the stored preferences")
 
     async def export_user_data(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
         md = self._metadata(cid, user)
@@ -313,9 +412,9 @@ class WorkerClient:
                         }
                     )
                 elif kind == "preferences":
-                    out["preferences"] = preferences_dict(record.preferences)
+                    _export_preferences(out, preferences_dict(record.preferences))
                 elif kind == "object":
-                    out["objects"].append(object_dict(record.object))
+                    _export_object(out, object_dict(record.object))
             return out
 
         return await self._call(attempt, retry=True)
@@ -368,16 +467,35 @@ class WorkerClient:
 
 
 class WorkerPool:
-    """One client (and channel) per tenant and endpoint, created on first use."""
+    """One client (and channel) per tenant and endpoint, created on first use.
+
+    Each client's calls name the worker instance the tenant's entry names
+    (:meth:`expect`), so any other worker refuses them.
+    """
 
     def __init__(self, *, timeout: float = 10.0) -> None:
         self._timeout = timeout
         self._clients: dict[tuple[str, str], WorkerClient] = {}
+        #: The instance each (endpoint, tenant) must reach, where its entry names one.
+        self._instances: dict[tuple[str, str], str] = {}
+
+    def expect(self, tenants: Iterable[Tenant]) -> None:
+        """From now on, call each tenant's worker as the instance its entry names.
+
+        The clients are kept (a call under way keeps its channel and the instance
+        it was sent for); their next calls name the new instance.
+        """
+        self._instances = {
+            (t.endpoint, t.name): t.instance for t in tenants if t.instance is not None
+        }
+        for key, client in self._clients.items():
+            client.instance = self._instances.get(key)
 
     def client(self, endpoint: str, tenant: str) -> WorkerClient:
         found = self._clients.get((endpoint, tenant))
         if found is None:
-            found = WorkerClient(endpoint, tenant, timeout=self._timeout)
+            instance = self._instances.get((endpoint, tenant))
+            found = WorkerClient(endpoint, tenant, instance=instance, timeout=self._timeout)
             self._clients[(endpoint, tenant)] = found
         return found
 

@@ -4,6 +4,14 @@ Both sides import these names, so a key or a pattern is written once. Every
 call names the tenant it is for (``TENANT_KEY``) and the worker refuses a call
 for any other tenant, so a misrouted call (a stale endpoint, a reused port)
 fails loudly instead of reading another tenant's data.
+
+A worker may also have an instance id: one run of a tenant's worker on one
+database (a ``stowage dev`` run). A call names the instance it is for
+(``INSTANCE_KEY``) when the caller knows it, and a worker that has an instance
+id refuses a call that names another one, so a gateway never serves from a
+worker that is not its own, even one of the same tenant (a worker a killed
+platform left behind on the port). A call that names no instance is not
+checked for one.
 """
 
 from __future__ import annotations
@@ -11,10 +19,14 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import secrets
 from collections.abc import Iterable
 
 #: The tenant the call is meant for; the worker compares it with its own.
 TENANT_KEY = "x-stowage-tenant"
+#: The worker instance the call is meant for, when the caller knows it; a worker
+#: with an instance id refuses a call that names another (PERMISSION_DENIED).
+INSTANCE_KEY = "x-stowage-instance"
 #: The verified internal user id the call acts for (user calls only).
 USER_ID_KEY = "x-stowage-user-id"
 #: Carried from the HTTP request to the worker's log line and audit row.
@@ -22,6 +34,11 @@ CORRELATION_KEY = "x-correlation-id"
 #: Trailing metadata of an ABORTED write: the current object or preferences.
 CURRENT_OBJECT_KEY = "stowage-current-object-bin"
 CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
+#: Trailing metadata of an INVALID_ARGUMENT or RESOURCE_EXHAUSTED answer: the
+#: refused field's path as :func:`field_path` spells it (``data.tags[1]``, or the
+#: quota's ``quotas.maxObjectBytes``), UTF-8 (a path may name any key). The contract
+#: travels here, never in the message.
+FIELD_KEY = "stowage-field-bin"
 
 #: MCP surface: where a tool error's details sit in the result's ``_meta`` (the same
 #: JSON is the result's text). An error result has no ``structuredContent``: it
@@ -59,6 +76,15 @@ def new_correlation_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+#: What a worker instance id may look like (a metadata value: ASCII, no spaces).
+INSTANCE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def new_instance_id() -> str:
+    """A fresh worker instance id: 32 hex characters, from the system's random source."""
+    return secrets.token_hex(16)
+
+
 #: An internal user id: 32 lowercase hex characters.
 USER_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -78,6 +104,9 @@ __all__ = [
     "CORRELATION_KEY",
     "CURRENT_OBJECT_KEY",
     "CURRENT_PREFERENCES_KEY",
+    "FIELD_KEY",
+    "INSTANCE",
+    "INSTANCE_KEY",
     "TENANT_KEY",
     "TOOL_ERROR_META_KEY",
     "USER_ID",
@@ -85,4 +114,5 @@ __all__ = [
     "field_path",
     "identity_digest",
     "new_correlation_id",
+    "new_instance_id",
 ]

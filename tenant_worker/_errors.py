@@ -21,6 +21,8 @@ class NotFound(WorkerError):
 
 
 class InvalidArgument(WorkerError):
+    """A refused value; ``field`` is its path (``data.tags[1]``), sent as a field of the answer."""
+
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
@@ -35,9 +37,13 @@ class Conflict(WorkerError):
 
 
 class QuotaExceeded(WorkerError):
+    """A write that would pass ``limit`` (``maxObjects``, ``perUser.maxBytes``, …)."""
+
     def __init__(self, limit: str, message: str) -> None:
         super().__init__(message)
         self.limit = limit
+        #: The quota as the Tenant spec names it, sent like an invalid argument's field.
+        self.field = f"quotas.{limit}"
 
 
 class UnknownUser(WorkerError):
@@ -50,6 +56,11 @@ class Unauthenticated(WorkerError):
 
 class WrongTenant(WorkerError):
     """The call names another tenant than the one this worker serves (a misrouted call)."""
+
+
+class WrongInstance(WorkerError):
+    """The call names another instance than this worker's: its caller expects another run
+    of the tenant's worker (one a killed platform left behind answers in its place)."""
 
 
 class StorageUnavailable(WorkerError):

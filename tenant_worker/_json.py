@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from stowage.values import find_problem
 from tenant_worker._errors import InvalidArgument
 
 
@@ -14,14 +15,28 @@ def dumps(value: Any) -> bytes:
 
 
 def loads_object(raw: bytes, field: str) -> dict[str, Any]:
-    """Parse a JSON object, or InvalidArgument naming ``field``."""
+    """Parse a JSON object, or InvalidArgument naming ``field``.
+
+    What it holds is checked against the rule by :func:`check_value`.
+    """
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InvalidArgument(field, f"not valid UTF-8 JSON ({e})") from e
+    except (ValueError, RecursionError) as e:
+        # Python's own limits: an integer of thousands of digits, nesting past the stack.
+        raise InvalidArgument(field, f"not JSON this service can store ({e})") from e
     if not isinstance(value, dict):
         raise InvalidArgument(field, "must be a JSON object")
     return value
+
+
+def check_value(value: Any, field: str) -> None:
+    """InvalidArgument naming the part of ``value`` (the tool argument ``field``) that breaks
+    the rule of :mod:`stowage.values`: too deep, a number out of range, an unstorable string."""
+    problem = find_problem(value)
+    if problem is not None:
+        raise InvalidArgument(problem.field(field), problem.message)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -14,9 +14,10 @@ from typing import Any, cast
 
 from sqlalchemy import bindparam, select
 
+from stowage.values import MAX_TTL_SECONDS
 from tenant_worker import _cursor
 from tenant_worker._errors import InvalidArgument, NotFound, QuotaExceeded
-from tenant_worker._json import dumps, loads_object, request_hash
+from tenant_worker._json import check_value, dumps, loads_object, request_hash
 from tenant_worker._models import StoredObject, utcnow
 from tenant_worker._object_writes import (
     PutPlan,
@@ -127,9 +128,12 @@ class Objects:
         check_key(idempotency_key)
         if expected_version is not None and expected_version < 0:
             raise InvalidArgument("expected_version", "must be 0 (create only) or a version")
-        if ttl_seconds < 0:
-            raise InvalidArgument("ttl_seconds", "must not be negative")
+        if not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
+            raise InvalidArgument(
+                "ttl_seconds", f"must be 0 (no TTL) up to {MAX_TTL_SECONDS} (100 years)"
+            )
         data = loads_object(data_json, "data_json")
+        check_value(data, "data")
         coll.validate(data)
         encoded = dumps(data)
         _check_size(len(encoded), policy.quotas)

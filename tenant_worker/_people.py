@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
 
+from stowage.values import find_problem, string_problem
 from tenant_worker._db import checkpoint_after_erasure
 from tenant_worker._errors import Conflict, InvalidArgument, QuotaExceeded, WriteRace
-from tenant_worker._json import dumps, loads_object, merge_patch, request_hash
+from tenant_worker._json import check_value, dumps, loads_object, merge_patch, request_hash
 from tenant_worker._models import IdempotencyKey, Preference, StoredObject, User, utcnow
 from tenant_worker._pseudonyms import pseudonymise_audit
 from tenant_worker._records import (
@@ -38,6 +39,9 @@ class People:
             raise InvalidArgument("issuer", "must be 1-2048 characters")
         if not subject or len(subject) > 1024:
             raise InvalidArgument("subject", "must be 1-1024 characters")
+        for field, text in (("issuer", issuer), ("subject", subject)):
+            if (problem := string_problem(text)) is not None:
+                raise InvalidArgument(field, problem)
         query = select(User.id).where(User.issuer == issuer, User.subject == subject)
         async with self.store.reading() as s:
             found = await s.scalar(query)
@@ -76,6 +80,7 @@ class People:
         owner = require_user(ctx)
         check_key(idempotency_key)
         patch = loads_object(merge_patch_json, "merge_patch_json")
+        check_value(patch, "patch")
         rhash = request_hash("preferences", dumps(patch), expected_version)
         ref = KeyRef(owner, idempotency_key, "preferences", rhash) if idempotency_key else None
         return await write_once(
@@ -112,6 +117,7 @@ class People:
                     PreferencesRecord(stored, current, None),
                 )
             data = merge_patch(stored, patch)
+            _check_merged(data)
             size = len(dumps(data))
             if size > limit:
                 raise QuotaExceeded(
@@ -242,6 +248,17 @@ class People:
             engine = s.bind
         await checkpoint_after_erasure(engine)
         return result
+
+
+def _check_merged(data: dict[str, Any]) -> None:
+    """The merged preferences keep to the rule too (a patch onto data stored before it)."""
+    problem = find_problem(data)
+    if problem is not None:
+        raise InvalidArgument(
+            "patch",
+            f"the preferences would break a limit at {problem.field('preferences')}: "
+            f"it {problem.message}; set that key to null in the patch to replace it",
+        )
 
 
 def _prefs_json(p: PreferencesRecord) -> dict[str, Any]:

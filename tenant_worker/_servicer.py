@@ -20,6 +20,8 @@ from stowage.wire import (
     CORRELATION_KEY,
     CURRENT_OBJECT_KEY,
     CURRENT_PREFERENCES_KEY,
+    FIELD_KEY,
+    INSTANCE_KEY,
     TENANT_KEY,
     USER_ID,
     USER_ID_KEY,
@@ -42,6 +44,7 @@ from tenant_worker._errors import (
     Unauthenticated,
     UnknownUser,
     WorkerError,
+    WrongInstance,
     WrongTenant,
 )
 from tenant_worker._housekeeping import Housekeeping
@@ -66,6 +69,7 @@ _CODES: dict[type[WorkerError], grpc.StatusCode] = {
     UnknownUser: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     WrongTenant: grpc.StatusCode.PERMISSION_DENIED,
+    WrongInstance: grpc.StatusCode.PERMISSION_DENIED,
     StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -73,19 +77,34 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-def call_context(
-    context: grpc.aio.ServicerContext[Any, Any], tenant: str, needs_user: bool
-) -> CallContext:
-    metadata = dict(context.invocation_metadata() or ())
-    correlation = str(metadata.get(CORRELATION_KEY, ""))
-    if not CORRELATION_ID.match(correlation):
-        correlation = new_correlation_id()
+def _check_addressed(metadata: dict[str, Any], tenant: str, instance: str | None) -> None:
+    """Refuse a call for another tenant, or for another instance than this worker's."""
     meant_for = metadata.get(TENANT_KEY)
     if meant_for != tenant:
         raise WrongTenant(
             f"this worker serves tenant {tenant!r}; the call was for "
             + (f"{meant_for!r}" if meant_for is not None else f"no tenant (missing {TENANT_KEY})")
         )
+    instance_meant = metadata.get(INSTANCE_KEY)
+    if instance is not None and instance_meant is not None and instance_meant != instance:
+        raise WrongInstance(
+            f"this worker is instance {instance!r} of tenant {tenant!r}; the call was for "
+            f"instance {instance_meant!r}"
+        )
+
+
+def call_context(
+    context: grpc.aio.ServicerContext[Any, Any],
+    tenant: str,
+    needs_user: bool,
+    instance: str | None = None,
+) -> CallContext:
+    """The call's context; refused unless it is for ``tenant`` (and ``instance``, when named)."""
+    metadata = dict(context.invocation_metadata() or ())
+    correlation = str(metadata.get(CORRELATION_KEY, ""))
+    if not CORRELATION_ID.match(correlation):
+        correlation = new_correlation_id()
+    _check_addressed(metadata, tenant, instance)
     user = metadata.get(USER_ID_KEY)
     if user is None:
         if needs_user:
@@ -105,6 +124,8 @@ def _status(error: WorkerError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes
         trailing = (
             (CURRENT_PREFERENCES_KEY, preferences_message(error.current).SerializeToString()),
         )
+    elif isinstance(error, InvalidArgument | QuotaExceeded):
+        trailing = ((FIELD_KEY, error.field.encode()),)
     return code, trailing
 
 
@@ -160,7 +181,7 @@ def unary(needs_user: bool = True) -> Callable[[Handler], Callable[..., Awaitabl
         ) -> Any:
             call = _Call(self.tenant, handler.__name__)
             try:
-                ctx = call_context(context, self.tenant, needs_user)
+                ctx = call_context(context, self.tenant, needs_user, self.instance)
                 call.correlation_id = ctx.correlation_id
                 return await handler(self, request, ctx)
             except Exception as e:
@@ -200,6 +221,8 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     people: People
     housekeeping: Housekeeping
     access: Access
+    #: This run's instance id: calls that name another instance are refused.
+    instance: str | None = None
 
     @unary(needs_user=False)
     async def ResolveUser(
@@ -282,7 +305,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     ) -> AsyncIterator[pb.ExportRecord]:
         call = _Call(self.tenant, "ExportUserData")
         try:
-            ctx = call_context(context, self.tenant, needs_user=True)
+            ctx = call_context(context, self.tenant, needs_user=True, instance=self.instance)
             call.correlation_id = ctx.correlation_id
             yield pb.ExportRecord(user_id=ctx.user_id or "")
             async for item in self.people.export(ctx):

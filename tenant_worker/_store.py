@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
+from stowage.values import string_problem
 from tenant_worker._db import autocommit, translated_errors
 from tenant_worker._errors import InvalidArgument, QuotaExceeded, Unauthenticated, WorkerError
 from tenant_worker._models import (
@@ -351,6 +352,8 @@ def check_object_id(object_id: str) -> None:
 def check_key(key: str) -> None:
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidArgument("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")
+    if (problem := string_problem(key)) is not None:
+        raise InvalidArgument("idempotency_key", problem)
 
 
 class ObjectRow(Protocol):

@@ -15,29 +15,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from stowage_testing.gateway import MCP_HEADERS, GatewayProcess, Issuer, post, rpc, tool_error
+from stowage_testing.properties import hypothesis_home, reproducible
 
 pytestmark = pytest.mark.postgres
 
 
-def fuzz(examples: int) -> Callable[[Any], Any]:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+#: Bounded and reproducible: the same examples on every machine, nothing kept.
+fuzz = reproducible
 
 
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/', "Exception in ASGI")
@@ -241,12 +235,8 @@ class Fuzzer:
 def fuzzer(gateway: GatewayProcess, issuer: Issuer, tmp_path: Path) -> Iterator[Fuzzer]:
     # Hypothesis caches what it learns under .hypothesis/ of the working directory: keep
     # that out of the repository (and there is no example database: database=None).
-    set_hypothesis_home_dir(tmp_path / "hypothesis")
-    try:
-        with httpx.Client(timeout=10) as client:
-            yield Fuzzer(gateway, issuer, client)
-    finally:
-        set_hypothesis_home_dir(None)
+    with hypothesis_home(tmp_path), httpx.Client(timeout=10) as client:
+        yield Fuzzer(gateway, issuer, client)
 
 
 # --- properties --------------------------------------------------------------------

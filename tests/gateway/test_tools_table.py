@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
-from gateway._tool_table import BUILTIN_TOOLS, OBJECT_TOOLS
+import pytest
+
+from gateway import _operations
+from gateway._tool_table import BUILTIN_TOOLS, OBJECT_TOOLS, ToolRow
 from gateway._tools import build_catalogue
 from gateway._types import AuthConfig, CollectionSpec, Tenant, TenantName
+from stowage.tenant_spec import TenantSpec
 
 NOTES = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
 
 
 def test_every_row_becomes_one_tool_per_collection_with_no_slot_or_placeholder_left() -> None:
-    tenant = Tenant(
-        TenantName("acme"),
-        "127.0.0.1:1",
-        AuthConfig("https://issuer.example", "https://acme.example/mcp"),
+    spec = TenantSpec(
+        auth=AuthConfig("https://issuer.example", "https://acme.example/mcp"),
         collections=(CollectionSpec("notes", schema=NOTES), CollectionSpec("cache")),
     )
+    tenant = Tenant(TenantName("acme"), "127.0.0.1:1", spec)
     catalogue = build_catalogue(tenant)
     expected = {f"{prefix}_{row.name}" for prefix in ("items", "notes") for row in OBJECT_TOOLS}
     assert set(catalogue.tools) == expected | {row.name for row in BUILTIN_TOOLS}
@@ -29,3 +33,18 @@ def test_every_row_becomes_one_tool_per_collection_with_no_slot_or_placeholder_l
     assert "collection" not in notes_save.input_schema["properties"]
     items_save = catalogue.tools["items_save"].definition
     assert next(iter(items_save.input_schema["properties"])) == "collection"  # named first
+
+
+def test_every_row_names_an_operation_and_every_operation_serves_a_row() -> None:
+    """A tool is one declaration: a row cannot be built without an operation, and none is dead."""
+    rows = (*OBJECT_TOOLS, *BUILTIN_TOOLS)
+    named = {row.operation for row in rows}
+    assert all(inspect.iscoroutinefunction(operation) for operation in named)
+    defined = {
+        value
+        for name, value in vars(_operations).items()
+        if inspect.iscoroutinefunction(value) and value.__module__ == _operations.__name__
+    }
+    assert defined == named
+    with pytest.raises(TypeError, match="operation"):
+        ToolRow("orphan", "Orphan", "A tool with no operation.", input_schema={}, output_schema={})  # type: ignore[call-arg]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import httpx
 import pytest
@@ -9,6 +11,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from stowage.v1 import worker_pb2 as pb
+from stowage.wire import FIELD_KEY
 from stowage_testing.worker import WorkerProcess
 from tests.tenant_worker.conftest import Client, database, status_of
 
@@ -103,3 +106,40 @@ def test_resolve_user_requires_issuer_and_subject(client: Client) -> None:
     for req in (pb.ResolveUserRequest(issuer="i"), pb.ResolveUserRequest(subject="s")):
         error = status_of(lambda req=req: client.stub.ResolveUser(req, metadata=client.metadata()))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _field(error: grpc.RpcError) -> str | None:
+    trailing = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    value = trailing.get(FIELD_KEY)
+    return value.decode() if isinstance(value, bytes) else None
+
+
+@pytest.mark.parametrize(
+    ("payload", "kw", "field"),
+    [
+        (b'{"a": [1, NaN]}', {}, "data.a[1]"),
+        (b'{"a": Infinity}', {}, "data.a"),
+        (b'{"a": 9007199254740992}', {}, "data.a"),
+        (b'{"a": "x\\ud800"}', {}, "data.a"),
+        (b'{"a\\u0000": 1}', {}, "data"),
+        (b'{"a": ' + b"[" * 70 + b"]" * 70 + b"}", {}, "data.a" + "[0]" * 63),
+        (b'{"a": 1' + b"0" * 5000 + b"}", {}, "data_json"),
+        (b'{"a": 1}', {"ttl_seconds": 2**62}, "ttl_seconds"),
+        (b'{"a": 1}', {"idempotency_key": "k\x00"}, "idempotency_key"),
+    ],
+)
+def test_the_worker_refuses_what_it_could_not_give_back_naming_the_field(
+    client: Client, worker: WorkerProcess, payload: bytes, kw: dict[str, Any], field: str
+) -> None:
+    """The worker is the authority: a direct call that skips the gateway's check is refused."""
+    error = status_of(lambda: client.put("items", "x", payload, **kw))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert _field(error) == field
+    assert _object_count(worker, client.user_id) == 0
+
+
+def test_a_quota_refusal_names_its_quota_in_the_answer(client: Client) -> None:
+    big = {"text": "x" * (65 * 1024)}
+    error = status_of(lambda: client.put("items", "big", big))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert _field(error) == "quotas.maxObjectBytes"
