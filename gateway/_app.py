@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from gateway._auth import TokenVerifier
 from gateway._calls import ToolCalls
 from gateway._directory import TenantDirectory, TenantSource
-from gateway._gate import McpGate
+from gateway._gate import McpGate, build_gate
 from gateway._introspection import Introspector
 from gateway._jwks import JwksCache
 from gateway._lane import ToolCallLane
@@ -103,7 +103,7 @@ def _gate(parts: _Parts) -> tuple[McpGate, StreamableHTTPSessionManager]:
         security=security,
         max_body_bytes=settings.max_body_bytes,
     )
-    gate = McpGate(
+    gate = build_gate(
         settings=settings,
         directory=parts.directory,
         verifier=parts.verifier,
@@ -128,6 +128,7 @@ def _lifespan(
         endpoints_out, endpoints_in = anyio.create_memory_object_stream[set[str]](math.inf)
 
         def publish(tenants: Mapping[TenantName, Tenant]) -> None:
+            workers.expect(tenants.values())  # before any request sees the new set
             directory.publish(tenants)
             endpoints_out.send_nowait({t.endpoint for t in tenants.values()})
 

@@ -3,7 +3,7 @@
 ``python -m gateway._tenant_entries FILE`` reads FILE (``json.loads`` when it
 is JSON, else YAML) and writes one line per tenant to stdout::
 
-    <digest> <JSON of [name, endpoint or null, spec]>
+    <digest> <JSON of [name, endpoint or null, instance or null, spec]>
 
 The digest (hex, of the JSON) lets the gateway skip every tenant it has
 already parsed: a change to one tenant of ten thousand is one line to decode.
@@ -40,7 +40,7 @@ REJECTED = 2
 #: libyaml's loader when PyYAML was built with it (about 3x faster than the pure-Python one).
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-Entry = tuple[str, object, Any]  # name, endpoint (may be absent), spec
+Entry = tuple[str, object, object, Any]  # name, endpoint, instance (either may be absent), spec
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -126,7 +126,7 @@ def entries(raw: Any) -> Iterator[Entry]:
         if name in seen:
             raise EntryError(f"tenants[{i}].name: {name!r} appears twice")
         seen.add(name)
-        yield name, item.get("endpoint"), item.get("spec", item)
+        yield name, item.get("endpoint"), item.get("instance"), item.get("spec", item)
 
 
 def write_lines(raw: Any, out: BinaryIO) -> None:

@@ -1,8 +1,10 @@
 """Tenants from a YAML file, in the Tenant resource's spec shape, reloaded on change.
 
 The file holds either ``tenants: [{name, endpoint, auth, rateLimits, ...}]`` or a
-mapping ``tenants: {name: {endpoint, auth, ...}}``. A broken edit keeps the last
-good set and is logged; the gateway never serves from a half-read file.
+mapping ``tenants: {name: {endpoint, auth, ...}}``; beside ``endpoint``, an
+optional ``instance`` names the worker instance it must reach (the worker
+refuses calls meant for another one). A broken edit keeps the last good set and
+is logged; the gateway never serves from a half-read file.
 
 No request waits on a reload: a helper process reads and parses the file
 (:mod:`gateway._tenant_entries`) and hands back one line per tenant with a
@@ -32,6 +34,7 @@ from gateway import _tenant_entries
 from gateway._errors import TenantConfigError
 from gateway._types import Tenant, TenantName
 from stowage.tenant_spec import SpecError, parse_tenant_spec
+from stowage.wire import INSTANCE
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +42,39 @@ log = logging.getLogger(__name__)
 SLICE_SECONDS = 0.005
 
 
-def parse_tenant(name: str, spec: Mapping[str, Any], endpoint: str | None = None) -> Tenant:
-    """One tenant from its spec (the shared parser); TenantConfigError names the field."""
-    where = f"tenants.{name}"
+def _route(
+    where: str, spec: Mapping[str, Any], endpoint: str | None, instance: str | None
+) -> tuple[str, str | None]:
+    """The worker's endpoint and instance id: as given, else from the spec's entry."""
     endpoint = endpoint or spec.get("endpoint")
     if not isinstance(endpoint, str) or ":" not in endpoint:
         raise TenantConfigError(f"{where}.endpoint: expected host:port")
+    instance = instance or spec.get("instance")
+    if instance is not None and not (isinstance(instance, str) and INSTANCE.match(instance)):
+        raise TenantConfigError(f"{where}.instance: expected 1 to 64 of A-Z a-z 0-9 . _ -")
+    return endpoint, instance
+
+
+def parse_tenant(
+    name: str,
+    spec: Mapping[str, Any],
+    endpoint: str | None = None,
+    instance: str | None = None,
+) -> Tenant:
+    """One tenant from its spec (the shared parser); TenantConfigError names the field.
+
+    ``endpoint`` and ``instance`` (the worker's instance id, checked by the worker
+    on every call) are the spec entry's own when not given.
+    """
+    where = f"tenants.{name}"
+    endpoint, instance = _route(where, spec, endpoint, instance)
     try:
         parsed = parse_tenant_spec(spec, where=where)
     except SpecError as e:
         raise TenantConfigError(str(e)) from e
     if parsed.auth is None:
         raise TenantConfigError(f"{where}.auth: expected a mapping with issuer and audience")
-    return Tenant(
-        name=TenantName(name),
-        endpoint=endpoint,
-        auth=parsed.auth,
-        per_user=parsed.rate_limits.per_user,
-        per_tenant=parsed.rate_limits.per_tenant,
-        collections=parsed.collections,
-        extra_collections=tuple(sorted(parsed.retention.collections)),
-        access=parsed.access,
-    )
+    return Tenant(name=TenantName(name), endpoint=endpoint, spec=parsed, instance=instance)
 
 
 class Slices:
@@ -120,10 +134,10 @@ class TenantFile:
             digest, _, entry = line.partition(b" ")
             tenant = self._known.get(digest)
             if tenant is None:
-                name, endpoint, spec = json.loads(entry)
+                name, endpoint, instance, spec = json.loads(entry)
                 if not isinstance(spec, Mapping):
                     raise TenantConfigError(f"tenants.{name}: expected a mapping")
-                tenant = parse_tenant(name, spec, endpoint)
+                tenant = parse_tenant(name, spec, endpoint, instance)
                 parsed += 1
             known[digest] = tenant
             tenants[tenant.name] = tenant

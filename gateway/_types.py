@@ -27,18 +27,45 @@ AccessSpec = tenant_spec.Access
 
 @dataclass(frozen=True)
 class Tenant:
-    """Everything the gateway needs to serve one tenant."""
+    """Everything the gateway needs to serve one tenant: where, and its parsed spec.
+
+    The spec is the shared parser's result as it stands (:mod:`stowage.tenant_spec`),
+    never a copy of some of its fields: a field added there reaches the gateway
+    without a line here. The properties name the parts the gateway reads most.
+    """
 
     name: TenantName
     endpoint: str
-    auth: AuthConfig
-    per_user: Rate = tenant_spec.RateLimits.per_user
-    per_tenant: Rate = tenant_spec.RateLimits.per_tenant
-    collections: tuple[CollectionSpec, ...] = ()
-    #: Collections named only in retention: schemaless, reachable by the item tools.
-    extra_collections: tuple[str, ...] = ()
-    #: The launch stage: everyone, or internal testers only.
-    access: AccessSpec = field(default_factory=AccessSpec)
+    spec: tenant_spec.TenantSpec
+    #: The worker instance the endpoint must reach (``stowage.wire.INSTANCE_KEY``);
+    #: None: any worker of this tenant.
+    instance: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.spec.auth is None:
+            raise ValueError(f"tenant {self.name!r}: a served tenant needs spec.auth")
+
+    @property
+    def auth(self) -> AuthConfig:
+        assert self.spec.auth is not None  # checked when made
+        return self.spec.auth
+
+    @property
+    def per_user(self) -> Rate:
+        return self.spec.rate_limits.per_user
+
+    @property
+    def per_tenant(self) -> Rate:
+        return self.spec.rate_limits.per_tenant
+
+    @property
+    def collections(self) -> tuple[CollectionSpec, ...]:
+        return self.spec.collections
+
+    @property
+    def access(self) -> AccessSpec:
+        """The launch stage: everyone, or internal testers only."""
+        return self.spec.access
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,19 @@ being run is imported, so that running the worker never imports the gateway's
 or the operator's dependencies; ``stowage --help`` imports them all. The
 components declare their settings for :mod:`stowage.config`, which gives each
 setting its flag and its variable; a setting that does not read exits with 2.
+A command started by another process to end with it (``$STOWAGE_FOLLOW_PARENT``)
+follows that process first (:mod:`stowage.lifeline`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+from stowage import lifeline
 from stowage.config import ConfigError
 
 #: Command → the module whose register(subparsers) adds it.
@@ -46,6 +50,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # First, before the imports of a command: a child of ``stowage dev`` that
+    # outlived it would serve on (see stowage.lifeline).
+    lifeline.follow_parent_named_in(os.environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ port, and a supervisor only starts its processes on a port it found free.
 
 It restarts a process that dies (and gives up after repeated quick exits),
 stops them all on SIGTERM or SIGINT, and each process ends with it even when
-it is killed outright (:func:`follow_parent`, ``PR_SET_PDEATHSIG``). The
+it is killed outright (:func:`stowage.lifeline.follow_parent`). The
 processes write metric samples to a ``PROMETHEUS_MULTIPROC_DIR`` the caller
 owns; a dead process's samples are marked dead there.
 """
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import os
 import signal
 import socket
 import time
@@ -30,6 +28,8 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
+from stowage.lifeline import follow_parent
+
 log = logging.getLogger(__name__)
 
 #: A process that exits sooner than this after its start counts as failing to start.
@@ -38,7 +38,6 @@ QUICK_EXIT = 5.0
 MAX_QUICK_EXITS = 5
 #: Seconds a process has to stop after SIGTERM before it is killed.
 STOP_GRACE = 20.0
-_PR_SET_PDEATHSIG = 1
 
 #: How to start one process: its command line and its environment.
 Command = Callable[[], tuple[list[str], dict[str, str]]]
@@ -82,14 +81,6 @@ def claim_free_port(host: str, port: int) -> int:
     with bound(host, port, shared=False) as probe:
         resolved: int = probe.getsockname()[1]
     return resolved
-
-
-def follow_parent(parent_pid: int) -> None:
-    """End this process with its supervisor, even one killed outright (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent_pid:  # it died before the line above
-        raise SystemExit(f"the supervising process {parent_pid} is gone")
 
 
 @dataclass

@@ -84,8 +84,10 @@ def _dev(args: argparse.Namespace) -> int:
     """Run the gateway, a demo tenant's worker and a dev OAuth server locally.
 
     Run the whole platform on this machine: a demo tenant's worker on SQLite
-    (supervised: restarted when it dies), the gateway, and a development
-    authorization server at /dev-auth that signs in anyone by name. Never expose it.
+    (supervised: restarted when it dies, ended with this command however it ends),
+    the gateway, and a development authorization server at /dev-auth that signs in
+    anyone by name. Never expose it. Exits with status 1 when another process holds
+    the gateway's or the worker's port.
     """
     from stowage_dev._platform import run_dev
 

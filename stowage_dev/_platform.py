@@ -5,23 +5,39 @@ supervised subprocess, after running its migrations), then the gateway in this
 process with the development authorization server's routes passed in at
 ``/dev-auth``. It records where it serves in the data directory
 (:class:`PlatformRecord`), so ``stowage token`` mints tokens the gateway accepts.
+
+Each run is one instance of the platform: a fresh instance id, given to its
+worker and named in the gateway's tenant entry, so the gateway's calls reach
+its own worker or are refused (``stowage.wire.INSTANCE_KEY``); a worker of
+another run, even of the same demo tenant, never serves them. Its children end
+with it, however it ends (:mod:`stowage.lifeline`). A port another process
+holds is an error at the start (exit status 1), never a running banner over a
+worker that restarts in a loop.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from joserfc.jwk import RSAKey
 
+from stowage.lifeline import child_environ
+from stowage.supervisor import ListenError
+from stowage.wire import INSTANCE_KEY, TENANT_KEY, new_instance_id
 from stowage_dev._keys import load_or_create_key
 from stowage_dev._layout import AUTH_STATE_NAME, DEFAULT_DATA_DIR, DEV_KEY_NAME, PlatformRecord
-from stowage_dev._supervisor import SupervisedWorker
+from stowage_dev._supervisor import SupervisedWorker, claim_port
+
+if TYPE_CHECKING:
+    import uvicorn
 
 NOTES_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,23 +57,43 @@ def _write(path: Path, content: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+class StartError(Exception):
+    """The platform cannot start; the message says why."""
 
+
+def _wait_serving(
+    address: str, proc: subprocess.Popen[bytes], tenant: str, instance: str, timeout: float = 30
+) -> None:
+    """Return once the worker answers on ``address`` as this run's ``instance``.
+
+    A call that names the instance, not a health check: the worker of another
+    run would pass that one. Raises StartError when the worker exits first, when
+    another worker answers there, or after ``timeout`` seconds.
+    """
+    import grpc
+
+    from stowage.v1 import worker_pb2, worker_pb2_grpc
+
+    metadata = ((TENANT_KEY, tenant), (INSTANCE_KEY, instance))
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub = worker_pb2_grpc.TenantWorkerStub(channel)  # type: ignore[no-untyped-call]
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError("the worker exited; see its log in the data directory")
+                raise StartError(
+                    f"the worker exited with status {proc.returncode}; see worker.log in the "
+                    "data directory"
+                )
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
+                stub.ListRevocations(
+                    worker_pb2.ListRevocationsRequest(limit=1), metadata=metadata, timeout=1
+                )
+                return
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.PERMISSION_DENIED:
+                    raise StartError(f"another worker answers on {address}: {e.details()}") from e
             time.sleep(0.1)
-    raise RuntimeError(f"the worker did not become ready within {timeout}s")
+    raise StartError(f"the worker did not become ready within {timeout}s")
 
 
 def _token_command(data_dir: Path, tenant: str) -> str:
@@ -74,7 +110,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _write_config(data_dir: Path, tenant: str, worker_port: int, record: PlatformRecord) -> Path:
+def _write_config(
+    data_dir: Path, tenant: str, worker_port: int, record: PlatformRecord, instance: str
+) -> Path:
     """Write the demo tenant's worker policy and the gateway's tenants file; the policy's path."""
     policy = {
         "retention": {"collections": {"cache": 1}},
@@ -89,6 +127,7 @@ def _write_config(data_dir: Path, tenant: str, worker_port: int, record: Platfor
                 {
                     "name": tenant,
                     "endpoint": f"127.0.0.1:{worker_port}",
+                    "instance": instance,
                     "auth": {"issuer": record.issuer, "audience": record.audience(tenant)},
                     "rateLimits": {
                         "perUser": {"requestsPerMinute": 600, "burst": 100},
@@ -103,17 +142,29 @@ def _write_config(data_dir: Path, tenant: str, worker_port: int, record: Platfor
     return data_dir / "policy.yaml"
 
 
-def _worker(data_dir: Path, tenant: str, worker_port: int, policy_file: Path) -> SupervisedWorker:
+def _worker(
+    data_dir: Path,
+    tenant: str,
+    worker_port: int,
+    policy_file: Path,
+    instance: str,
+    on_give_up: Callable[[], None],
+) -> SupervisedWorker:
     """The demo tenant's worker on SQLite, its migrations run; not started yet."""
     database_url = f"sqlite+aiosqlite:///{data_dir / (tenant + '.db')}"
     worker_cmd = [sys.executable, "-m", "stowage", "worker"]
-    subprocess.run([*worker_cmd, "migrate", "--database-url", database_url], check=True)
+    subprocess.run(
+        [*worker_cmd, "migrate", "--database-url", database_url],
+        check=True,
+        env=child_environ(os.environ),
+    )
     serve_args = [
-        *("--database-url", database_url, "--tenant", tenant),
+        *("--database-url", database_url, "--tenant", tenant, "--instance", instance),
         *("--listen", f"127.0.0.1:{worker_port}", "--metrics-port", "0"),
         *("--policy-file", str(policy_file)),
     ]
-    return SupervisedWorker([*worker_cmd, "serve", *serve_args], data_dir / "worker.log")
+    command = [*worker_cmd, "serve", *serve_args]
+    return SupervisedWorker(command, data_dir / "worker.log", worker_port, on_give_up)
 
 
 def _banner(record: PlatformRecord, data_dir: Path, tenant: str) -> str:
@@ -132,10 +183,10 @@ Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
 """
 
 
-def _serve_gateway(
+def _gateway(
     data_dir: Path, port: int, tenant: str, log_level: str, record: PlatformRecord, key: RSAKey
-) -> None:
-    """Run the gateway with the development authorization server until it stops."""
+) -> uvicorn.Server:
+    """The gateway with the development authorization server, not started yet."""
     import uvicorn
 
     from gateway import GatewaySettings, create_app
@@ -152,15 +203,35 @@ def _serve_gateway(
         resources={record.audience(tenant)},
         state_file=data_dir / AUTH_STATE_NAME,
     )
-    record.write(data_dir)
-    print(_banner(record, data_dir, tenant), file=sys.stderr, flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, extra_routes=auth.routes()),
         host="127.0.0.1",
         port=port,
         log_config=None,
         access_log=False,
     )
+    return uvicorn.Server(config)
+
+
+def _stopper(gateway: uvicorn.Server) -> Callable[[], None]:
+    """What stops ``gateway`` from another thread: its loop reads the flag."""
+
+    def stop() -> None:
+        gateway.should_exit = True
+
+    return stop
+
+
+def _run_gateway(gateway: uvicorn.Server) -> None:
+    """Serve until stopped; StartError when it did not start (a port bind exits on its own)."""
+    gateway.run()
+    if not gateway.started:
+        raise StartError("the gateway did not start; see the log above")
+
+
+def _failed(message: str) -> int:
+    print(f"stowage dev: {message}", file=sys.stderr, flush=True)
+    return 1
 
 
 def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
@@ -169,16 +240,27 @@ def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_lev
     _logging.configure(log_level)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        claim_port("gateway", port)
+        claim_port("worker", worker_port)
+    except ListenError as e:
+        return _failed(str(e))
     key = load_or_create_key(data_dir / DEV_KEY_NAME)
     record = PlatformRecord(public_url=f"http://127.0.0.1:{port}")
-    policy_file = _write_config(data_dir, tenant, worker_port, record)
-    worker = _worker(data_dir, tenant, worker_port, policy_file)
+    instance = new_instance_id()
+    policy_file = _write_config(data_dir, tenant, worker_port, record, instance)
+    gateway = _gateway(data_dir, port, tenant, log_level, record, key)
+    worker = _worker(data_dir, tenant, worker_port, policy_file, instance, _stopper(gateway))
     # uvicorn shuts down on SIGTERM and then re-raises it with the handler it
     # found; make that handler unwind this function so the worker is stopped too.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        _wait_serving(f"127.0.0.1:{worker_port}", worker.start())
-        _serve_gateway(data_dir, port, tenant, log_level, record, key)
+        _wait_serving(f"127.0.0.1:{worker_port}", worker.start(), tenant, instance)
+        record.write(data_dir)
+        print(_banner(record, data_dir, tenant), file=sys.stderr, flush=True)
+        _run_gateway(gateway)
+    except (StartError, ListenError) as e:
+        return _failed(str(e))
     finally:
         worker.stop()
-    return 0
+    return 0 if worker.failure is None else _failed(worker.failure)

@@ -38,6 +38,8 @@ class WorkerProcess:
     database_url: str
     workdir: Path
     tenant: str = "acme"
+    #: The worker's instance id (``--instance``); None: it checks calls for none.
+    instance: str | None = None
     port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     purge_interval: float = 3600.0
@@ -92,6 +94,8 @@ class WorkerProcess:
             "--policy-file", str(self.policy_file),
             "--purge-interval", str(self.purge_interval),
         ]  # fmt: skip
+        if self.instance is not None:
+            args += ["--instance", self.instance]
         log = self.log_file.open("ab")
         env = {**os.environ, "STOWAGE_POLICY_CHECK_INTERVAL": "0.2"}
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
@@ -135,6 +139,7 @@ def running_worker(
     policy: dict[str, Any] | None = None,
     tenant: str = "acme",
     migrate: bool = True,
+    instance: str | None = None,
 ) -> Iterator[WorkerProcess]:
     """Migrate the database, start a worker on it, and stop it afterwards."""
     if migrate:
@@ -142,7 +147,9 @@ def running_worker(
 
         run_migrations(database_url)
     workdir.mkdir(parents=True, exist_ok=True)
-    worker = WorkerProcess(database_url=database_url, workdir=workdir, tenant=tenant)
+    worker = WorkerProcess(
+        database_url=database_url, workdir=workdir, tenant=tenant, instance=instance
+    )
     if policy is not None:
         worker.write_policy(policy)
     worker.start()

@@ -132,6 +132,7 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
         People(store),
         Housekeeping(store, settings.purge_batch),
         Access(store),
+        settings.instance,
     )
 
 
@@ -232,7 +233,12 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
     await _check_database(engine, health)
     log.info(
         "worker listening",
-        extra={"tenant": settings.tenant, "port": port, "metrics_port": settings.metrics_port},
+        extra={
+            "tenant": settings.tenant,
+            "instance": settings.instance,
+            "port": port,
+            "metrics_port": settings.metrics_port,
+        },
     )
     background = _Background(servicer.housekeeping, policy, engine, health)
     await _attempt("measurement", background.measure)

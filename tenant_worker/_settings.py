@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stowage import config
 from stowage.config import Setting
+from stowage.wire import INSTANCE
 
 #: Set by the supervisor in the environment of each worker process it starts.
 CHILD_OF_ENV = "STOWAGE_WORKER_CHILD_OF"
@@ -28,6 +29,8 @@ class WorkerSettings:
 
     database_url: str
     tenant: str = "default"
+    #: This run's instance id; calls that name another instance are refused.
+    instance: str | None = None
     listen: str = "127.0.0.1:50051"
     #: Prometheus metrics port; 0 disables the metrics endpoint.
     metrics_port: int = 0
@@ -78,6 +81,13 @@ class WorkerSettings:
         return config.to_environ(SETTINGS, self)
 
 
+def instance_id(value: str) -> str:
+    """An instance id: 1 to 64 letters, digits, ``.``, ``_`` or ``-``."""
+    if not INSTANCE.match(value):
+        raise ValueError(f"{value!r} is not an instance id (1 to 64 of A-Z a-z 0-9 . _ -)")
+    return value
+
+
 #: Every worker setting: its field, variable, cast and help (the order of ``--help``).
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -88,6 +98,15 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="URL",
     ),
     Setting("tenant", "STOWAGE_TENANT", "the tenant this worker serves; other calls are refused"),
+    Setting(
+        "instance",
+        "STOWAGE_WORKER_INSTANCE",
+        "this worker's instance id (letters, digits, '.', '_', '-'); a call whose "
+        "x-stowage-instance metadata names another one is refused, so a gateway never "
+        "serves from a worker that is not its own",
+        instance_id,
+        shown_default="none: calls are not checked for an instance",
+    ),
     Setting("listen", "STOWAGE_WORKER_LISTEN", "gRPC address, host:port", metavar="HOST:PORT"),
     config.metrics_port("STOWAGE_METRICS_PORT"),
     Setting(

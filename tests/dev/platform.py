@@ -87,6 +87,53 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), if it exists."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def descendants(root: int) -> dict[int, str]:
+    """The live processes below ``root``, each with its start time (a reused pid has another)."""
+    stats: dict[int, list[str]] = {}
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = stat
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if stats[child][0] != "Z":
+                found[child] = stats[child][19]
+            todo.append(child)
+    return found
+
+
+def still_running(processes: dict[int, str]) -> list[int]:
+    """Those of ``processes`` (from :func:`descendants`) that have not ended."""
+    return [
+        pid
+        for pid, started in processes.items()
+        if (stat := _stat(pid)) is not None and stat[0] != "Z" and stat[19] == started
+    ]
+
+
+def token(platform: DevPlatform, user: str = "alice") -> str:
+    """A token from ``stowage token`` for the platform running from ``platform``'s data."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stowage", "token", "--tenant", "demo", "--user", user,
+         "--data-dir", str(platform.data)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
 def worker_pids(data: Path) -> list[int]:
     """Live (not zombie) ``stowage worker serve`` processes on this data directory."""
     found = []

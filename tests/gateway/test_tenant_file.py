@@ -172,5 +172,29 @@ def test_the_reader_writes_dates_as_text_and_one_digest_per_entry(tmp_path: Path
     lines = out.read_bytes().splitlines()
     digests = [line.partition(b" ")[0] for line in lines]
     assert len(set(digests)) == 2 and all(len(d) == 32 for d in digests)
-    name, endpoint, spec = json.loads(lines[0].partition(b" ")[2])
+    name, endpoint, instance, spec = json.loads(lines[0].partition(b" ")[2])
     assert (name, endpoint, spec["since"]) == ("a", "h:1", str(datetime.date(2026, 11, 23)))
+    assert instance is None
+
+
+def nested(gateway: GatewayProcess, name: str, instance: str) -> Any:
+    """The entry of ``name`` in the nested form: endpoint and instance beside its spec."""
+    spec = {k: v for k, v in entry(gateway, name).items() if k not in ("name", "endpoint")}
+    return {"name": name, "endpoint": "127.0.0.1:1", "instance": instance, "spec": spec}
+
+
+def test_a_worker_instance_beside_the_endpoint_is_read_and_a_malformed_one_rejects_the_file(
+    tmp_path: Path,
+) -> None:
+    g = GatewayProcess(workdir=tmp_path)
+    write(g, [nested(g, "acme", "run-1"), {**entry(g, "flat"), "instance": "run-2"}], "yaml")
+    with running_gateway(tmp_path, port=g.port) as gateway:
+        assert issuer_served(gateway, "acme") == "https://login.example.com/"
+        assert issuer_served(gateway, "flat") == "https://login.example.com/"
+        write(g, [nested(g, "acme", "run-1"), nested(g, "bad", "two words")], "yaml")
+        eventually(
+            lambda: "tenants.bad.instance: expected 1 to 64 of A-Z a-z 0-9 . _ -" in gateway.logs(),
+            what="a malformed instance rejects the file",
+        )
+        assert issuer_served(gateway, "acme") == "https://login.example.com/"
+        assert issuer_served(gateway, "bad") is None

@@ -36,15 +36,20 @@ POLICY: dict[str, Any] = {
 class Client:
     """A real gRPC client acting for one user."""
 
-    def __init__(self, channel: grpc.Channel, user_id: str = "", tenant: str = "acme") -> None:
+    def __init__(
+        self, channel: grpc.Channel, user_id: str = "", tenant: str = "acme", instance: str = ""
+    ) -> None:
         self.channel = channel
         self.stub = worker_pb2_grpc.TenantWorkerStub(channel)
         self.user_id = user_id
         self.tenant = tenant
+        self.instance = instance
         self.correlation_id = ""
 
     def metadata(self) -> list[tuple[str, str]]:
         md = [("x-stowage-tenant", self.tenant)] if self.tenant else []
+        if self.instance:
+            md.append(("x-stowage-instance", self.instance))
         if self.user_id:
             md.append(("x-stowage-user-id", self.user_id))
         if self.correlation_id:
@@ -76,7 +81,7 @@ class Client:
             metadata=self.metadata(),
             timeout=15,
         )
-        return Client(self.channel, reply.user_id, self.tenant)
+        return Client(self.channel, reply.user_id, self.tenant, self.instance)
 
 
 def data(obj: pb.StoredObject) -> Any:
