@@ -14,12 +14,14 @@ client's metadata document when the ``client_id`` is a URL, and answers:
   ``/token`` (code + PKCE S256, refresh with rotation) and ``/revoke`` (RFC 7009).
 
 Anyone may sign in by name: a development server that must never face the internet.
+No answer of it may be shown in a frame (:data:`NOT_FRAMEABLE`), so no other site can
+overlay the consent page and trick a click on Allow.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +41,23 @@ from stowage_dev._keys import DEFAULT_SCOPES, public_jwks
 from stowage_dev._oauth import AUTH_METHODS, GRANT_TYPES, HttpRequest, OAuthServer, known_scopes
 
 log = logging.getLogger(__name__)
+
+#: Headers on every answer: no page of this server is shown in a frame (clickjacking).
+#: CSP ``frame-ancestors`` for current browsers, ``X-Frame-Options`` for older ones.
+NOT_FRAMEABLE = {"content-security-policy": "frame-ancestors 'none'", "x-frame-options": "DENY"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _not_frameable(endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, its answers carrying :data:`NOT_FRAMEABLE`."""
+
+    async def answer(request: Request) -> Response:
+        response = await endpoint(request)
+        response.headers.update(NOT_FRAMEABLE)
+        return response
+
+    return answer
 
 
 def _error(error: str, description: str, status: int = 400) -> JSONResponse:
@@ -96,15 +115,19 @@ class DevAuthServer:
 
     def routes(self) -> list[BaseRoute]:
         p = self.path
+        endpoints: list[tuple[str, Endpoint, list[str]]] = [
+            (f"/.well-known/oauth-authorization-server{p}", self._metadata, ["GET"]),
+            (f"/.well-known/openid-configuration{p}", self._metadata, ["GET"]),
+            (f"{p}/.well-known/openid-configuration", self._metadata, ["GET"]),
+            (f"{p}/jwks", self._jwks, ["GET"]),
+            (f"{p}/register", self._register, ["POST"]),
+            (f"{p}/authorize", self._authorize, ["GET", "POST"]),
+            (f"{p}/token", self._token, ["POST"]),
+            (f"{p}/revoke", self._revoke, ["POST"]),
+        ]
         return [
-            Route(f"/.well-known/oauth-authorization-server{p}", self._metadata, methods=["GET"]),
-            Route(f"/.well-known/openid-configuration{p}", self._metadata, methods=["GET"]),
-            Route(f"{p}/.well-known/openid-configuration", self._metadata, methods=["GET"]),
-            Route(f"{p}/jwks", self._jwks, methods=["GET"]),
-            Route(f"{p}/register", self._register, methods=["POST"]),
-            Route(f"{p}/authorize", self._authorize, methods=["GET", "POST"]),
-            Route(f"{p}/token", self._token, methods=["POST"]),
-            Route(f"{p}/revoke", self._revoke, methods=["POST"]),
+            Route(path, _not_frameable(endpoint), methods=methods)
+            for path, endpoint, methods in endpoints
         ]
 
     async def _metadata(self, request: Request) -> Response:

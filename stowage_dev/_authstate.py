@@ -68,6 +68,10 @@ class RefreshRecord:
     expires_at: int
     #: Exchanged for a newer one already: presenting it again is reuse.
     rotated: bool = False
+    #: What a refresh with it may ask for: the scope of the token response it came in, so a
+    #: refresh that narrowed the scope leaves a token that cannot widen it again. None (a
+    #: record kept before this field existed): the grant's scope.
+    scope: str | None = None
 
 
 class AuthState:
@@ -138,11 +142,17 @@ class AuthState:
     def refresh_token(self, token: str) -> RefreshRecord | None:
         return self._refresh.get(digest(token))
 
-    def add_refresh_token(self, token: str, grant_id: str, rotates: str | None = None) -> None:
-        """Keep ``token`` for ``grant_id``; ``rotates`` (an older token) is marked exchanged."""
+    def add_refresh_token(
+        self, token: str, grant_id: str, scope: str, rotates: str | None = None
+    ) -> None:
+        """Keep ``token`` for ``grant_id``, good for refreshes of at most ``scope``.
+
+        ``rotates``, the older token it replaces, is marked exchanged.
+        """
         with self._lock:
             if rotates is not None and (old := self._refresh.get(digest(rotates))) is not None:
                 self._refresh[old.token_digest] = dataclasses.replace(old, rotated=True)
-            record = RefreshRecord(digest(token), grant_id, int(time.time()) + REFRESH_TTL)
+            expires_at = int(time.time()) + REFRESH_TTL
+            record = RefreshRecord(digest(token), grant_id, expires_at, scope=scope)
             self._refresh[record.token_digest] = record
             self._save()

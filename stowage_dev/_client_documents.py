@@ -10,7 +10,9 @@ so this module does the fetching and checking, and the authorization server
 looks the result up like any registered client.
 
 Documents are cached for a few minutes, are at most 5 KiB, and may be served
-over plain HTTP only from a loopback host (this is a development server).
+over plain HTTP only from a loopback host (this is a development server). The
+redirect URIs they list follow the rule dynamic registration applies too
+(:func:`redirect_uri_allowed`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ def _loopback(host: str) -> bool:
         return False
 
 
+#: Why a redirect URI is refused, for error descriptions.
+REDIRECT_URI_RULE = (
+    "plain http is allowed only for a loopback host (127.0.0.1, [::1] or localhost); use https"
+)
+
+
+def redirect_uri_allowed(uri: str) -> bool:
+    """Whether ``uri`` may receive authorization codes: https anywhere, plain http on loopback.
+
+    A code sent over plain HTTP to another host can be read on the way (RFC 8252
+    section 8.3 allows it only to the loopback interface). Other schemes, a native
+    app's own (RFC 8252 section 7.1), are left to the other checks.
+    """
+    parts = urlsplit(uri)
+    return parts.scheme != "http" or _loopback(parts.hostname or "")
+
+
 def check_url(url: str) -> None:
     """Refuse URLs the draft does not allow as a client ID."""
     parts = urlsplit(url)
@@ -75,6 +94,9 @@ def parse_document(url: str, document: object) -> ClientRecord:
     uris = document.get("redirect_uris")
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
         raise ClientDocumentError("the client metadata document lists no redirect_uris")
+    for uri in uris:
+        if not redirect_uri_allowed(uri):
+            raise ClientDocumentError(f"redirect URI {uri}: {REDIRECT_URI_RULE}")
     method = document.get("token_endpoint_auth_method", "none")
     if method != "none" or "client_secret" in document:
         raise ClientDocumentError(

@@ -6,7 +6,8 @@ has no Starlette integration, so :class:`HttpRequest` is a request already
 read from Starlette and :meth:`OAuthServer.handle_response` builds Starlette
 responses. What authlib lacks is written here: resource indicators (RFC 8707,
 limited to the resources this server serves), refresh token rotation with
-reuse detection (a refresh token presented twice revokes its grant), scopes
+reuse detection (a refresh token presented twice revokes its grant; each one
+refreshes at most the scope it was issued with, so a narrowing sticks), scopes
 limited to the ones the gateway knows (unknown ones are dropped, and a request
 left with none is refused), and public clients named by a client ID metadata
 document (looked up from :class:`ClientDocuments`, fetched beforehand).
@@ -40,7 +41,12 @@ from stowage_dev._authstate import (
     RefreshRecord,
     digest,
 )
-from stowage_dev._client_documents import ClientDocuments, is_document_url
+from stowage_dev._client_documents import (
+    REDIRECT_URI_RULE,
+    ClientDocuments,
+    is_document_url,
+    redirect_uri_allowed,
+)
 from stowage_dev._keys import DEFAULT_SCOPES, sign_token
 
 log = logging.getLogger(__name__)
@@ -200,7 +206,8 @@ class RefreshToken(rfc6749.TokenMixin):  # type: ignore[misc]
         return self.grant.client_id == client.get_client_id()
 
     def get_scope(self) -> str:
-        return self.grant.scope
+        """What this token may refresh: never more than the token response it came in."""
+        return self.record.scope if self.record.scope is not None else self.grant.scope
 
     def get_expires_in(self) -> int:
         return max(0, self.record.expires_at - int(time.time()))
@@ -364,7 +371,11 @@ class Revocation(rfc7009.RevocationEndpoint):  # type: ignore[misc]
 
 
 class Registration(rfc7591.ClientRegistrationEndpoint):  # type: ignore[misc]
-    """Open dynamic registration; public clients unless a secret method is asked for."""
+    """Open dynamic registration; public clients unless a secret method is asked for.
+
+    Redirect URIs use https, or plain http to a loopback host (``invalid_redirect_uri``
+    otherwise, RFC 7591 section 3.2.2).
+    """
 
     def authenticate_token(self, request: Any) -> bool:
         return True  # anyone may register with a development server
@@ -380,6 +391,9 @@ class Registration(rfc7591.ClientRegistrationEndpoint):  # type: ignore[misc]
         uris = data.get("redirect_uris")
         if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
             raise rfc7591.InvalidRedirectURIError("redirect_uris must be a non-empty list")
+        for uri in uris:
+            if not redirect_uri_allowed(uri):
+                raise rfc7591.InvalidRedirectURIError(f"redirect URI {uri}: {REDIRECT_URI_RULE}")
         data.setdefault("token_endpoint_auth_method", "none")
         data["scope"] = " ".join(known_scopes(data.get("scope"))) or " ".join(DEFAULT_SCOPES)
         metadata: dict[str, Any] = super().extract_client_metadata(request)
@@ -512,6 +526,7 @@ class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
             self.state.add_refresh_token(
                 token["refresh_token"],
                 principal.grant_id,
+                scope=token["scope"],
                 rotates=previous.presented if previous is not None else None,
             )
 

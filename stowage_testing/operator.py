@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from stowage_operator import OperatorSettings, run_operator
 
+from stowage.crd import API_VERSION, REGION_KIND
 from stowage_testing.kube import KubeCluster
 from stowage_testing.postgres import PostgresServer
 
@@ -25,12 +26,18 @@ REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / "charts" / "stowage" / "crds"
 ADMIN_NAMESPACE = "stowage-system"
 RESYNC_SECONDS = 2.0
-API = "stowage.dev/v1alpha1"
+#: The custom resources' ``apiVersion`` (:mod:`stowage.crd`), for ``KubeCluster`` calls.
+API = API_VERSION
 
 
 @contextmanager
 def running_operator(settings: OperatorSettings, timeout: float = 30.0) -> Iterator[None]:
-    """Run the operator in a thread until the block ends."""
+    """Run the operator in a thread until the block ends; then stop it and wait for its thread.
+
+    Its thread (named ``stowage-operator``) has ended when this returns, or this raises
+    after ``timeout`` seconds: an operator left running would go on reconciling the
+    block's Tenants and logging into whatever the next test has done to logging.
+    """
     stop = threading.Event()
     ready = threading.Event()
     failure: list[BaseException] = []
@@ -44,15 +51,15 @@ def running_operator(settings: OperatorSettings, timeout: float = 30.0) -> Itera
 
     thread = threading.Thread(target=main, name="stowage-operator", daemon=True)
     thread.start()
-    if not ready.wait(timeout) or failure:
-        stop.set()
-        raise RuntimeError(f"operator did not start: {failure}")
     try:
+        if not ready.wait(timeout) or failure:
+            raise RuntimeError(f"operator did not start within {timeout}s: {failure}")
         yield
     finally:
         stop.set()
         thread.join(timeout)
-        assert not thread.is_alive(), "operator thread did not stop"
+        if thread.is_alive():
+            raise RuntimeError(f"the operator's thread did not stop within {timeout}s")
 
 
 def operator_settings(kube: KubeCluster, *namespaces: str, **overrides: Any) -> OperatorSettings:
@@ -81,8 +88,8 @@ def make_region(
     )
     kube.apply(
         {
-            "apiVersion": "stowage.dev/v1alpha1",
-            "kind": "Region",
+            "apiVersion": API_VERSION,
+            "kind": REGION_KIND,
             "metadata": {"name": name},
             "spec": {
                 "postgres": {

@@ -1,4 +1,4 @@
-"""Finding the programs a test tier needs, and what to do when one is missing."""
+"""Finding the programs a test tier needs, what to do when one is missing, stopping processes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
+
+from stowage_testing.leaks import descendants
 
 
 def missing(what: str, how: str) -> None:
@@ -45,6 +48,21 @@ def eventually(predicate: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what or predicate}")
         time.sleep(0.05)
+
+
+def kill_with_descendants(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc`` and every process it started, at once, as when its pod is killed.
+
+    Stopped first, so it starts nothing more while its descendants are listed; its
+    children would otherwise outlive it (a crashed container takes them along).
+    """
+    with suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGSTOP)
+    for process in descendants(proc.pid):
+        with suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    proc.kill()
+    proc.wait()
 
 
 def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 15.0) -> None:

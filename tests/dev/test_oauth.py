@@ -128,6 +128,50 @@ def test_a_refresh_may_narrow_the_scope_but_never_widen_it(client: Client) -> No
     assert claims(narrowed.json()["access_token"])["scope"] == "stowage:read"
 
 
+def test_a_refresh_token_answered_for_a_narrowed_scope_never_refreshes_the_wider_one(
+    client: Client,
+) -> None:
+    full = client.sign_in()
+    narrowed = client.refresh(full["refresh_token"], scope="stowage:read").json()
+    assert narrowed["scope"] == "stowage:read"
+    wider = client.refresh(narrowed["refresh_token"], scope="stowage:read stowage:write")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    # Without a scope, a refresh asks for what its refresh token carries: the narrowed one.
+    again = client.refresh(narrowed["refresh_token"])
+    assert again.status_code == 200, again.text
+    assert again.json()["scope"] == "stowage:read"
+    assert claims(again.json()["access_token"])["scope"] == "stowage:read"
+    later = client.refresh(again.json()["refresh_token"], scope="stowage:write")
+    assert later.status_code == 400 and later.json()["error"] == "invalid_scope"
+
+
+def test_registration_refuses_a_plain_http_redirect_uri_on_a_host_that_is_not_loopback(
+    metadata: dict[str, Any],
+) -> None:
+    for uri in ("http://app.example/cb", "http://localhost.example/cb", "http://10.0.0.7/cb"):
+        body = {"redirect_uris": [REDIRECT, uri], "client_name": "Plain"}
+        answer = httpx.post(metadata["registration_endpoint"], json=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "invalid_redirect_uri"
+        description = answer.json()["error_description"]
+        assert uri in description and "loopback" in description and "https" in description
+    allowed = ["https://app.example/cb", "http://localhost:8000/cb", "http://[::1]:8000/cb"]
+    answer = httpx.post(metadata["registration_endpoint"], json={"redirect_uris": allowed})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["redirect_uris"] == allowed
+
+
+def test_no_answer_of_the_server_can_be_framed(client: Client) -> None:
+    _, challenge = pkce()
+    page = client.consent_page(challenge)
+    unknown = Client(client.metadata, "never-registered", client.resource).consent_page(challenge)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert unknown.status_code == 400
+    for answer in (page, unknown, httpx.get(client.metadata["jwks_uri"])):
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
 def test_revoking_a_refresh_token_ends_its_grant(client: Client, platform: DevPlatform) -> None:
     tokens = client.sign_in()
     refreshed = client.refresh(tokens["refresh_token"]).json()
@@ -215,6 +259,10 @@ def documents() -> Iterator[str]:
             "client_id": f"{base}/clients/elsewhere.json",
             "redirect_uris": ["https://elsewhere.example/cb"],
         },
+        "plain": {
+            "client_id": f"{base}/clients/plain.json",
+            "redirect_uris": ["http://plain.example/cb"],
+        },
     }
 
     async def document(request: Request) -> JSONResponse:
@@ -254,6 +302,10 @@ def test_a_client_id_metadata_document_must_name_its_own_url_and_the_redirect_ur
     missing = Client(metadata, f"{documents}/clients/none.json", platform.mcp_url)
     answer = missing.consent_page(challenge)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_client"
+    plain = Client(metadata, f"{documents}/clients/plain.json", platform.mcp_url)
+    answer = plain.consent_page(challenge, redirect_uri="http://plain.example/cb")
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_client"
+    assert "http://plain.example/cb" in answer.json()["error_description"]
 
 
 def test_a_registered_client_and_its_refresh_token_survive_a_restart(
@@ -264,6 +316,8 @@ def test_a_registered_client_and_its_refresh_token_survive_a_restart(
     tokens = client.sign_in("restart-user")
     revoked = client.sign_in("restart-user")
     assert client.revoke(revoked["refresh_token"]).status_code == 200
+    narrowed = client.refresh(client.sign_in("restart-user")["refresh_token"], scope="stowage:read")
+    assert narrowed.status_code == 200, narrowed.text
 
     dev_platform.restart()
 
@@ -272,5 +326,7 @@ def test_a_registered_client_and_its_refresh_token_survive_a_restart(
     assert_accepted(dev_platform, refreshed.json()["access_token"])
     assert client.refresh(tokens["refresh_token"]).status_code == 400  # rotation remembered
     assert client.refresh(revoked["refresh_token"]).status_code == 400  # revocation too
+    wider = client.refresh(narrowed.json()["refresh_token"], scope="stowage:write")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"  # scope too
     again = client.sign_in("restart-user")  # the client is still registered
     assert_accepted(dev_platform, again["access_token"])

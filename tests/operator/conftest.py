@@ -4,6 +4,11 @@ The operator runs in a thread with its own event loop (``run_operator`` with a
 stop flag), watching only ``op-*`` namespaces; each test gets a fresh one
 (namespaces never finish terminating without a controller-manager, so they
 are left behind with the throwaway cluster).
+
+The control plane and the operator are this package's: they stop when its last
+test is done, not at the end of the session, so no later tier runs beside an
+operator still resyncing this tier's Tenants (and logging into streams pytest
+has closed).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from stowage_testing.operator import (
 from stowage_testing.postgres import PostgresServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kube() -> Iterator[KubeCluster]:
     """A real kube-apiserver + etcd with the Stowage CRDs installed."""
     with running_kube() as cluster:
@@ -35,9 +40,9 @@ def kube() -> Iterator[KubeCluster]:
         yield cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(kube: KubeCluster) -> Iterator[OperatorSettings]:
-    """The operator, watching ``op-*`` namespaces, for the whole session."""
+    """The operator, watching ``op-*`` namespaces, for this package's tests."""
     settings = operator_settings(kube, "op-*")
     with running_operator(settings):
         yield settings

@@ -365,7 +365,7 @@ def test_resyncs_read_the_backup_jobs_from_a_watch_not_a_list_per_tenant(
         timeout=30,
         what="the finished backup in the status",
     )
-    # ... and resyncs (this Tenant's and the session's others) list neither kind per Tenant.
+    # ... and resyncs (this Tenant's and the tier's others) list neither kind per Tenant.
     eventually(lambda: _resyncs() >= resyncs_before + 3, timeout=30, what="three resyncs")
     assert {kind: _reads(kube, kind, "LIST", "namespace") for kind in ("jobs", "pods")} == (
         lists_before

@@ -51,7 +51,7 @@ def test_a_hundred_tenants_created_at_once_all_end_ready_without_a_database_retr
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="stowage_operator")
-    # An operator of its own, stopped with the test: the session's, resyncing every few
+    # An operator of its own, stopped with the test: the tier's, resyncing every few
     # seconds, would keep a hundred more Tenants busy through every later test.
     namespace = f"burst-{uuid.uuid4().hex[:8]}"
     kube.create_namespace(namespace)
@@ -122,7 +122,7 @@ def test_a_passing_fault_during_resync_keeps_a_ready_tenant_ready_until_it_persi
 def test_admin_connections_to_a_region_never_exceed_the_cap_while_tenants_provision(
     kube: KubeCluster,
 ) -> None:
-    # A server of its own: the session's operator resyncs other tests' tenants on the shared one.
+    # A server of its own: the tier's operator resyncs other tests' tenants on the shared one.
     with running_postgres() as postgres:
         _provision_under_a_cap(kube, postgres)
 

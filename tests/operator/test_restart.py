@@ -19,7 +19,7 @@ import pytest
 from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import connect, secret_data, tenant_doc, wait_for_tenant
 from stowage_testing.postgres import PostgresServer
-from stowage_testing.tools import free_port
+from stowage_testing.tools import free_port, kill_with_descendants
 
 pytestmark = pytest.mark.kube
 
@@ -94,8 +94,8 @@ def test_operator_killed_mid_provisioning_converges_without_duplicate_databases(
             assert first.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"no database within 60s:\n{log.read_text()}"
             time.sleep(0.02)
-        first.kill()  # SIGKILL: no cleanup, no status written after this point
-        first.wait()
+        # SIGKILL to it and its migration processes: no cleanup, no status written after this.
+        kill_with_descendants(first)
 
     metrics_port = free_port()
     with operator_process(kube, namespace, log, metrics_port):

@@ -53,14 +53,14 @@ def test_invalid_json_schema_names_the_field() -> None:
         raise AssertionError("an invalid schema passed")
 
 
-def test_policy_document_holds_only_what_the_worker_reads() -> None:
+def test_policy_document_is_the_whole_spec_so_no_field_is_left_behind() -> None:
     spec = {
         "region": "eu",
         "auth": {"issuer": "https://i/", "audience": "a"},
         "retention": {"defaultDays": 1},
         "quotas": {"maxObjects": 3},
     }
-    assert policy_document(spec) == {"retention": {"defaultDays": 1}, "quotas": {"maxObjects": 3}}
+    assert policy_document(spec) == spec
 
 
 def test_settings_come_from_the_environment_with_flags_winning() -> None:
