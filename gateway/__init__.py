@@ -9,11 +9,17 @@ Layers (each imports only from the ones below it):
 - entry points: ``_cli`` (``stowage gateway``), ``_processes`` (``--processes
   N``: a supervisor and its gateway processes), ``_app`` (the ASGI app; extra
   routes, such as the dev platform's authorization server, are passed in),
-  ``_gate`` (per-request auth and limits), ``_lane`` (a plain ``tools/call``
+  ``_gate`` (the request's stages in order: ``_front`` finds the tenant,
+  ``_bearer`` authenticates, ``_admission`` applies revocations and the launch
+  stage, ``_body`` reads the body once, ``_tool_call`` recognises a
+  ``tools/call``, ``_call_checks`` checks its scope and ``_limits`` its rate,
+  ``_dispatch`` hands it on; ``_challenges`` shapes refusals, ``_asgi`` holds
+  the plain ASGI pieces), ``_lane`` (a plain ``tools/call``
   answered without a per-request MCP session), ``_mcp`` (the MCP surface);
-- services: ``_calls`` (a tool call → worker calls → a tool result),
+- services: ``_calls`` (a tool call → its operation → a tool result),
   ``_tools`` (the tool catalogue of a tenant, from the table in
-  ``_tool_table``), ``_auth`` (token checks), ``_directory`` (the tenants the
+  ``_tool_table``, whose rows name their ``_operations``),
+  ``_auth`` (token checks), ``_directory`` (the tenants the
   gateway serves);
 - adapters: ``_worker`` (gRPC), ``_jwks`` (HTTP key fetches), ``_ratelimit``
   (in-process and Redis token buckets), tenant sources ``_tenant_file`` (YAML
