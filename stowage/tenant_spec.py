@@ -183,8 +183,44 @@ class Collection:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """The tenant's worker Deployment (read by the operator)."""
+
+    replicas: int = 2
+    #: None: the operator's own worker image.
+    image: str | None = None
+    #: Kubernetes ``requests`` and ``limits``; empty: the operator's defaults.
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackupKeep:
+    """How many backups to keep, or for how many days (either or both)."""
+
+    count: int | None = None
+    days: int | None = None
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """The tenant's backups and drills (read by the operator); None: the Region's."""
+
+    enabled: bool = True
+    schedule: str | None = None
+    drill_schedule: str | None = None
+    #: Replaces the Region's keep as a whole when set.
+    keep: BackupKeep | None = None
+
+
+@dataclass(frozen=True)
 class TenantSpec:
-    """The parts of a Tenant's spec the components read. ``auth`` is None when absent."""
+    """The parts of a Tenant's spec the components read. ``auth`` is None when absent.
+
+    Every component holds this value as the parser gives it (the gateway, the
+    worker from its policy file, the operator), never copies of some fields, so
+    a field added here and in the CRD reaches them all.
+    """
 
     auth: Auth | None = None
     rate_limits: RateLimits = RateLimits()
@@ -192,12 +228,8 @@ class TenantSpec:
     retention: Retention = Retention()
     collections: tuple[Collection, ...] = ()
     access: Access = Access()
-
-    @property
-    def retention_only_collections(self) -> tuple[str, ...]:
-        """Collections named only in retention: schemaless, reachable by the item tools."""
-        declared = {c.name for c in self.collections}
-        return tuple(sorted(n for n in self.retention.collections if n not in declared))
+    worker: WorkerSettings = WorkerSettings()
+    backup: BackupSettings = BackupSettings()
 
 
 def parse_quantity(value: object, where: str) -> int:
@@ -457,6 +489,55 @@ def _collections(raw: object, where: str) -> tuple[Collection, ...]:
     return parsed
 
 
+def _count(value: object, where: str, *, minimum: int = 0) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpecError(f"{where}: must be an integer of at least {minimum}")
+    return value
+
+
+def _resources(raw: object, where: str) -> Mapping[str, str]:
+    return {str(k): str(v) for k, v in _mapping(raw, where).items()}
+
+
+def _worker(raw: object, where: str) -> WorkerSettings:
+    w = _mapping(raw, where)
+    resources = _mapping(w.get("resources"), f"{where}.resources")
+    replicas = _count(w.get("replicas"), f"{where}.replicas")
+    image = w.get("image")
+    return WorkerSettings(
+        replicas=2 if replicas is None else replicas,
+        image=None if not image else _string(image, f"{where}.image"),
+        requests=_resources(resources.get("requests"), f"{where}.resources.requests"),
+        limits=_resources(resources.get("limits"), f"{where}.resources.limits"),
+    )
+
+
+def _optional_string(raw: object, where: str) -> str | None:
+    return None if not raw else _string(raw, where)
+
+
+def _backup(raw: object, where: str) -> BackupSettings:
+    b = _mapping(raw, where)
+    enabled = b.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise SpecError(f"{where}.enabled: expected true or false")
+    keep: BackupKeep | None = None
+    if b.get("keep"):
+        k = _mapping(b.get("keep"), f"{where}.keep")
+        keep = BackupKeep(
+            count=_count(k.get("count"), f"{where}.keep.count", minimum=1),
+            days=_count(k.get("days"), f"{where}.keep.days", minimum=1),
+        )
+    return BackupSettings(
+        enabled=enabled,
+        schedule=_optional_string(b.get("schedule"), f"{where}.schedule"),
+        drill_schedule=_optional_string(b.get("drillSchedule"), f"{where}.drillSchedule"),
+        keep=keep,
+    )
+
+
 def parse_tenant_spec(raw: Mapping[str, Any] | None, where: str = "spec") -> TenantSpec:
     """The spec's parts the components read; SpecError names the field, after ``where.``."""
     p = f"{where}." if where else ""
@@ -476,6 +557,8 @@ def parse_tenant_spec(raw: Mapping[str, Any] | None, where: str = "spec") -> Ten
         retention=_retention(spec.get("retention"), f"{p}retention"),
         collections=collections,
         access=_access(spec.get("access"), f"{p}access"),
+        worker=_worker(spec.get("worker"), f"{p}worker"),
+        backup=_backup(spec.get("backup"), f"{p}backup"),
     )
 
 
@@ -484,6 +567,8 @@ __all__ = [
     "COLLECTION_NAME",
     "Access",
     "Auth",
+    "BackupKeep",
+    "BackupSettings",
     "Collection",
     "Introspection",
     "Quotas",
@@ -495,6 +580,7 @@ __all__ = [
     "Stage",
     "TenantSpec",
     "Upgrade",
+    "WorkerSettings",
     "parse_quantity",
     "parse_tenant_spec",
 ]

@@ -39,15 +39,15 @@ def _expired_clause(policy: TenantPolicy) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = [
         and_(StoredObject.expires_at.is_not(None), StoredObject.expires_at <= now)
     ]
-    explicit = dict(policy.retention_days)
+    explicit = dict(policy.spec.retention.collections)
     for name in explicit:
         retention = policy.retention(name)
         assert retention is not None
         clauses.append(
             and_(StoredObject.collection == name, StoredObject.updated_at <= now - retention)
         )
-    if policy.default_retention_days is not None:
-        default = timedelta(days=policy.default_retention_days)
+    if policy.spec.retention.default_days is not None:
+        default = timedelta(days=policy.spec.retention.default_days)
         others = StoredObject.collection.not_in(list(explicit)) if explicit else true()
         clauses.append(and_(others, StoredObject.updated_at <= now - default))
     return or_(*clauses)

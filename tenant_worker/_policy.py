@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+from stowage import tenant_spec
 from stowage.tenant_spec import (
     BUILTIN_COLLECTION,
     COLLECTION_NAME,
@@ -26,6 +27,7 @@ from stowage.tenant_spec import (
     Upgrade,
     parse_tenant_spec,
 )
+from stowage.wire import field_path
 from tenant_worker._errors import InvalidArgument, NotFound
 
 #: A policy file that does not parse; the message names the field.
@@ -48,19 +50,24 @@ def apply_upgrade(step: Upgrade, data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Collection:
-    """A collection as the worker enforces it: its schema compiled, its upgrades ready."""
+    """A collection of the spec as the worker enforces it: its schema compiled, once."""
 
-    name: str
-    schema_version: int = 1
-    schema: Mapping[str, Any] | None = None
-    upgrades: tuple[Upgrade, ...] = ()
+    spec: tenant_spec.Collection
     _validator: Draft202012Validator | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
-        if self.schema is not None:
-            object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
+        if self.spec.schema is not None:
+            object.__setattr__(self, "_validator", Draft202012Validator(dict(self.spec.schema)))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def schema_version(self) -> int:
+        return self.spec.schema_version
 
     def validate(self, data: Any) -> None:
         """Raise InvalidArgument naming the first offending field path."""
@@ -72,16 +79,15 @@ class Collection:
         error = errors[0] if errors else None
         if error is None:
             return
-        path = "data" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        parts: list[str | int] = ["data", *error.path]
         if error.validator == "required" and isinstance(error.instance, dict):
             missing = [r for r in error.validator_value if r not in error.instance]
-            if missing:
-                path += f".{missing[0]}"
-        raise InvalidArgument(path, error.message)
+            parts += missing[:1]
+        raise InvalidArgument(field_path(parts), error.message)
 
     def upgrade(self, data: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Data stored at ``from_version``, brought to the current version."""
-        by_version = {s.from_version: s for s in self.upgrades}
+        by_version = {s.from_version: s for s in self.spec.upgrades}
         version = from_version
         while version < self.schema_version:
             step = by_version.get(version)
@@ -93,43 +99,43 @@ class Collection:
 
 @dataclass(frozen=True)
 class TenantPolicy:
-    quotas: Quotas = field(default_factory=Quotas)
-    #: Days objects are kept after their last write; None keeps them.
-    default_retention_days: int | None = None
-    retention_days: Mapping[str, int] = field(default_factory=dict)
-    collections: Mapping[str, Collection] = field(default_factory=dict)
+    """The tenant's spec as the shared parser gives it, and its collections compiled.
+
+    The worker reads the spec's own fields (``policy.spec.retention``, …), never
+    copies of them: a field the parser adds reaches the worker as it is.
+    """
+
+    spec: TenantSpec = field(default_factory=TenantSpec)
+    #: The declared collections by name, compiled from ``spec.collections``.
+    collections: Mapping[str, Collection] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        compiled = {c.name: Collection(c) for c in self.spec.collections}
+        object.__setattr__(self, "collections", compiled)
+
+    @property
+    def quotas(self) -> Quotas:
+        return self.spec.quotas
 
     def collection(self, name: str) -> Collection:
         """The named collection; NOT_FOUND for one the tenant does not have."""
         found = self.collections.get(name)
         if found is not None:
             return found
-        if name == BUILTIN_COLLECTION or name in self.retention_days:
-            return Collection(name=name)
+        if name == BUILTIN_COLLECTION or name in self.spec.retention.collections:
+            return Collection(tenant_spec.Collection(name=name))
         if not COLLECTION_NAME.match(name):
             raise InvalidArgument("collection", "must match [a-z][a-z0-9_]{0,62}")
         raise NotFound(f"unknown collection {name!r}")
 
     def retention(self, collection: str) -> timedelta | None:
-        days = self.retention_days.get(collection, self.default_retention_days)
+        days = self.spec.retention.collections.get(collection, self.spec.retention.default_days)
         return None if days is None else timedelta(days=days)
-
-    @classmethod
-    def from_spec(cls, spec: TenantSpec) -> TenantPolicy:
-        return cls(
-            quotas=spec.quotas,
-            default_retention_days=spec.retention.default_days,
-            retention_days=dict(spec.retention.collections),
-            collections={
-                c.name: Collection(c.name, c.schema_version, c.schema, c.upgrades)
-                for c in spec.collections
-            },
-        )
 
 
 def parse_policy(raw: Mapping[str, Any] | None) -> TenantPolicy:
     """Build a policy from the Tenant spec's shape; PolicyError names the field."""
-    return TenantPolicy.from_spec(parse_tenant_spec(raw, where=""))
+    return TenantPolicy(parse_tenant_spec(raw, where=""))
 
 
 def load_policy(path: Path | None) -> TenantPolicy:

@@ -8,9 +8,15 @@ what the backup Jobs ended with in the Tenant's status (and as metrics). It
 never serves traffic and never logs a password.
 
 Layers: ``_cli``/``_handlers`` (entry points: argparse, kopf) → ``_reconcile``
-(the service: what a Tenant needs, in order) → ``_backup_jobs`` (the backup
-Jobs and pods) and ``_owned`` (the objects the operator applied), both kept
-by ``_watches`` → ``_kube``/``_postgres`` (adapters).
+(the service: what a Tenant needs, in order) → its collaborators, one concern
+each: ``_tenant_database`` (Secret, database, role, migrations),
+``_worker_objects`` (the worker's objects and policy ConfigMap),
+``_backup_schedule`` (CronJobs, scratch database, ``status.backup``),
+``_status`` (conditions and Ready) → ``_regions`` (Region, admin credentials,
+health) and ``_applying`` (apply/delete through the owned-object cache) →
+``_recent``, ``_backup_jobs`` (the backup Jobs and pods) and ``_owned`` (the
+objects the operator applied), both kept by ``_watches`` →
+``_kube``/``_postgres`` (adapters).
 ``_types``, ``_naming``, ``_manifests``, ``_backups``, ``_backup_status``,
 ``_spec`` and ``_conditions`` are plain values and functions: no I/O there.
 """

@@ -25,8 +25,10 @@ from stowage_operator._manifests import (
     container_security,
     place_in_region,
     pod_security,
+    worker_image,
 )
 from stowage_operator._settings import OperatorSettings
+from stowage_operator._spec import parsed
 from stowage_operator._types import Body, Region, TenantRef
 
 Task = Literal["backup", "drill"]
@@ -66,8 +68,8 @@ def _staggered(ref: TenantRef, hour: int) -> str:
 
 
 def plan(ref: TenantRef, spec: Mapping[str, Any], region: Region) -> BackupPlan | NoPlan:
-    tenant: Mapping[str, Any] = spec.get("backup") or {}
-    if tenant.get("enabled") is False:
+    tenant = parsed(spec).backup
+    if not tenant.enabled:
         return NoPlan("Disabled", "spec.backup.enabled is false; no backups are taken")
     claim = str((region.backup.get("persistentVolumeClaim") or {}).get("claimName") or "")
     if not claim:
@@ -77,16 +79,18 @@ def plan(ref: TenantRef, spec: Mapping[str, Any], region: Region) -> BackupPlan 
         )
     # The Tenant's keep replaces the Region's as a whole: two half-policies would keep more
     # than either says.
-    keep: Mapping[str, Any] = tenant.get("keep") or region.backup.get("keep") or {}
-    count = keep.get("count")
-    days = keep.get("days")
+    if tenant.keep is not None:
+        count, days = tenant.keep.count, tenant.keep.days
+    else:
+        keep: Mapping[str, Any] = region.backup.get("keep") or {}
+        count, days = keep.get("count"), keep.get("days")
     if count is None and days is None:
         count = DEFAULT_KEEP_COUNT
     return BackupPlan(
         claim=claim,
-        schedule=str(tenant.get("schedule") or region.backup.get("schedule") or _staggered(ref, 3)),
+        schedule=str(tenant.schedule or region.backup.get("schedule") or _staggered(ref, 3)),
         drill_schedule=str(
-            tenant.get("drillSchedule") or region.backup.get("drillSchedule") or _staggered(ref, 5)
+            tenant.drill_schedule or region.backup.get("drillSchedule") or _staggered(ref, 5)
         ),
         keep_count=None if count is None else int(count),
         keep_days=None if days is None else int(days),
@@ -151,7 +155,7 @@ def cron_job(
     # The rest is one declarative object, the CronJob as the API server stores it; split
     # into pieces it would read as a puzzle, so only the task's environment is apart.
     name = _naming.backup_name(ref.name) if task == "backup" else _naming.drill_name(ref.name)
-    image = (spec.get("worker") or {}).get("image") or settings.worker_image
+    image = worker_image(spec, settings)
     env = _env(task, ref, backup)
     labels = job_labels(ref, task)
     pod_spec: dict[str, Any] = {

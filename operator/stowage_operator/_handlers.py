@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from stowage.crd import GROUP, REGION_PLURAL, TENANT_PLURAL, VERSION
 from stowage_operator import _kube
 from stowage_operator._backup_jobs import BackupJobs
 from stowage_operator._errors import OperatorError, PermanentError
@@ -25,9 +26,7 @@ from stowage_operator._types import Trigger
 
 log = logging.getLogger(__name__)
 
-GROUP = "stowage.dev"
-VERSION = "v1alpha1"
-FINALIZER = "stowage.dev/tenant-cleanup"
+FINALIZER = f"{GROUP}/tenant-cleanup"
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -153,23 +152,23 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, settings: OperatorSetti
 def _register_tenants(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """Every change to a Tenant, and its periodic resync, runs the same reconcile."""
 
-    @kopf.on.resume(GROUP, VERSION, "tenants", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, TENANT_PLURAL, registry=registry)
     async def resume(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, Trigger.RESUME)
 
-    @kopf.on.create(GROUP, VERSION, "tenants", registry=registry)
+    @kopf.on.create(GROUP, VERSION, TENANT_PLURAL, registry=registry)
     async def create(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, Trigger.CREATE)
 
-    @kopf.on.update(GROUP, VERSION, "tenants", field="spec", registry=registry)
+    @kopf.on.update(GROUP, VERSION, TENANT_PLURAL, field="spec", registry=registry)
     async def update(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, Trigger.UPDATE)
 
-    @kopf.daemon(GROUP, VERSION, "tenants", registry=registry, cancellation_timeout=10)
+    @kopf.daemon(GROUP, VERSION, TENANT_PLURAL, registry=registry, cancellation_timeout=10)
     async def resync(memo: Any, body: Any, stopped: Any, **_: Any) -> None:
         await _resync_forever(memo, body, stopped, settings.resync_seconds)
 
-    @kopf.on.delete(GROUP, VERSION, "tenants", registry=registry)
+    @kopf.on.delete(GROUP, VERSION, TENANT_PLURAL, registry=registry)
     async def delete(memo: Any, body: Any, **_: Any) -> None:
         reconciler: Reconciler = memo.reconciler
         await _translated(reconciler.delete(body))
@@ -178,13 +177,13 @@ def _register_tenants(registry: kopf.OperatorRegistry, settings: OperatorSetting
 def _register_regions(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """A Region's status says whether its PostgreSQL answers, on change and on a timer."""
 
-    @kopf.on.resume(GROUP, VERSION, "regions", registry=registry)
-    @kopf.on.create(GROUP, VERSION, "regions", registry=registry)
-    @kopf.on.update(GROUP, VERSION, "regions", field="spec", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, REGION_PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, REGION_PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, REGION_PLURAL, field="spec", registry=registry)
     @kopf.timer(
         GROUP,
         VERSION,
-        "regions",
+        REGION_PLURAL,
         interval=max(settings.resync_seconds, 30.0),
         registry=registry,
     )

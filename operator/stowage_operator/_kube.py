@@ -17,12 +17,17 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from stowage.crd import (
+    API_VERSION,
+    REGION_PLURAL,
+    TENANT_KIND,
+    TENANT_PLURAL,
+    collection_path,
+)
 from stowage_operator._errors import APIConflictError, APIGoneError, APINotFoundError, KubeError
 from stowage_operator._types import Body
 
 FIELD_MANAGER = "stowage-operator"
-GROUP = "stowage.dev"
-VERSION = "v1alpha1"
 
 #: (apiVersion, kind) -> (path prefix, plural). Only what the operator touches.
 _KINDS: dict[tuple[str, str], tuple[str, str]] = {
@@ -35,7 +40,7 @@ _KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("batch/v1", "CronJob"): ("/apis/batch/v1", "cronjobs"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
     ("v1", "Pod"): ("/api/v1", "pods"),
-    (f"{GROUP}/{VERSION}", "Tenant"): (f"/apis/{GROUP}/{VERSION}", "tenants"),
+    (API_VERSION, TENANT_KIND): (f"/apis/{API_VERSION}", TENANT_PLURAL),
 }
 _RESPONSES = {200: "object", 201: "object"}
 
@@ -212,7 +217,7 @@ class Kube:
 
     async def get_region(self, name: str) -> Body | None:
         try:
-            found: Body = await self._call("GET", f"/apis/{GROUP}/{VERSION}/regions/{name}")
+            found: Body = await self._call("GET", f"{collection_path(REGION_PLURAL)}/{name}")
         except APINotFoundError:
             return None
         return found
@@ -225,7 +230,7 @@ class Kube:
     async def patch_tenant_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
-        path = self._path(f"{GROUP}/{VERSION}", "Tenant", namespace, name) + "/status"
+        path = self._path(API_VERSION, TENANT_KIND, namespace, name) + "/status"
         with contextlib.suppress(APINotFoundError):  # the Tenant is gone: nothing to report
             await self._call(
                 "PATCH",
@@ -238,7 +243,7 @@ class Kube:
         with contextlib.suppress(APINotFoundError):  # the Region is gone: nothing to report
             await self._call(
                 "PATCH",
-                f"/apis/{GROUP}/{VERSION}/regions/{name}/status",
+                f"{collection_path(REGION_PLURAL)}/{name}/status",
                 body={"status": dict(status)},
                 content_type="application/merge-patch+json",
             )

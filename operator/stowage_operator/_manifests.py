@@ -13,12 +13,11 @@ from typing import Any
 
 import yaml
 
+from stowage.crd import API_VERSION, TENANT_KIND
 from stowage_operator import _naming
 from stowage_operator._settings import OperatorSettings
-from stowage_operator._spec import policy_document
+from stowage_operator._spec import parsed, policy_document
 from stowage_operator._types import Body, DatabaseCredentials, Region, TenantRef
-
-API_VERSION = "stowage.dev/v1alpha1"
 
 #: libyaml's safe dumper when PyYAML has it (the same text, a quarter of the CPU: every
 #: resync pass renders every Tenant's policy to compare it), else PyYAML's own.
@@ -38,7 +37,7 @@ def _meta(tenant: TenantRef, name: str) -> dict[str, Any]:
         "ownerReferences": [
             {
                 "apiVersion": API_VERSION,
-                "kind": "Tenant",
+                "kind": TENANT_KIND,
                 "name": tenant.name,
                 "uid": tenant.uid,
                 "controller": True,
@@ -82,15 +81,20 @@ def config_map(tenant: TenantRef, spec: Mapping[str, Any]) -> Body:
 
 
 def _resources(spec: Mapping[str, Any]) -> dict[str, Any]:
-    given = ((spec.get("worker") or {}).get("resources")) or {}
+    worker = parsed(spec).worker
     return {
-        "requests": dict(given.get("requests") or DEFAULT_RESOURCES["requests"]),
-        "limits": dict(given.get("limits") or DEFAULT_RESOURCES["limits"]),
+        "requests": dict(worker.requests or DEFAULT_RESOURCES["requests"]),
+        "limits": dict(worker.limits or DEFAULT_RESOURCES["limits"]),
     }
 
 
 def replicas(spec: Mapping[str, Any]) -> int:
-    return int((spec.get("worker") or {}).get("replicas", 2))
+    return parsed(spec).worker.replicas
+
+
+def worker_image(spec: Mapping[str, Any], settings: OperatorSettings) -> str:
+    """The Tenant's own worker image, else the operator's."""
+    return parsed(spec).worker.image or settings.worker_image
 
 
 def pod_security() -> dict[str, Any]:
@@ -130,7 +134,7 @@ def deployment(
     # as the API server stores it, reads best whole; its shared parts (pod security, region
     # placement) are already functions of their own.
     name = _naming.worker_name(tenant.name)
-    image = (spec.get("worker") or {}).get("image") or settings.worker_image
+    image = worker_image(spec, settings)
     probe = {"grpc": {"port": _naming.WORKER_PORT}, "periodSeconds": 10, "timeoutSeconds": 2}
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,

@@ -11,15 +11,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stowage.tenant_spec import SpecError, parse_tenant_spec
+from stowage.tenant_spec import SpecError, TenantSpec, parse_tenant_spec
 from stowage_operator._errors import PermanentError
-
-#: The parts of a Tenant spec the worker reads from its policy file.
-POLICY_FIELDS = ("retention", "quotas", "collections")
 
 
 class InvalidSpec(PermanentError):
     reason = "InvalidSpec"
+
+
+def parsed(spec: Mapping[str, Any]) -> TenantSpec:
+    """The spec as every component reads it (the shared parser); InvalidSpec names the field.
+
+    The operator reads its own parts (``worker``, ``backup``) from this value too,
+    never around the parser. Its collections are shared by content, so parsing
+    the same spec again is cheap.
+    """
+    try:
+        return parse_tenant_spec(spec, where="spec")
+    except SpecError as e:
+        raise InvalidSpec(str(e)) from e
 
 
 def validate(spec: Mapping[str, Any]) -> None:
@@ -28,12 +38,10 @@ def validate(spec: Mapping[str, Any]) -> None:
     The same parser the gateway and the worker use, so a Tenant the operator
     accepts is one every component serves.
     """
-    try:
-        parse_tenant_spec(spec, where="spec")
-    except SpecError as e:
-        raise InvalidSpec(str(e)) from e
+    parsed(spec)
 
 
 def policy_document(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The worker's policy file: the Tenant spec's retention, quotas and collections."""
-    return {key: spec[key] for key in POLICY_FIELDS if spec.get(key) is not None}
+    """The worker's policy file: the whole Tenant spec, which the worker reads with the
+    shared parser. Nothing is picked out, so no field can be left behind on the way."""
+    return dict(spec)

@@ -50,7 +50,6 @@ def test_a_full_spec_is_read_into_values() -> None:
     assert spec.retention.collections == {"cache": 1}
     [notes] = spec.collections
     assert (notes.name, notes.schema_version, notes.upgrades[0].rename) == ("notes", 2, {"a": "b"})
-    assert spec.retention_only_collections == ("cache",)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +105,6 @@ def test_a_valid_spec_is_accepted_by_every_component() -> None:
     policy = parse_policy(spec)
     validate({**spec, "auth": AUTH})
     assert [c.name for c in tenant.collections] == list(policy.collections) == ["notes"]
-    assert tenant.extra_collections == ("cache",)
 
 
 def test_the_access_stage_defaults_to_general_availability_and_reads_its_allow_lists() -> None:
