@@ -33,7 +33,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -44,10 +43,21 @@ from prometheus_client import REGISTRY
 from stowage_operator import OperatorSettings
 
 from bench._cpu import cpu_seconds, parent_of
+from bench._gateway_probes import (
+    CHANGED,
+    IDLE_SECONDS,
+    ms,
+    rounded,
+    rss_mb,
+    tools_list_of_t0,
+    until_ready,
+    worst_answers,
+)
 from bench._stats import RESULTS
+from bench.scale_kube import kube_source_table
+from stowage.crd import TENANT_PLURAL, collection_path
 from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import (
-    API,
     CRDS,
     condition,
     make_region,
@@ -134,7 +144,7 @@ def _watch_ready(
     cost more than the operator's own work.
     """
     own = dataclasses.replace(kube, _client=None)  # a client of its own, for this thread
-    path = f"/apis/{API}/namespaces/{namespace}/tenants"
+    path = collection_path(TENANT_PLURAL, namespace)
     version = "0"
     try:
         while len(ready_at) < count and time.monotonic() < deadline:
@@ -229,10 +239,6 @@ def operator_table(
     return rows, idle
 
 
-#: What the changed tenant's issuer becomes; its protected-resource metadata shows it when served.
-CHANGED = "/changed"
-
-
 def _tenants_doc(count: int, base: str, issuer: str, changed: bool = False) -> dict[str, Any]:
     """``count`` tenants; ``changed``: the last one has another issuer and rate limit."""
     last = count - 1
@@ -260,100 +266,7 @@ def _write(path: Path, doc: dict[str, Any], fmt: str) -> None:
     tmp.replace(path)
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
-
-
-#: How often the benchmark asks while it watches: paced, so that it does not itself take
-#: the machine's second core from the gateway (and the reload it measures).
-PROBE_EVERY = 0.02
-#: How long the idle answers are watched, before the change, for comparison.
-IDLE_SECONDS = 2.0
-
-
-@dataclasses.dataclass
-class _Worst:
-    """The longest answers seen (seconds); ``done_after``: when the awaited thing happened."""
-
-    healthz: float = 0.0
-    call: float | None = None
-    done_after: float | None = None
-
-
-def _worst_answers(
-    http: httpx.Client,
-    base: str,
-    call: Callable[[], object] | None,
-    done: Callable[[], bool],
-    seconds: float,
-) -> _Worst:
-    """Ask ``/healthz`` (and make ``call``) every PROBE_EVERY until ``done()`` or ``seconds``."""
-    worst = _Worst(call=None if call is None else 0.0)
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        t = time.perf_counter()
-        http.get(f"{base}/healthz")
-        worst.healthz = max(worst.healthz, time.perf_counter() - t)
-        if call is not None:
-            t = time.perf_counter()
-            call()
-            worst.call = max(worst.call or 0.0, time.perf_counter() - t)
-        if done():
-            worst.done_after = time.monotonic() - start
-            break
-        time.sleep(PROBE_EVERY)
-    return worst
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 2)
-
-
-def _until_ready(
-    base: str, proc: subprocess.Popen[bytes], start: float
-) -> tuple[float, float | None, dict[str, Any]]:
-    """Poll ``/readyz``: seconds from ``start`` to ready, the longest answer while loading
-    after the first (which also pays for the app's first request; None: no such answer),
-    and the ready answer's body."""
-    worst: float | None = None
-    first = True
-    while True:
-        t = time.perf_counter()
-        try:
-            answer = httpx.get(f"{base}/readyz", timeout=60)
-        except httpx.HTTPError:  # not listening yet
-            answer = None
-        if answer is not None and answer.status_code == 200:
-            body: dict[str, Any] = answer.json()
-            return time.monotonic() - start, worst, body
-        if answer is not None and not first:
-            worst = max(worst or 0.0, time.perf_counter() - t)
-        first = first and answer is None
-        if proc.poll() is not None or time.monotonic() - start > 600:
-            raise RuntimeError("the gateway did not become ready")
-        time.sleep(PROBE_EVERY)
-
-
 # Over 60 lines on purpose: one measured round read top to bottom: start, load, change, probe, stop.
-def tools_list_of_t0(http: httpx.Client, base: str, issuer: Any) -> Callable[[], object]:
-    """A ``tools/list`` of tenant ``t0`` with a valid token, to call again and again."""
-    token = issuer.token(f"{base}/t/t0/mcp", subject="scale")
-    headers = {
-        "authorization": f"Bearer {token}",
-        "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": "2025-11-25",
-    }
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    return lambda: http.post(f"{base}/t/t0/mcp", json=body, headers=headers)
-
-
 def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -367,8 +280,8 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
         stdout=log, stderr=log,
     )  # fmt: skip
     try:
-        ready, loading, _ = _until_ready(base, proc, start)
-        rss = _rss_mb(proc.pid)
+        ready, loading, _ = until_ready(base, proc, start)
+        rss = rss_mb(proc.pid)
         with httpx.Client(timeout=60) as http:
             tools_list = tools_list_of_t0(http, base, issuer)
             calls = []
@@ -377,12 +290,12 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
                 tools_list()
                 calls.append(time.perf_counter() - t)
             call = None if count == 1 else tools_list
-            idle = _worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
+            idle = worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
             # A change to one tenant: how long until it is served, and /healthz and
             # tools/list (of another tenant, while there is one) meanwhile.
             _write(tenants, _tenants_doc(count, base, issuer.url, changed=True), fmt)
             changed_prm = f"{base}/.well-known/oauth-protected-resource/t/t{count - 1}/mcp"
-            reload = _worst_answers(
+            reload = worst_answers(
                 http,
                 base,
                 call,
@@ -395,13 +308,13 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
             "tenants": count,
             "format": fmt,
             "start_to_ready_s": round(ready, 2),
-            "readyz_worst_while_loading_ms": _ms(loading),
+            "readyz_worst_while_loading_ms": ms(loading),
             "rss_mb": rss,
-            "change_served_after_s": _round(reload.done_after),
-            "healthz_worst_during_reload_ms": _ms(reload.healthz),
-            "healthz_worst_idle_ms": _ms(idle.healthz),
-            "tools_list_worst_during_reload_ms": _ms(reload.call),
-            "tools_list_worst_idle_ms": _ms(idle.call),
+            "change_served_after_s": rounded(reload.done_after),
+            "healthz_worst_during_reload_ms": ms(reload.healthz),
+            "healthz_worst_idle_ms": ms(idle.healthz),
+            "tools_list_worst_during_reload_ms": ms(reload.call),
+            "tools_list_worst_idle_ms": ms(idle.call),
             "tools_list_p50_ms": round(statistics.median(calls) * 1000, 2),
         }
     finally:
@@ -469,8 +382,6 @@ def main() -> None:
         ([], {}) if args.skip_operator else operator_table(args.tenants, args.idle_seconds)
     )
     gateway = [] if args.skip_gateway else gateway_table(args.gateway_tenants)
-    from bench.scale_kube import kube_source_table
-
     kube_source = [] if args.skip_gateway else kube_source_table(args.kube_tenants)
     _print("operator: Tenants created at once", operator)
     _print("operator: idle, resyncing", [idle] if idle else [])

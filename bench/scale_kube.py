@@ -29,18 +29,19 @@ from typing import Any
 import anyio
 import httpx
 
-from bench.scale import (
+from bench._gateway_probes import (
     CHANGED,
     IDLE_SECONDS,
-    _ms,
-    _round,
-    _rss_mb,
-    _until_ready,
-    _worst_answers,
+    ms,
+    rounded,
+    rss_mb,
     tools_list_of_t0,
+    until_ready,
+    worst_answers,
 )
+from stowage.crd import API_VERSION, TENANT_KIND, TENANT_PLURAL
 from stowage_testing.kube import KubeCluster, running_kube
-from stowage_testing.operator import API, CRDS, tenant_doc
+from stowage_testing.operator import CRDS, tenant_doc
 from stowage_testing.tools import free_port, terminate
 
 #: Requests in flight while the Tenants are created: enough to keep the API server busy.
@@ -56,7 +57,7 @@ def create_tenants(kube: KubeCluster, namespace: str, count: int, base: str, iss
     """``count`` Tenants with a worker endpoint in status, ``CREATE_CONCURRENCY`` at a time."""
     context = ssl.create_default_context(cafile=str(kube.ca_cert))
     context.load_cert_chain(str(kube.admin_cert), str(kube.admin_key))
-    collection = kube.path(API, "Tenant", None, namespace)
+    collection = kube.path(API_VERSION, TENANT_KIND, None, namespace)
 
     async def create_all() -> None:
         limiter = anyio.CapacityLimiter(CREATE_CONCURRENCY)
@@ -87,7 +88,7 @@ def tenant_requests(kube: KubeCluster, metric: str, verb: str) -> float:
     """An API server metric summed over its series for Tenant requests of ``verb``."""
     total = 0.0
     for line in kube.request("GET", "/metrics").splitlines():
-        if line.startswith(metric + "{") and 'resource="tenants"' in line:
+        if line.startswith(metric + "{") and f'resource="{TENANT_PLURAL}"' in line:
             labels, _, value = line.rpartition(" ")
             if f'verb="{verb}"' in labels:
                 total += float(value)
@@ -139,16 +140,16 @@ def measure(
     lists_before_start = tenant_requests(kube, "apiserver_request_total", "LIST")
     start = time.monotonic()
     with _gateway(work, kube, namespace, port, checkout) as proc, httpx.Client(timeout=60) as http:
-        ready_after, loading, ready = _until_ready(base, proc, start)
-        rss = _rss_mb(proc.pid)
+        ready_after, loading, ready = until_ready(base, proc, start)
+        rss = rss_mb(proc.pid)
         call = None if count == 1 else tools_list_of_t0(http, base, issuer)
-        idle = _worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
+        idle = worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
         lists_before_change = tenant_requests(kube, "apiserver_request_total", "LIST")
         last = f"t{count - 1}"
         changed = {"spec": {"auth": {"issuer": issuer.url + CHANGED}}}
-        kube.patch(API, "Tenant", last, changed, namespace)
+        kube.patch(API_VERSION, TENANT_KIND, last, changed, namespace)
         prm = f"{base}/.well-known/oauth-protected-resource/t/{last}/mcp"
-        change = _worst_answers(
+        change = worst_answers(
             http,
             base,
             call,
@@ -157,18 +158,20 @@ def measure(
         )
         lists_during_change = tenant_requests(kube, "apiserver_request_total", "LIST")
         watches = tenant_requests(kube, "apiserver_longrunning_requests", "WATCH")
-    kube.patch(API, "Tenant", last, {"spec": {"auth": {"issuer": issuer.url}}}, namespace)
+    kube.patch(
+        API_VERSION, TENANT_KIND, last, {"spec": {"auth": {"issuer": issuer.url}}}, namespace
+    )
     return {
         "tenants": count,
         "start_to_ready_s": round(ready_after, 2),
         "served_at_ready": ready["tenants"],
-        "readyz_worst_while_loading_ms": _ms(loading),
+        "readyz_worst_while_loading_ms": ms(loading),
         "rss_mb": rss,
-        "change_served_after_s": _round(change.done_after),
-        "healthz_worst_during_change_ms": _ms(change.healthz),
-        "healthz_worst_idle_ms": _ms(idle.healthz),
-        "tools_list_worst_during_change_ms": _ms(change.call),
-        "tools_list_worst_idle_ms": _ms(idle.call),
+        "change_served_after_s": rounded(change.done_after),
+        "healthz_worst_during_change_ms": ms(change.healthz),
+        "healthz_worst_idle_ms": ms(idle.healthz),
+        "tools_list_worst_during_change_ms": ms(change.call),
+        "tools_list_worst_idle_ms": ms(idle.call),
         "lists_to_start": int(lists_before_change - lists_before_start),
         "lists_during_change": int(lists_during_change - lists_before_change),
         "watches_open": int(watches),

@@ -32,12 +32,9 @@ from gateway._kube_client import KubeClient, ListAnswer, list_ahead
 from gateway._kube_config import KubeAccess, from_kubeconfig, in_cluster
 from gateway._tenant_file import Slices, parse_tenant
 from gateway._types import Tenant, TenantName
+from stowage.crd import TENANT_PLURAL, collection_path
 
 log = logging.getLogger(__name__)
-
-GROUP = "stowage.dev"
-VERSION = "v1alpha1"
-PLURAL = "tenants"
 
 Key = tuple[str, str]  # (namespace, name)
 Publish = Callable[[Mapping[TenantName, Tenant]], None]
@@ -223,8 +220,7 @@ class KubeTenantSource:
     @property
     def path(self) -> str:
         """The Tenant collection the source reads: one namespace's, or all of them."""
-        within = "" if self.namespace is None else f"/namespaces/{self.namespace}"
-        return f"/apis/{GROUP}/{VERSION}{within}/{PLURAL}"
+        return collection_path(TENANT_PLURAL, self.namespace)
 
     async def watch(self, publish: Publish) -> None:
         tenants = RoutableTenants()

@@ -5,8 +5,11 @@ enforces the tenant's quotas, retention and collection schemas, and serves
 export and erasure of a user's data. It never sees OAuth tokens; the gateway
 passes the verified internal user id in call metadata.
 
-Layers: ``_cli``/``_server`` (entry points) → ``_servicer`` (gRPC ↔ domain) →
-``_service`` (storage rules) → ``_db``/``_models`` (SQLAlchemy adapter).
+Layers (``.importlinter`` keeps them): ``_cli``/``_processes``/``_server``
+(entry points) → ``_servicer`` (gRPC ↔ domain) → ``_objects``, ``_people``,
+``_housekeeping``, ``_access`` (the services) → ``_object_writes`` and
+``_retries`` (carrying out a write) → ``_store`` (sessions, policy, quotas,
+audit) → ``_db``/``_models``/``_pg_writes`` (SQLAlchemy adapter).
 ``_policy`` and ``_records`` are plain values: no I/O there.
 """
 
