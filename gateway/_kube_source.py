@@ -45,12 +45,15 @@ def routable(body: Mapping[str, Any]) -> Tenant | None:
     meta = body.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return None
-    endpoint = (body.get("status") or {}).get("endpoint")
+    status = body.get("status") or {}
+    endpoint = status.get("endpoint")
     if not endpoint:
         return None
     name = str(meta.get("name", ""))
     try:
-        return parse_tenant(name, body.get("spec") or {}, endpoint)
+        # The worker instance the operator published: calls name it, so only that
+        # worker answers (None from an operator that publishes none: any worker).
+        return parse_tenant(name, body.get("spec") or {}, endpoint, status.get("instance"))
     except TenantConfigError as e:
         log.error(
             "Tenant %s/%s not routable: %s", meta.get("namespace"), name, e, extra={"tenant": name}

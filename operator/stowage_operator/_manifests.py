@@ -147,6 +147,7 @@ def deployment(
                 "args": ["worker", "serve"],
                 "env": [
                     {"name": "STOWAGE_TENANT", "value": tenant.name},
+                    {"name": "STOWAGE_WORKER_INSTANCE", "value": _naming.instance(tenant, region)},
                     {"name": "STOWAGE_WORKER_LISTEN", "value": f"0.0.0.0:{_naming.WORKER_PORT}"},
                     {"name": "STOWAGE_METRICS_PORT", "value": str(_naming.METRICS_PORT)},
                     {

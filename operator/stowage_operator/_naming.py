@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from stowage_operator._types import Namespace, TenantName
+from stowage_operator._types import Namespace, Region, TenantName, TenantRef
 
 WORKER_PORT = 50051
 METRICS_PORT = 9100
@@ -71,6 +71,20 @@ def drill_name(name: TenantName) -> str:
 
 def endpoint(namespace: Namespace, name: TenantName) -> str:
     return f"{worker_name(name)}.{namespace}.svc:{WORKER_PORT}"
+
+
+def instance(ref: TenantRef, region: Region) -> str:
+    """Which worker a gateway must reach (``stowage.wire.INSTANCE_KEY``): this Tenant object
+    on this database.
+
+    24 hex characters of a digest of the Tenant's uid, its Region and the database
+    server and name, so it changes when the Tenant is created again (a restore of the
+    resource) or moves to another Region or server, and a worker of the old place still
+    behind a stale endpoint refuses the gateway's calls instead of serving old data.
+    """
+    where = f"{ref.uid}\n{region.name}\n{region.host}:{region.port}\n"
+    where += database_name(ref.namespace, ref.name)
+    return hashlib.sha256(where.encode()).hexdigest()[:24]
 
 
 def labels(name: TenantName) -> dict[str, str]:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stowage_operator import _backup_schedule, _metrics, _tenant_database
+from stowage_operator import _backup_schedule, _metrics, _naming, _tenant_database
 from stowage_operator._applying import Applier
 from stowage_operator._backup_jobs import BackupJobs
 from stowage_operator._backup_schedule import BackupSchedule
@@ -152,6 +152,9 @@ class Reconciler:
             # 3. The worker.
             stage = WORKER_READY
             message = await self._worker.apply(ref, spec, region, trigger)
+            # The gateways send it with every call; only this Tenant's worker on this
+            # database answers (a stale endpoint after a restore or a move refuses).
+            status["instance"] = _naming.instance(ref, region)
             conditions.append(await self._backups.apply(ref, spec, region, admin, trigger, extra))
             backup = await self._backups.read(ref, old_status, extra)
             if backup:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from gateway._directory import TenantDirectory
-from gateway._kube_source import KubeTenantSource
+from gateway._kube_source import KubeTenantSource, routable
 from gateway._types import Tenant, TenantName
 from stowage_testing.gateway import GatewayProcess, running_gateway
 from stowage_testing.kube import KubeCluster, running_kube
@@ -267,3 +267,13 @@ async def test_a_token_without_rights_is_refused_clearly_and_served_once_granted
         provisioned(kube, "newco", namespace)
         await published.until(lambda d: d.get("newco") is not None)  # watched with the token
         tg.cancel_scope.cancel()
+
+
+def test_a_tenant_routes_to_the_worker_instance_its_status_names() -> None:
+    body = tenant_doc("acme", "tenants", "eu-west")
+    body["status"] = {"endpoint": "tenant-acme-worker.tenants.svc:50051", "instance": "0a1b2c"}
+    found = routable(body)
+    assert found is not None and found.instance == "0a1b2c"
+    del body["status"]["instance"]  # an operator that publishes none: any worker of the tenant
+    found = routable(body)
+    assert found is not None and found.instance is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -81,6 +82,10 @@ def test_tenant_gets_its_own_database_secret_and_worker_and_ends_ready(
         "key": "url",
     }
     assert env["STOWAGE_TENANT"]["value"] == "acme"
+    # The worker's identity on its database, published for the gateways that send it.
+    assert re.fullmatch(r"[0-9a-f]{24}", status["instance"]), status
+    assert env["STOWAGE_WORKER_INSTANCE"]["value"] == status["instance"]
+    assert other["status"]["instance"] != status["instance"]
     assert container["resources"]["requests"]
 
     service = kube.get("v1", "Service", "tenant-acme-worker", namespace)
