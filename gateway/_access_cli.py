@@ -126,9 +126,9 @@ async def _revoke_async(
     settings: AccessSettings, args: argparse.Namespace, everyone: bool, when: datetime
 ) -> int:
     from gateway._errors import WorkerError
-    from gateway._revocation_bus import RedisRevocationBus
     from gateway._types import CorrelationId
-    from gateway._worker import WorkerClient
+    from gateway.auth._revocation_bus import RedisRevocationBus
+    from gateway.forwarding._worker import WorkerClient
 
     worker = WorkerClient(settings.worker, args.tenant, timeout=settings.timeout)
     cid = CorrelationId(f"access-{uuid.uuid4().hex[:12]}")
@@ -178,7 +178,7 @@ def _list(args: argparse.Namespace) -> int:
 async def _list_async(settings: AccessSettings, tenant: str) -> int:
     from gateway._errors import WorkerError
     from gateway._types import CorrelationId
-    from gateway._worker import WorkerClient
+    from gateway.forwarding._worker import WorkerClient
 
     worker = WorkerClient(settings.worker, tenant, timeout=settings.timeout)
     cid = CorrelationId(f"access-{uuid.uuid4().hex[:12]}")

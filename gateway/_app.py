@@ -21,23 +21,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway._auth import TokenVerifier
-from gateway._calls import ToolCalls
-from gateway._directory import TenantDirectory, TenantSource
-from gateway._gate import McpGate, build_gate
-from gateway._introspection import Introspector
-from gateway._jwks import JwksCache
-from gateway._lane import ToolCallLane
-from gateway._mcp import build_server, build_session_manager, transport_security
 from gateway._metrics import Metrics
 from gateway._ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from gateway._revocation_bus import RedisRevocationBus
-from gateway._revocations import Revocations
 from gateway._settings import GatewaySettings
-from gateway._tenant_file import FileTenantSource
-from gateway._tools import Catalogues
 from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant, TenantName
-from gateway._worker import WorkerPool
+from gateway.auth._auth import TokenVerifier
+from gateway.auth._introspection import Introspector
+from gateway.auth._jwks import JwksCache
+from gateway.auth._revocation_bus import RedisRevocationBus
+from gateway.auth._revocations import Revocations
+from gateway.directory._directory import TenantDirectory, TenantSource
+from gateway.directory._tenant_file import FileTenantSource
+from gateway.forwarding._worker import WorkerPool
+from gateway.gate._gate import McpGate, build_gate
+from gateway.surface._calls import ToolCalls
+from gateway.surface._lane import ToolCallLane
+from gateway.surface._mcp import build_server, build_session_manager, transport_security
+from gateway.surface._tools import Catalogues
 
 log = logging.getLogger(__name__)
 

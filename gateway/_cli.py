@@ -11,7 +11,7 @@ from gateway._settings import SETTINGS, GatewaySettings
 from stowage import config
 
 if TYPE_CHECKING:
-    from gateway._directory import TenantSource
+    from gateway.directory._directory import TenantSource
 
 
 def register(subparsers: config.Subparsers) -> None:
@@ -67,7 +67,7 @@ def _source(settings: GatewaySettings) -> TenantSource | None:
     settings' tenants file."""
     if settings.tenants_from != "kubernetes":
         return None
-    from gateway._kube_source import KubeTenantSource
+    from gateway.directory._kube_source import KubeTenantSource
 
     source = KubeTenantSource(kubeconfig=settings.kubeconfig, namespace=settings.kube_namespace)
     source.list_ahead()

@@ -1,6 +1,6 @@
 """A revocation request: the one value both sides of ``RevokeAccess`` speak. No I/O here.
 
-The gateway's client (``gateway._worker.WorkerClient.revoke_access``, called by
+The gateway's client (``gateway.forwarding._worker.WorkerClient.revoke_access``, called by
 a user's tool and by ``stowage access revoke``) sends its fields; the worker's
 gRPC surface reads them back into it and its access service checks and records
 it. Protobuf-free, so the worker's services below the gRPC surface can take it.

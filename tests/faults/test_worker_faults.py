@@ -42,7 +42,8 @@ BEFORE, AFTER = 200, 200
 #: A retriable outage is all a client may see: the worker or its database is down.
 RETRIABLE = {"UNAVAILABLE"}
 COLLECTION = "items"
-#: The gateway's own reconnect settings (gateway/_worker.py), so recovery is measured as it sees it.
+#: The gateway's own reconnect settings (gateway/forwarding/_worker.py), so recovery is
+#: measured as it sees it.
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),

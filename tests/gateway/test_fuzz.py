@@ -35,7 +35,7 @@ fuzz = reproducible
 
 
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/', "Exception in ASGI")
-#: The only 5xx the gateway documents (see gateway/_gate.py).
+#: The only 5xx the gateway documents (see gateway/gate/_gate.py).
 DOCUMENTED_5XX = {503: "temporarily_unavailable"}
 
 # --- strategies ------------------------------------------------------------------

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from gateway._jwks import JwksCache, discovery_urls
+from gateway.auth._jwks import JwksCache, discovery_urls
 from stowage_testing.gateway import Issuer
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway._kube_client import _ListReader
+from gateway.directory._kube_client import _ListReader
 
 LIST: dict[str, Any] = {
     "kind": "TenantList",

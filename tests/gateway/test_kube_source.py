@@ -21,9 +21,9 @@ import httpx
 import pytest
 import yaml
 
-from gateway._directory import TenantDirectory
-from gateway._kube_source import KubeTenantSource, routable
 from gateway._types import Tenant, TenantName
+from gateway.directory._directory import TenantDirectory
+from gateway.directory._kube_source import KubeTenantSource, routable
 from stowage_testing.gateway import GatewayProcess, running_gateway
 from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import API, tenant_doc
@@ -254,7 +254,7 @@ async def test_a_token_without_rights_is_refused_clearly_and_served_once_granted
     config = token_kubeconfig(kube, token, tmp_path / "kubeconfig")
     published = Published()
     source = KubeTenantSource(kubeconfig=config, namespace=namespace, retry_delay=0.1)
-    caplog.set_level(logging.WARNING, logger="gateway._kube_source")
+    caplog.set_level(logging.WARNING, logger="gateway.directory._kube_source")
     async with anyio.create_task_group() as tg:
         tg.start_soon(source.watch, published.publish)
         await published.until(lambda d: d.loaded)  # after the first refusal: nothing yet

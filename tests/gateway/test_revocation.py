@@ -19,8 +19,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from gateway._revocation_bus import CHANNEL, decode
 from gateway._settings import with_password
+from gateway.auth._revocation_bus import CHANNEL, decode
 from stowage_testing.gateway import (
     GatewayProcess,
     Issuer,

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from gateway import _tenant_entries
+from gateway.directory import _tenant_entries
 from stowage_testing.gateway import GatewayProcess, running_gateway
 from stowage_testing.tools import eventually
 

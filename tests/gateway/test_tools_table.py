@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from gateway import _operations
-from gateway._tool_table import BUILTIN_TOOLS, OBJECT_TOOLS, ToolRow
-from gateway._tools import build_catalogue
 from gateway._types import AuthConfig, CollectionSpec, Tenant, TenantName
+from gateway.surface import _operations
+from gateway.surface._tool_table import BUILTIN_TOOLS, OBJECT_TOOLS, ToolRow
+from gateway.surface._tools import build_catalogue
 from stowage.tenant_spec import TenantSpec
 
 NOTES = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway._directory import TenantDirectory
-from gateway._kube_source import KubeTenantSource
+from gateway.directory._directory import TenantDirectory
+from gateway.directory._kube_source import KubeTenantSource
 from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import API, tenant_doc
 

@@ -21,7 +21,7 @@ def test_a_revocation_request_reads_back_as_it_was_sent() -> None:
         RevocationRequest(all_identities=True),
         RevocationRequest(requested_by=USER),
     ):
-        # As gateway._worker.WorkerClient.revoke_access builds the message.
+        # As gateway.forwarding._worker.WorkerClient.revoke_access builds the message.
         assert _revocation_request(pb.RevokeAccessRequest(**asdict(sent))) == sent
 
 

@@ -19,7 +19,7 @@ from stowage_operator._naming import POLICY_KEY
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import Region, TenantRef
 
-from gateway._tenant_file import parse_tenant
+from gateway.directory._tenant_file import parse_tenant
 from stowage.tenant_spec import TenantSpec, parse_tenant_spec
 from tenant_worker._policy import parse_policy
 

@@ -8,7 +8,7 @@ import pytest
 from stowage_operator._spec import InvalidSpec, validate
 
 from gateway._errors import TenantConfigError
-from gateway._tenant_file import parse_tenant
+from gateway.directory._tenant_file import parse_tenant
 from stowage.tenant_spec import (
     Quotas,
     Rate,

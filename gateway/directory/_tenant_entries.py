@@ -1,6 +1,6 @@
 """The tenants file read into one line per tenant, in a process of its own.
 
-``python -m gateway._tenant_entries FILE`` reads FILE (``json.loads`` when it
+``python -m gateway.directory._tenant_entries FILE`` reads FILE (``json.loads`` when it
 is JSON, else YAML) and writes one line per tenant to stdout::
 
     <digest> <JSON of [name, endpoint or null, instance or null, spec]>
@@ -15,7 +15,7 @@ Python work, and a thread doing it holds the GIL the event loop needs (a
 ``/healthz`` took over a second meanwhile). Here the loop only reads lines.
 
 Imports only the standard library and PyYAML, so it starts in a tenth of a
-second; it knows nothing of the Tenant spec (:mod:`gateway._tenant_file`
+second; it knows nothing of the Tenant spec (:mod:`gateway.directory._tenant_file`
 parses the entries). Garbage collection is off for its short life: its
 objects form no cycles, and a collection pass over a growing heap is most of
 what a large YAML parse costs otherwise.
@@ -144,7 +144,7 @@ def write_lines(raw: Any, out: BinaryIO) -> None:
 def main(argv: list[str]) -> int:
     gc.disable()
     if len(argv) != 1:
-        print("usage: python -m gateway._tenant_entries FILE", file=sys.stderr)
+        print("usage: python -m gateway.directory._tenant_entries FILE", file=sys.stderr)
         return REJECTED
     path = Path(argv[0])
     try:

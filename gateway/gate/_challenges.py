@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway._asgi import Headers, Reply
-from gateway._calls import challenge_result
 from gateway._settings import GatewaySettings
-from gateway._tool_call import ToolCall
 from gateway._types import READ_SCOPE, WRITE_SCOPE, CorrelationId
+from gateway.gate._asgi import Headers, Reply
+from gateway.gate._tool_call import ToolCall
+from gateway.surface._calls import challenge_result
 
 
 def www_authenticate(challenge: str) -> Headers:

@@ -1,12 +1,12 @@
 """The tools' wire definitions as data: one row per tool. No I/O here.
 
 A row is the whole declaration of a tool in the gateway: its name, wording,
-schemas, hints and the operation (:mod:`gateway._operations`) that carries it
+schemas, hints and the operation (:mod:`gateway.surface._operations`) that carries it
 out, so a tool without an operation cannot be declared.
 
 :data:`OBJECT_TOOLS` are the four tools every collection gets (the built-in
 ``items`` and each collection declared with a JSON Schema); their rows are
-templates that :mod:`gateway._tools` fills in per collection. :data:`BUILTIN_TOOLS`
+templates that :mod:`gateway.surface._tools` fills in per collection. :data:`BUILTIN_TOOLS`
 are the tools every tenant gets once (preferences, usage, export, erasure,
 revocation), complete as they stand.
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from gateway import _operations as op
-from gateway._operations import Operation
+from gateway.surface import _operations as op
+from gateway.surface._operations import Operation
 from stowage.values import MAX_TTL_SECONDS, MAX_VERSION
 
 NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
@@ -112,7 +112,7 @@ class ToolRow:
     name: str
     title: str
     description: str
-    #: What the tool does at the worker (:mod:`gateway._operations`).
+    #: What the tool does at the worker (:mod:`gateway.surface._operations`).
     operation: Operation
     input_schema: Mapping[str, Any]
     output_schema: Mapping[str, Any]

@@ -42,7 +42,7 @@ import anyio
 
 from gateway._errors import WorkerError
 from gateway._types import CorrelationId, Principal, Revocation, Tenant, TenantName, UserId
-from gateway._worker import WorkerClient, WorkerPool
+from gateway.forwarding._worker import WorkerClient, WorkerPool
 
 log = logging.getLogger(__name__)
 

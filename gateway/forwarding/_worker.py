@@ -453,7 +453,7 @@ class WorkerClient:
         """Revocations after ``after_id`` (oldest first) and whether more remain.
 
         One attempt, no retries: a gateway that cannot read them answers for
-        itself (see :mod:`gateway._revocations`) rather than wait.
+        itself (see :mod:`gateway.auth._revocations`) rather than wait.
         """
         request = pb.ListRevocationsRequest(after_id=after_id, limit=limit)
         reply: pb.ListRevocationsResponse

@@ -33,9 +33,9 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
 
 from gateway._errors import AuthError, IntrospectionUnavailable, KeysUnavailable
-from gateway._introspection import Introspector
-from gateway._jwks import JwksCache
 from gateway._types import Principal, Tenant
+from gateway.auth._introspection import Introspector
+from gateway.auth._jwks import JwksCache
 
 ALLOWED_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}

@@ -15,8 +15,8 @@ from typing import Any
 import mcp_types as types
 from starlette.types import Receive, Scope
 
-from gateway._body import TooLarge, read_body
-from gateway._calls import speaks_apps_sdk
+from gateway.gate._body import TooLarge, read_body
+from gateway.surface._calls import speaks_apps_sdk
 
 TOOLS_CALL = "tools/call"
 

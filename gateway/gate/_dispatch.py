@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from gateway._asgi import ASGIApp, Refused, Reply
-from gateway._body import Body
-from gateway._calls import CallContext
-from gateway._lane import ToolCallLane
-from gateway._mcp import SCOPE_KEY
+from gateway.gate._asgi import ASGIApp, Refused, Reply
+from gateway.gate._body import Body
+from gateway.surface._calls import CallContext
+from gateway.surface._lane import ToolCallLane
+from gateway.surface._mcp import SCOPE_KEY
 
 #: The answer to a GET: a stateless gateway has nothing to stream.
 _NO_STREAM = Reply(

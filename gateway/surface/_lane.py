@@ -40,9 +40,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import Scope, Send
 
-from gateway._calls import CallContext, ToolCalls
-from gateway._mcp import call_tool
-from gateway._tools import Catalogues
+from gateway.surface._calls import CallContext, ToolCalls
+from gateway.surface._mcp import call_tool
+from gateway.surface._tools import Catalogues
 
 log = logging.getLogger(__name__)
 

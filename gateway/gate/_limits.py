@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 
-from gateway._asgi import Refused, Reply
 from gateway._metrics import Metrics
 from gateway._ratelimit import Bucket, Denial, RateLimiter
-from gateway._tool_call import ToolCall
 from gateway._types import Principal, Tenant
+from gateway.gate._asgi import Refused, Reply
+from gateway.gate._tool_call import ToolCall
 
 
 def _buckets(tenant: Tenant, principal: Principal) -> list[Bucket]:

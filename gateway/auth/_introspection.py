@@ -2,7 +2,7 @@
 
 The adapter asks the tenant's introspection endpoint about one token and
 returns the response's claims; it knows nothing of what makes a token
-acceptable (that is :mod:`gateway._auth`'s job) and caches nothing (the token
+acceptable (that is :mod:`gateway.auth._auth`'s job) and caches nothing (the token
 verifier does, within bounds). The client authenticates with HTTP Basic when
 the tenant names a client secret, read from ``<secrets dir>/<name>/<key>``
 (a mounted Secret) at each request, so a rotated secret is used at once.

@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-from gateway._asgi import Refused, Reply
-from gateway._calls import CallContext, error_result
-from gateway._challenges import Challenges, challenge_reply
-from gateway._limits import RateLimits
 from gateway._metrics import Metrics
-from gateway._revocations import Standing
-from gateway._tool_call import ToolCall
-from gateway._tools import Catalogues
+from gateway.auth._revocations import Standing
+from gateway.gate._asgi import Refused, Reply
+from gateway.gate._challenges import Challenges, challenge_reply
+from gateway.gate._limits import RateLimits
+from gateway.gate._tool_call import ToolCall
+from gateway.surface._calls import CallContext, error_result
+from gateway.surface._tools import Catalogues
 
 _UNREADABLE = "the tenant worker is unavailable (its access revocations cannot be read)"
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from starlette.types import Message, Scope, Send
 
-from gateway._asgi import Refused, Reply, header
-from gateway._directory import TenantDirectory
 from gateway._types import CorrelationId, Tenant
+from gateway.directory._directory import TenantDirectory
+from gateway.gate._asgi import Refused, Reply, header
 from stowage.wire import CORRELATION_ID, new_correlation_id
 
 _STARTING = Reply(

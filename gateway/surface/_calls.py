@@ -30,11 +30,11 @@ from gateway._errors import (
     WorkerError,
 )
 from gateway._metrics import Metrics
-from gateway._operations import Invocation
-from gateway._revocations import Revocations
-from gateway._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
 from gateway._types import CorrelationId, Principal, Tenant, UserId
-from gateway._worker import WorkerClient, WorkerPool
+from gateway.auth._revocations import Revocations
+from gateway.forwarding._worker import WorkerClient, WorkerPool
+from gateway.surface._operations import Invocation
+from gateway.surface._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
 from stowage.values import find_problem, string_problem
 from stowage.wire import TOOL_ERROR_META_KEY, field_path
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope
 
-from gateway._access import NOT_OPEN, admits
-from gateway._asgi import Refused, Reply
-from gateway._challenges import Challenges, challenge_reply
 from gateway._metrics import Metrics
-from gateway._revocations import Revocations, Standing
-from gateway._tool_call import peek_tool_call
 from gateway._types import CorrelationId, Principal, Tenant
+from gateway.auth._access import NOT_OPEN, admits
+from gateway.auth._revocations import Revocations, Standing
+from gateway.gate._asgi import Refused, Reply
+from gateway.gate._challenges import Challenges, challenge_reply
+from gateway.gate._tool_call import peek_tool_call
 
 #: What a client is told about a revoked token (the 401's ``error_description``).
 REVOKED = "access to this app was revoked; sign in again to connect"

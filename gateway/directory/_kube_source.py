@@ -1,6 +1,6 @@
 """Tenants from Kubernetes: a read-only watch of Tenant resources (``stowage.dev/v1alpha1``).
 
-A :class:`~gateway._directory.TenantSource`. A Tenant is routable once the
+A :class:`~gateway.directory._directory.TenantSource`. A Tenant is routable once the
 operator has published its worker's ``status.endpoint``, and stops being
 routable as soon as it is marked for deletion. Auth, rate limits and
 collections come from its spec, parsed exactly like the tenant file.
@@ -28,10 +28,10 @@ from typing import Any
 import anyio
 
 from gateway._errors import KubeUnavailable, TenantConfigError
-from gateway._kube_client import KubeClient, ListAnswer, list_ahead
-from gateway._kube_config import KubeAccess, from_kubeconfig, in_cluster
-from gateway._tenant_file import Slices, parse_tenant
 from gateway._types import Tenant, TenantName
+from gateway.directory._kube_client import KubeClient, ListAnswer, list_ahead
+from gateway.directory._kube_config import KubeAccess, from_kubeconfig, in_cluster
+from gateway.directory._tenant_file import Slices, parse_tenant
 from stowage.crd import TENANT_PLURAL, collection_path
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-from gateway._asgi import Refused, Reply, header
-from gateway._auth import TokenVerifier
-from gateway._challenges import Challenges
 from gateway._errors import AuthError
 from gateway._metrics import Metrics
 from gateway._types import Principal, Tenant
+from gateway.auth._auth import TokenVerifier
+from gateway.gate._asgi import Refused, Reply, header
+from gateway.gate._challenges import Challenges
 
 
 def _bearer_token(scope: Scope) -> str | None:

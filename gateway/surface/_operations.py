@@ -1,6 +1,6 @@
 """What each tool does at the worker: one coroutine per operation. No HTTP or MCP here.
 
-A tool's row in :mod:`gateway._tool_table` names its operation, so a tool cannot
+A tool's row in :mod:`gateway.surface._tool_table` names its operation, so a tool cannot
 be declared without one (the row would not type-check, or build). An operation
 gets the call's :class:`Invocation` (the worker, the user, the arguments the
 tool's schema and :mod:`stowage.values` accepted) and returns the structured
@@ -8,7 +8,7 @@ result; a worker outcome it cannot give is raised as a
 :class:`gateway._errors.WorkerError`, which the caller turns into a tool error.
 
 Adding a tool: a row in the table with an operation here; when it needs a new
-worker RPC, that RPC in ``proto/``, a :class:`gateway._worker.WorkerClient`
+worker RPC, that RPC in ``proto/``, a :class:`gateway.forwarding._worker.WorkerClient`
 method, and its handler in the worker's servicer.
 """
 
@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gateway._types import CorrelationId, Revocation, UserId
-from gateway._worker import WorkerClient
+from gateway.forwarding._worker import WorkerClient
 
 
 class OwnRevocations(Protocol):
-    """How the calling user ends their own access (``gateway._revocations.Revocations``)."""
+    """How the calling user ends their own access (``gateway.auth._revocations.Revocations``)."""
 
     async def revoke_own(
         self, worker: WorkerClient, user: UserId, cid: CorrelationId

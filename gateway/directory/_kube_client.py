@@ -29,7 +29,7 @@ import anyio.to_thread
 import httpx
 
 from gateway._errors import KubeExpired, KubeUnavailable
-from gateway._kube_config import KubeAccess
+from gateway.directory._kube_config import KubeAccess
 
 #: An API server answers a plain request within this (seconds); a watch gets longer.
 REQUEST_TIMEOUT = 30.0

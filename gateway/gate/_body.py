@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope
 
-from gateway._asgi import Refused, Reply, header
+from gateway.gate._asgi import Refused, Reply, header
 
 
 class TooLarge(Refused):

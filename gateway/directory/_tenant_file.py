@@ -7,7 +7,7 @@ refuses calls meant for another one). A broken edit keeps the last good set and
 is logged; the gateway never serves from a half-read file.
 
 No request waits on a reload: a helper process reads and parses the file
-(:mod:`gateway._tenant_entries`) and hands back one line per tenant with a
+(:mod:`gateway.directory._tenant_entries`) and hands back one line per tenant with a
 digest; the event loop parses only the tenants whose digest it has not seen,
 in slices of a few milliseconds, and keeps the Tenant objects of the others
 (so their tool catalogues stay built too). The new set is published as one
@@ -30,9 +30,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from gateway import _tenant_entries
 from gateway._errors import TenantConfigError
 from gateway._types import Tenant, TenantName
+from gateway.directory import _tenant_entries
 from stowage.tenant_spec import SpecError, parse_tenant_spec
 from stowage.wire import INSTANCE
 
@@ -149,7 +149,7 @@ class TenantFile:
 
 
 class FileTenantSource:
-    """A :class:`~gateway._directory.TenantSource` over one YAML file.
+    """A :class:`~gateway.directory._directory.TenantSource` over one YAML file.
 
     Polls the file's modification time and size every ``interval`` seconds (cheap,
     and works on every filesystem, including a ConfigMap's symlink swaps).

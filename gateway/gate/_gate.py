@@ -28,26 +28,26 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from gateway._admission import Admission
-from gateway._asgi import ASGIApp, Refused
-from gateway._auth import TokenVerifier
-from gateway._bearer import Authentication
-from gateway._body import read_body
-from gateway._call_checks import ToolCallChecks
-from gateway._calls import CallContext
-from gateway._challenges import Challenges
-from gateway._directory import TenantDirectory
-from gateway._dispatch import Dispatch, refuse_stream
-from gateway._front import Answer, correlation_id, known
-from gateway._lane import ToolCallLane
-from gateway._limits import RateLimits
 from gateway._metrics import Metrics
 from gateway._ratelimit import RateLimiter
-from gateway._revocations import Revocations
 from gateway._settings import GatewaySettings
-from gateway._tool_call import tool_call
-from gateway._tools import Catalogues
 from gateway._types import CorrelationId, Tenant
+from gateway.auth._auth import TokenVerifier
+from gateway.auth._revocations import Revocations
+from gateway.directory._directory import TenantDirectory
+from gateway.gate._admission import Admission
+from gateway.gate._asgi import ASGIApp, Refused
+from gateway.gate._bearer import Authentication
+from gateway.gate._body import read_body
+from gateway.gate._call_checks import ToolCallChecks
+from gateway.gate._challenges import Challenges
+from gateway.gate._dispatch import Dispatch, refuse_stream
+from gateway.gate._front import Answer, correlation_id, known
+from gateway.gate._limits import RateLimits
+from gateway.gate._tool_call import tool_call
+from gateway.surface._calls import CallContext
+from gateway.surface._lane import ToolCallLane
+from gateway.surface._tools import Catalogues
 
 
 class McpGate:

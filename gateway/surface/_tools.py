@@ -5,7 +5,7 @@ the caller's data). Each collection it declares with a JSON Schema also gets
 typed tools whose input and output schemas embed that schema, so the model
 fills real fields instead of a free-form JSON blob.
 
-The tools themselves are rows of a table (:mod:`gateway._tool_table`); this
+The tools themselves are rows of a table (:mod:`gateway.surface._tool_table`); this
 module fills in each collection's rows and builds the catalogue from them.
 """
 
@@ -20,8 +20,9 @@ from typing import Any
 import mcp_types as types
 from jsonschema import Draft202012Validator
 
-from gateway._operations import Operation
-from gateway._tool_table import (
+from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant
+from gateway.surface._operations import Operation
+from gateway.surface._tool_table import (
     BUILTIN_TOOLS,
     NAME,
     OBJECT_TOOLS,
@@ -29,7 +30,6 @@ from gateway._tool_table import (
     ToolRow,
     object_schema,
 )
-from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ToolSpec:
     """One tool: what it does at the worker, the scope it needs, its wire form."""
 
     name: str
-    #: What it does at the worker (:mod:`gateway._operations`), and whether the caller's
+    #: What it does at the worker (:mod:`gateway.surface._operations`), and whether the caller's
     #: user id is gone afterwards (erasure).
     operation: Operation
     forgets_user: bool

@@ -24,8 +24,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
-from gateway._calls import CallContext, ToolCalls
-from gateway._tools import Catalogues
+from gateway.surface._calls import CallContext, ToolCalls
+from gateway.surface._tools import Catalogues
 
 #: Where the HTTP gate leaves the CallContext in the ASGI scope.
 SCOPE_KEY = "stowage.call"
