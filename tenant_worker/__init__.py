@@ -6,10 +6,9 @@ export and erasure of a user's data. It never sees OAuth tokens; the gateway
 passes the verified internal user id in call metadata.
 
 Layers (``.importlinter`` keeps them): ``_cli``/``_processes``/``_server``
-(entry points) → ``_servicer`` (gRPC ↔ domain) → ``_objects``, ``_people``,
-``_housekeeping``, ``_access`` (the services) → ``_object_writes`` and
-``_retries`` (carrying out a write) → ``_store`` (sessions, policy, quotas,
-audit) → ``_db``/``_models``/``_pg_writes`` (SQLAlchemy adapter).
+(entry points) → ``rpc`` (gRPC ↔ domain) → ``objects``, ``people``,
+``housekeeping`` (the services, independent of each other) → ``storage``
+(sessions, policy, quotas, audit, retries, the SQLAlchemy adapter).
 ``_policy`` and ``_records`` are plain values: no I/O there.
 """
 

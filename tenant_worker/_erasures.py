@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from tenant_worker._db import create_engine
-from tenant_worker._models import User
-from tenant_worker._people import People
 from tenant_worker._policy import TenantPolicy
 from tenant_worker._records import CallContext, UserId
-from tenant_worker._store import Store
+from tenant_worker.people._people import People
+from tenant_worker.storage._db import create_engine
+from tenant_worker.storage._models import User
+from tenant_worker.storage._store import Store
 
 
 @dataclass(frozen=True)

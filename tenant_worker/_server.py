@@ -21,16 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stowage.supervisor import ListenError
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
-from tenant_worker._access import Access
-from tenant_worker._db import create_engine, read_session_factory, session_factory
-from tenant_worker._housekeeping import Housekeeping, Measurements
-from tenant_worker._objects import Objects
-from tenant_worker._people import People
 from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy
 from tenant_worker._records import CallContext
-from tenant_worker._servicer import WorkerServicer
 from tenant_worker._settings import WorkerSettings
-from tenant_worker._store import Store
+from tenant_worker.housekeeping._housekeeping import Housekeeping, Measurements
+from tenant_worker.objects._objects import Objects
+from tenant_worker.people._access import Access
+from tenant_worker.people._people import People
+from tenant_worker.rpc._servicer import WorkerServicer
+from tenant_worker.storage._db import create_engine, read_session_factory, session_factory
+from tenant_worker.storage._store import Store
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, event, pool
 
-from tenant_worker._db import is_sqlite, sqlite_pragmas, sync_url
-from tenant_worker._models import Base
+from tenant_worker.storage._db import is_sqlite, sqlite_pragmas, sync_url
+from tenant_worker.storage._models import Base
 
 config = context.config
 url = sync_url(config.attributes["database_url"])

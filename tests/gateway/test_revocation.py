@@ -33,7 +33,7 @@ from stowage_testing.gateway import (
 )
 from stowage_testing.redis import redis_server, running_redis
 from stowage_testing.worker import WorkerProcess
-from tenant_worker._db import sync_url
+from tenant_worker.storage._db import sync_url
 from tests.gateway.conftest import WorkerFor
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from stowage.revocation import OPERATOR, USER, RevocationRequest
 from stowage.v1 import worker_pb2 as pb
-from tenant_worker._servicer import _revocation_request
+from tenant_worker.rpc._servicer import _revocation_request
 
 
 def test_a_revocation_request_reads_back_as_it_was_sent() -> None:

@@ -17,7 +17,7 @@ from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage_testing.postgres import PostgresServer
 from stowage_testing.worker import NOTES_SCHEMA, WorkerProcess, running_worker
-from tenant_worker._db import sync_url
+from tenant_worker.storage._db import sync_url
 
 POLICY: dict[str, Any] = {
     "retention": {"collections": {"cache": 1}},

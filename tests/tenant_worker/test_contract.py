@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from stowage.protogen import ROOT, generate
 from stowage_testing.postgres import PostgresServer
 from tenant_worker import migrate
-from tenant_worker._models import Base
+from tenant_worker.storage._models import Base
 
 
 def test_committed_grpc_stubs_match_the_proto(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tenant_worker._models import USAGE_SLOTS, AutoId, JsonDocument, UTCDateTime
+from tenant_worker.storage._models import USAGE_SLOTS, AutoId, JsonDocument, UTCDateTime
 
 revision = "0001"
 down_revision = None

@@ -12,7 +12,7 @@ import os
 import sqlalchemy as sa
 from alembic import op
 
-from tenant_worker._models import AUDIT_KEY
+from tenant_worker.storage._models import AUDIT_KEY
 
 revision = "0002"
 down_revision = "0001"

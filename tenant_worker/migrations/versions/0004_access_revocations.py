@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tenant_worker._models import AutoId, UTCDateTime
+from tenant_worker.storage._models import AutoId, UTCDateTime
 
 revision = "0004"
 down_revision = "0003"

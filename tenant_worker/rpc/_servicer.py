@@ -28,13 +28,6 @@ from stowage.wire import (
     new_correlation_id,
 )
 from tenant_worker import _metrics
-from tenant_worker._access import Access
-from tenant_worker._convert import (
-    identity_message,
-    object_message,
-    preferences_message,
-    revocation_message,
-)
 from tenant_worker._errors import (
     Conflict,
     InvalidArgument,
@@ -47,15 +40,22 @@ from tenant_worker._errors import (
     WrongInstance,
     WrongTenant,
 )
-from tenant_worker._housekeeping import Housekeeping
-from tenant_worker._objects import Objects
-from tenant_worker._people import People
 from tenant_worker._records import (
     CallContext,
     IdentityRecord,
     ObjectRecord,
     PreferencesRecord,
     UserId,
+)
+from tenant_worker.housekeeping._housekeeping import Housekeeping
+from tenant_worker.objects._objects import Objects
+from tenant_worker.people._access import Access
+from tenant_worker.people._people import People
+from tenant_worker.rpc._convert import (
+    identity_message,
+    object_message,
+    preferences_message,
+    revocation_message,
 )
 
 log = logging.getLogger(__name__)

@@ -23,13 +23,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenant_worker import _pg_writes
 from tenant_worker._errors import Conflict, NotFound, WorkerError, WriteRace
-from tenant_worker._models import StoredObject
 from tenant_worker._policy import Quotas, TenantPolicy
 from tenant_worker._records import CallContext, DeleteResult, ObjectRecord, PutResult, UserId
-from tenant_worker._retries import Replayed
-from tenant_worker._store import (
+from tenant_worker.objects import _pg_writes
+from tenant_worker.storage._models import StoredObject
+from tenant_worker.storage._retries import Replayed
+from tenant_worker.storage._store import (
     FirstUse,
     KeyRef,
     ObjectRow,

@@ -18,9 +18,11 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from stowage.values import string_problem
-from tenant_worker._db import autocommit, translated_errors
 from tenant_worker._errors import InvalidArgument, QuotaExceeded, Unauthenticated, WorkerError
-from tenant_worker._models import (
+from tenant_worker._policy import Quotas, TenantPolicy
+from tenant_worker._records import CallContext, ObjectRecord, UserId
+from tenant_worker.storage._db import autocommit, translated_errors
+from tenant_worker.storage._models import (
     USAGE_SLOTS,
     AuditEvent,
     IdempotencyKey,
@@ -29,8 +31,6 @@ from tenant_worker._models import (
     UserUsage,
     utcnow,
 )
-from tenant_worker._policy import Quotas, TenantPolicy
-from tenant_worker._records import CallContext, ObjectRecord, UserId
 
 OBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_KEY_LENGTH = 200

@@ -15,11 +15,11 @@ from typing import Any, cast
 from sqlalchemy import bindparam, select
 
 from stowage.values import MAX_TTL_SECONDS
-from tenant_worker import _cursor
 from tenant_worker._errors import InvalidArgument, NotFound, QuotaExceeded
-from tenant_worker._json import check_value, dumps, loads_object, request_hash
-from tenant_worker._models import StoredObject, utcnow
-from tenant_worker._object_writes import (
+from tenant_worker._policy import Quotas
+from tenant_worker._records import CallContext, DeleteResult, ObjectRecord, Page, PutResult
+from tenant_worker.objects import _cursor
+from tenant_worker.objects._object_writes import (
     PutPlan,
     Target,
     delete_in_one_statement,
@@ -27,10 +27,10 @@ from tenant_worker._object_writes import (
     put_in_one_statement,
     put_in_transaction,
 )
-from tenant_worker._policy import Quotas
-from tenant_worker._records import CallContext, DeleteResult, ObjectRecord, Page, PutResult
-from tenant_worker._retries import write_once
-from tenant_worker._store import (
+from tenant_worker.storage._json import check_value, dumps, loads_object, request_hash
+from tenant_worker.storage._models import StoredObject, utcnow
+from tenant_worker.storage._retries import write_once
+from tenant_worker.storage._store import (
     KeyRef,
     ObjectRow,
     Store,

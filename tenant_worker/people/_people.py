@@ -9,11 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, tuple_, update
 
 from stowage.values import find_problem, string_problem
-from tenant_worker._db import checkpoint_after_erasure
 from tenant_worker._errors import Conflict, InvalidArgument, QuotaExceeded, WriteRace
-from tenant_worker._json import check_value, dumps, loads_object, merge_patch, request_hash
-from tenant_worker._models import IdempotencyKey, Preference, StoredObject, User, utcnow
-from tenant_worker._pseudonyms import pseudonymise_audit
 from tenant_worker._records import (
     CallContext,
     EraseResult,
@@ -23,8 +19,12 @@ from tenant_worker._records import (
     UsageRecord,
     UserId,
 )
-from tenant_worker._retries import Replayed, write_once
-from tenant_worker._store import KeyRef, Store, check_key, is_live, require_user, to_record
+from tenant_worker.people._pseudonyms import pseudonymise_audit
+from tenant_worker.storage._db import checkpoint_after_erasure
+from tenant_worker.storage._json import check_value, dumps, loads_object, merge_patch, request_hash
+from tenant_worker.storage._models import IdempotencyKey, Preference, StoredObject, User, utcnow
+from tenant_worker.storage._retries import Replayed, write_once
+from tenant_worker.storage._store import KeyRef, Store, check_key, is_live, require_user, to_record
 
 _EXPORT_BATCH = 200
 

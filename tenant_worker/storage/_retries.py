@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from tenant_worker._errors import Conflict, NotFound, StorageUnavailable, WriteRace
-from tenant_worker._store import KeyRef, Store
+from tenant_worker.storage._store import KeyRef, Store
 
 #: Attempts of a mutation that keeps losing races before the caller is told to retry.
 ATTEMPTS = 4

@@ -11,11 +11,11 @@ from sqlalchemy import and_, delete, func, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenant_worker._errors import InvalidArgument
-from tenant_worker._json import dumps
-from tenant_worker._models import IdempotencyKey, StoredObject, utcnow
 from tenant_worker._policy import TenantPolicy
 from tenant_worker._records import CallContext
-from tenant_worker._store import Store
+from tenant_worker.storage._json import dumps
+from tenant_worker.storage._models import IdempotencyKey, StoredObject, utcnow
+from tenant_worker.storage._store import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from stowage.v1 import worker_pb2 as pb
-from tenant_worker._json import dumps
 from tenant_worker._records import (
     IdentityRecord,
     ObjectRecord,
     PreferencesRecord,
     RevocationRecord,
 )
+from tenant_worker.storage._json import dumps
 
 
 def timestamp(value: datetime) -> Timestamp:

@@ -18,7 +18,7 @@ import hmac
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenant_worker._models import AUDIT_KEY, AuditEvent, Key
+from tenant_worker.storage._models import AUDIT_KEY, AuditEvent, Key
 
 PREFIX = "~"
 

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stowage.revocation import REQUESTERS, RevocationRequest
 from stowage.wire import identity_digest
 from tenant_worker._errors import InvalidArgument, UnknownUser
-from tenant_worker._models import AccessRevocation, User, utcnow
 from tenant_worker._records import CallContext, RevocationRecord
-from tenant_worker._store import Store
+from tenant_worker.storage._models import AccessRevocation, User, utcnow
+from tenant_worker.storage._store import Store
 
 #: How far ahead of now a revocation time may lie (clock skew between machines).
 MAX_AHEAD = timedelta(minutes=1)
