@@ -6,7 +6,8 @@ for any other tenant, so a misrouted call (a stale endpoint, a reused port)
 fails loudly instead of reading another tenant's data.
 
 A worker may also have an instance id: one run of a tenant's worker on one
-database (a ``stowage dev`` run). A call names the instance it is for
+database (a ``stowage dev`` run), or in a cluster one Tenant object's worker on
+its database (the operator's ``status.instance``). A call names the instance it is for
 (``INSTANCE_KEY``) when the caller knows it, and a worker that has an instance
 id refuses a call that names another one, so a gateway never serves from a
 worker that is not its own, even one of the same tenant (a worker a killed

@@ -124,15 +124,26 @@ def _result(structured: dict[str, Any]) -> types.CallToolResult:
     )
 
 
+def _printable(value: Any) -> Any:
+    """``value``, with a text's lone surrogates written as ``\\udXXX`` escapes.
+
+    A refused argument's name may hold one (``{"x\\ud800": 1}``); echoed as it is, it
+    would make the answer unserialisable, an internal error instead of the refusal.
+    """
+    if isinstance(value, str) and string_problem(value) is not None:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def error_result(
     code: str, message: str, cid: str, *, retriable: bool = False, **details: Any
 ) -> types.CallToolResult:
     body: dict[str, Any] = {
         "code": code,
-        "message": message,
+        "message": _printable(message),
         "retriable": retriable,
         "correlation_id": cid,
-        **{k: v for k, v in details.items() if v is not None},
+        **{k: _printable(v) for k, v in details.items() if v is not None},
     }
     payload = {"error": body, "hint": _HINTS.get(code, _HINTS["internal"])}
     return types.CallToolResult(

@@ -341,6 +341,8 @@ def test_each_case_of_the_report_is_refused_with_the_field_named(platform: Platf
         ("items_save", {"data": {"a": 2**64}}, "data.a"),
         ("items_delete", {"id": "x", "expected_version": 2**63}, "expected_version"),
         ("items_list", {"cursor": "c\ud800"}, "cursor"),
+        # An unknown argument whose name is not valid Unicode: named, escaped.
+        ("items_save", {"data": {"a": 1}, "x\ud800": 1}, "x\\ud800"),
         ("preferences_update", {"patch": {"p": nested(200, "dict")}}, "patch.p" + ".k" * 63),
     ]
     for tenant in BACKENDS:
