@@ -37,7 +37,7 @@ check: $(STAMP)
 
 ## Regenerate the gRPC stubs from proto/ (never edit stowage/v1/*_pb2*.py by hand).
 proto: $(STAMP)
-	$(BIN)/python -m stowage.protogen
+	$(BIN)/python hack/protogen.py
 
 .PHONY: dashboards
 ## Regenerate the Grafana dashboard JSON from hack/dashboards/stowage.py (never edit the JSON).

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway._settings import with_password
-from stowage import config
-from stowage.config import Setting
 from stowage.revocation import OPERATOR
+from stowage.runtime import config
+from stowage.runtime.config import Setting
 
 
 @dataclass(frozen=True)

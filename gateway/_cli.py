@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from gateway._settings import SETTINGS, GatewaySettings
-from stowage import config
+from stowage.runtime import config
 
 if TYPE_CHECKING:
     from gateway.directory._directory import TenantSource
@@ -30,7 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     """
     settings = GatewaySettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
-    from stowage import _logging
+    from stowage.runtime import logging as _logging
 
     _logging.configure(settings.log_level)
     if settings.tenants_from != "kubernetes" and settings.tenants_file is None:

@@ -18,7 +18,7 @@ supervisor creates and removes, and ``/metrics`` on any of them serves the sum
 them all on SIGTERM or SIGINT, and each process ends with it even when it is
 killed outright (``PR_SET_PDEATHSIG``). Their log lines carry a ``pid`` field.
 
-The supervising itself is :mod:`stowage.supervisor`, shared with the worker.
+The supervising itself is :mod:`stowage.runtime.supervisor`, shared with the worker.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from gateway._settings import CHILD_OF_ENV, METRICS_DIR_ENV, GatewaySettings
-from stowage.supervisor import (
+from stowage.runtime.supervisor import (
     Command,
     ListenError,
     Supervisor,

@@ -1,7 +1,7 @@
 """The gateway's settings: one typed object, built once at the entry point. No I/O here.
 
 Every field is declared in :data:`SETTINGS` with its flag and variable and read by
-:mod:`stowage.config` (a flag beats its variable beats the default below; an
+:mod:`stowage.runtime.config` (a flag beats its variable beats the default below; an
 empty variable counts as unset).
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from stowage import config
-from stowage.config import Setting
+from stowage.runtime import config
+from stowage.runtime.config import Setting
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -130,7 +130,7 @@ class GatewaySettings:
 
         ``public_url`` unset is ``http://HOST:PORT``. ``STOWAGE_REDIS_PASSWORD``,
         when set, is put into the Redis URL that has no password of its own.
-        Raises :class:`stowage.config.ConfigError` naming a variable that does not read.
+        Raises :class:`stowage.runtime.config.ConfigError` naming a variable that does not read.
         """
         env = os.environ if env is None else env
         values = config.read(SETTINGS, env, flags)

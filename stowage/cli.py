@@ -4,10 +4,10 @@ Each component contributes its own subcommands through a ``register(subparsers)`
 function in a private ``_cli`` module. Only the module that owns the command
 being run is imported, so that running the worker never imports the gateway's
 or the operator's dependencies; ``stowage --help`` imports them all. The
-components declare their settings for :mod:`stowage.config`, which gives each
+components declare their settings for :mod:`stowage.runtime.config`, which gives each
 setting its flag and its variable; a setting that does not read exits with 2.
 A command started by another process to end with it (``$STOWAGE_FOLLOW_PARENT``)
-follows that process first (:mod:`stowage.lifeline`).
+follows that process first (:mod:`stowage.runtime.lifeline`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from stowage import lifeline
-from stowage.config import ConfigError
+from stowage.runtime import lifeline
+from stowage.runtime.config import ConfigError
 
 #: Command → the module whose register(subparsers) adds it.
 COMMANDS: dict[str, str] = {
@@ -51,7 +51,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     # First, before the imports of a command: a child of ``stowage dev`` that
-    # outlived it would serve on (see stowage.lifeline).
+    # outlived it would serve on (see stowage.runtime.lifeline).
     lifeline.follow_parent_named_in(os.environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)

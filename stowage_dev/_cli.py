@@ -1,7 +1,7 @@
 """``stowage dev`` and ``stowage token``: the dev platform's commands and settings.
 
 Registered in :data:`stowage.cli.COMMANDS`; only the settings and parsing here
-(read by :mod:`stowage.config`), the work is imported when a command runs.
+(read by :mod:`stowage.runtime.config`), the work is imported when a command runs.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stowage import config
-from stowage.config import Setting
+from stowage.runtime import config
+from stowage.runtime.config import Setting
 from stowage_dev._layout import DEFAULT_DATA_DIR
 
 

@@ -10,7 +10,7 @@ Each run is one instance of the platform: a fresh instance id, given to its
 worker and named in the gateway's tenant entry, so the gateway's calls reach
 its own worker or are refused (``stowage.wire.INSTANCE_KEY``); a worker of
 another run, even of the same demo tenant, never serves them. Its children end
-with it, however it ends (:mod:`stowage.lifeline`). A port another process
+with it, however it ends (:mod:`stowage.runtime.lifeline`). A port another process
 holds is an error at the start (exit status 1), never a running banner over a
 worker that restarts in a loop.
 """
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from joserfc.jwk import RSAKey
 
-from stowage.lifeline import child_environ
-from stowage.supervisor import ListenError
+from stowage.runtime.lifeline import child_environ
+from stowage.runtime.supervisor import ListenError
 from stowage.wire import INSTANCE_KEY, TENANT_KEY, new_instance_id
 from stowage_dev._keys import load_or_create_key
 from stowage_dev._layout import AUTH_STATE_NAME, DEFAULT_DATA_DIR, DEV_KEY_NAME, PlatformRecord
@@ -235,7 +235,7 @@ def _failed(message: str) -> int:
 
 
 def run_dev(*, data_dir: Path, port: int, worker_port: int, tenant: str, log_level: str) -> int:
-    from stowage import _logging
+    from stowage.runtime import logging as _logging
 
     _logging.configure(log_level)
     data_dir = data_dir.resolve()

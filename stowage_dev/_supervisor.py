@@ -8,7 +8,7 @@ ends it (SIGTERM, then SIGKILL after a grace period) and reaps it, so no
 process and no zombie is left behind.
 
 The worker ends with the platform however the platform ends, SIGKILL included
-(:mod:`stowage.lifeline`): a worker left behind would go on holding the port
+(:mod:`stowage.runtime.lifeline`): a worker left behind would go on holding the port
 and answering for the tenant. Its port is checked free before each start; a
 port another process took is not waited for in a restart loop: the supervisor
 gives up and says so (``on_give_up``), and the platform stops.
@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stowage.lifeline import child_environ
-from stowage.supervisor import ListenError, claim_free_port
+from stowage.runtime.lifeline import child_environ
+from stowage.runtime.supervisor import ListenError, claim_free_port
 
 log = logging.getLogger(__name__)
 

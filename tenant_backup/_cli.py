@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stowage import _logging
+from stowage.runtime import logging as _logging
 from tenant_backup._archive import Directory
 from tenant_backup._commands import drill, list_backups, prune, restore, run_backup
 from tenant_backup._errors import ToolMissing

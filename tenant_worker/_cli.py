@@ -7,7 +7,8 @@ import asyncio
 import os
 import sys
 
-from stowage import _logging, config
+from stowage.runtime import config
+from stowage.runtime import logging as _logging
 from tenant_worker._settings import SETTINGS, WorkerSettings
 
 #: ``migrate`` needs only the database.
@@ -40,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     """
     settings = WorkerSettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
-    from stowage.supervisor import ListenError, follow_parent
+    from stowage.runtime.supervisor import ListenError, follow_parent
     from tenant_worker._processes import supervise
     from tenant_worker._server import serve
 

@@ -24,8 +24,8 @@ import tempfile
 
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
-from stowage.supervisor import Command, ListenError, Supervisor
-from stowage.supervisor import claim_free_port as claim_free_address
+from stowage.runtime.supervisor import Command, ListenError, Supervisor
+from stowage.runtime.supervisor import claim_free_port as claim_free_address
 from tenant_worker._settings import CHILD_OF_ENV, WorkerSettings
 
 log = logging.getLogger(__name__)

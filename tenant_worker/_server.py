@@ -18,7 +18,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stowage.supervisor import ListenError
+from stowage.runtime.supervisor import ListenError
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
 from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy

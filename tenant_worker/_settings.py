@@ -1,7 +1,7 @@
 """The worker's process settings, built once at the entry point. No I/O here.
 
 Every field is declared in :data:`SETTINGS` with its flag and variable and read by
-:mod:`stowage.config` (a flag beats its variable beats the default below; an
+:mod:`stowage.runtime.config` (a flag beats its variable beats the default below; an
 empty variable counts as unset).
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stowage import config
-from stowage.config import Setting
+from stowage.runtime import config
+from stowage.runtime.config import Setting
 from stowage.wire import INSTANCE
 
 #: Set by the supervisor in the environment of each worker process it starts.
@@ -67,7 +67,7 @@ class WorkerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> WorkerSettings:
         """Settings from ``flags`` (by field; None is not given) over the variables.
 
-        Raises :class:`stowage.config.ConfigError` for a missing database URL or a
+        Raises :class:`stowage.runtime.config.ConfigError` for a missing database URL or a
         variable that does not read.
         """
         return config.resolve(cls, SETTINGS, os.environ if env is None else env, flags)

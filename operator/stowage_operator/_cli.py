@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import os
 
-from stowage import _logging, config
+from stowage.runtime import config
+from stowage.runtime import logging as _logging
 from stowage_operator._settings import SETTINGS, OperatorSettings
 
 

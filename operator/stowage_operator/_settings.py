@@ -1,7 +1,7 @@
 """The operator's settings: one typed object, built at the entry point. No I/O here.
 
 Every field is declared in :data:`SETTINGS` with its flag and variable and read by
-:mod:`stowage.config` (a flag beats its variable beats the default below; an
+:mod:`stowage.runtime.config` (a flag beats its variable beats the default below; an
 empty variable counts as unset).
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stowage import config
-from stowage.config import Setting
+from stowage.runtime import config
+from stowage.runtime.config import Setting
 
 DEFAULT_WORKER_IMAGE = "ghcr.io/stowage/stowage:0.1.0"
 
@@ -73,7 +73,7 @@ class OperatorSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> OperatorSettings:
         """Settings from ``flags`` (by field; None is not given) over the variables.
 
-        Raises :class:`stowage.config.ConfigError` naming a variable that does not read.
+        Raises :class:`stowage.runtime.config.ConfigError` naming a variable that does not read.
         """
         return config.resolve(cls, SETTINGS, os.environ if environ is None else environ, flags)
 

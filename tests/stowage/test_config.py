@@ -16,8 +16,8 @@ from gateway import _access_cli as access_cli
 from gateway import _settings as gateway_settings
 from gateway._access_cli import AccessSettings
 from gateway._settings import GatewaySettings
-from stowage import config
 from stowage.cli import build_parser, main
+from stowage.runtime import config
 from stowage_dev import _cli as dev_cli
 from stowage_dev._cli import DevSettings
 from tenant_worker import _settings as worker_settings

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from stowage.lifeline import FOLLOW_PARENT_ENV
+from stowage.runtime.lifeline import FOLLOW_PARENT_ENV
 
 
 def test_a_command_whose_parent_is_gone_already_exits_before_it_runs() -> None:
@@ -27,7 +27,7 @@ def test_a_command_whose_parent_is_gone_already_exits_before_it_runs() -> None:
 #: Follows the parent named in its environment, then asks a child of its own for the variable.
 FOLLOWER = f"""
 import os, subprocess, sys
-from stowage.lifeline import follow_parent_named_in
+from stowage.runtime.lifeline import follow_parent_named_in
 follow_parent_named_in(os.environ)
 child = "import os; print(os.environ.get({FOLLOW_PARENT_ENV!r}, 'unset'))"
 print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import filecmp
+import importlib.util
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from stowage.protogen import ROOT, generate
 from stowage_testing.postgres import PostgresServer
 from tenant_worker import migrate
 from tenant_worker.storage._models import Base
+
+_GENERATOR = Path(__file__).resolve().parents[2] / "hack/protogen.py"
+_spec = importlib.util.spec_from_file_location("stowage_protogen", _GENERATOR)
+assert _spec is not None and _spec.loader is not None
+protogen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(protogen)
+ROOT, generate = protogen.ROOT, protogen.generate
 
 
 def test_committed_grpc_stubs_match_the_proto(tmp_path: Path) -> None:

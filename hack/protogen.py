@@ -1,4 +1,7 @@
-"""Generate the Python gRPC stubs from ``proto/`` (run with ``make proto``).
+"""Generate the Python gRPC stubs from ``proto/`` into ``stowage/v1/`` (``make proto``).
+
+A development tool, not part of the product: it needs ``grpc_tools`` (a dev
+dependency) and runs from a checkout.
 
 The stubs are committed so that an install needs no code generator; a test
 regenerates them into a temporary directory and fails when they differ.
@@ -9,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+#: The repository (this file is hack/protogen.py).
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 

@@ -9,7 +9,7 @@ port, and a supervisor only starts its processes on a port it found free.
 
 It restarts a process that dies (and gives up after repeated quick exits),
 stops them all on SIGTERM or SIGINT, and each process ends with it even when
-it is killed outright (:func:`stowage.lifeline.follow_parent`). The
+it is killed outright (:func:`stowage.runtime.lifeline.follow_parent`). The
 processes write metric samples to a ``PROMETHEUS_MULTIPROC_DIR`` the caller
 owns; a dead process's samples are marked dead there.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-from stowage.lifeline import follow_parent
+from stowage.runtime.lifeline import follow_parent
 
 log = logging.getLogger(__name__)
 
