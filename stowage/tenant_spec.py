@@ -23,6 +23,9 @@ from typing import Any, TypeVar
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from stowage import apps
+from stowage.apps import Component, Domains
+
 #: The schemaless collection every tenant has.
 BUILTIN_COLLECTION = "items"
 #: What a collection name may look like (a PostgreSQL-friendly identifier).
@@ -103,6 +106,8 @@ class Introspection:
     client_id: str
     #: The client secret (HTTP Basic authentication); None: a public client.
     client_secret_ref: SecretRef | None = None
+    #: True: JWTs are checked at the endpoint too, not against the issuer's keys.
+    all_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,9 @@ class Auth:
     jwks_uri: str | None = None
     #: Set: tokens that are not JWTs are checked at this introspection endpoint.
     introspection: Introspection | None = None
+    #: True: a token without ``auth_time`` is refused, so no revocation can be undone
+    #: by a refresh; False: such a token's revocations compare its ``iat``.
+    require_auth_time: bool = False
 
 
 class Stage(StrEnum):
@@ -180,6 +188,44 @@ class Collection:
     schema_version: int = 1
     schema: Mapping[str, Any] | None = None
     upgrades: tuple[Upgrade, ...] = ()
+    #: True: its objects live in spaces that several users share (``space`` argument).
+    shared: bool = False
+
+
+#: What a claim name may look like (a JWT claim: letters, digits, ``_ - . : /``).
+_CLAIM = re.compile(r"^[A-Za-z0-9_.:/-]{1,256}$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which token claims say who the user is (``spec.identity``)."""
+
+    #: The claim whose value is the tenant's user id (``sub``, or e.g. ``account_id``).
+    user_claim: str = "sub"
+    #: A display name other members of a space may see; None: a stable pseudonym instead.
+    name_claim: str | None = None
+    #: A verified email (ignored when ``email_verified`` is false), for invitations by email.
+    email_claim: str | None = None
+    #: The organisation the user belongs to, for organisation spaces.
+    org_claim: str | None = None
+    #: Invitations to an email wait until someone with that verified email signs in.
+    invite_by_email: bool = False
+    #: Every value of the org claim has one space its users join without an invitation.
+    org_spaces: bool = False
+
+
+class SpaceErasure(StrEnum):
+    """What an erasure does to what the erased user wrote in shared spaces."""
+
+    DELETE = "delete"
+    PSEUDONYMISE = "pseudonymise"
+
+
+@dataclass(frozen=True)
+class Spaces:
+    """Shared spaces (``spec.spaces``)."""
+
+    erasure: SpaceErasure = SpaceErasure.PSEUDONYMISE
 
 
 @dataclass(frozen=True)
@@ -230,6 +276,10 @@ class TenantSpec:
     access: Access = Access()
     worker: WorkerSettings = WorkerSettings()
     backup: BackupSettings = BackupSettings()
+    #: Views (MCP Apps) the tenant ships with its tools (:mod:`stowage.apps`).
+    components: tuple[Component, ...] = ()
+    identity: Identity = Identity()
+    spaces: Spaces = Spaces()
 
 
 def parse_quantity(value: object, where: str) -> int:
@@ -306,7 +356,14 @@ def _introspection(raw: object, where: str) -> Introspection | None:
         if not _SECRET_KEY.match(key):
             raise SpecError(f"{where}.clientSecretRef.key: not a Secret key")
         ref = SecretRef(name, key)
-    return _shared(Introspection(endpoint=endpoint, client_id=client_id, client_secret_ref=ref))
+    all_tokens = i.get("allTokens", False)
+    if not isinstance(all_tokens, bool):
+        raise SpecError(f"{where}.allTokens: expected true or false")
+    return _shared(
+        Introspection(
+            endpoint=endpoint, client_id=client_id, client_secret_ref=ref, all_tokens=all_tokens
+        )
+    )
 
 
 def _auth(raw: object, where: str) -> Auth | None:
@@ -320,11 +377,15 @@ def _auth(raw: object, where: str) -> Auth | None:
         raise SpecError(f"{where}.audience: required")
     if jwks_uri is not None and not isinstance(jwks_uri, str):
         raise SpecError(f"{where}.jwksUri: expected a URL")
+    require_auth_time = a.get("requireAuthTime", False)
+    if not isinstance(require_auth_time, bool):
+        raise SpecError(f"{where}.requireAuthTime: expected true or false")
     return Auth(
         issuer=_shared(issuer),
         audience=audience,
         jwks_uri=_shared(jwks_uri) if jwks_uri else None,
         introspection=_introspection(a.get("introspection"), f"{where}.introspection"),
+        require_auth_time=require_auth_time,
     )
 
 
@@ -456,7 +517,12 @@ def _collection(raw: object, where: str) -> Collection:
                 remove=tuple(step.get("remove") or ()),
             )
         )
-    return Collection(name, version, dict(schema) if schema is not None else None, tuple(upgrades))
+    shared = c.get("shared", False)
+    if not isinstance(shared, bool):
+        raise SpecError(f"{where}.shared: expected true or false")
+    return Collection(
+        name, version, dict(schema) if schema is not None else None, tuple(upgrades), shared
+    )
 
 
 _shared_collections: dict[str, tuple[Collection, ...]] = {}
@@ -514,6 +580,49 @@ def _worker(raw: object, where: str) -> WorkerSettings:
     )
 
 
+def _claim(raw: object, where: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _CLAIM.match(raw):
+        raise SpecError(f"{where}: a claim name (1-256 of A-Z a-z 0-9 _ . : / -)")
+    return raw
+
+
+def _flag(raw: object, where: str) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise SpecError(f"{where}: expected true or false")
+    return raw
+
+
+def _identity(raw: object, where: str) -> Identity:
+    i = _mapping(raw, where)
+    identity = Identity(
+        user_claim=_claim(i.get("userClaim"), f"{where}.userClaim") or "sub",
+        name_claim=_claim(i.get("nameClaim"), f"{where}.nameClaim"),
+        email_claim=_claim(i.get("emailClaim"), f"{where}.emailClaim"),
+        org_claim=_claim(i.get("orgClaim"), f"{where}.orgClaim"),
+        invite_by_email=_flag(i.get("inviteByEmail"), f"{where}.inviteByEmail"),
+        org_spaces=_flag(i.get("orgSpaces"), f"{where}.orgSpaces"),
+    )
+    if identity.invite_by_email and identity.email_claim is None:
+        raise SpecError(f"{where}.inviteByEmail: needs emailClaim (where the verified email is)")
+    if identity.org_spaces and identity.org_claim is None:
+        raise SpecError(f"{where}.orgSpaces: needs orgClaim (which claim names the organisation)")
+    return _shared(identity)
+
+
+def _spaces(raw: object, where: str) -> Spaces:
+    s = _mapping(raw, where)
+    erasure = s.get("erasure", SpaceErasure.PSEUDONYMISE.value)
+    try:
+        return _shared(Spaces(erasure=SpaceErasure(erasure)))
+    except ValueError as e:
+        choices = " or ".join(e.value for e in SpaceErasure)
+        raise SpecError(f"{where}.erasure: must be {choices}, not {erasure!r}") from e
+
+
 def _optional_string(raw: object, where: str) -> str | None:
     return None if not raw else _string(raw, where)
 
@@ -538,6 +647,114 @@ def _backup(raw: object, where: str) -> BackupSettings:
     )
 
 
+def _domains(raw: object, where: str) -> Domains:
+    d = _mapping(raw, where)
+    found: dict[str, tuple[str, ...]] = {}
+    for purpose in ("connect", "resource", "frame"):
+        values = _strings(
+            d.get(purpose), f"{where}.{purpose}", max_items=apps.MAX_DOMAINS, max_length=253
+        )
+        for i, value in enumerate(values):
+            if (problem := apps.domain_problem(value)) is not None:
+                raise SpecError(f"{where}.{purpose}[{i}]: {problem}")
+        found[purpose] = tuple(values)
+    unknown = sorted(set(d) - set(found))
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: not connect, resource or frame")
+    return Domains(**found)
+
+
+def _linked_tools(raw: object, where: str, linkable: frozenset[str]) -> tuple[str, ...]:
+    names = _strings(raw, where, max_items=64, max_length=128)
+    for i, name in enumerate(names):
+        if name not in linkable:
+            raise SpecError(
+                f"{where}[{i}]: {name!r} is not a tool of this tenant a component can open "
+                "(<collection>_save, _get, _list or _delete, for items or a declared collection)"
+            )
+        if name in names[:i]:
+            raise SpecError(f"{where}[{i}]: {name!r} appears twice")
+    return tuple(names)
+
+
+def _component(raw: object, where: str, linkable: frozenset[str]) -> Component:
+    c = _mapping(raw, where)
+    name = c.get("name")
+    if not isinstance(name, str) or not apps.NAME.match(name):
+        raise SpecError(f"{where}.name: must match [a-z][a-z0-9-]{{0,62}}")
+    html = c.get("html")
+    if not isinstance(html, str) or not html.strip():
+        raise SpecError(f"{where}.html: required (the component's HTML document)")
+    size = len(html.encode("utf-8", "surrogatepass"))
+    if size > apps.MAX_HTML_BYTES:
+        raise SpecError(
+            f"{where}.html: {size} bytes, over the limit of {apps.MAX_HTML_BYTES} "
+            "(bundle it smaller: minify, drop unused code)"
+        )
+    border = c.get("prefersBorder")
+    if border is not None and not isinstance(border, bool):
+        raise SpecError(f"{where}.prefersBorder: expected true or false")
+    domains = _domains(c.get("domains"), f"{where}.domains")
+    undeclared = apps.undeclared_sources(html, domains)
+    if undeclared:
+        raise SpecError(
+            f"{where}.html: loads {undeclared[0]!r} from an origin domains.resource "
+            "(or domains.frame) does not declare; inline it or declare its https:// origin"
+        )
+    return Component(
+        name=name,
+        html=html,
+        title=_optional_text(c.get("title"), f"{where}.title", 200),
+        description=_optional_text(c.get("description"), f"{where}.description", 1024),
+        tools=_linked_tools(c.get("tools"), f"{where}.tools", linkable),
+        app_only=_linked_tools(c.get("appOnly"), f"{where}.appOnly", linkable),
+        domains=domains,
+        prefers_border=border,
+    )
+
+
+def linkable_tools(collections: tuple[Collection, ...]) -> frozenset[str]:
+    """The tools a component may be linked to: the object tools of items and each collection."""
+    names = {BUILTIN_COLLECTION} | {c.name for c in collections if c.schema is not None}
+    return frozenset(f"{name}_{verb}" for name in names for verb in apps.LINKABLE_VERBS)
+
+
+def _optional_text(raw: object, where: str, max_length: int) -> str | None:
+    return None if raw is None else _string(raw, where, max_length=max_length)
+
+
+def _components(
+    raw: object, where: str, collections: tuple[Collection, ...]
+) -> tuple[Component, ...]:
+    raw = raw or ()
+    if not isinstance(raw, list | tuple):
+        raise SpecError(f"{where}: expected a list")
+    if len(raw) > apps.MAX_COMPONENTS:
+        raise SpecError(f"{where}: at most {apps.MAX_COMPONENTS} components")
+    linkable = linkable_tools(collections)
+    components: list[Component] = []
+    opened_by: dict[str, str] = {}
+    total = 0
+    for i, c in enumerate(raw):
+        component = _component(c, f"{where}[{i}]", linkable)
+        if any(known.name == component.name for known in components):
+            raise SpecError(f"{where}[{i}].name: {component.name!r} appears twice")
+        for j, tool in enumerate(component.tools):
+            if tool in opened_by:
+                raise SpecError(
+                    f"{where}[{i}].tools[{j}]: {tool!r} already opens component {opened_by[tool]!r}"
+                )
+            opened_by[tool] = component.name
+        total += len(component.html.encode("utf-8", "surrogatepass"))
+        if total > apps.MAX_TOTAL_HTML_BYTES:
+            raise SpecError(
+                f"{where}[{i}].html: the components' HTML comes to {total} bytes, over the "
+                f"limit of {apps.MAX_TOTAL_HTML_BYTES} for all of a tenant's components"
+            )
+        components.append(component)
+    return tuple(components)
+
+
 def parse_tenant_spec(raw: Mapping[str, Any] | None, where: str = "spec") -> TenantSpec:
     """The spec's parts the components read; SpecError names the field, after ``where.``."""
     p = f"{where}." if where else ""
@@ -559,6 +776,9 @@ def parse_tenant_spec(raw: Mapping[str, Any] | None, where: str = "spec") -> Ten
         access=_access(spec.get("access"), f"{p}access"),
         worker=_worker(spec.get("worker"), f"{p}worker"),
         backup=_backup(spec.get("backup"), f"{p}backup"),
+        components=_components(spec.get("components"), f"{p}components", collections),
+        identity=_identity(spec.get("identity"), f"{p}identity"),
+        spaces=_spaces(spec.get("spaces"), f"{p}spaces"),
     )
 
 
@@ -570,17 +790,23 @@ __all__ = [
     "BackupKeep",
     "BackupSettings",
     "Collection",
+    "Component",
+    "Domains",
+    "Identity",
     "Introspection",
     "Quotas",
     "Rate",
     "RateLimits",
     "Retention",
     "SecretRef",
+    "SpaceErasure",
+    "Spaces",
     "SpecError",
     "Stage",
     "TenantSpec",
     "Upgrade",
     "WorkerSettings",
+    "linkable_tools",
     "parse_quantity",
     "parse_tenant_spec",
 ]

@@ -26,9 +26,12 @@ from mcp.shared.exceptions import MCPError
 
 from gateway.surface._calls import CallContext, ToolCalls
 from gateway.surface._tools import Catalogues
+from stowage import apps
 
 #: Where the HTTP gate leaves the CallContext in the ASGI scope.
 SCOPE_KEY = "stowage.call"
+#: JSON-RPC error for a resource the tenant does not have (the MCP specification's code).
+RESOURCE_NOT_FOUND = -32002
 
 INSTRUCTIONS = (
     "Durable storage for the signed-in user of this app. Save things the user wants kept "
@@ -65,14 +68,40 @@ def build_server(calls: ToolCalls, catalogues: Catalogues) -> Server[Any]:
     ) -> types.CallToolResult:
         return await call_tool(calls, catalogues, _call_context(ctx), params)
 
-    return Server(
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return catalogues.of(_call_context(ctx).tenant).components.listing
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        _call_context(ctx)
+        return types.ListResourceTemplatesResult(resource_templates=[])
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        found = catalogues.of(_call_context(ctx).tenant).components.read(str(params.uri))
+        if found is None:
+            # The same answer whether the URI is another tenant's or nobody's: no existence leak.
+            raise MCPError(code=RESOURCE_NOT_FOUND, message="Resource not found")
+        return found
+
+    server: Server[Any] = Server(
         "stowage",
         version="0.1.0",
         title="Stowage",
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=on_call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
     )
+    # MCP Apps (SEP-2133 extension map): hosts that speak it render the components.
+    server.extensions[apps.EXTENSION_ID] = {"mimeTypes": [apps.MIME_TYPE]}
+    return server
 
 
 def transport_security(

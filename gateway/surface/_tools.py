@@ -21,11 +21,14 @@ import mcp_types as types
 from jsonschema import Draft202012Validator
 
 from gateway._types import READ_SCOPE, WRITE_SCOPE, Tenant
+from gateway.surface._components import Components, build_components
 from gateway.surface._operations import Operation
 from gateway.surface._tool_table import (
     BUILTIN_TOOLS,
     NAME,
     OBJECT_TOOLS,
+    SPACE_OBJECT_TOOLS,
+    SPACE_TOOLS,
     Slot,
     ToolRow,
     object_schema,
@@ -116,15 +119,20 @@ def _spec(row: ToolRow, collection: str | None) -> ToolSpec:
     )
 
 
-def _object_tools(prefix: str, data: Mapping[str, Any], collection: str | None) -> list[ToolSpec]:
-    """The :data:`OBJECT_TOOLS` of one collection: ``collection``, or any (None)."""
+def _object_tools(
+    prefix: str,
+    data: Mapping[str, Any],
+    collection: str | None,
+    rows: tuple[ToolRow, ...] = OBJECT_TOOLS,
+) -> list[ToolSpec]:
+    """The :data:`OBJECT_TOOLS` (or ``rows``) of one collection: ``collection``, or any (None)."""
     pick = {} if collection else {"collection": {**NAME, "default": BUILTIN_COLLECTION}}
     one, many = _nouns(prefix)
     where = f"the {many} collection" if collection else "a schemaless collection (default: items)"
     words = {"one": one, "many": many, "where": where}
     slots = {Slot.DATA: dict(data), Slot.OBJECT: object_schema(data)}
     specs = []
-    for row in OBJECT_TOOLS:
+    for row in rows:
         input_schema = _fill(row.input_schema, slots)
         input_schema["properties"] = {**pick, **input_schema["properties"]}
         filled = replace(
@@ -146,20 +154,35 @@ def _builtin_tools() -> list[ToolSpec]:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The tools of one tenant, by name, and the ``tools/list`` result."""
+    """The tools of one tenant, by name, the ``tools/list`` result, and its components."""
 
     tools: Mapping[str, ToolSpec]
     listing: types.ListToolsResult
+    components: Components
 
     def scope_for(self, name: str) -> str | None:
         spec = self.tools.get(name)
         return spec.scope if spec else None
 
 
+def _linked(spec: ToolSpec, link: Mapping[str, Any] | None) -> ToolSpec:
+    """``spec`` with the ``_meta`` that links it to a component, if it has one."""
+    if link is None:
+        return spec
+    meta = {**(spec.definition.meta or {}), **link}
+    return replace(spec, definition=spec.definition.model_copy(update={"meta": meta}))
+
+
 def build_catalogue(tenant: Tenant) -> Catalogue:
+    components = build_components(tenant.spec.components)
     specs = _builtin_tools()
+    shared = [c for c in tenant.collections if c.shared and c.name != BUILTIN_COLLECTION]
+    for collection in shared:
+        data = _embeddable(collection.schema or {"type": "object"})
+        specs += _object_tools(collection.name, data, collection.name, SPACE_OBJECT_TOOLS)
+    specs += [_spec(row, None) for row in SPACE_TOOLS] if shared else []
     for collection in tenant.collections:
-        if collection.schema is None or collection.name == BUILTIN_COLLECTION:
+        if collection.schema is None or collection.name == BUILTIN_COLLECTION or collection.shared:
             continue
         specs += _object_tools(collection.name, _embeddable(collection.schema), collection.name)
     tools: dict[str, ToolSpec] = {}
@@ -170,9 +193,9 @@ def build_catalogue(tenant: Tenant) -> Catalogue:
                 extra={"tenant": tenant.name, "tool": spec.name},
             )
             continue
-        tools[spec.name] = spec
+        tools[spec.name] = _linked(spec, components.tool_links.get(spec.name))
     listing = types.ListToolsResult(tools=[s.definition for s in tools.values()])
-    return Catalogue(tools, listing)
+    return Catalogue(tools, listing, components)
 
 
 class Catalogues:

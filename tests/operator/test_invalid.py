@@ -155,3 +155,43 @@ def test_an_internal_stage_needs_testers_and_a_bad_access_or_introspection_field
     )
     launched = kube.get(API, "Tenant", "acme", namespace)
     assert launched is not None and launched["spec"]["access"]["stage"] == "GeneralAvailability"
+
+
+def _component(**overrides: object) -> dict[str, object]:
+    return {"name": "board", "html": "<p>notes</p>", "tools": ["notes_get"], **overrides}
+
+
+def test_a_component_naming_an_unknown_tool_an_http_domain_or_too_much_html_is_refused(
+    kube: KubeCluster, namespace: str, region: str
+) -> None:
+    doc = tenant_doc("acme", namespace, region)
+    doc["spec"]["components"] = [_component(tools=["notes_get", "invoices_list"])]
+    message = _refused(kube, doc)
+    assert "spec.components" in message
+    assert "may name only <collection>_save" in message
+    doc["spec"]["components"] = [_component(appOnly=["my_data_erase"])]
+    assert "may name only <collection>_save" in _refused(kube, doc)
+    doc["spec"]["components"] = [_component(domains={"connect": ["http://api.example.com"]})]
+    assert "spec.components[0].domains.connect[0]" in _refused(kube, doc)
+    doc["spec"]["components"] = [_component(html="x" * (256 * 1024 + 1))]
+    assert "spec.components[0].html" in _refused(kube, doc)
+    two_large = [_component(name=n, html="x" * 200_000, tools=[]) for n in ("a", "b", "c")]
+    doc["spec"]["components"] = two_large
+    assert "at most 512 KiB in all" in _refused(kube, doc)
+    # A valid component is accepted as it stands.
+    doc["spec"]["components"] = [_component(domains={"resource": ["https://*.example.com"]})]
+    kube.apply(doc)
+
+
+def test_a_component_loading_script_from_an_undeclared_domain_is_reported_and_not_served(
+    kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
+) -> None:
+    # The API server cannot read HTML: the operator's reading of the spec refuses it.
+    doc = tenant_doc("acme", namespace, region)
+    html = '<p>notes</p><script src="https://cdn.evil.example/x.js"></script>'
+    doc["spec"]["components"] = [_component(html=html)]
+    kube.apply(doc)
+    tenant = wait_for_tenant(kube, namespace, "acme", ready=False, reason="InvalidSpec")
+    message = condition(tenant, "Ready")["message"]
+    assert "spec.components[0].html: loads 'https://cdn.evil.example/x.js'" in message
+    assert kube.get("apps/v1", "Deployment", "tenant-acme-worker", namespace) is None

@@ -34,7 +34,9 @@ SPEC: dict[str, Any] = {
             "endpoint": "https://login.acme.example/introspect",
             "clientId": "stowage",
             "clientSecretRef": {"name": "acme-introspection", "key": "secret"},
+            "allTokens": True,
         },
+        "requireAuthTime": True,
     },
     "rateLimits": {
         "perUser": {"requestsPerMinute": 60, "burst": 5},
@@ -53,8 +55,18 @@ SPEC: dict[str, Any] = {
             "schemaVersion": 2,
             "schema": {"type": "object", "properties": {"title": {"type": "string"}}},
             "upgrades": [{"fromVersion": 1, "rename": {"text": "body"}}],
-        }
+        },
+        {"name": "lists", "shared": True, "schema": {"type": "object"}},
     ],
+    "identity": {
+        "userClaim": "account_id",
+        "nameClaim": "name",
+        "emailClaim": "email",
+        "orgClaim": "org",
+        "inviteByEmail": True,
+        "orgSpaces": True,
+    },
+    "spaces": {"erasure": "delete"},
     "access": {
         "stage": "Internal",
         "allowSubjects": ["tester-1"],
@@ -71,6 +83,18 @@ SPEC: dict[str, Any] = {
         "drillSchedule": "9 4 * * 0",
         "keep": {"count": 3, "days": 10},
     },
+    "components": [
+        {
+            "name": "notes-board",
+            "title": "Notes",
+            "description": "The user's notes.",
+            "html": "<!doctype html><main>notes</main>",
+            "tools": ["notes_list", "notes_get"],
+            "appOnly": ["notes_delete"],
+            "domains": {"connect": ["https://api.acme.example"]},
+            "prefersBorder": True,
+        }
+    ],
     "deletionPolicy": "Delete",
 }
 
