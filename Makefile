@@ -44,9 +44,26 @@ proto: $(STAMP)
 dashboards: $(STAMP)
 	$(BIN)/python hack/dashboards/stowage.py
 
+.PHONY: components
+## Rebuild the demo tenant's components (components/notes → stowage_dev/components/notes.html)
+## from their pinned npm packages, cached outside the repo (never edit the HTML).
+components:
+	hack/build-components.sh
+
 ## Build kube-apiserver, etcd and helm from the Go module proxy into the cache.
 kube-tools:
 	hack/build-kube-tools.sh
+
+.PHONY: chart-docs release
+## Regenerate charts/stowage/README.md from values.yaml's comments (helm-docs; never edit it).
+chart-docs:
+	"$$(hack/build-release-tools.sh | tail -1)/helm-docs" --chart-search-root charts/stowage \
+	    --template-files README.md.gotmpl --sort-values-order file
+
+## Lint, package, sign and push the chart, then pull it back verified (hack/release.sh:
+## CHART_REPO=oci://… SIGN_KEY=… [KEYRING=…] [PLAIN_HTTP=true]).
+release:
+	hack/release.sh
 
 bench-worker: $(STAMP)
 	$(BIN)/python -m bench.worker

@@ -140,8 +140,12 @@ def running_postgres() -> Iterator[PostgresServer]:
 # Over 60 lines on purpose: initdb, configuration, start and teardown of one throwaway cluster, in
 # the order they run.
 @contextmanager
-def running_own_postgres() -> Iterator[PostgresServer]:
-    """Start a fresh cluster whatever the environment says: one the test may stop and start."""
+def running_own_postgres(options: str = "") -> Iterator[PostgresServer]:
+    """Start a fresh cluster whatever the environment says: one the test may stop and start.
+
+    ``options`` are more server options (``-c ssl=on -c ssl_cert_file=...``); files they
+    name must be readable by the user the server runs as (``postgres`` under root).
+    """
     initdb = find_program("initdb", PG_DIRS)
     pg_ctl = find_program("pg_ctl", PG_DIRS)
     if initdb is None or pg_ctl is None:
@@ -190,6 +194,7 @@ def running_own_postgres() -> Iterator[PostgresServer]:
     opts = (
         f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB"
+        + (f" {options}" if options else "")
     )
     _run_as(
         run_user,

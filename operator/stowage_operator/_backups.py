@@ -23,6 +23,7 @@ from stowage_operator import _naming
 from stowage_operator._manifests import (
     _meta,
     container_security,
+    mount_region_ca,
     place_in_region,
     pod_security,
     worker_image,
@@ -190,6 +191,7 @@ def cron_job(
         ],
     }
     place_in_region(pod_spec, region)
+    mount_region_ca(pod_spec, ref, region)
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

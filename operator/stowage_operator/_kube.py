@@ -114,13 +114,13 @@ class Kube:
         return path
 
     async def list_everywhere(
-        self, api_version: str, kind: str, label_selector: str
+        self, api_version: str, kind: str, label_selector: str, namespace: str | None = None
     ) -> tuple[list[Body], str]:
-        """The objects of a kind in every namespace that match a label selector, and the
-        list's resource version (where a watch of the same objects starts)."""
+        """The objects of a kind in every namespace (or in ``namespace``) that match a label
+        selector, and the list's resource version (where a watch of the same objects starts)."""
         found = await self._call(
             "GET",
-            self._path(api_version, kind, None, None),
+            self._path(api_version, kind, namespace, None),
             query=[("labelSelector", label_selector)],
         )
         version = str((found.get("metadata") or {}).get("resourceVersion") or "")
@@ -133,14 +133,16 @@ class Kube:
         label_selector: str,
         resource_version: str,
         timeout_seconds: int,
+        namespace: str | None = None,
     ) -> AsyncIterator[tuple[str, Body]]:
         """The changes (``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK``) to the objects of
-        a kind in every namespace that match a label selector, after ``resource_version``.
+        a kind in every namespace (or in ``namespace``) that match a label selector, after
+        ``resource_version``.
 
         Ends when the server closes the stream (after ``timeout_seconds``); a version
         too old to resume from raises ``APIGoneError``: list again, then watch.
         """
-        path = self._path(api_version, kind, None, None)
+        path = self._path(api_version, kind, namespace, None)
         query = [
             ("watch", "true"),
             ("labelSelector", label_selector),

@@ -48,25 +48,48 @@ def _meta(tenant: TenantRef, name: str) -> dict[str, Any]:
 
 
 def secret(tenant: TenantRef, creds: DatabaseCredentials) -> Body:
-    """The worker's database credentials: the only place the password lives."""
+    """The worker's database credentials: the only place the password lives.
+
+    With a Region CA, the Secret holds it too (``ca.crt``) and the URL names it
+    where worker and backup pods mount it (:func:`mount_region_ca`).
+    """
+    values = {
+        "host": creds.host,
+        "port": str(creds.port),
+        "database": creds.database,
+        "username": creds.user,
+        "password": creds.password,
+        "sslmode": creds.ssl_mode,
+        "url": creds.url(_naming.POSTGRES_CA_FILE if creds.ca_cert else ""),
+    }
+    if creds.ca_cert:
+        values[_naming.POSTGRES_CA_KEY] = creds.ca_cert
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _meta(tenant, _naming.secret_name(tenant.name)),
         "type": "Opaque",
-        "data": {
-            key: base64.b64encode(value.encode()).decode()
-            for key, value in {
-                "host": creds.host,
-                "port": str(creds.port),
-                "database": creds.database,
-                "username": creds.user,
-                "password": creds.password,
-                "sslmode": creds.ssl_mode,
-                "url": creds.url(),
-            }.items()
-        },
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
     }
+
+
+def mount_region_ca(pod_spec: dict[str, Any], tenant: TenantRef, region: Region) -> None:
+    """Mount the Region's CA from the tenant's Secret where its URL's sslrootcert points."""
+    if not region.ca_secret_name:
+        return
+    pod_spec.setdefault("volumes", []).append(
+        {
+            "name": "postgres-ca",
+            "secret": {
+                "secretName": _naming.secret_name(tenant.name),
+                "items": [{"key": _naming.POSTGRES_CA_KEY, "path": _naming.POSTGRES_CA_KEY}],
+            },
+        }
+    )
+    for c in pod_spec["containers"]:
+        c.setdefault("volumeMounts", []).append(
+            {"name": "postgres-ca", "mountPath": _naming.POSTGRES_CA_DIR, "readOnly": True}
+        )
 
 
 def config_map(tenant: TenantRef, spec: Mapping[str, Any]) -> Body:
@@ -184,6 +207,7 @@ def deployment(
         ],
     }
     place_in_region(pod_spec, region)
+    mount_region_ca(pod_spec, tenant, region)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -223,7 +247,29 @@ def service(tenant: TenantRef) -> Body:
 
 
 def network_policy(tenant: TenantRef, settings: OperatorSettings) -> Body:
-    """Only gateway pods (in any namespace) reach the worker's gRPC port."""
+    """The worker admits gRPC from the release's gateway pods, metrics from its scrapers.
+
+    The gateway peer is the gateway's labels *in the gateway's namespace*: a pod
+    with those labels elsewhere is not admitted. The scrapers are
+    ``settings.metrics_from`` (the chart's Prometheus and ``metricsFrom``); none
+    leaves the metrics port shut. The kubelet's probes come from the node, which
+    a NetworkPolicy always lets in.
+    """
+    ingress: list[dict[str, Any]] = [
+        {
+            "from": [
+                {
+                    "namespaceSelector": _namespace_selector(settings.gateway_namespace),
+                    "podSelector": {"matchLabels": dict(settings.gateway_selector)},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": _naming.WORKER_PORT}],
+        }
+    ]
+    if scrapers := settings.metrics_from.peers():
+        ingress.append(
+            {"from": scrapers, "ports": [{"protocol": "TCP", "port": _naming.METRICS_PORT}]}
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -231,19 +277,16 @@ def network_policy(tenant: TenantRef, settings: OperatorSettings) -> Body:
         "spec": {
             "podSelector": {"matchLabels": _naming.selector(tenant.name)},
             "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {},
-                            "podSelector": {"matchLabels": dict(settings.gateway_selector)},
-                        }
-                    ],
-                    "ports": [{"protocol": "TCP", "port": _naming.WORKER_PORT}],
-                }
-            ],
+            "ingress": ingress,
         },
     }
+
+
+def _namespace_selector(namespace: str) -> dict[str, Any]:
+    """The one namespace by its immutable name label; empty selects every namespace."""
+    if not namespace:
+        return {}
+    return {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
 
 
 def pod_disruption_budget(tenant: TenantRef) -> Body:

@@ -16,6 +16,10 @@ WORKER_PORT = 50051
 METRICS_PORT = 9100
 POLICY_KEY = "policy.yaml"
 POLICY_DIR = "/etc/stowage"
+#: The tenant Secret's key holding the Region's CA, and where worker and backup pods mount it.
+POSTGRES_CA_KEY = "ca.crt"
+POSTGRES_CA_DIR = "/etc/stowage/postgres-ca"
+POSTGRES_CA_FILE = f"{POSTGRES_CA_DIR}/{POSTGRES_CA_KEY}"
 
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 #: Every tenant database and role name starts with this (and nothing else of the operator's).

@@ -7,10 +7,15 @@ reaches neither the server's statement log nor ours.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -61,6 +66,27 @@ async def _admin(
         yield conn
 
 
+def ca_file(pem: str) -> Path:
+    """A Region's CA as a file, for libpq's sslrootcert (which reads only files).
+
+    Written once per certificate under the temporary directory (the operator's
+    pod mounts an emptyDir at /tmp), named by its digest.
+    """
+    directory = Path(tempfile.gettempdir()) / "stowage-postgres-ca"
+    path = directory / f"{hashlib.sha256(pem.encode()).hexdigest()[:32]}.crt"
+    if not path.is_file():
+        directory.mkdir(mode=0o700, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(pem)
+        partial.replace(path)
+    return path
+
+
+def _trust(creds: AdminCredentials) -> dict[str, Any]:
+    """libpq's sslrootcert for a Region with a CA; nothing (libpq's defaults) without."""
+    return {"sslrootcert": str(ca_file(creds.ca_cert))} if creds.ca_cert else {}
+
+
 @asynccontextmanager
 async def _connect(
     creds: AdminCredentials, connect_timeout: float, dbname: str | None
@@ -73,6 +99,7 @@ async def _connect(
             user=creds.user,
             password=creds.password,
             sslmode=creds.ssl_mode,
+            **_trust(creds),
             connect_timeout=max(1, int(connect_timeout)),
             autocommit=True,
             application_name=APPLICATION_NAME,

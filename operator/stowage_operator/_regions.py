@@ -101,7 +101,35 @@ class Regions:
             user=data["username"],
             password=data["password"],
             slots=slots,
+            ca_cert=await self.ca_cert(region, trigger),
         )
+
+    async def ca_cert(self, region: Region, trigger: Trigger | None = None) -> str:
+        """The PEM of ``spec.postgres.caSecretRef``, or "" when the Region names none."""
+        if not region.ca_secret_name:
+            return ""
+        namespace, name = region.ca_secret_namespace, region.ca_secret_name
+        data = await self._recent.get(
+            ("secret", namespace, name),
+            lambda: self._kube.secret_data(namespace, name),
+            trigger,
+        )
+        where = f"CA Secret {namespace}/{name}"
+        if data is None:
+            raise TemporaryError(
+                f"Region {region.name!r}: {where} does not exist",
+                reason="CASecretMissing",
+                delay=10,
+            )
+        pem = data.get(region.ca_secret_key) or ""
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise TemporaryError(
+                f"Region {region.name!r}: {where} holds no PEM certificate under "
+                f"{region.ca_secret_key!r}",
+                reason="CASecretInvalid",
+                delay=30,
+            )
+        return pem
 
     async def catalog(self, admin: AdminCredentials) -> _postgres.Catalog:
         """The region's tenant databases and roles, read at most once per freshness window.

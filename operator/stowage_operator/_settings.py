@@ -7,6 +7,7 @@ empty variable counts as unset).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,42 @@ def _selector(text: str) -> dict[str, str]:
 
 _selector.__name__ = "selector"
 
+#: What a NetworkPolicyPeer may hold (networking.k8s.io/v1).
+_PEER_KEYS = frozenset({"podSelector", "namespaceSelector", "ipBlock"})
+
+
+@dataclass(frozen=True)
+class Peers:
+    """NetworkPolicyPeers, kept as the JSON list their variable holds (``str`` gives it back)."""
+
+    text: str = "[]"
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The peers, a fresh copy each time (they go into manifests)."""
+        loaded: list[dict[str, Any]] = json.loads(self.text)
+        return loaded
+
+    def __str__(self) -> str:
+        return "" if self.text == "[]" else self.text
+
+
+def network_peers(text: str) -> Peers:
+    """A JSON list of NetworkPolicyPeers: ``[{"namespaceSelector": {…}, "podSelector": {…}}]``."""
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        raise ValueError(f"not a JSON list of NetworkPolicyPeers: {text!r}") from None
+    if not isinstance(loaded, list):
+        raise ValueError(f"not a JSON list of NetworkPolicyPeers: {text!r}")
+    for peer in loaded:
+        if not isinstance(peer, dict) or not peer or not set(peer) <= _PEER_KEYS:
+            raise ValueError(
+                f"a NetworkPolicyPeer holds podSelector, namespaceSelector or ipBlock: {peer!r}"
+            )
+        if not all(isinstance(v, dict) for v in peer.values()):
+            raise ValueError(f"a NetworkPolicyPeer's selectors are objects: {peer!r}")
+    return Peers(json.dumps(loaded, sort_keys=True, separators=(",", ":")))
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -57,6 +94,8 @@ class OperatorSettings:
     resync_seconds: float = 60.0
     metrics_port: int = 9090
     gateway_selector: Mapping[str, str] = field(default_factory=_gateway_selector)
+    gateway_namespace: str = ""
+    metrics_from: Peers = Peers()
     run_migrations: bool = True
     postgres_timeout: float = 10.0
     health_port: int = 0
@@ -111,6 +150,20 @@ SETTINGS: tuple[Setting, ...] = (
         "labels of the gateway pods, the only pods the workers' NetworkPolicy admits",
         _selector,
         metavar="K=V,K=V",
+    ),
+    Setting(
+        "gateway_namespace",
+        "STOWAGE_OPERATOR_GATEWAY_NAMESPACE",
+        "namespace of the gateway pods: the workers admit gRPC from gateway pods there only",
+        shown_default="any namespace; the chart sets its own",
+    ),
+    Setting(
+        "metrics_from",
+        "STOWAGE_OPERATOR_METRICS_FROM",
+        "who may scrape the workers' metrics port: a JSON list of NetworkPolicyPeers",
+        network_peers,
+        metavar="JSON",
+        shown_default="nobody",
     ),
     Setting(
         "run_migrations",

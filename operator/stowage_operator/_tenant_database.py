@@ -114,6 +114,7 @@ class TenantDatabase:
             user=role,
             ssl_mode=region.ssl_mode,
             password=password,
+            ca_cert=admin.ca_cert,
         )
         # The Secret first: the role's password always comes from it, so a crash
         # between the two steps converges on the next run.
@@ -134,7 +135,8 @@ class TenantDatabase:
             made.created_database or trigger is not Trigger.RESYNC or not migrated_before
         )
         if self._settings.run_migrations and needs_migrations:
-            await self._migrator.migrate(creds.url(), database)
+            root_cert = str(_postgres.ca_file(creds.ca_cert)) if creds.ca_cert else ""
+            await self._migrator.migrate(creds.url(root_cert), database)
         return creds
 
     async def _provision(

@@ -77,6 +77,10 @@ class Region:
     admin_secret_name: str
     admin_secret_namespace: str
     accepting_tenants: bool = True
+    #: ``spec.postgres.caSecretRef``: the Secret holding the CA of the server's certificate.
+    ca_secret_name: str = ""
+    ca_secret_namespace: str = ""
+    ca_secret_key: str = "ca.crt"
     node_selector: Mapping[str, str] = field(default_factory=dict)
     affinity: Mapping[str, Any] | None = None
     tolerations: tuple[Mapping[str, Any], ...] = ()
@@ -88,6 +92,7 @@ class Region:
         spec = body.get("spec") or {}
         pg = spec.get("postgres") or {}
         ref = pg.get("adminSecretRef") or {}
+        ca = pg.get("caSecretRef") or {}
         return cls(
             name=RegionName(body["metadata"]["name"]),
             host=pg["host"],
@@ -96,6 +101,9 @@ class Region:
             ssl_mode=pg.get("sslMode", "prefer"),
             admin_secret_name=ref["name"],
             admin_secret_namespace=ref["namespace"],
+            ca_secret_name=ca.get("name", ""),
+            ca_secret_namespace=ca.get("namespace", ""),
+            ca_secret_key=ca.get("key") or "ca.crt",
             accepting_tenants=bool(spec.get("acceptingTenants", True)),
             node_selector=dict(spec.get("nodeSelector") or {}),
             affinity=spec.get("affinity"),
@@ -120,6 +128,8 @@ class AdminCredentials:
     user: str
     password: str = field(repr=False)
     slots: asyncio.Semaphore | None = field(default=None, repr=False, compare=False)
+    #: The Region's CA (PEM) to verify the server against; empty: libpq's defaults.
+    ca_cert: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -132,15 +142,19 @@ class DatabaseCredentials:
     user: str
     ssl_mode: str
     password: str = field(repr=False)
+    #: The Region's CA (PEM), copied into the tenant's Secret; empty: none.
+    ca_cert: str = field(default="", repr=False)
 
-    def url(self) -> str:
-        """The SQLAlchemy URL the worker and the migrations use."""
+    def url(self, root_cert: str = "") -> str:
+        """The SQLAlchemy URL the worker and the migrations use; ``root_cert`` is where
+        the Region's CA is found as a file by whoever connects (libpq's sslrootcert)."""
         from urllib.parse import quote
 
-        return (
+        url = (
             f"postgresql+psycopg://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
             f"@{self.host}:{self.port}/{quote(self.database, safe='')}?sslmode={self.ssl_mode}"
         )
+        return f"{url}&sslrootcert={quote(root_cert)}" if root_cert else url
 
 
 @dataclass(frozen=True)

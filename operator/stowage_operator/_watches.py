@@ -6,6 +6,10 @@ Tenant per pass, almost all answering "unchanged". Instead one watch per
 kind, across namespaces and narrowed by label on the server, keeps the
 objects here, and a reconcile reads its Tenant's from memory.
 
+When the operator watches named namespaces only (no globs), each of them is
+listed and watched on its own, so that Roles in those namespaces are all the
+RBAC it needs (``operator.rbac.scope: namespaced`` in the chart).
+
 Until a kind has been listed, and whenever its watch fails (say the RBAC
 grants ``list`` but not ``watch``), ``synced`` is False and callers read or
 write the API server as they would without the watch: a watch that cannot
@@ -112,32 +116,40 @@ class Watched:
         self.kind = kind
         self._selector = selector
         self._patterns = patterns
-        self._store = _Store(slim)
-        self._task: asyncio.Task[None] | None = None
+        # One store per named namespace, or one (key None) for every namespace.
+        scopes: tuple[str | None, ...] = named_namespaces(patterns) or (None,)
+        self._stores = {scope: _Store(slim) for scope in scopes}
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def synced(self) -> bool:
-        """Whether the objects here are the API server's (listed, and the watch is running)."""
-        return self._store.synced
+        """Whether the objects here are the API server's (listed, and the watches are running)."""
+        return all(store.synced for store in self._stores.values())
 
     def start(self) -> None:
-        """Start the watch (on the running loop); it runs until ``stop``."""
-        self._task = asyncio.create_task(self._follow())
+        """Start the watches (on the running loop); they run until ``stop``."""
+        self._tasks = [asyncio.create_task(self._follow(scope)) for scope in self._stores]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
+
+    def _store_of(self, namespace: str) -> _Store:
+        if None in self._stores:
+            return self._stores[None]
+        return self._stores.get(namespace) or _Store(without_managed_fields, synced=True)
 
     def of_tenant(self, namespace: str, tenant: str) -> list[Body]:
-        store = self._store
+        store = self._store_of(namespace)
         return [store.objects[uid] for uid in store.by_tenant.get((namespace, tenant), ())]
 
     def get(self, namespace: str, name: str) -> Body | None:
-        uid = self._store.by_name.get((namespace, name))
-        return None if uid is None else self._store.objects[uid]
+        store = self._store_of(namespace)
+        uid = store.by_name.get((namespace, name))
+        return None if uid is None else store.objects[uid]
 
     def _watched(self, obj: Body) -> bool:
         """Whether the object is in a namespace the operator watches (globs; ``!glob`` excludes)."""
@@ -148,26 +160,28 @@ class Watched:
             fnmatch.fnmatch(namespace, p) for p in excluded
         )
 
-    async def _follow(self) -> None:
+    async def _follow(self, namespace: str | None) -> None:
         """List, then watch from the list's version; list again when the watch fails."""
+        store = self._stores[namespace]
         pause = RETRY_SECONDS[0]
         while True:
             try:
                 items, version = await self._kube.list_everywhere(
-                    self.api_version, self.kind, self._selector
+                    self.api_version, self.kind, self._selector, namespace
                 )
-                self._store.replace(o for o in items if self._watched(o))
+                store.replace(o for o in items if self._watched(o))
                 while True:
-                    version = await self._watch(version)
+                    version = await self._watch(store, namespace, version)
                     pause = RETRY_SECONDS[0]
             except APIGoneError:
                 continue  # too far behind to resume: list afresh
             except Exception as e:  # the top of this task: anything else pauses it
-                self._store.synced = False
+                store.synced = False
                 log.warning(
-                    "%ss are not watched (%s: %s); reconciles read the API server until "
+                    "%ss%s are not watched (%s: %s); reconciles read the API server until "
                     "the watch is back, tried again in %.0f s",
                     self.kind,
+                    f" in {namespace}" if namespace else "",
                     type(e).__name__,
                     e,
                     pause,
@@ -175,15 +189,22 @@ class Watched:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_SECONDS[1])
 
-    async def _watch(self, version: str) -> str:
+    async def _watch(self, store: _Store, namespace: str | None, version: str) -> str:
         """Apply one watch request's changes; return the version to resume from."""
         stream = self._kube.watch_everywhere(
-            self.api_version, self.kind, self._selector, version, WATCH_SECONDS
+            self.api_version, self.kind, self._selector, version, WATCH_SECONDS, namespace
         )
         async for event, obj in stream:
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
             if event == "DELETED":
-                self._store.remove(str((obj.get("metadata") or {}).get("uid", "")))
+                store.remove(str((obj.get("metadata") or {}).get("uid", "")))
             elif event in {"ADDED", "MODIFIED"} and self._watched(obj):
-                self._store.put(obj)
+                store.put(obj)
         return version
+
+
+def named_namespaces(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The namespaces themselves when every pattern names one (no glob, no exclusion)."""
+    if all(p and not p.startswith("!") and not any(c in p for c in "*?[") for p in patterns):
+        return patterns
+    return ()

@@ -17,7 +17,7 @@ from stowage_testing.tools import missing
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stowage"
-PRODUCTION_VALUES = Path(__file__).with_name("values-production.yaml")
+PRODUCTION_VALUES = CHART / "examples" / "production.yaml"
 PROMETHEUS_OPERATOR_VERSION_FILE = REPO / "hack" / "prometheus-operator" / "version.env"
 #: The monitoring.coreos.com kinds the chart renders.
 MONITORING_CRDS = ("servicemonitors", "podmonitors", "prometheusrules")

@@ -13,6 +13,7 @@ gateway's ServiceAccount is asked, with its own token, what it may do.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import ssl
 import subprocess
@@ -153,6 +154,7 @@ def running_as_deployed(
     name: str,
     workdir: Path,
     extra_args: tuple[str, ...] = (),
+    namespace: str = NAMESPACE,
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """The Deployment's container as a host process: its args and literal env, its identity.
 
@@ -162,7 +164,7 @@ def running_as_deployed(
     """
     spec = deployment["spec"]["template"]["spec"]
     c = container(deployment, name)
-    token = kube.service_account_token(NAMESPACE, spec["serviceAccountName"])
+    token = kube.service_account_token(namespace, spec["serviceAccountName"])
     kubeconfig = write_kubeconfig(workdir / f"{name}.kubeconfig", kube, token)
     args = [a.replace("{kubeconfig}", str(kubeconfig)) for a in (*c["args"], *extra_args)]
     stowage = Path(sys.executable).with_name("stowage")
@@ -229,9 +231,15 @@ def test_operator_provisions_and_deletes_a_tenant_with_only_the_charts_rbac(
     assert container(worker, "worker")["image"] == operator_env["STOWAGE_WORKER_IMAGE"]
     policy = kube.get("networking.k8s.io/v1", "NetworkPolicy", "tenant-acme-worker", namespace)
     assert policy is not None
-    admitted = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    grpc, metrics = policy["spec"]["ingress"]
+    admitted = grpc["from"][0]["podSelector"]["matchLabels"]
     gateway_labels = release.deployment("-gateway")["spec"]["template"]["metadata"]["labels"]
     assert admitted.items() <= gateway_labels.items()
+    # ... in the release's namespace only; its metrics port admits the chart's scrapers.
+    release_namespace = {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+    assert grpc["from"][0]["namespaceSelector"] == release_namespace
+    assert metrics["from"] == json.loads(operator_env["STOWAGE_OPERATOR_METRICS_FROM"])
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 9100}]
 
     # Its probes and metrics answer where the Deployment points the kubelet.
     eventually(lambda: answers(f"http://127.0.0.1:{release.health_port}/healthz"), 30, "healthz")

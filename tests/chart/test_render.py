@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,6 +135,37 @@ def test_values_schema_refuses_wrong_values_naming_the_field(
     assert named in refused.value.stdout + refused.value.stderr
 
 
+def test_public_url_must_be_https_except_on_a_loopback_host(helm: Helm) -> None:
+    for url in ("http://mcp.example.com", "http://10.0.0.5:8000"):
+        with pytest.raises(HelmError) as refused:
+            helm.template(sets={"gateway.publicUrl": url})
+        assert "/gateway/publicUrl" in refused.value.stderr
+        assert "does not match pattern '^https://'" in refused.value.stderr
+    for url in ("https://mcp.example.com", "http://localhost:8080", "http://127.0.0.1"):
+        helm.template(sets={"gateway.publicUrl": url})
+
+
+def test_an_issuer_ca_bundle_is_mounted_and_named_to_the_gateway(helm: Helm) -> None:
+    for source, field in (("secretName", "secret"), ("configMapName", "configMap")):
+        docs = helm.template(sets={f"gateway.issuerCA.{source}": "acme-issuer-ca"})
+        gateway = find(docs, "Deployment", "-gateway")
+        c = container(gateway, "gateway")
+        path = plain_env(c)["STOWAGE_GATEWAY_ISSUER_CA_FILE"]
+        assert GatewaySettings.from_env(plain_env(c)).issuer_ca_file == Path(path)
+        [mount] = [m for m in c["volumeMounts"] if m["name"] == "issuer-ca"]
+        assert Path(path).parent == Path(mount["mountPath"])
+        [volume] = [v for v in pod_spec(gateway)["volumes"] if v["name"] == "issuer-ca"]
+        named = volume[field].get("secretName") or volume[field].get("name")
+        assert named == "acme-issuer-ca"
+        assert volume[field]["items"] == [{"key": "ca.crt", "path": Path(path).name}]
+    plain = container(find(helm.template(), "Deployment", "-gateway"), "gateway")
+    assert "STOWAGE_GATEWAY_ISSUER_CA_FILE" not in plain_env(plain)
+    with pytest.raises(HelmError, match="issuerCA"):
+        helm.template(
+            sets={"gateway.issuerCA.secretName": "a", "gateway.issuerCA.configMapName": "b"}
+        )
+
+
 def test_more_than_one_gateway_replica_without_redis_is_refused_saying_why(helm: Helm) -> None:
     with pytest.raises(HelmError) as refused:
         helm.template(sets={"gateway.replicas": "3", "redis.deploy": "false"})
@@ -200,11 +232,20 @@ def test_worker_network_policy_admits_exactly_this_releases_gateway_pods(helm: H
     assert not peer["podSelector"]["matchLabels"].items() <= other_labels.items()
 
 
+EVERY_MONITOR = {f"monitoring.{m}.enabled": "true" for m in ("gateway", "operator", "workers")}
+#: The alerts on a component's scrape targets, and the monitor each needs.
+COMPONENT_ALERTS = {
+    "StowageGatewayDown": "gateway",
+    "StowageOperatorDown": "operator",
+    "StowageWorkerScrapeFailing": "workers",
+}
+
+
 def test_prometheus_rule_embeds_the_rule_file_less_the_disabled_alerts(helm: Helm) -> None:
     rules_file = yaml.safe_load((CHART / "files" / "prometheus" / "rules.yaml").read_text())
     every = {r["alert"] for g in rules_file["groups"] for r in g["rules"] if "alert" in r}
     assert every, "the rule file has alerts"
-    sets = {"monitoring.prometheusRule.enabled": "true"}
+    sets = {"monitoring.prometheusRule.enabled": "true", **EVERY_MONITOR}
     assert rule_alerts(helm.template(sets=sets)) == every
 
     dropped = sorted(every)[0]
@@ -224,6 +265,52 @@ def test_prometheus_rule_embeds_the_rule_file_less_the_disabled_alerts(helm: Hel
         )
 
 
+def test_a_component_alert_is_left_out_while_its_monitor_is_off(helm: Helm) -> None:
+    """Without a gateway ServiceMonitor, absent(up{job="stowage-gateway"}) would always fire."""
+    for alert, monitor in COMPONENT_ALERTS.items():
+        sets = {
+            "monitoring.prometheusRule.enabled": "true",
+            **EVERY_MONITOR,
+            f"monitoring.{monitor}.enabled": "false",
+        }
+        alerts = rule_alerts(helm.template(sets=sets))
+        assert alert not in alerts
+        assert set(COMPONENT_ALERTS) - {alert} <= alerts
+
+
+def test_monitors_set_the_job_names_the_component_alerts_read(helm: Helm) -> None:
+    docs = helm.template(sets=EVERY_MONITOR, release="blue")
+    rules = (CHART / "files" / "prometheus" / "rules.yaml").read_text()
+    for kind, suffix, key in (
+        ("ServiceMonitor", "-gateway", "endpoints"),
+        ("ServiceMonitor", "-operator", "endpoints"),
+        ("PodMonitor", "-workers", "podMetricsEndpoints"),
+    ):
+        endpoint = find(docs, kind, suffix)["spec"][key][0]
+        job = next(r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job")
+        assert f'up{{job="{job}"}}' in rules, job
+
+
+def test_runbook_urls_follow_the_configured_base_and_the_values_example_is_a_real_alert(
+    helm: Helm,
+) -> None:
+    sets = {"monitoring.prometheusRule.enabled": "true", **EVERY_MONITOR}
+    base = "https://wiki.example.internal/stowage/runbooks/"
+    docs = helm.template(sets={**sets, "monitoring.prometheusRule.runbookBaseUrl": base})
+    rule = find(docs, "PrometheusRule")
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            if "alert" in r:
+                assert r["annotations"]["runbook_url"] == f"{base}{r['alert']}.md"
+
+    # The example in values.yaml's comment on disabledAlerts renders and drops that alert.
+    values = (CHART / "values.yaml").read_text()
+    example = values.split("Names of alerts to leave out, e.g. [", 1)[1].split("]", 1)[0]
+    docs = helm.template(sets={**sets, "monitoring.prometheusRule.disabledAlerts[0]": example})
+    assert example not in rule_alerts(docs)
+    assert example in rule_alerts(helm.template(sets=sets))
+
+
 def test_worker_pod_monitor_labels_series_with_tenant_and_namespace(helm: Helm) -> None:
     monitor = find(helm.template(sets={"monitoring.workers.enabled": "true"}), "PodMonitor")
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
@@ -232,7 +319,7 @@ def test_worker_pod_monitor_labels_series_with_tenant_and_namespace(helm: Helm) 
     }
     endpoint = monitor["spec"]["podMetricsEndpoints"][0]
     assert endpoint["port"] == "metrics"
-    relabel = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    relabel = {r["targetLabel"]: r.get("sourceLabels") for r in endpoint["relabelings"]}
     assert relabel["tenant"] == ["__meta_kubernetes_pod_label_stowage_dev_tenant"]
     assert relabel["namespace"] == ["__meta_kubernetes_namespace"]
 

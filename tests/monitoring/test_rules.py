@@ -74,12 +74,20 @@ def test_unit_tests_name_only_alerts_that_exist() -> None:
     assert set(_tested_alerts()) <= set(alert_names())
 
 
+def component_alerts() -> set[str]:
+    """The alerts on a whole component (group ``stowage.components``): no tenant to name."""
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    named = {r["alert"] for g in groups if g["name"] == "stowage.components" for r in g["rules"]}
+    return named - {"StowageWorkerScrapeFailing"}
+
+
 @pytest.mark.parametrize("alert", alert_names())
 def test_alert_has_severity_a_summary_naming_the_tenant_and_a_runbook(alert: str) -> None:
     rule = next(r for r in alerts() if r["alert"] == alert)
     assert rule["labels"]["severity"] in {"critical", "warning", "info"}
     annotations = rule["annotations"]
-    assert "{{ $labels.tenant }}" in annotations["summary"]
+    if alert not in component_alerts():
+        assert "{{ $labels.tenant }}" in annotations["summary"]
     assert annotations["description"].strip()
     assert annotations["runbook_url"] == RUNBOOK_URL.format(alert)
     runbook = RUNBOOKS / f"{alert}.md"
@@ -111,5 +119,42 @@ def test_alerts_cover_what_a_platform_team_must_act_on() -> None:
         "stowage_backup_scheduled_since_timestamp_seconds",
         "stowage_backup_last_drill_success",
         "stowage_backup_last_drill_timestamp_seconds",
+        "stowage:tool_call_errors:ratio_rate3d",  # burn rate, the slow tier
+        'up{job="stowage-gateway"}',
+        'up{job="stowage-operator"}',
+        'up{job="stowage-workers"}',
     ):
         assert re.search(re.escape(needed), exprs), needed
+
+
+#: Each burn-rate tier: its long window, short window, factor and calls-an-hour floor.
+BURN_TIERS = {
+    "StowageToolCallErrorBudgetFastBurn": ("1h", "5m", "14.4", "60"),
+    "StowageToolCallErrorBudgetSlowBurn": ("6h", "30m", "6", "60"),
+    "StowageToolCallErrorBudgetSteadyBurn": ("3d", "6h", "1", "6"),
+}
+WINDOW_WORDS = {
+    "5m": "5 minutes",
+    "30m": "30 minutes",
+    "1h": "hour",
+    "6h": "6 hours",
+    "3d": "3 days",
+}
+
+
+@pytest.mark.parametrize("alert", sorted(BURN_TIERS))
+def test_burn_rate_tiers_need_both_windows_and_traffic_and_say_which_window_is_printed(
+    alert: str,
+) -> None:
+    long, short, _, floor = BURN_TIERS[alert]
+    rule = next(r for r in alerts() if r["alert"] == alert)
+    expr = rule["expr"]
+    # The value an alert carries is its expression's first operand: the long window.
+    assert expr.strip().startswith(f"stowage:tool_call_errors:ratio_rate{long} ")
+    assert f"stowage:tool_call_errors:ratio_rate{short} " in expr
+    assert f"stowage:tool_calls:rate{long} >= {floor} / 3600" in expr
+    description = " ".join(rule["annotations"]["description"].split())
+    printed = description.split("{{ $value | humanizePercentage }}", 1)[1]
+    assert printed.index(f"over the last {WINDOW_WORDS[long]}") < printed.index(
+        f"over the last {WINDOW_WORDS[short]}"
+    ), description

@@ -54,6 +54,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "app.kubernetes.io/name=stowage-gateway,app.kubernetes.io/instance=%s" .Release.Name }}
 {{- end }}
 
+{{/*
+Who may scrape the metrics ports, as a JSON list of NetworkPolicyPeers: the
+release's Prometheus (networkPolicy.prometheus) and networkPolicy.metricsFrom.
+The chart's policies and, through STOWAGE_OPERATOR_METRICS_FROM, every tenant
+worker's policy admit exactly these.
+*/}}
+{{- define "stowage.metricsPeers" -}}
+{{- $np := .Values.networkPolicy }}
+{{- $peers := list }}
+{{- with $np.prometheus }}
+{{- if .enabled }}
+{{- $namespaces := .namespaceSelector | default (dict "matchLabels" (dict "kubernetes.io/metadata.name" (required "networkPolicy.prometheus.namespace (or namespaceSelector) names Prometheus's namespace" .namespace))) }}
+{{- $pods := .podSelector | default (dict "matchLabels" (dict "app.kubernetes.io/name" "prometheus")) }}
+{{- $peers = append $peers (dict "namespaceSelector" $namespaces "podSelector" $pods) }}
+{{- end }}
+{{- end }}
+{{- $all := concat $peers $np.metricsFrom }}
+{{- if $all }}{{ toJson $all }}{{ else }}[]{{ end }}
+{{- end }}
+
 {{/* The one image: repository:tag (tag defaults to appVersion), or repository@digest. */}}
 {{- define "stowage.image" -}}
 {{- if .Values.image.digest }}
@@ -170,4 +190,66 @@ capabilities:
       port: {{ $port }}
     {{- end }}
     {{- end }}
+{{- end }}
+
+{{/*
+The operator's rules on namespaced objects in the namespaces it serves: the
+ClusterRole's in scope=cluster, each watched namespace's Role in scope=namespaced.
+*/}}
+{{- define "stowage.operator.namespacedRules" -}}
+# Secrets: the Regions' admin credentials are read; each tenant's database
+# credentials are read, written and deleted with the Tenant. Never listed or
+# watched: that would read every Secret in reach.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create, patch, delete]
+# The worker's policy ConfigMap, Service, Deployment, NetworkPolicy and
+# PodDisruptionBudget are applied server-side (an apply that creates needs
+# `create`) and deleted with the Tenant. They are listed and watched by the
+# operator's label, so that a resync re-applies only what changed or is gone.
+- apiGroups: [""]
+  resources: [configmaps, services]
+  verbs: [list, watch, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [list, watch, create, patch, delete]
+# Backups: each tenant's backup and drill CronJobs are applied server-side,
+# watched like the worker's objects, and deleted with the Tenant (or when
+# its backups are switched off).
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [list, watch, create, patch, delete]
+# What those runs ended with, for the Tenant's status.backup and the
+# stowage_backup_* metrics: the tenant's finished Jobs (their conditions) and
+# their pods (the JSON result in the container's termination message),
+# listed and watched by the backup task's label; read-only, never written.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
+# kopf posts Events about handler failures on the Tenant.
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/* operator.rbac.scope=namespaced needs named namespaces: a Role cannot follow a glob. */}}
+{{- define "stowage.operator.validateRbac" -}}
+{{- $op := .Values.operator }}
+{{- if not $op.watchNamespaces }}
+{{- fail "operator.rbac.scope=namespaced needs operator.watchNamespaces: the namespaces whose Tenants the operator serves, one Role in each (with none it would watch every namespace, which takes a ClusterRole: use scope=cluster)" }}
+{{- end }}
+{{- range $op.watchNamespaces }}
+{{- if regexMatch "[*?\\[!]" . }}
+{{- fail (printf "operator.rbac.scope=namespaced needs operator.watchNamespaces to name namespaces, got the pattern %q: a Role is made in each named namespace, and a pattern names none (use scope=cluster for patterns)" .) }}
+{{- end }}
+{{- end }}
 {{- end }}
