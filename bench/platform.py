@@ -13,6 +13,12 @@ call of each process (gateway, worker, PostgreSQL, baseline, and wrk itself),
 read from /proc before and after the round; and writes the same as JSON under
 ``bench/results/``. It measures; it asserts nothing.
 
+Then the components rows: ``tools/list`` and save+get with the tenant's
+components (MCP Apps) declared and without, alternating, to show what linking
+tools to a component costs per call; and the spaces rows (``bench._spaces``):
+save+get in a shared space beside personal save+get (the membership check),
+and the first page of a space of 10,000 objects beside one of 10.
+
 With ``--gateway-processes 1 2`` (``make bench`` passes it) the run ends with a
 scale row: the same platform with the gateway at 1 and at 2 processes
 (``stowage gateway serve --processes N``), both sharing rate limits through a
@@ -39,9 +45,19 @@ import psycopg
 from bench import _profile
 from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
-from bench._stack import TENANT, start_stack
+from bench._spaces import Spaces, spaces_rounds
+from bench._stack import COLLECTIONS, OPEN_LIMITS, TENANT, start_stack
 from bench._stats import RESULTS
-from stowage_testing.gateway import GatewayProcess, running_gateway, running_processes
+from stowage_dev._platform import notes_component
+from stowage_testing.gateway import (
+    GatewayProcess,
+    post,
+    rpc,
+    running_gateway,
+    running_processes,
+    tenant_entry,
+)
+from stowage_testing.issuer import Issuer
 from stowage_testing.postgres import PostgresServer
 from stowage_testing.redis import redis_server
 from stowage_testing.tools import free_port
@@ -68,7 +84,16 @@ class Round:
 
 
 def _run_wrk(
-    url: str, concurrency: int, seconds: float, token: str, *, saves_only: bool = False
+    url: str,
+    concurrency: int,
+    seconds: float,
+    token: str,
+    *,
+    saves_only: bool = False,
+    tools_list: bool = False,
+    space: str = "",
+    collection: str = "items",
+    lists: bool = False,
 ) -> subprocess.Popen[str]:
     program = shutil.which("wrk")
     if program is None:
@@ -79,6 +104,10 @@ def _run_wrk(
         "BENCH_TOKEN": token,
         "BENCH_OBJECTS": str(-(-concurrency // threads)),
         "BENCH_SAVES_ONLY": "1" if saves_only else "0",
+        "BENCH_TOOLS_LIST": "1" if tools_list else "0",
+        "BENCH_SPACE": space,
+        "BENCH_COLLECTION": collection,
+        "BENCH_LIST": "1" if lists else "0",
     }
     return subprocess.Popen(
         [program, "-t", str(threads), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
@@ -108,12 +137,19 @@ def measure(
     seconds: float,
     groups: dict[str, list[int]],
     token: str = "",
+    *,
+    tools_list: bool = False,
+    space: str = "",
+    collection: str = "items",
+    lists: bool = False,
 ) -> Round:
     # Warm up: connections, caches, and the objects the gets read.
-    _summary(_run_wrk(url, concurrency, 1.0, token, saves_only=True))
+    _summary(_run_wrk(url, concurrency, 1.0, token, saves_only=True, space=space,
+                      collection=collection, lists=lists))  # fmt: skip
     meter = CpuMeter(groups)
     meter.start()
-    proc = _run_wrk(url, concurrency, seconds, token)
+    proc = _run_wrk(url, concurrency, seconds, token, tools_list=tools_list, space=space,
+                    collection=collection, lists=lists)  # fmt: skip
     wrk_meter = CpuMeter({"wrk": [proc.pid]})
     wrk_meter.start()
     cpu_wrk = 0.0
@@ -261,6 +297,54 @@ def scale_rounds(
     return rounds
 
 
+def _tenants(shell: GatewayProcess, issuer: Issuer, worker: str, components: bool) -> None:
+    spec: dict[str, object] = {"rateLimits": OPEN_LIMITS, "collections": COLLECTIONS}
+    if components:
+        spec["components"] = [notes_component()]
+    shell.write_tenants([tenant_entry(TENANT, shell, issuer, worker, **spec)])
+
+
+def _wait_for_components(url: str, token: str, present: bool) -> None:
+    """Until the gateway's ``tools/list`` shows (or no longer shows) the component link."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = post(url, rpc("tools/list"), token)
+        tools = {t["name"]: t for t in reply.json()["result"]["tools"]}
+        if ("ui" in tools["notes_get"].get("_meta", {})) == present:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the gateway did not reload its tenants file")
+
+
+def components_rounds(
+    shell: GatewayProcess,
+    issuer: Issuer,
+    worker: str,
+    url: str,
+    concurrency: int,
+    seconds: float,
+    groups: dict[str, list[int]],
+    token: str,
+    repeats: int = 2,
+) -> list[Round]:
+    """tools/list and save+get, without and with a component linked to the tools, alternating."""
+    rounds = []
+    for _ in range(repeats):
+        for on in (False, True):
+            _tenants(shell, issuer, worker, on)
+            _wait_for_components(url, token, on)
+            suffix = ", components on" if on else ""
+            print(f"  tools/list{suffix}, {concurrency} connections, {seconds}s", flush=True)
+            rounds.append(
+                measure(f"{PLATFORM} tools/list{suffix}", url, concurrency, seconds, groups,
+                        token, tools_list=True)
+            )  # fmt: skip
+            print(f"  save+get{suffix}, {concurrency} connections, {seconds}s", flush=True)
+            rounds.append(measure(f"{PLATFORM}{suffix}", url, concurrency, seconds, groups, token))
+    _tenants(shell, issuer, worker, False)
+    return rounds
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
@@ -279,6 +363,20 @@ def _arguments() -> argparse.Namespace:
         metavar="N",
         help="also measure the platform with the gateway at each of these process counts, "
         "sharing a Redis (the scale row; make bench passes 1 2)",
+    )
+    parser.add_argument(
+        "--components-concurrency",
+        type=int,
+        default=16,
+        help="connections of the components rows (tools/list and save+get, a component "
+        "declared and not); 0 leaves them out",
+    )
+    parser.add_argument(
+        "--spaces-concurrency",
+        type=int,
+        default=16,
+        help="connections of the spaces rows (save+get in a space and personal; the first "
+        "page of a space of 10 and of 10,000 objects); 0 leaves them out",
     )
     parser.add_argument(
         "--scale-concurrency",
@@ -331,6 +429,14 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{base_port}/mcp"
         url = gateway.url("bench")
         rounds = _side_by_side(args, base_url, baseline.pid, url, groups, token)
+        if args.components_concurrency:
+            rounds += components_rounds(shell, parts.issuer, parts.worker.address, url,
+                                        args.components_concurrency, args.seconds, groups,
+                                        token)  # fmt: skip
+        if args.spaces_concurrency:
+            spaces = Spaces(parts.worker.address, TENANT, parts.issuer.url, "bench-user")
+            rounds += spaces_rounds(measure, spaces, PLATFORM, url, args.spaces_concurrency,
+                                    args.seconds, groups, token)  # fmt: skip
         if args.gateway_processes:
             rest = {k: v for k, v in groups.items() if k != "gateway"}
             rounds += scale_rounds(stack, shell, token, args.gateway_processes,

@@ -4,6 +4,10 @@
 -- object); each thread spreads them over BENCH_OBJECTS objects of its own, so
 -- writers rarely wait on one another's row lock. With BENCH_SAVES_ONLY=1 every
 -- request is a save (the warm-up, which creates the objects the gets read).
+-- With BENCH_TOOLS_LIST=1 every request (after the warm-up) is a tools/list instead.
+-- BENCH_COLLECTION (default items) names the collection; with BENCH_SPACE the objects
+-- are in that space (a shared collection's <collection>_save/_get with "space"), and
+-- with BENCH_LIST=1 every request, the warm-up's too, lists the first 10 objects.
 -- BENCH_TOKEN, when set, is sent as the bearer token. A response that is not
 -- HTTP 200 or is a tool error counts as an error. done() prints one JSON line:
 -- requests, duration, errors and latency percentiles in microseconds.
@@ -11,6 +15,14 @@
 local token = os.getenv("BENCH_TOKEN") or ""
 local objects = tonumber(os.getenv("BENCH_OBJECTS") or "8")
 local saves_only = os.getenv("BENCH_SAVES_ONLY") == "1"
+local tools_list = os.getenv("BENCH_TOOLS_LIST") == "1"
+local collection = os.getenv("BENCH_COLLECTION") or "items"
+local space = os.getenv("BENCH_SPACE") or ""
+local lists = os.getenv("BENCH_LIST") == "1"
+local where = ""
+if space ~= "" then
+  where = string.format('"space":"%s",', space)
+end
 local threads = {}
 
 function setup(thread)
@@ -33,6 +45,15 @@ end
 
 function request()
   counter = counter + 1
+  if tools_list and not saves_only then
+    return wrk.format(nil, nil, nil,
+      string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/list"}', counter))
+  end
+  if lists then
+    return wrk.format(nil, nil, nil, string.format(
+      '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":' ..
+      '{"name":"%s_list","arguments":{%s"page_size":10}}}', counter, collection, where))
+  end
   local pair = math.floor((counter - 1) / 2)
   local object = string.format("bench-%d-%d", tid, pair % objects)
   local call
@@ -41,10 +62,10 @@ function request()
   end
   if saves_only or counter % 2 == 1 then
     call = string.format(
-      '{"name":"items_save","arguments":{"id":"%s","data":{"n":%d,"text":"hello world"}}}',
-      object, counter)
+      '{"name":"%s_save","arguments":{%s"id":"%s","data":{"n":%d,"text":"hello world"}}}',
+      collection, where, object, counter)
   else
-    call = string.format('{"name":"items_get","arguments":{"id":"%s"}}', object)
+    call = string.format('{"name":"%s_get","arguments":{%s"id":"%s"}}', collection, where, object)
   end
   local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}',
     counter, call)

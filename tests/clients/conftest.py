@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from stowage_dev._platform import notes_component
 from stowage_testing.gateway import (
     WORKER_POLICY,
     GatewayProcess,
@@ -46,6 +47,9 @@ def gateway(
 ) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("gateway")
     g = GatewayProcess(workdir=workdir)
-    g.write_tenants([tenant_entry("acme", g, issuer, worker.address)])
+    # With the demo tenant's component, so resources/list and resources/read have one to serve.
+    g.write_tenants(
+        [tenant_entry("acme", g, issuer, worker.address, components=[notes_component()])]
+    )
     with running_gateway(workdir, port=g.port) as started:
         yield started

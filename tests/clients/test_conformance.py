@@ -28,6 +28,7 @@ APPLICABLE = {
     "ping": "ping answers an empty result",
     "tools-list": "tools/list with valid tool definitions",
     "dns-rebinding-protection": "a foreign Host/Origin is refused (4xx), a loopback one accepted",
+    "resources-list": "resources/list lists the tenant's components (MCP Apps views)",
 }
 
 #: Capabilities the platform does not offer: the gateway must answer "Method not found".
@@ -35,12 +36,8 @@ NOT_OFFERED = {
     "logging-set-level": "no logging capability (the gateway logs server-side, per call)",
     "completion-complete": "no completions capability (no prompts or resource templates)",
     "tools-call-with-logging": "no logging capability (tool calls send no log notifications)",
-    "resources-list": "no resources: storage is reached through tools",
-    "resources-read-text": "no resources",
-    "resources-read-binary": "no resources",
-    "resources-templates-read": "no resources",
-    "resources-subscribe": "no resources",
-    "resources-unsubscribe": "no resources",
+    "resources-subscribe": "no subscriptions: a changed component is a new ui:// URI",
+    "resources-unsubscribe": "no subscriptions: a changed component is a new ui:// URI",
     "prompts-list": "no prompts",
     "prompts-get-simple": "no prompts",
     "prompts-get-with-args": "no prompts",
@@ -53,6 +50,10 @@ NOT_OFFERED = {
 #: server that calls back into the client. Their outcome says nothing about the gateway
 #: (two "pass" only because an unknown tool answers with a text error), so none is asserted.
 NEEDS_FIXTURE_TOOLS = {
+    "resources-read-text": "needs the suite's test://static-text resource (the gateway serves "
+    "only the tenant's ui:// components; reading one is tested with the Inspector)",
+    "resources-read-binary": "needs the suite's test://static-binary resource",
+    "resources-templates-read": "needs the suite's test://template/{id} template (none here)",
     "tools-call-simple-text": "needs the suite's test_simple_text tool",
     "tools-call-image": "needs the suite's test_image_content tool (no image results)",
     "tools-call-audio": "needs the suite's test_audio_content tool (no audio results)",

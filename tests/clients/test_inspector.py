@@ -174,3 +174,26 @@ def test_the_inspector_sees_the_tool_level_challenge_when_it_sends_apps_sdk_meta
     [challenge] = ran.json()["_meta"]["mcp/www_authenticate"]
     assert challenge.startswith("Bearer ")
     assert 'error="insufficient_scope"' in challenge and 'scope="stowage:write"' in challenge
+
+
+def test_the_inspector_lists_and_reads_the_tenants_component(
+    node_tools: NodeTools, gateway: GatewayProcess, issuer: Issuer
+) -> None:
+    bearer = token(gateway, issuer)
+    listed = node_tools.inspector(gateway.url("acme"), bearer, "--method", "resources/list")
+    assert listed.returncode == 0, listed
+    [resource] = listed.json()["resources"]
+    assert resource["mimeType"] == "text/html;profile=mcp-app"
+    assert resource["uri"].startswith("ui://components/notes/")
+    read = node_tools.inspector(
+        gateway.url("acme"), bearer, "--method", "resources/read", "--uri", resource["uri"]
+    )
+    assert read.returncode == 0, read
+    [content] = read.json()["contents"]
+    assert content["uri"] == resource["uri"]
+    assert content["text"].startswith("<!doctype html>")
+    unknown = node_tools.inspector(
+        gateway.url("acme"), bearer, "--method", "resources/read", "--uri", "ui://components/x/0"
+    )
+    assert unknown.returncode != 0, unknown
+    assert "Resource not found" in unknown.stdout + unknown.stderr, unknown
