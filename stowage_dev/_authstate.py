@@ -57,6 +57,13 @@ class GrantRecord:
     created_at: int
     #: Why the grant ended, or None while it stands.
     revoked: str | None = None
+    #: When the user signed in for it (its tokens' ``auth_time``); 0 in a record kept
+    #: before this field existed, which :attr:`signed_in_at` reads as ``created_at``.
+    authenticated_at: int = 0
+
+    @property
+    def signed_in_at(self) -> int:
+        return self.authenticated_at or self.created_at
 
 
 @dataclass(frozen=True)

@@ -55,11 +55,17 @@ def sign_token(
     scopes: Iterable[str] = DEFAULT_SCOPES,
     ttl: int = 3600,
     client_id: str = "stowage-cli",
+    auth_time: int | None = None,
+    session: str | None = None,
 ) -> str:
-    """An RS256 access token for ``audience`` (a tenant's MCP URL), valid for ``ttl`` seconds."""
+    """An RS256 access token for ``audience`` (a tenant's MCP URL), valid for ``ttl`` seconds.
+
+    ``auth_time`` is when the user signed in for the grant (default: now, a token
+    minted on its own is a sign-in of its own); ``session`` its ``sid`` (default: a new one).
+    """
     body = access_claims(
         issuer=issuer, audience=audience, subject=subject, scopes=scopes, ttl=ttl,
-        client_id=client_id, issued=int(time.time()),
+        client_id=client_id, issued=int(time.time()), auth_time=auth_time, session=session,
     )  # fmt: skip
     return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
 
@@ -73,8 +79,15 @@ def access_claims(
     ttl: int,
     client_id: str,
     issued: int,
+    auth_time: int | None = None,
+    session: str | None = None,
 ) -> dict[str, Any]:
-    """The claims of an access token the gateway accepts for ``audience``."""
+    """The claims of an access token the gateway accepts for ``audience``.
+
+    ``auth_time`` (default ``issued``) and ``sid`` (default a new id) say which
+    sign-in the token comes from: a refresh keeps both, which is what lets a
+    revocation outlast it.
+    """
     return {
         "iss": issuer,
         "aud": audience,
@@ -82,6 +95,8 @@ def access_claims(
         "iat": issued,
         "nbf": issued,
         "exp": issued + ttl,
+        "auth_time": issued if auth_time is None else auth_time,
+        "sid": session or uuid.uuid4().hex,
         "scope": " ".join(scopes),
         "client_id": client_id,
         "jti": uuid.uuid4().hex,

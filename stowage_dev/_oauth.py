@@ -187,6 +187,8 @@ class AuthorizationCode(rfc6749.AuthorizationCodeMixin):  # type: ignore[misc]
     resource: str | None
     code_challenge: str
     code_challenge_method: str
+    #: When the user signed in (clicked Allow) for this code: the grant's ``auth_time``.
+    authenticated_at: int = field(default_factory=lambda: int(time.time()))
     expires_at: float = field(default_factory=lambda: time.time() + CODE_TTL)
 
     def get_redirect_uri(self) -> str:
@@ -221,11 +223,16 @@ class RefreshToken(rfc6749.TokenMixin):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class Principal:
-    """Whom a token is for: the user, the MCP server (audience), and the grant it belongs to."""
+    """Whom a token is for: the user, the MCP server (audience), and the grant it belongs to.
+
+    Every token of a grant carries the grant's sign-in time as ``auth_time`` and
+    its id as ``sid``: a refresh keeps both, a new sign-in makes a new grant.
+    """
 
     subject: str
     resource: str
     grant_id: str
+    authenticated_at: int
 
 
 # -- grants and endpoints ------------------------------------------------------------------
@@ -295,7 +302,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         if not resource:
             raise InvalidTargetError("name the MCP server in the resource parameter")
         self.server.check_resource(resource)
-        return Principal(authorization_code.subject, resource, uuid.uuid4().hex)
+        return Principal(
+            authorization_code.subject,
+            resource,
+            uuid.uuid4().hex,
+            authorization_code.authenticated_at,
+        )
 
 
 class RotatingRefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -342,7 +354,7 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         requested = self.request.form.get("resource")
         if requested and requested != grant.resource:
             raise InvalidTargetError("resource differs from the grant's")
-        return Principal(grant.subject, grant.resource, grant.grant_id)
+        return Principal(grant.subject, grant.resource, grant.grant_id, grant.signed_in_at)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         pass  # marked rotated in save_token, in the same write as its successor
@@ -500,6 +512,8 @@ class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
                 scopes=granted.split(),
                 ttl=ACCESS_TTL,
                 client_id=client.get_client_id(),
+                auth_time=user.authenticated_at,
+                session=user.grant_id,
             ),
             "expires_in": ACCESS_TTL,
             "scope": granted,
@@ -520,6 +534,7 @@ class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
                     scope=token["scope"],
                     resource=principal.resource,
                     created_at=int(time.time()),
+                    authenticated_at=principal.authenticated_at,
                 )
             )
         if "refresh_token" in token:

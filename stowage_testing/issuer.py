@@ -38,13 +38,17 @@ def sign_token(
     header: dict[str, Any] | None = None,
     **claims: Any,
 ) -> str:
-    """An RS256 token with these claims; ``now``, ``header`` and ``claims`` override the usual."""
+    """An RS256 token with these claims; ``now``, ``header`` and ``claims`` override the usual.
+
+    A claim given as None is left out (``auth_time=None``: a token that says no sign-in time).
+    """
     issued = int(now if now is not None else time.time())
     body = access_claims(
         issuer=issuer, audience=audience, subject=subject, scopes=scopes, ttl=ttl,
         client_id=client_id, issued=issued,
     )  # fmt: skip
     body.update(claims)
+    body = {name: value for name, value in body.items() if value is not None}
     return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, body, key)
 
 

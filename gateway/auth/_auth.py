@@ -12,12 +12,19 @@ A token is accepted only when all of these hold:
 - it carries a subject.
 
 A tenant whose issuer hands out opaque tokens names an RFC 7662 introspection
-endpoint (``auth.introspection``): a token that is not a JWT is then accepted
+endpoint (``auth.introspection``; with ``allTokens``, JWTs go there too, so the
+issuer's own logouts and revocations count): such a token is then accepted
 only when that endpoint says it is ``active``, names the tenant's issuer and
 audience (when it names any) and has a subject. Its answer is cached for at
 most ``introspection_seconds`` and never past the token's ``exp``; an
 inactive answer is remembered as briefly, so a flood of a bad token does not
 become a flood at the endpoint.
+
+The sign-in time: a token's ``auth_time`` (when the user authenticated for the
+grant; a refresh keeps it) is what revocations compare, so a refresh cannot
+undo one. A token without it falls back to ``iat``, and the gateway logs once
+per tenant that its revocations then last only until the next refresh; a
+tenant with ``auth.requireAuthTime`` refuses such a token instead (401).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 from collections import OrderedDict
 from typing import Any
@@ -36,6 +44,8 @@ from gateway._errors import AuthError, IntrospectionUnavailable, KeysUnavailable
 from gateway._types import Principal, Tenant
 from gateway.auth._introspection import Introspector
 from gateway.auth._jwks import JwksCache
+
+log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -57,18 +67,34 @@ def _seconds(value: object) -> float | None:
     return None
 
 
+def _text_claim(claims: dict[str, Any], name: str | None) -> str | None:
+    """A claim the tenant names (``spec.identity``), when the token has it as text."""
+    value = claims.get(name) if name is not None else None
+    return value[:1024] if isinstance(value, str) and value else None
+
+
 def _principal(tenant: Tenant, claims: dict[str, Any]) -> Principal:
     """The caller a checked token (or introspection answer) names."""
     issued = _seconds(claims.get("iat"))
-    email = claims.get("email")
+    session = claims.get("sid")
+    identity = tenant.spec.identity
+    email = claims.get(identity.email_claim or "email")
     verified = claims.get("email_verified", True) not in (False, "false")
+    user = claims.get(identity.user_claim)
+    if not isinstance(user, str | int) or isinstance(user, bool) or user == "":
+        raise AuthError("claims", f"The token has no {identity.user_claim} claim (the user)")
     return Principal(
         issuer=tenant.auth.issuer,
-        subject=str(claims["sub"]),
+        subject=str(user),
+        name=_text_claim(claims, identity.name_claim),
+        org=_text_claim(claims, identity.org_claim),
         scopes=scopes_of(claims),
         client_id=claims.get("client_id") or claims.get("azp"),
         issued_at=issued if issued is not None else _seconds(claims.get("nbf")),
         email=email if isinstance(email, str) and email and verified else None,
+        email_verified=claims.get("email_verified") in (True, "true"),
+        authenticated_at=_seconds(claims.get("auth_time")),
+        session=session if isinstance(session, str) and session else None,
     )
 
 
@@ -117,6 +143,8 @@ class TokenVerifier:
         self._cache_seconds = cache_seconds
         self._introspector = introspector
         self._introspection_seconds = introspection_seconds
+        #: Tenants already warned that their tokens carry no ``auth_time``.
+        self._warned_no_auth_time: set[str] = set()
 
     async def verify(self, token: str, tenant: Tenant) -> Principal:
         """The caller behind ``token`` at ``tenant``, or AuthError saying why not."""
@@ -125,19 +153,36 @@ class TokenVerifier:
         if hit is not None:
             principal, until = hit
             if time.time() < until and principal.issuer == tenant.auth.issuer:
+                self._check_sign_in_time(tenant, principal)  # the spec may have changed
                 return principal
             del self._accepted[key]
         principal, expires = await self._verify(token, tenant)
+        self._check_sign_in_time(tenant, principal)
         self._accepted[key] = (principal, min(expires, time.time() + self._cache_seconds))
         while len(self._accepted) > self._cache_size:
             self._accepted.popitem(last=False)
         return principal
 
+    def _check_sign_in_time(self, tenant: Tenant, principal: Principal) -> None:
+        """Refuse a token without ``auth_time`` where required; else warn once per tenant."""
+        if principal.authenticated_at is not None:
+            return
+        if tenant.auth.require_auth_time:
+            raise AuthError("claims", "The token has no auth_time claim, which this app requires")
+        if tenant.name not in self._warned_no_auth_time:
+            self._warned_no_auth_time.add(tenant.name)
+            log.warning(
+                "tokens without auth_time: a revocation of this tenant's users lasts only until "
+                "their client refreshes its token (see auth.requireAuthTime)",
+                extra={"tenant": tenant.name, "issuer": tenant.auth.issuer},
+            )
+
     async def _verify(self, token: str, tenant: Tenant) -> tuple[Principal, float]:
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthError("malformed", "The token is too large")
         parts = token.split(".")
-        if len(parts) != 3 and tenant.auth.introspection is not None:
+        introspection = tenant.auth.introspection
+        if introspection is not None and (len(parts) != 3 or introspection.all_tokens):
             return await self._introspected(token, tenant)
         if len(parts) != 3:
             raise AuthError("malformed", "The token is not a JWT")

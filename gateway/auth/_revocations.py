@@ -1,9 +1,17 @@
 """Which tokens were revoked: a per-tenant cache the gate consults on every request.
 
-Each tenant's worker records revocations ("tokens of this identity, or of
-everyone, issued at or before T are refused"); this service holds them per
+Each tenant's worker records revocations ("grants of this identity, or of
+everyone, signed in at or before T are refused"); this service holds them per
 tenant as ``identity digest → T`` plus one tenant-wide cut-off, so the check
 on the request path is two dictionary lookups and a comparison, with no I/O.
+
+What is compared with T is the token's sign-in time
+(``Principal.signed_in_at``): its ``auth_time``, the time the user
+authenticated for the grant, which a refresh keeps. So a token refreshed from
+a grant made before the revocation is refused like the one it replaced; only
+a new sign-in (a later ``auth_time``) gets back in. A token without
+``auth_time`` is judged by its ``iat`` (a refresh then gets back in; see
+``TokenVerifier`` for the warning and ``auth.requireAuthTime``).
 
 How it stays right:
 
@@ -19,12 +27,12 @@ How it stays right:
   (re)subscription, and every ``sync_interval`` seconds in any case, so a lost
   message (or a gateway without Redis) is late by at most that long.
 - **Bounded.** At most ``max_entries`` identities per tenant. Past that, the
-  oldest are folded into the tenant-wide cut-off: tokens of anyone issued
+  oldest are folded into the tenant-wide cut-off: grants of anyone signed in
   before the newest folded time are refused (a sign-in again fixes it), and a
-  revoked token is never accepted again.
+  revoked grant is never accepted again.
 
-A token without ``iat`` (or ``nbf``) cannot be shown to be newer than a
-revocation: while one applies to its identity, it is refused.
+A token with neither ``auth_time`` nor ``iat`` (nor ``nbf``) cannot be shown to
+be newer than a revocation: while one applies to its identity, it is refused.
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ class RevocationBus(Protocol):
 @dataclass
 class _TenantRevocations:
     by_identity: dict[str, float] = field(default_factory=dict)
-    #: Every token issued at or before this is refused (all-identity revocations, folds).
+    #: Every grant signed in at or before this is refused (all-identity revocations, folds).
     floor: float = -math.inf
     last_id: int = 0
     loaded: bool = False
@@ -105,8 +113,8 @@ class Revocations:
         cutoff = max(state.by_identity.get(principal.identity, state.floor), state.floor)
         if cutoff == -math.inf:
             return Standing.GOOD
-        issued = principal.issued_at
-        return Standing.REVOKED if issued is None or issued <= cutoff else Standing.GOOD
+        signed_in = principal.signed_in_at
+        return Standing.REVOKED if signed_in is None or signed_in <= cutoff else Standing.GOOD
 
     # --- recording --------------------------------------------------------------
 

@@ -7,6 +7,9 @@ client calls the revoking tool.
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 import os
 import subprocess
 import sys
@@ -32,8 +35,11 @@ from stowage_testing.gateway import (
     tool_error,
 )
 from stowage_testing.redis import redis_server, running_redis
+from stowage_testing.tools import eventually
 from stowage_testing.worker import WorkerProcess
 from tenant_worker.storage._db import sync_url
+from tests.dev.oauth import Client as OAuthClient
+from tests.dev.oauth import discover
 from tests.gateway.conftest import WorkerFor
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
@@ -273,3 +279,180 @@ def test_an_operator_revokes_one_identity_then_every_token_issued_before_a_time(
     audits = [a for a in _audit(worker) if a["requested_by"] == "operator"]
     assert [a["scope"] for a in audits] == ["identity", "tenant"]
     assert audits[0]["reason"] == "INC-42 lost laptop"
+
+
+# --- revocation across refreshes (the development server's OAuth flow) ------------------------
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT the tests already trust (the gateway checks signatures)."""
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+def _after_the_second_of(moment: float) -> None:
+    """Let the clock pass ``moment``'s whole second, bounded: JWT times are whole seconds.
+
+    Without it a token issued in the second of a revocation is refused by its ``iat``
+    alone, and the refresh below would prove nothing about ``auth_time``.
+    """
+    eventually(lambda: time.time() >= math.floor(moment) + 1, timeout=2, what="the next second")
+
+
+def _oauth_client(issuer: Issuer, resource: str) -> OAuthClient:
+    return OAuthClient.register(discover(issuer.url), resource)
+
+
+def _refreshed(client: OAuthClient, tokens: dict[str, Any]) -> dict[str, Any]:
+    answer = client.refresh(tokens["refresh_token"])
+    assert answer.status_code == 200, answer.text
+    refreshed: dict[str, Any] = answer.json()
+    return refreshed
+
+
+# Over 60 lines on purpose: the whole story of one user, two gateways and Redis, read top to bottom.
+async def test_a_refreshed_token_of_a_revoked_grant_is_refused_and_a_new_sign_in_gets_back_in(
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
+) -> None:
+    worker = worker_for("relink")
+    with running_redis() as redis_url:
+        first = GatewayProcess(workdir=tmp_path / "a", redis_url=redis_url)
+        second = GatewayProcess(workdir=tmp_path / "b", redis_url=redis_url, extra_args=NO_POLLING)
+        tenants = [tenant_entry("relink", first, issuer, worker.address)]
+        with (
+            running_gateway(first.workdir, tenants, port=first.port, redis_url=redis_url),
+            running_gateway(
+                second.workdir, tenants, port=second.port, redis_url=redis_url,
+                extra_args=NO_POLLING,
+            ),
+        ):  # fmt: skip
+            url = first.url("relink")
+            client = _oauth_client(issuer, url)
+            user = _unique("ruth")
+            signed_in = client.sign_in(user)
+            claims = _claims(signed_in["access_token"])
+            assert claims["auth_time"] <= claims["iat"] and claims["sid"]
+            assert post(url, SAVE, signed_in["access_token"]).status_code == 200
+            bystander = client.sign_in(_unique("bea"))
+
+            async with mcp_client(url, signed_in["access_token"]) as mcp:
+                await mcp.list_tools()
+                result = await mcp.call_tool("my_access_revoke", {"confirm": True})
+            assert not result.is_error, result
+            revoked_at = time.time()
+            _refused_within(second.url("relink"), signed_in["access_token"], seconds=5)
+
+            # ChatGPT refreshes: the authorization server still honours the grant, and the
+            # new token is newer than the revocation, but it is of the same sign-in.
+            _after_the_second_of(revoked_at)
+            refreshed = _refreshed(client, signed_in)
+            again = _claims(refreshed["access_token"])
+            assert again["iat"] > revoked_at
+            assert (again["auth_time"], again["sid"]) == (claims["auth_time"], claims["sid"])
+            for gateway in (first, second):
+                refused = post(gateway.url("relink"), SAVE, refreshed["access_token"])
+                assert refused.status_code == 401, refused.text
+                assert "revoked" in refused.json()["error_description"]
+            # ... and so is every later refresh of that grant.
+            assert _status(url, _refreshed(client, refreshed)["access_token"]) == 401
+            # Another user's grant is untouched, refreshed or not.
+            assert _status(url, _refreshed(client, bystander)["access_token"]) == 200
+
+            # A new sign-in is a new session, after the revocation: it gets back in, everywhere.
+            back = client.sign_in(user)
+            fresh = _claims(back["access_token"])
+            assert fresh["auth_time"] > revoked_at and fresh["sid"] != claims["sid"]
+            for gateway in (first, second):
+                got = post(
+                    gateway.url("relink"),
+                    rpc("tools/call", {"name": "items_get", "arguments": {"id": "kept"}}),
+                    back["access_token"],
+                )
+                assert got.status_code == 200, got.text
+            # Its refreshes keep working.
+            assert _status(url, _refreshed(client, back)["access_token"]) == 200
+
+
+def test_an_operator_revocation_and_a_tenant_cut_off_hold_across_refreshes(
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
+) -> None:
+    worker = worker_for("cutoff")
+    with running_redis() as redis_url:
+        gateway = GatewayProcess(workdir=tmp_path / "g", redis_url=redis_url, extra_args=NO_POLLING)
+        tenants = [tenant_entry("cutoff", gateway, issuer, worker.address)]
+        with running_gateway(
+            gateway.workdir, tenants, port=gateway.port, redis_url=redis_url, extra_args=NO_POLLING
+        ):
+            url = gateway.url("cutoff")
+            client = _oauth_client(issuer, url)
+            dan, erin = _unique("dan"), _unique("erin")
+            dans, erins = client.sign_in(dan), client.sign_in(erin)
+            target = ("--worker", worker.address, "--tenant", "cutoff", "--redis-url", redis_url)
+
+            # An operator ends one user's access: their refreshed token stays out.
+            ran = _access("revoke", *target, "--issuer", issuer.url, "--subject", dan)
+            assert ran.returncode == 0, ran.stderr
+            _refused_within(url, dans["access_token"], seconds=5)
+            _after_the_second_of(time.time())
+            assert _status(url, _refreshed(client, dans)["access_token"]) == 401
+            assert _status(url, client.sign_in(dan)["access_token"]) == 200
+            erins = _refreshed(client, erins)  # refresh tokens rotate: keep the new one
+            assert _status(url, erins["access_token"]) == 200
+
+            # A tenant-wide cut-off: every sign-in before it is out, refreshed or not.
+            ran = _access("revoke", *target, "--all-before", "now")
+            assert ran.returncode == 0, ran.stderr
+            cut = time.time()
+            _refused_within(url, erins["access_token"], seconds=5)
+            _after_the_second_of(cut)
+            assert _status(url, _refreshed(client, erins)["access_token"]) == 401
+            assert _status(url, client.sign_in(erin)["access_token"]) == 200
+
+
+def test_without_auth_time_a_refresh_undoes_a_revocation_unless_the_tenant_requires_it(
+    worker_for: WorkerFor, issuer: Issuer, tmp_path: Path
+) -> None:
+    """A server that sends no ``auth_time``: ``iat`` decides (and a warning says so), or 401."""
+    worker = worker_for("noauthtime")
+    polling = ("--revocation-sync-interval", "0.2")
+    gateway = GatewayProcess(workdir=tmp_path / "g", extra_args=polling)
+    lenient = tenant_entry("noauthtime", gateway, issuer, worker.address)
+    strict = tenant_entry("strict", gateway, issuer, worker_for("strict").address)
+    strict["auth"]["requireAuthTime"] = True
+    with running_gateway(gateway.workdir, [lenient, strict], port=gateway.port, extra_args=polling):
+        url, user = gateway.url("noauthtime"), _unique("nora")
+        bare = issuer.token(url, subject=user, auth_time=None, sid=None)
+        assert "auth_time" not in _claims(bare)
+        assert _status(url, bare) == 200
+        warnings = [
+            line for line in gateway.log_lines()
+            if "without auth_time" in line.get("msg", "") and line.get("tenant") == "noauthtime"
+        ]  # fmt: skip
+        assert len(warnings) == 1, warnings
+
+        ran = _access("revoke", "--worker", worker.address, "--tenant", "noauthtime",
+                      "--issuer", issuer.url, "--subject", user)  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        revoked_at = time.time()
+        eventually(lambda: _status(url, bare) == 401, timeout=5, what="the revocation applied")
+        _after_the_second_of(revoked_at)
+        # Only iat to go by: a token issued later (as a refresh would be) is accepted.
+        assert _status(url, issuer.token(url, subject=user, auth_time=None)) == 200
+        # With auth_time, the same later token of the earlier sign-in is refused.
+        earlier = issuer.token(url, subject=user, auth_time=int(revoked_at) - 60)
+        assert _status(url, earlier) == 401
+        assert (
+            len([ln for ln in gateway.log_lines() if "without auth_time" in ln.get("msg", "")]) == 1
+        )
+
+        # A tenant that requires auth_time refuses the bare token outright.
+        refused = post(gateway.url("strict"), rpc("tools/list"), issuer.token(
+            gateway.url("strict"), subject=user, auth_time=None))  # fmt: skip
+        assert refused.status_code == 401
+        assert "auth_time" in refused.json()["error_description"]
+        assert (
+            _status(gateway.url("strict"), issuer.token(gateway.url("strict"), subject=user)) == 200
+        )
