@@ -7,12 +7,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._spaces import SHARED
+from stowage_testing.gateway import COLLECTIONS as TEST_COLLECTIONS
 from stowage_testing.gateway import WORKER_POLICY, GatewayProcess, tenant_entry
 from stowage_testing.issuer import Issuer, running_issuer
 from stowage_testing.postgres import PostgresServer, running_postgres
 from stowage_testing.worker import WorkerProcess, running_worker
 
 TENANT = "bench"
+#: The tests' collections and a shared one (``bench._spaces``).
+COLLECTIONS = [*TEST_COLLECTIONS, SHARED]
 #: Limits no benchmark reaches: the benchmarks measure calls, not refusals.
 OPEN_LIMITS = {
     "perUser": {"requestsPerMinute": 10_000_000, "burst": 1_000_000},
@@ -35,12 +39,23 @@ def start_stack(stack: ExitStack, work: Path) -> Stack:
     postgres = stack.enter_context(running_postgres())
     database_url = postgres.sqlalchemy_url(postgres.create_database(TENANT))
     worker = stack.enter_context(
-        running_worker(database_url, work / "worker", WORKER_POLICY, tenant=TENANT)
+        running_worker(
+            database_url, work / "worker", {**WORKER_POLICY, "collections": COLLECTIONS}, TENANT
+        )
     )
     issuer = stack.enter_context(running_issuer(work))
     gateway = GatewayProcess(workdir=work / "gw")
     gateway.workdir.mkdir()
     gateway.write_tenants(
-        [tenant_entry(TENANT, gateway, issuer, worker.address, rateLimits=OPEN_LIMITS)]
+        [
+            tenant_entry(
+                TENANT,
+                gateway,
+                issuer,
+                worker.address,
+                rateLimits=OPEN_LIMITS,
+                collections=COLLECTIONS,
+            )
+        ]
     )
     return Stack(postgres, worker, issuer, gateway)

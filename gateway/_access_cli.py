@@ -150,7 +150,7 @@ async def _revoke_async(
         "every token of the tenant" if everyone else f"tokens of {args.subject} at {args.issuer}"
     )
     print(
-        f"revoked: {whose} issued at or before {_iso(revocation.revoked_before)} "
+        f"revoked: {whose} signed in at or before {_iso(revocation.revoked_before)} "
         f"are refused (revocation {revocation.id}, correlation id {cid})"
     )
     if settings.redis:

@@ -6,9 +6,11 @@ import contextlib
 import gc
 import logging
 import math
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import httpx
@@ -32,6 +34,7 @@ from gateway.auth._revocation_bus import RedisRevocationBus
 from gateway.auth._revocations import Revocations
 from gateway.directory._directory import TenantDirectory, TenantSource
 from gateway.directory._tenant_file import FileTenantSource
+from gateway.files import FileEndpoint, Links, SigningKeys
 from gateway.forwarding._worker import WorkerPool
 from gateway.gate._gate import McpGate, build_gate
 from gateway.surface._calls import ToolCalls
@@ -59,6 +62,18 @@ class _Parts:
     verifier: TokenVerifier
     limiter: RateLimiter
     bus: RedisRevocationBus | None
+    #: Files: the tenants' signing keys (read from the secrets directory).
+    keys: SigningKeys
+
+
+def issuer_trust(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """What the issuers' HTTPS is verified against: the public roots (httpx's default),
+    plus the private CAs of ``ca_file`` (``--issuer-ca-file``) when given."""
+    if ca_file is None:
+        return True
+    context = httpx.create_ssl_context()
+    context.load_verify_locations(cafile=str(ca_file))
+    return context
 
 
 def _parts(settings: GatewaySettings) -> _Parts:
@@ -66,7 +81,7 @@ def _parts(settings: GatewaySettings) -> _Parts:
     workers = WorkerPool(timeout=settings.call_timeout)
     bus = RedisRevocationBus(settings.redis_url) if settings.redis_url else None
     revocations = Revocations(workers, bus=bus, max_entries=settings.revocation_cache_size)
-    http = httpx.AsyncClient()
+    http = httpx.AsyncClient(verify=issuer_trust(settings.issuer_ca_file))
     verifier = TokenVerifier(
         JwksCache(http, min_refresh_interval=settings.jwks_min_refresh),
         leeway=settings.token_leeway,
@@ -76,6 +91,7 @@ def _parts(settings: GatewaySettings) -> _Parts:
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else LocalRateLimiter()
     )
+    keys = SigningKeys(settings.secrets_dir)
     return _Parts(
         settings=settings,
         metrics=metrics,
@@ -83,11 +99,18 @@ def _parts(settings: GatewaySettings) -> _Parts:
         workers=workers,
         catalogues=Catalogues(),
         revocations=revocations,
-        calls=ToolCalls(workers, metrics, revocations, user_cache_size=settings.user_cache_size),
+        calls=ToolCalls(
+            workers,
+            metrics,
+            revocations,
+            user_cache_size=settings.user_cache_size,
+            links=Links(keys, settings.file_link_seconds).of,
+        ),
         http=http,
         verifier=verifier,
         limiter=limiter,
         bus=bus,
+        keys=keys,
     )
 
 
@@ -208,8 +231,10 @@ def _routes(parts: _Parts, gate: McpGate) -> list[BaseRoute]:
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    files = FileEndpoint(directory, parts.workers, parts.keys, parts.limiter)
     return [
         Route("/t/{tenant}/mcp", endpoint=gate, methods=["GET", "POST", "DELETE"]),
+        Route("/t/{tenant}/files/{file}", endpoint=files, methods=["GET", "PUT"]),
         Route(
             "/.well-known/oauth-protected-resource/t/{tenant}/mcp",
             endpoint=protected_resource,
@@ -227,7 +252,7 @@ def _cors(settings: GatewaySettings) -> Middleware:
         CORSMiddleware,
         allow_origins=list(settings.allowed_origins),
         allow_origin_regex=_LOOPBACK_ORIGINS,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS", "PUT", "HEAD"],
         allow_headers=[
             "authorization",
             "content-type",
@@ -235,8 +260,17 @@ def _cors(settings: GatewaySettings) -> Middleware:
             "mcp-session-id",
             "last-event-id",
             "x-request-id",
+            "range",
         ],
-        expose_headers=["www-authenticate", "mcp-session-id", "x-request-id", "retry-after"],
+        expose_headers=[
+            "www-authenticate",
+            "mcp-session-id",
+            "x-request-id",
+            "retry-after",
+            "content-range",
+            "content-length",
+            "etag",
+        ],
     )
 
 

@@ -85,9 +85,29 @@ class Conflict(WorkerError):
 
     code = "conflict"
 
-    def __init__(self, message: str, current: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        current: dict[str, Any] | None,
+        *,
+        changed_by: dict[str, str] | None = None,
+        changed_at: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.current = current
+        #: In a space: who wrote the current version (``member``, ``name``) and when.
+        self.changed_by = changed_by
+        self.changed_at = changed_at
+
+
+class PermissionDenied(WorkerError):
+    """The caller's role in a space does not allow the action; ``role_needed`` does."""
+
+    code = "permission_denied"
+
+    def __init__(self, message: str, role_needed: str) -> None:
+        super().__init__(message)
+        self.role_needed = role_needed
 
 
 class InvalidArgument(WorkerError):
@@ -112,6 +132,12 @@ class UnreadableData(WorkerError):
     """What is stored cannot travel as JSON (kept from before a limit applied)."""
 
     code = "unreadable_data"
+
+
+class LinksUnavailable(WorkerError):
+    """File links cannot be signed: the tenant's signing key is missing or unreadable."""
+
+    code = "files_unavailable"
 
 
 class UnknownUser(WorkerError):

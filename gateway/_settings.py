@@ -80,6 +80,10 @@ class GatewaySettings:
     introspection_cache_seconds: float = 60.0
     #: Where introspection client secrets are mounted: ``<dir>/<secret name>/<key>``.
     secrets_dir: Path | None = None
+    #: How long a signed file link (upload or download) lasts, seconds.
+    file_link_seconds: int = 900
+    #: A PEM bundle of CAs trusted for the issuers' HTTPS besides the public roots.
+    issuer_ca_file: Path | None = None
     log_level: str = "INFO"
     #: ``file`` (``tenants_file``) or ``kubernetes`` (Tenant resources).
     tenants_from: str = "file"
@@ -279,8 +283,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "secrets_dir",
         "STOWAGE_GATEWAY_SECRETS_DIR",
-        "introspection client secrets, mounted as DIR/NAME/KEY",
+        "introspection client secrets and file-link signing keys "
+        "(tenant-<name>-files/signing-key), mounted as DIR/NAME/KEY",
         config.path,
+    ),
+    Setting(
+        "file_link_seconds",
+        "STOWAGE_GATEWAY_FILE_LINK_SECONDS",
+        "how long a signed file link (upload or download) lasts, seconds",
+        config.at_least(1),
+    ),
+    Setting(
+        "issuer_ca_file",
+        "STOWAGE_GATEWAY_ISSUER_CA_FILE",
+        "PEM bundle of private CAs trusted for the issuers' discovery, JWKS and "
+        "introspection, besides the public roots",
+        config.path,
+        metavar="FILE",
     ),
     config.log_level("STOWAGE_GATEWAY_LOG_LEVEL"),
     Setting(

@@ -77,10 +77,27 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     client_id: str | None = None
     #: When the token was issued (``iat``, else ``nbf``), seconds since the epoch;
-    #: None when it says neither. Revocations compare it.
+    #: None when it says neither.
     issued_at: float | None = None
     #: The token's ``email`` claim, unless ``email_verified`` is false.
     email: str | None = None
+    #: The token says ``email_verified: true`` (invitations by email need it: an
+    #: email the authorization server did not verify never accepts one).
+    email_verified: bool = False
+    #: The display name and organisation claims the tenant names (``spec.identity``).
+    name: str | None = None
+    org: str | None = None
+    #: When the user signed in to get the grant behind the token (``auth_time``,
+    #: OIDC Core section 2), seconds since the epoch: a refresh keeps it, a new
+    #: sign-in moves it. None when the token does not say.
+    authenticated_at: float | None = None
+    #: The authorization server's session id (``sid``), kept across refreshes; for logs.
+    session: str | None = None
+
+    @property
+    def signed_in_at(self) -> float | None:
+        """What revocations compare: ``auth_time``, else (undone by a refresh) ``iat``/``nbf``."""
+        return self.authenticated_at if self.authenticated_at is not None else self.issued_at
 
     @cached_property
     def identity(self) -> str:
@@ -90,7 +107,10 @@ class Principal:
 
 @dataclass(frozen=True)
 class Revocation:
-    """Tokens of ``identity`` (None: of everyone) issued at or before ``revoked_before`` end.
+    """Grants of ``identity`` (None: of everyone) signed in at or before ``revoked_before`` end.
+
+    A token's sign-in time is ``Principal.signed_in_at``: its ``auth_time``,
+    which a refresh keeps, so a refreshed token of an ended grant stays refused.
 
     ``revoked_before`` is in seconds since the epoch; ``id`` orders revocations
     as the tenant's worker recorded them.

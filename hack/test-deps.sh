@@ -12,7 +12,9 @@
 #   - the Prometheus Operator CRDs, from its Go module, into the same cache;
 #   - Node 22 (npm's `node` package), the MCP Inspector CLI and the MCP
 #     conformance suite, pinned, with npm into the same cache
-#     (hack/node-tools.sh; npm itself from Debian's packages when missing).
+#     (hack/node-tools.sh; npm itself from Debian's packages when missing);
+#   - Chromium from Debian's packages and the components' pinned npm packages
+#     (hack/build-components.sh --install) for the browser test (tests/components).
 #
 # When a step cannot run (not root, no network, no Go), it stops with a message
 # that says what to install instead of letting the tests skip.
@@ -32,6 +34,7 @@ command -v wrk >/dev/null 2>&1 || packages+=(wrk)   # the benchmarks' load gener
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || [[ " ${packages[*]} " == *" prometheus "* ]] \
     || packages+=(prometheus)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)   # the components' browser test
 
 if ((${#packages[@]})); then
     if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
@@ -52,6 +55,9 @@ fi
 # The Kubernetes binaries (prints progress; nothing to do when cached).
 "$here/build-kube-tools.sh" >/dev/null
 
+# The chart's release tools: the OCI registry and helm-docs (tests/chart/test_release.py).
+"$here/build-release-tools.sh" >/dev/null
+
 # The Prometheus Operator CRDs the chart's monitors are validated against.
 if [[ -x "$here/fetch-prometheus-operator-crds.sh" ]]; then
     "$here/fetch-prometheus-operator-crds.sh" >/dev/null
@@ -59,5 +65,10 @@ fi
 
 # Node 22 and the third-party MCP clients of tests/clients (nothing to do when cached).
 "$here/node-tools.sh" >/dev/null
+"$here/keycloak.sh" >/dev/null  # Keycloak 26 (Maven Central, pinned) for tests/keycloak
+
+# The components' pinned npm packages (esbuild, ext-apps, the MCP client, playwright-core
+# for tests/components), into the same cache (nothing to do when cached).
+"$here/build-components.sh" --install
 
 say "ready"

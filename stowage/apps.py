@@ -35,8 +35,8 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 #: The largest inline HTML of one component, and of all of a tenant's together
 #: (UTF-8 bytes). A Tenant resource and the worker's policy ConfigMap carry the
 #: spec whole, and Kubernetes keeps objects under about a megabyte.
-MAX_HTML_BYTES = 256 * 1024
-MAX_TOTAL_HTML_BYTES = 512 * 1024
+MAX_HTML_BYTES = 512 * 1024
+MAX_TOTAL_HTML_BYTES = 768 * 1024
 MAX_COMPONENTS = 8
 MAX_DOMAINS = 32
 #: The object tools (``<collection>_<verb>``) a component may be linked to.

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "worker": "tenant_worker._cli",
     "gateway": "gateway._cli",
     "access": "gateway._access_cli",
+    "spaces": "gateway._spaces_cli",
     "token": "stowage_dev._cli",
     "dev": "stowage_dev._cli",
     "operator": "stowage_operator._cli",

@@ -228,6 +228,33 @@ class Spaces:
     erasure: SpaceErasure = SpaceErasure.PSEUDONYMISE
 
 
+#: What a media type in ``files.allowedContentTypes`` may look like (``image/png``, ``image/*``).
+_MEDIA_TYPE = re.compile(
+    r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/([a-z0-9][a-z0-9!#$&^_.+-]{0,126}|\*)$"
+)
+
+
+@dataclass(frozen=True)
+class Files:
+    """Files (``spec.files``): bytes stored beside the objects, moved through signed URLs.
+
+    Unset (None on :class:`TenantSpec`): the tenant offers no files tools.
+    """
+
+    #: The largest single file, in bytes.
+    max_file_bytes: int = 25 * 2**20
+    #: Media types a file may have (declared and sniffed), ``type/*`` for a family;
+    #: empty: any type.
+    allowed_content_types: tuple[str, ...] = ()
+
+    def allows(self, content_type: str) -> bool:
+        """Whether ``content_type`` (without parameters, lower case) is allowed."""
+        if not self.allowed_content_types:
+            return True
+        family = content_type.split("/", 1)[0] + "/*"
+        return content_type in self.allowed_content_types or family in self.allowed_content_types
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """The tenant's worker Deployment (read by the operator)."""
@@ -280,6 +307,8 @@ class TenantSpec:
     components: tuple[Component, ...] = ()
     identity: Identity = Identity()
     spaces: Spaces = Spaces()
+    #: None: the tenant stores no files (no files tools).
+    files: Files | None = None
 
 
 def parse_quantity(value: object, where: str) -> int:
@@ -623,6 +652,32 @@ def _spaces(raw: object, where: str) -> Spaces:
         raise SpecError(f"{where}.erasure: must be {choices}, not {erasure!r}") from e
 
 
+def _files(raw: object, where: str) -> Files | None:
+    if raw is None:
+        return None
+    f = _mapping(raw, where)
+    unknown = sorted(set(f) - {"maxFileBytes", "allowedContentTypes"})
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: not maxFileBytes or allowedContentTypes")
+    default = Files()
+    size = f.get("maxFileBytes")
+    max_bytes = (
+        default.max_file_bytes if size is None else parse_quantity(size, f"{where}.maxFileBytes")
+    )
+    if not 1 <= max_bytes <= 5 * 2**30:
+        raise SpecError(f"{where}.maxFileBytes: must be between 1 and 5Gi")
+    types = _strings(
+        f.get("allowedContentTypes"), f"{where}.allowedContentTypes", max_items=64, max_length=255
+    )
+    for i, value in enumerate(types):
+        if not _MEDIA_TYPE.match(value):
+            raise SpecError(
+                f"{where}.allowedContentTypes[{i}]: {value!r} is not a lower-case media type "
+                "like image/png or image/*"
+            )
+    return _shared(Files(max_file_bytes=max_bytes, allowed_content_types=tuple(types)))
+
+
 def _optional_string(raw: object, where: str) -> str | None:
     return None if not raw else _string(raw, where)
 
@@ -779,6 +834,7 @@ def parse_tenant_spec(raw: Mapping[str, Any] | None, where: str = "spec") -> Ten
         components=_components(spec.get("components"), f"{p}components", collections),
         identity=_identity(spec.get("identity"), f"{p}identity"),
         spaces=_spaces(spec.get("spaces"), f"{p}spaces"),
+        files=_files(spec.get("files"), f"{p}files"),
     )
 
 
@@ -792,6 +848,7 @@ __all__ = [
     "Collection",
     "Component",
     "Domains",
+    "Files",
     "Identity",
     "Introspection",
     "Quotas",

@@ -35,11 +35,29 @@ CORRELATION_KEY = "x-correlation-id"
 #: Trailing metadata of an ABORTED write: the current object or preferences.
 CURRENT_OBJECT_KEY = "stowage-current-object-bin"
 CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
+#: Trailing metadata of an ABORTED write in a space: the current ``SpaceObject``
+#: (data, version, who changed it and when).
+CURRENT_SPACE_OBJECT_KEY = "stowage-current-space-object-bin"
+#: Trailing metadata of a PERMISSION_DENIED answer about a role in a space: the
+#: role the action needs (``editor``, ``owner``), UTF-8. Without it,
+#: PERMISSION_DENIED means a call for another tenant or instance.
+ROLE_NEEDED_KEY = "stowage-role-needed-bin"
 #: Trailing metadata of an INVALID_ARGUMENT or RESOURCE_EXHAUSTED answer: the
 #: refused field's path as :func:`field_path` spells it (``data.tags[1]``, or the
 #: quota's ``quotas.maxObjectBytes``), UTF-8 (a path may name any key). The contract
 #: travels here, never in the message.
 FIELD_KEY = "stowage-field-bin"
+
+#: Files: the Secret (in a cluster, made by the operator and mounted into the gateway
+#: under its secrets directory) that holds the key a tenant's file links are signed
+#: with, and its key in it: the gateway reads ``<secrets dir>/<name>/<key>``.
+FILES_SIGNING_KEY = "signing-key"
+
+
+def files_secret_name(tenant: str) -> str:
+    """The Secret holding ``tenant``'s file-link signing key (``FILES_SIGNING_KEY``)."""
+    return f"tenant-{tenant}-files"
+
 
 #: MCP surface: where a tool error's details sit in the result's ``_meta`` (the same
 #: JSON is the result's text). An error result has no ``structuredContent``: it
@@ -105,9 +123,11 @@ __all__ = [
     "CORRELATION_KEY",
     "CURRENT_OBJECT_KEY",
     "CURRENT_PREFERENCES_KEY",
+    "CURRENT_SPACE_OBJECT_KEY",
     "FIELD_KEY",
     "INSTANCE",
     "INSTANCE_KEY",
+    "ROLE_NEEDED_KEY",
     "TENANT_KEY",
     "TOOL_ERROR_META_KEY",
     "USER_ID",

@@ -51,6 +51,22 @@ NOTES_SCHEMA: dict[str, Any] = {
 }
 
 
+#: The demo tenant's component (MCP Apps): built from components/notes/ by `make components`.
+NOTES_COMPONENT_HTML = Path(__file__).resolve().parent / "components" / "notes.html"
+
+
+def notes_component() -> dict[str, Any]:
+    """The demo tenant's notes component, as its spec declares it."""
+    return {
+        "name": "notes",
+        "title": "Notes",
+        "description": "The user's notes: a list to pick from and an editor that saves safely.",
+        "html": NOTES_COMPONENT_HTML.read_text(encoding="utf-8"),
+        "tools": ["notes_list", "notes_get", "notes_save"],
+        "prefersBorder": True,
+    }
+
+
 def _write(path: Path, content: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(content, sort_keys=False))
@@ -117,7 +133,13 @@ def _write_config(
     policy = {
         "retention": {"collections": {"cache": 1}},
         "quotas": {"maxObjects": 100000, "maxBytes": "1Gi", "maxObjectBytes": "256Ki"},
-        "collections": [{"name": "notes", "schemaVersion": 1, "schema": NOTES_SCHEMA}],
+        "collections": [
+            {"name": "notes", "schemaVersion": 1, "schema": NOTES_SCHEMA},
+            # Shared: its objects live in spaces (spaces_create, spaces_invite --user bob).
+            {"name": "lists", "shared": True, "schema": {"type": "object"}},
+        ],
+        # Dev tokens carry only the user's name as `sub`: members see each other by it.
+        "identity": {"nameClaim": "sub"},
     }
     _write(data_dir / "policy.yaml", policy)
     _write(
@@ -134,7 +156,9 @@ def _write_config(
                         "perTenant": {"requestsPerMinute": 6000, "burst": 1000},
                     },
                     "collections": policy["collections"],
+                    "identity": policy["identity"],
                     "retention": policy["retention"],
+                    "components": [notes_component()],
                 }
             ]
         },

@@ -2,11 +2,12 @@
 
 A backup is a ``pg_dump`` custom-format archive taken from an exported
 repeatable-read snapshot (writers are never blocked), with a JSON manifest
-beside it whose table row counts, Alembic revision and erasure list were read
-in that same snapshot. A drill restores the newest backup into a scratch
+beside it whose table row counts, Alembic revision and erasure list (each
+erasure with the shared-space policy it recorded) were read in that same
+snapshot. A drill restores the newest backup into a scratch
 database and checks it against its manifest; a restore loads a chosen backup
 into the tenant's database in one transaction and replays the erasures made
-since.
+since, each as it was done (an erasure that recorded no policy: ``delete``).
 
 Layers: ``_cli`` (entry point) → ``_commands`` (the steps of run, drill,
 restore, list) → ``_archive`` (the backup directory) | ``_postgres`` (psycopg

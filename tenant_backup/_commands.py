@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from tenant_backup import _postgres as pg
 from tenant_backup._archive import Directory, checksum, new_id, verify
 from tenant_backup._errors import BackupCorrupt, BackupError, DatabaseInUse, VerificationFailed
-from tenant_backup._types import Database, Manifest, Retention
+from tenant_backup._types import Database, Erasure, Manifest, Retention
 
 log = logging.getLogger(__name__)
 
@@ -199,16 +200,56 @@ def _clean_scratch(db: Database, scratch: Database, created: bool, say: Say) -> 
         say(f"could not clean scratch database {scratch.dbname}: {e}")
 
 
+#: Of two policies recorded for one user, the one a replay keeps: ``delete`` keeps less.
+_STRICTER = ("delete", "pseudonymise")
+
+
+def _stricter(a: str | None, b: str | None) -> str | None:
+    """The policy to replay when two records of one erasure disagree.
+
+    A recorded policy beats none (an older manifest that did not record it);
+    of two recorded ones, ``delete``.
+    """
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a, b, key=lambda p: _STRICTER.index(p) if p in _STRICTER else -1)
+
+
 def _erasures_to_replay(
-    manifest: Manifest, later: Iterable[Manifest], live: Iterable[str], extra: Iterable[str]
-) -> list[str]:
-    """User ids erased after the backup: known to the live database, a newer backup or
-    the operator, and not erased in the backup itself."""
+    manifest: Manifest,
+    later: Iterable[Manifest],
+    live: Iterable[Erasure],
+    extra: Iterable[str],
+) -> dict[str, str | None]:
+    """User ids erased after the backup (known to the live database, a newer backup or
+    the operator, and not erased in the backup itself), each with the shared-space
+    policy its erasure recorded, or None (the operator's, or none recorded)."""
     known = {e.user_id for e in manifest.erasures}
-    wanted = set(live) | set(extra)
-    for newer in later:
-        wanted |= {e.user_id for e in newer.erasures}
-    return sorted(wanted - known)
+    wanted: dict[str, str | None] = dict.fromkeys(extra)
+    for erasure in [*live, *(e for newer in later for e in newer.erasures)]:
+        wanted[erasure.user_id] = _stricter(wanted.get(erasure.user_id), erasure.space_erasure)
+    return {u: wanted[u] for u in sorted(wanted) if u not in known}
+
+
+def _policies(pending: Mapping[str, str | None]) -> str:
+    """How many erasures replay as which shared-space policy (none recorded: delete)."""
+    counts = Counter(
+        "delete (none recorded)" if p is None else p if p in _STRICTER else f"delete ({p} unknown)"
+        for p in pending.values()
+    )
+    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+
+
+def _rerun_flags(pending: Mapping[str, str | None]) -> str:
+    """How to run a failed restore again so that it still erases ``pending``."""
+    if not pending:
+        return ""
+    return (
+        " with "
+        + " ".join(f"--erase-user-id {u}" for u in pending)
+        + " (in shared spaces, what they wrote is deleted unless a newer backup recorded "
+        "their erasure's policy)"
+    )
 
 
 def restore(
@@ -242,13 +283,15 @@ def restore(
         if sessions:
             refused = pg.terminate(conn, sessions)
             say(f"--force: ended {len(sessions) - len(refused)} of {len(sessions)} other sessions")
-        live = [e.user_id for e in pg.read_erasures(conn)]
+        live = pg.read_erasures(conn)
     later = [m for m in directory.backups() if (m.time, m.id) > (manifest.time, manifest.id)]
     pending = _erasures_to_replay(manifest, later, live, erase_user_ids)
     say(
         f"{len(pending)} erasure(s) recorded after the backup (live audit trail: {len(live)} "
         f"erasures, {len(later)} newer backups) will be replayed"
     )
+    if pending:
+        say(f"in shared spaces, as each erasure recorded: {_policies(pending)}")
     pg.load(tools, db, directory.archive(manifest))
     say(f"restored {manifest.id} into {db.dbname} (one transaction; the old contents are gone)")
     try:
@@ -262,8 +305,7 @@ def restore(
     except Exception as e:  # the load committed: whatever failed, say which users to erase
         raise BackupError(
             f"restored {manifest.id}, but migrating or replaying erasures failed ({e}); keep the "
-            "worker stopped and run this restore again with "
-            + " ".join(f"--erase-user-id {u}" for u in pending)
+            "worker stopped and run this restore again" + _rerun_flags(pending)
         ) from e
     objects = sum(r.objects_deleted for r in replayed)
     say(

@@ -132,14 +132,19 @@ def read_contents(conn: Connection) -> Contents:
 
 
 def read_erasures(conn: Connection) -> tuple[Erasure, ...]:
-    """The ``user.erase`` events of the audit trail, oldest first (none without one)."""
+    """The ``user.erase`` events of the audit trail, oldest first (none without one),
+    each with the shared-space policy its row records (``detail.space_erasure``)."""
     if not _has_table(conn, "audit_events"):
         return ()
     rows = conn.execute(
-        "SELECT user_id, at FROM public.audit_events "
+        "SELECT user_id, at, detail ->> 'space_erasure' FROM public.audit_events "
         "WHERE action = 'user.erase' AND user_id IS NOT NULL ORDER BY at, id"
     ).fetchall()
-    return tuple(Erasure(str(r[0]), r[1]) for r in rows if isinstance(r[1], datetime))
+    return tuple(
+        Erasure(str(r[0]), r[1], None if r[2] is None else str(r[2]))
+        for r in rows
+        if isinstance(r[1], datetime)
+    )
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,32 @@ FORMAT = "stowage-backup/1"
 
 @dataclass(frozen=True)
 class Erasure:
-    """A ``user.erase`` in the audit trail: the pseudonymous internal user id, and when."""
+    """A ``user.erase`` in the audit trail: the pseudonymous internal user id, and when.
+
+    ``space_erasure`` is what the erasure did to what the user wrote in shared
+    spaces (``delete`` or ``pseudonymise``, the tenant's ``spaces.erasure`` at
+    the time), as its audit row records it; None when it records none (erased
+    before spaces existed, or a manifest written before this field).
+    """
 
     user_id: str
     at: datetime
+    space_erasure: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"user_id": self.user_id, "at": self.at.isoformat()}
+        if self.space_erasure is not None:
+            body["space_erasure"] = self.space_erasure
+        return body
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Erasure:
+        policy = d.get("space_erasure")
+        return cls(
+            str(d["user_id"]),
+            datetime.fromisoformat(d["at"]),
+            None if policy is None else str(policy),
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +80,7 @@ class Manifest:
             "sha256": self.sha256,
             "revision": self.revision,
             "tables": dict(sorted(self.tables.items())),
-            "erasures": [{"user_id": e.user_id, "at": e.at.isoformat()} for e in self.erasures],
+            "erasures": [e.to_json() for e in self.erasures],
             "pg_dump_version": self.pg_dump_version,
             "duration_seconds": round(self.duration_seconds, 3),
         }
@@ -79,10 +102,7 @@ class Manifest:
                 sha256=str(d["sha256"]),
                 revision=None if d["revision"] is None else str(d["revision"]),
                 tables={str(k): int(v) for k, v in d["tables"].items()},
-                erasures=tuple(
-                    Erasure(str(e["user_id"]), datetime.fromisoformat(e["at"]))
-                    for e in d.get("erasures", [])
-                ),
+                erasures=tuple(Erasure.from_json(e) for e in d.get("erasures", [])),
                 pg_dump_version=str(d.get("pg_dump_version", "")),
                 duration_seconds=float(d.get("duration_seconds", 0.0)),
             )
@@ -136,6 +156,8 @@ class Database:
     user: str
     password: str = field(repr=False, default="")
     sslmode: str = ""
+    #: libpq's sslrootcert: the file of the CA that signed the server (a Region's CA).
+    sslrootcert: str = ""
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -151,6 +173,7 @@ class Database:
         if not u.database or not u.username:
             raise UsageError("the database URL must name a user and a database (--database-url)")
         sslmode = u.query.get("sslmode", "")
+        sslrootcert = u.query.get("sslrootcert", "")
         return cls(
             host=u.host or "localhost",
             port=u.port or 5432,
@@ -158,11 +181,12 @@ class Database:
             user=u.username,
             password=u.password or "",
             sslmode=sslmode if isinstance(sslmode, str) else sslmode[0],
+            sslrootcert=sslrootcert if isinstance(sslrootcert, str) else sslrootcert[0],
         )
 
     def other(self, dbname: str) -> Database:
         """The same server and login, another database."""
-        return Database(self.host, self.port, dbname, self.user, self.password, self.sslmode)
+        return dataclasses.replace(self, dbname=dbname)
 
     def conninfo(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect``."""
@@ -175,6 +199,8 @@ class Database:
         }
         if self.sslmode:
             info["sslmode"] = self.sslmode
+        if self.sslrootcert:
+            info["sslrootcert"] = self.sslrootcert
         return info
 
     def environment(self) -> dict[str, str]:
@@ -188,6 +214,8 @@ class Database:
         }
         if self.sslmode:
             env["PGSSLMODE"] = self.sslmode
+        if self.sslrootcert:
+            env["PGSSLROOTCERT"] = self.sslrootcert
         return env
 
     def sqlalchemy_url(self) -> str:
@@ -195,6 +223,8 @@ class Database:
         from sqlalchemy.engine import URL
 
         query = {"sslmode": self.sslmode} if self.sslmode else {}
+        if self.sslrootcert:
+            query["sslrootcert"] = self.sslrootcert
         return URL.create(
             "postgresql+psycopg",
             username=self.user,

@@ -7,7 +7,7 @@ passes the verified internal user id in call metadata.
 
 Layers (``.importlinter`` keeps them): ``_cli``/``_processes``/``_server``
 (entry points) → ``rpc`` (gRPC ↔ domain) → ``objects``, ``people``,
-``housekeeping`` (the services, independent of each other) → ``storage``
+``housekeeping``, ``spaces`` (the services, independent of each other) → ``storage``
 (sessions, policy, quotas, audit, retries, the SQLAlchemy adapter).
 ``_policy`` and ``_records`` are plain values: no I/O there.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tenant_worker._records import ObjectRecord, PreferencesRecord
+    from tenant_worker._records import ObjectRecord, PreferencesRecord, SpaceObjectRecord
 
 
 class WorkerError(Exception):
@@ -31,7 +31,9 @@ class InvalidArgument(WorkerError):
 class Conflict(WorkerError):
     """A stale ``expected_version``; carries the current object or preferences."""
 
-    def __init__(self, message: str, current: ObjectRecord | PreferencesRecord | None) -> None:
+    def __init__(
+        self, message: str, current: ObjectRecord | PreferencesRecord | SpaceObjectRecord | None
+    ) -> None:
         super().__init__(message)
         self.current = current
 
@@ -73,3 +75,11 @@ class WriteRace(WorkerError):
     Raised by the database adapter; the write path runs the call again, which
     then sees the other write (a replay, a conflict or a plain replace).
     """
+
+
+class PermissionDenied(WorkerError):
+    """The caller is a member of the space, but their role does not allow the action."""
+
+    def __init__(self, role_needed: str, message: str) -> None:
+        super().__init__(message)
+        self.role_needed = role_needed

@@ -128,6 +128,16 @@ class TenantPolicy:
             raise InvalidArgument("collection", "must match [a-z][a-z0-9_]{0,62}")
         raise NotFound(f"unknown collection {name!r}")
 
+    def personal(self, name: str) -> Collection:
+        """The named collection for a user's own objects; a shared one lives in spaces."""
+        found = self.collection(name)
+        if found.spec.shared:
+            raise InvalidArgument(
+                "collection",
+                f"{name} is shared: its objects live in spaces; use its tools with a space",
+            )
+        return found
+
     def retention(self, collection: str) -> timedelta | None:
         days = self.spec.retention.collections.get(collection, self.spec.retention.default_days)
         return None if days is None else timedelta(days=days)

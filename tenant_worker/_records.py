@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NewType
 
@@ -84,6 +85,8 @@ class EraseResult:
     objects_deleted: int
     preferences_deleted: bool
     identities_deleted: int
+    #: What the erasure steps of other services reported (spaces, files).
+    steps: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,96 @@ class RevocationRecord:
     identity: str | None
     revoked_before: datetime
     recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the caller's token says of them, as the tenant's ``spec.identity`` names it."""
+
+    name: str = ""
+    email: str = ""
+    org: str = ""
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote something, as other members see them: a handle and a name."""
+
+    member: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    member: str
+    name: str
+    role: str
+    joined_at: datetime
+    you: bool = False
+
+
+@dataclass(frozen=True)
+class SpaceRecord:
+    id: str
+    name: str
+    kind: str
+    #: The caller's role (empty in support listings).
+    role: str
+    objects: int
+    bytes: int
+    created_at: datetime
+    members: int
+    last_change: int
+
+
+@dataclass(frozen=True)
+class SpaceDetail:
+    space: SpaceRecord
+    members: tuple[MemberRecord, ...]
+    pending_invites: int
+
+
+@dataclass(frozen=True)
+class SpaceObjectRecord:
+    space: str
+    object: ObjectRecord
+    created_by: Author
+    updated_by: Author
+    space_name: str = ""
+
+
+@dataclass(frozen=True)
+class SpacePutResult:
+    object: SpaceObjectRecord
+    created: bool
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class SpacePage:
+    objects: list[SpaceObjectRecord]
+    next_cursor: str
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    seq: int
+    collection: str
+    id: str
+    version: int
+    action: str
+    author: Author
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    changes: list[ChangeRecord]
+    next_cursor: str
+    more: bool
+
+
+@dataclass(frozen=True)
+class InviteResult:
+    member: MemberRecord | None
+    pending: bool

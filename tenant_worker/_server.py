@@ -24,11 +24,13 @@ from tenant_worker import _metrics
 from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy
 from tenant_worker._records import CallContext
 from tenant_worker._settings import WorkerSettings
+from tenant_worker.files import FileErasure, Files, FileTransfers
 from tenant_worker.housekeeping._housekeeping import Housekeeping, Measurements
 from tenant_worker.objects._objects import Objects
 from tenant_worker.people._access import Access
 from tenant_worker.people._people import People
 from tenant_worker.rpc._servicer import WorkerServicer
+from tenant_worker.spaces import Handles, SpaceErasure, SpaceObjects, Spaces
 from tenant_worker.storage._db import create_engine, read_session_factory, session_factory
 from tenant_worker.storage._store import Store
 
@@ -126,13 +128,18 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
         timedelta(seconds=settings.idempotency_ttl),
         read_session_factory(engine),
     )
+    handles = Handles()
     return WorkerServicer(
         settings.tenant,
         Objects(store, settings.default_page_size, settings.max_page_size),
-        People(store),
+        People(store, erasure_steps=(SpaceErasure(store), FileErasure(store))),
         Housekeeping(store, settings.purge_batch),
         Access(store),
+        Spaces(store, handles),
+        SpaceObjects(store, handles, settings.default_page_size, settings.max_page_size),
         settings.instance,
+        files=Files(store, settings.default_page_size, settings.max_page_size),
+        transfers=FileTransfers(store),
     )
 
 
@@ -173,8 +180,12 @@ class _Background:
         policy: PolicyFile,
         engine: AsyncEngine,
         health: health_aio.HealthServicer,
+        space_objects: SpaceObjects | None = None,
+        files: Files | None = None,
     ) -> None:
         self.housekeeping = housekeeping
+        self.space_objects = space_objects
+        self.files = files
         self.policy = policy
         self.engine = engine
         self.health = health
@@ -187,6 +198,16 @@ class _Background:
         more = True
         while more:
             purged, more = await self.housekeeping.purge_expired(ctx)
+            _metrics.PURGED.inc(purged)
+        while self.space_objects is not None:
+            purged = await self.space_objects.purge_expired(ctx, self.housekeeping.default_batch)
+            _metrics.PURGED.inc(purged)
+            if purged < self.housekeeping.default_batch:
+                break
+        more = self.files is not None
+        while self.files is not None and more:
+            # A batch of files is a bounded number of chunks: at most 50 files per transaction.
+            purged, more = await self.files.purge_expired(ctx, 50)
             _metrics.PURGED.inc(purged)
         _metrics.PURGE_LAST_SUCCESS.set_to_current_time()
 
@@ -240,7 +261,9 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
             "metrics_port": settings.metrics_port,
         },
     )
-    background = _Background(servicer.housekeeping, policy, engine, health)
+    background = _Background(
+        servicer.housekeeping, policy, engine, health, servicer.space_objects, servicer.files
+    )
     await _attempt("measurement", background.measure)
     if stop is None:
         stop = _stop_on_signals()

@@ -10,12 +10,13 @@ as plain JSON-ready dicts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import asdict
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, Unpack
 
@@ -28,6 +29,7 @@ from gateway._errors import (
     InvalidArgument,
     NotFound,
     PermanentError,
+    PermissionDenied,
     QuotaExceeded,
     TemporaryError,
     UnknownUser,
@@ -44,8 +46,10 @@ from stowage.wire import (
     CORRELATION_KEY,
     CURRENT_OBJECT_KEY,
     CURRENT_PREFERENCES_KEY,
+    CURRENT_SPACE_OBJECT_KEY,
     FIELD_KEY,
     INSTANCE_KEY,
+    ROLE_NEEDED_KEY,
     TENANT_KEY,
     USER_ID_KEY,
 )
@@ -158,6 +162,53 @@ def _field(error: grpc.aio.AioRpcError) -> str | None:
     return None
 
 
+def _role_needed(error: grpc.aio.AioRpcError) -> str | None:
+    """The role a refused action in a space needs, from the trailing metadata."""
+    for key, value in error.trailing_metadata() or ():
+        if key == ROLE_NEEDED_KEY and isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def _author(a: pb.Author) -> dict[str, str]:
+    return {"member": a.member, "name": a.name}
+
+
+def space_object_dict(o: pb.SpaceObject) -> dict[str, Any]:
+    """An object in a space as tools return it: the object, its space, who wrote it."""
+    return {
+        **object_dict(o.object),
+        "space": o.space,
+        "created_by": _author(o.created_by),
+        "updated_by": _author(o.updated_by),
+        **({"space_name": o.space_name} if o.space_name else {}),
+    }
+
+
+def _member(m: pb.Member) -> dict[str, Any]:
+    return {
+        "member": m.member,
+        "name": m.name,
+        "role": m.role,
+        "joined_at": _iso(m.joined_at),
+        "you": m.you,
+    }
+
+
+def _space(s: pb.Space) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "kind": s.kind,
+        "role": s.role,
+        "members": s.members,
+        "objects": s.objects,
+        "bytes": s.bytes,
+        "created_at": _iso(s.created_at),
+        "last_change": s.last_change,
+    }
+
+
 def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
     code, details = error.code(), error.details() or ""
     if code == grpc.StatusCode.NOT_FOUND:
@@ -165,6 +216,14 @@ def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
     if code == grpc.StatusCode.ABORTED:
         trailing = {k: v for k, v in (error.trailing_metadata() or ())}
         current: dict[str, Any] | None = None
+        if isinstance(raw := trailing.get(CURRENT_SPACE_OBJECT_KEY), bytes):
+            shared = space_object_dict(pb.SpaceObject.FromString(raw))
+            return Conflict(
+                details or "version conflict",
+                shared,
+                changed_by=shared["updated_by"],
+                changed_at=shared["updated_at"],
+            )
         if isinstance(raw := trailing.get(CURRENT_OBJECT_KEY), bytes):
             current = object_dict(pb.StoredObject.FromString(raw))
         elif isinstance(raw := trailing.get(CURRENT_PREFERENCES_KEY), bytes):
@@ -176,6 +235,8 @@ def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
         return QuotaExceeded(details or "quota exceeded", _field(error))
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return UnknownUser(details or "unknown user")
+    if code == grpc.StatusCode.PERMISSION_DENIED and (role := _role_needed(error)) is not None:
+        return PermissionDenied(details or f"needs the {role} role", role)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         # Another tenant's worker, or another run of this tenant's (one a killed platform
         # left on the port): it read nothing. Its details stay in the log, not the answer.
@@ -190,6 +251,46 @@ def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return TemporaryError(f"the tenant worker is unavailable ({code.name})", delay=1.0)
     return PermanentError(f"the tenant worker failed ({code.name})")
+
+
+def file_dict(f: pb.FileInfo) -> dict[str, Any]:
+    """A file's metadata as tools return it (``content_type``: what its bytes show, else
+    what was declared)."""
+    return {
+        "id": f.id,
+        "name": f.name,
+        "content_type": f.sniffed_type or f.declared_type,
+        "declared_type": f.declared_type,
+        "size": f.size_bytes,
+        "sha256": f.sha256 or None,
+        "version": f.version,
+        "status": "ready" if f.version > 0 else "awaiting_upload",
+        "created_at": _iso(f.created_at),
+        "updated_at": _iso(f.updated_at),
+        "expires_at": _iso(f.expires_at) if f.HasField("expires_at") else None,
+    }
+
+
+#: The largest piece of a file one upload message carries.
+_UPLOAD_PIECE = 256 * 1024
+
+
+@dataclass
+class Download:
+    """A download under way: the file, the part of it that follows, and those bytes.
+
+    ``body`` is read once; :meth:`close` ends the call when it is not read to the end.
+    """
+
+    file: dict[str, Any]
+    start: int
+    length: int
+    satisfiable: bool
+    body: AsyncIterator[bytes]
+    _call: Any
+
+    def close(self) -> None:
+        self._call.cancel()
 
 
 def _export_preferences(out: dict[str, Any], found: dict[str, Any]) -> None:
@@ -252,8 +353,18 @@ class WorkerClient:
                     continue
                 raise translated from e
 
-    async def resolve_user(self, issuer: str, subject: str, cid: CorrelationId) -> UserId:
+    async def resolve_user(
+        self,
+        issuer: str,
+        subject: str,
+        cid: CorrelationId,
+        *,
+        claims: Mapping[str, str] | None = None,
+    ) -> UserId:
+        """The internal user id; ``claims`` (name, email, org) as the tenant configures them."""
         request = pb.ResolveUserRequest(issuer=issuer, subject=subject)
+        if claims is not None:
+            request.claims.CopyFrom(pb.Claims(**claims))
 
         async def attempt(remaining: float) -> pb.ResolveUserResponse:
             reply: pb.ResolveUserResponse = await self._stub.ResolveUser(
@@ -366,7 +477,13 @@ class WorkerClient:
                 "max_object_bytes": reply.max_object_bytes,
                 **({"max_objects": reply.max_objects} if reply.HasField("max_objects") else {}),
                 **({"max_bytes": reply.max_bytes} if reply.HasField("max_bytes") else {}),
+                **({"max_file_bytes": reply.max_file_bytes} if reply.max_file_bytes else {}),
             },
+            **(
+                {"files": {"files": reply.files, "bytes": reply.file_bytes}}
+                if reply.max_file_bytes
+                else {}
+            ),
         }
 
     async def update_preferences(
@@ -415,6 +532,11 @@ class WorkerClient:
                     _export_preferences(out, preferences_dict(record.preferences))
                 elif kind == "object":
                     _export_object(out, object_dict(record.object))
+                elif kind == "space_object":
+                    shared = {**space_object_dict(record.space_object), "shared": True}
+                    _export_object(out, shared)
+                elif kind == "file":
+                    out.setdefault("files", []).append(file_dict(record.file))
             return out
 
         return await self._call(attempt, retry=True)
@@ -427,6 +549,7 @@ class WorkerClient:
             "objects_deleted": reply.objects_deleted,
             "preferences_deleted": reply.preferences_deleted,
             "identities_deleted": reply.identities_deleted,
+            "files_deleted": reply.files_deleted,
         }
 
     async def revoke_access(
@@ -464,6 +587,305 @@ class WorkerClient:
         except grpc.aio.AioRpcError as e:
             raise _translate(e) from e
         return [_revocation(r) for r in reply.revocations], reply.more
+
+    # --- shared spaces ---------------------------------------------------------------
+
+    async def create_space(self, user: UserId, cid: CorrelationId, *, name: str) -> dict[str, Any]:
+        reply = await self._unary(
+            "CreateSpace", pb.CreateSpaceRequest(name=name), user, cid, read=False
+        )
+        return {"space": _space(reply)}
+
+    async def list_spaces(self, user: UserId, cid: CorrelationId) -> dict[str, Any]:
+        reply = await self._unary("ListSpaces", pb.ListSpacesRequest(), user, cid, read=True)
+        return {"spaces": [_space(s) for s in reply.spaces]}
+
+    async def get_space(self, user: UserId, cid: CorrelationId, *, space: str) -> dict[str, Any]:
+        reply = await self._unary("GetSpace", pb.GetSpaceRequest(space=space), user, cid, read=True)
+        return {
+            "space": _space(reply.space),
+            "members": [_member(m) for m in reply.members],
+            "pending_invites": reply.pending_invites,
+        }
+
+    async def invite_member(
+        self, user: UserId, cid: CorrelationId, *, space: str, invitee: str, email: str, role: str
+    ) -> dict[str, Any]:
+        request = pb.InviteMemberRequest(space=space, user=invitee, email=email, role=role)
+        reply = await self._unary("InviteMember", request, user, cid, read=False)
+        return {
+            "member": _member(reply.member) if reply.HasField("member") else None,
+            "pending": reply.pending,
+        }
+
+    async def set_member_role(
+        self, user: UserId, cid: CorrelationId, *, space: str, member: str, role: str
+    ) -> dict[str, Any]:
+        request = pb.SetMemberRoleRequest(space=space, member=member, role=role)
+        reply = await self._unary("SetMemberRole", request, user, cid, read=False)
+        return {"member": _member(reply)}
+
+    async def remove_member(
+        self, user: UserId, cid: CorrelationId, *, space: str, member: str
+    ) -> dict[str, Any]:
+        request = pb.RemoveMemberRequest(space=space, member=member)
+        reply = await self._unary("RemoveMember", request, user, cid, read=False)
+        return {"removed": reply.member}
+
+    async def leave_space(self, user: UserId, cid: CorrelationId, *, space: str) -> dict[str, Any]:
+        reply = await self._unary(
+            "LeaveSpace", pb.LeaveSpaceRequest(space=space), user, cid, read=False
+        )
+        return {"left": space, "space_deleted": reply.space_deleted}
+
+    async def put_space_object(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        space: str,
+        collection: str,
+        object_id: str,
+        data: Any,
+        expected_version: int | None,
+        idempotency_key: str,
+        ttl_seconds: int,
+    ) -> dict[str, Any]:
+        request = pb.PutSpaceObjectRequest(
+            space=space,
+            collection=collection,
+            id=object_id,
+            data_json=json.dumps(data, separators=(",", ":")).encode(),
+            idempotency_key=idempotency_key,
+            ttl_seconds=ttl_seconds,
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        reply = await self._unary("PutSpaceObject", request, user, cid, read=False)
+        return {
+            "object": space_object_dict(reply.object),
+            "created": reply.created,
+            "replayed": reply.replayed,
+        }
+
+    async def get_space_object(
+        self, user: UserId, cid: CorrelationId, *, space: str, collection: str, object_id: str
+    ) -> dict[str, Any]:
+        request = pb.GetSpaceObjectRequest(space=space, collection=collection, id=object_id)
+        reply = await self._unary("GetSpaceObject", request, user, cid, read=True)
+        found = space_object_dict(reply)
+        return {"object": _readable(found, f"{collection}/{object_id}")}
+
+    async def list_space_objects(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        space: str,
+        collection: str,
+        page_size: int,
+        cursor: str,
+    ) -> dict[str, Any]:
+        request = pb.ListSpaceObjectsRequest(
+            space=space, collection=collection, page_size=page_size, cursor=cursor
+        )
+        reply = await self._unary("ListSpaceObjects", request, user, cid, read=True)
+        found = [space_object_dict(o) for o in reply.objects]
+        page: dict[str, Any] = {
+            "objects": [o for o in found if UNREADABLE not in o],
+            "next_cursor": reply.next_cursor or None,
+        }
+        if unreadable := [_unreadable_entry(o) for o in found if UNREADABLE in o]:
+            page["unreadable"] = unreadable
+        return page
+
+    async def delete_space_object(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        space: str,
+        collection: str,
+        object_id: str,
+        expected_version: int | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        request = pb.DeleteSpaceObjectRequest(
+            space=space, collection=collection, id=object_id, idempotency_key=idempotency_key
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        reply = await self._unary("DeleteSpaceObject", request, user, cid, read=False)
+        return {
+            "collection": reply.collection,
+            "id": reply.id,
+            "version": reply.version,
+            "replayed": reply.replayed,
+        }
+
+    async def list_space_changes(
+        self, user: UserId, cid: CorrelationId, *, space: str, cursor: str, limit: int
+    ) -> dict[str, Any]:
+        request = pb.ListSpaceChangesRequest(space=space, cursor=cursor, limit=limit)
+        reply = await self._unary("ListSpaceChanges", request, user, cid, read=True)
+        return {
+            "changes": [
+                {
+                    "seq": c.seq,
+                    "collection": c.collection,
+                    "id": c.id,
+                    "version": c.version,
+                    "action": c.action,
+                    "by": _author(c.author),
+                    "at": _iso(c.at),
+                }
+                for c in reply.changes
+            ],
+            "next_cursor": reply.next_cursor,
+            "more": reply.more,
+        }
+
+    async def list_tenant_spaces(
+        self, cid: CorrelationId, *, after_id: str = "", limit: int = 0
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Support: the tenant's spaces and members (handles and roles), never contents."""
+        request = pb.ListTenantSpacesRequest(after_id=after_id, limit=limit)
+
+        async def attempt(remaining: float) -> pb.ListTenantSpacesResponse:
+            reply: pb.ListTenantSpacesResponse = await self._stub.ListTenantSpaces(
+                request, timeout=remaining, metadata=self._metadata(cid, None)
+            )
+            return reply
+
+        reply = await self._call(attempt, retry=True)
+        return [
+            {**_space(t.space), "members": [_member(m) for m in t.members]} for t in reply.spaces
+        ], reply.more
+
+    # --- files ----------------------------------------------------------------------------
+
+    async def create_file(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        name: str,
+        content_type: str,
+        size: int,
+        file_id: str,
+        ttl_seconds: int,
+    ) -> dict[str, Any]:
+        request = pb.CreateFileRequest(
+            name=name, content_type=content_type, size=size, id=file_id, ttl_seconds=ttl_seconds
+        )
+        return file_dict(await self._unary("CreateFile", request, user, cid, read=False))
+
+    async def get_file(self, user: UserId, cid: CorrelationId, *, file_id: str) -> dict[str, Any]:
+        reply = await self._unary("GetFile", pb.GetFileRequest(id=file_id), user, cid, read=True)
+        return file_dict(reply)
+
+    async def list_files(
+        self, user: UserId, cid: CorrelationId, *, page_size: int, cursor: str
+    ) -> dict[str, Any]:
+        request = pb.ListFilesRequest(page_size=page_size, cursor=cursor)
+        reply = await self._unary("ListFiles", request, user, cid, read=True)
+        return {
+            "files": [file_dict(f) for f in reply.files],
+            "next_cursor": reply.next_cursor or None,
+        }
+
+    async def delete_file(
+        self, user: UserId, cid: CorrelationId, *, file_id: str
+    ) -> dict[str, Any]:
+        reply = await self._unary(
+            "DeleteFile", pb.GetFileRequest(id=file_id), user, cid, read=False
+        )
+        return file_dict(reply)
+
+    async def upload_file(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        file_id: str,
+        size: int,
+        sha256: str,
+        body: AsyncIterable[bytes],
+        seconds: float,
+    ) -> dict[str, Any]:
+        """Stream ``body`` to the worker as the next version of the file; its metadata.
+
+        Written as it is read, so at most a piece is held here. Whatever ends the
+        body early (an error raised by ``body``, a client gone) cancels the call,
+        and the worker keeps nothing.
+        """
+        call = self._stub.UploadFile(timeout=seconds, metadata=self._metadata(cid, user))
+        header = pb.UploadFileHeader(id=file_id, size=size, sha256=sha256)
+        try:
+            try:
+                await call.write(pb.UploadFileMessage(header=header))
+                async for piece in body:
+                    for at in range(0, len(piece), _UPLOAD_PIECE):
+                        data = piece[at : at + _UPLOAD_PIECE]
+                        await call.write(pb.UploadFileMessage(data=data))
+                await call.done_writing()
+            except asyncio.InvalidStateError:
+                pass  # the worker answered before the end of the body: its answer says why
+            reply: pb.FileInfo = await call
+        except grpc.aio.AioRpcError as e:
+            raise _translate(e) from e
+        except BaseException:
+            call.cancel()
+            raise
+        return file_dict(reply)
+
+    async def open_download(
+        self,
+        user: UserId,
+        cid: CorrelationId,
+        *,
+        file_id: str,
+        byte_range: tuple[int | None, int | None, int | None] | None,
+        seconds: float,
+    ) -> Download:
+        """Start a download; the file and the part that follows arrive before any byte.
+
+        ``byte_range`` is (start, end inclusive, suffix) as an HTTP Range says it;
+        ``seconds`` bounds the whole download.
+        """
+        request = pb.DownloadFileRequest(id=file_id)
+        if byte_range is not None:
+            start, end, suffix = byte_range
+            if suffix is not None:
+                request.suffix = suffix
+            else:
+                request.has_range, request.start = True, start or 0
+                request.end = -1 if end is None else end
+        call = self._stub.DownloadFile(request, timeout=seconds, metadata=self._metadata(cid, user))
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as e:
+            raise _translate(e) from e
+        if first is grpc.aio.EOF or first.WhichOneof("part") != "head":
+            call.cancel()
+            raise PermanentError("the tenant worker sent a download without its head")
+        head = first.head
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    message = await call.read()
+                    if message is grpc.aio.EOF:
+                        return
+                    yield message.data
+            except grpc.aio.AioRpcError as e:
+                raise _translate(e) from e
+            finally:
+                call.cancel()
+
+        return Download(
+            file_dict(head.file), head.start, head.length, head.satisfiable, body(), call
+        )
 
 
 class WorkerPool:

@@ -11,11 +11,13 @@ error. Each call ends in one JSON log line
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,7 @@ from gateway._metrics import Metrics
 from gateway._types import CorrelationId, Principal, Tenant, UserId
 from gateway.auth._revocations import Revocations
 from gateway.forwarding._worker import WorkerClient, WorkerPool
-from gateway.surface._operations import Invocation
+from gateway.surface._operations import FileLinks, Invocation
 from gateway.surface._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
 from stowage.values import find_problem, string_problem
 from stowage.wire import TOOL_ERROR_META_KEY, field_path
@@ -59,6 +61,11 @@ _HINTS = {
     "insufficient_scope": "The user did not grant this app the permission in error.scope. Ask "
     "them to connect the app again and allow it (ChatGPT offers that itself), then retry.",
     "internal": "Storage failed unexpectedly. Tell the user and try again later.",
+    "files_unavailable": "Files cannot be moved right now: the app's file links are not "
+    "configured. Tell the user; the operator of this app must set its signing key.",
+    "permission_denied": "The user's role in this space does not allow it (error.role_needed "
+    "names the role that does). Tell them, and ask an owner of the space to change their "
+    "role if they need it.",
 }
 
 
@@ -182,6 +189,31 @@ def challenge_result(
     return result.model_copy(update={"meta": meta})
 
 
+def _claims(ctx: CallContext) -> dict[str, str] | None:
+    """What the worker may know of the caller: the claims the tenant names, nothing else."""
+    identity = ctx.tenant.spec.identity
+    p = ctx.principal
+    claims = {
+        "name": p.name if identity.name_claim else None,
+        "email": p.email if identity.email_claim and p.email_verified else None,
+        "org": p.org if identity.org_claim else None,
+    }
+    present = {k: v for k, v in claims.items() if v}
+    return present if present else None
+
+
+def _claims_digest(claims: dict[str, str] | None) -> bytes:
+    """A short digest of the claims a sign-in sends (empty without any)."""
+    if not claims:
+        return b""
+    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(claims.items()))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+#: A resolved user's cache key: tenant, issuer, subject and the digest of the claims sent.
+_UserKey = tuple[str, str, str, bytes]
+
+
 class ToolCalls:
     def __init__(
         self,
@@ -190,21 +222,36 @@ class ToolCalls:
         revocations: Revocations,
         *,
         user_cache_size: int,
+        links: Callable[[Tenant], FileLinks] | None = None,
     ) -> None:
         self._workers = workers
         self._metrics = metrics
         self._revocations = revocations
-        self._users: OrderedDict[tuple[str, str, str], UserId] = OrderedDict()
+        #: The signed links to a tenant's files (``gateway.files.Links.of``).
+        self._links = links
+        self._users: OrderedDict[_UserKey, UserId] = OrderedDict()
         self._user_cache_size = user_cache_size
 
+    @staticmethod
+    def _key(ctx: CallContext, claims: dict[str, str] | None) -> _UserKey:
+        """What a cached user is found by: with the claims the worker last saw of them, so
+        a changed name, email or organisation (or which of them the tenant names) misses
+        and reaches the worker on the next call; unchanged ones hit, with no round trip."""
+        p = ctx.principal
+        return (ctx.tenant.name, p.issuer, p.subject, _claims_digest(claims))
+
     async def _user(self, ctx: CallContext, worker: WorkerClient) -> UserId:
-        key = (ctx.tenant.name, ctx.principal.issuer, ctx.principal.subject)
+        claims = _claims(ctx)
+        key = self._key(ctx, claims)
         found = self._users.get(key)
         if found is not None:
             self._users.move_to_end(key)
             return found
         user = await worker.resolve_user(
-            ctx.principal.issuer, ctx.principal.subject, ctx.correlation_id
+            ctx.principal.issuer,
+            ctx.principal.subject,
+            ctx.correlation_id,
+            claims=claims,
         )
         self._users[key] = user
         while len(self._users) > self._user_cache_size:
@@ -212,7 +259,7 @@ class ToolCalls:
         return user
 
     def _forget(self, ctx: CallContext) -> None:
-        self._users.pop((ctx.tenant.name, ctx.principal.issuer, ctx.principal.subject), None)
+        self._users.pop(self._key(ctx, _claims(ctx)), None)
 
     async def call(
         self, ctx: CallContext, catalogue: Catalogue, name: str, arguments: dict[str, Any]
@@ -233,13 +280,14 @@ class ToolCalls:
             worker = self._workers.client(ctx.tenant.endpoint, ctx.tenant.name)
             try:
                 user = await self._user(ctx, worker)
+                links = self._links(ctx.tenant) if self._links is not None else None
                 try:
-                    structured = await self._run(spec, arguments, worker, user, cid)
+                    structured = await self._run(spec, arguments, worker, user, cid, links)
                 except UnknownUser:
                     # Erased since we cached it: resolve again (a fresh user), retry once.
                     self._forget(ctx)
                     user = await self._user(ctx, worker)
-                    structured = await self._run(spec, arguments, worker, user, cid)
+                    structured = await self._run(spec, arguments, worker, user, cid, links)
             except WorkerError as e:
                 outcome = e.code
                 self._metrics.upstream_errors.labels(ctx.tenant.name, e.grpc_code).inc()
@@ -271,9 +319,9 @@ class ToolCalls:
             details["field"] = e.field
         if isinstance(e, TemporaryError):
             details["retry_after_seconds"] = e.delay
-        current = getattr(e, "current", None)
-        if current is not None:
-            details["current"] = current
+        for detail in ("current", "changed_by", "changed_at", "role_needed"):
+            if (value := getattr(e, detail, None)) is not None:
+                details[detail] = value
         return error_result(e.code, e.message, cid, retriable=e.retriable, **details)
 
     async def _run(
@@ -283,8 +331,9 @@ class ToolCalls:
         worker: WorkerClient,
         user: UserId,
         cid: CorrelationId,
+        links: FileLinks | None = None,
     ) -> dict[str, Any]:
         collection = spec.collection or args.get("collection", BUILTIN_COLLECTION)
         return await spec.operation(
-            Invocation(worker, user, cid, collection, args, self._revocations)
+            Invocation(worker, user, cid, collection, args, self._revocations, links)
         )

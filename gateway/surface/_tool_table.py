@@ -267,8 +267,16 @@ _USAGE_OUT = {
                 "max_objects": _LIMIT,
                 "max_bytes": _LIMIT,
                 "max_object_bytes": {**_COUNT, "description": "The largest single object."},
+                "max_file_bytes": {**_COUNT, "description": "The largest single file."},
             },
             "required": ["max_object_bytes"],
+        },
+        "files": {
+            "type": "object",
+            "description": "The user's files (counted in objects and bytes too); absent when "
+            "the app stores no files.",
+            "properties": {"files": _COUNT, "bytes": _COUNT},
+            "required": ["files", "bytes"],
         },
     },
     "required": ["objects", "bytes", "collections", "limits"],
@@ -290,6 +298,12 @@ _EXPORT_OUT = {
             "properties": {"problem": {"type": "string"}, "data_json": {"type": "string"}},
             "required": ["problem", "data_json"],
         },
+        "files": {
+            "type": "array",
+            "description": "The user's files (when the app stores files): metadata, sha256 and "
+            "a short-lived download link each.",
+            "items": {"type": "object"},
+        },
     },
     "required": ["user_id", "identities", "objects"],
 }
@@ -299,6 +313,7 @@ _ERASE_OUT = {
         "objects_deleted": {"type": "integer"},
         "preferences_deleted": {"type": "boolean"},
         "identities_deleted": {"type": "integer"},
+        "files_deleted": {"type": "integer"},
     },
     "required": ["objects_deleted", "preferences_deleted", "identities_deleted"],
 }
@@ -307,7 +322,8 @@ _REVOKE_OUT = {
     "properties": {
         "revoked_before": {
             **_TIMESTAMP,
-            "description": "Tokens issued at or before this time are refused.",
+            "description": "Tokens of sign-ins at or before this time are refused, refreshed "
+            "ones included; a new sign-in gets back in.",
         },
         "message": {"type": "string"},
     },
@@ -393,6 +409,411 @@ BUILTIN_TOOLS = (
         op.revoke_access,
         _CONFIRM,
         _REVOKE_OUT,
+        destructive=True,
+        idempotent=True,
+    ),
+)
+
+
+# --- shared spaces ---------------------------------------------------------------------------
+
+_SPACE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "The space's id (from spaces_list or spaces_create).",
+}
+_MEMBER = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "A member's handle (members[].member from spaces_get).",
+}
+_ROLE = {
+    "type": "string",
+    "enum": ["owner", "editor", "viewer"],
+    "description": "owner: manages members; editor: saves and deletes; viewer: reads.",
+}
+_AUTHOR = {
+    "type": "object",
+    "properties": {"member": {"type": "string"}, "name": {"type": "string"}},
+    "required": ["member", "name"],
+}
+_SPACE_OUT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "kind": {"type": "string", "description": "space, or org for an organisation's space"},
+        "role": {"type": "string", "description": "The signed-in user's role in it."},
+        "members": _COUNT,
+        "objects": _COUNT,
+        "bytes": _COUNT,
+        "created_at": _TIMESTAMP,
+        "last_change": {**_COUNT, "description": "The number of its latest change."},
+    },
+    "required": ["id", "name", "role"],
+}
+_MEMBER_OUT = {
+    "type": "object",
+    "properties": {
+        "member": {"type": "string"},
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "joined_at": _TIMESTAMP,
+        "you": {"type": "boolean"},
+    },
+    "required": ["member", "name", "role"],
+}
+
+
+def _in_space(row: ToolRow, operation: Operation, description: str) -> ToolRow:
+    """An object tool of a shared collection: the same row, with the ``space`` argument."""
+    schema = dict(row.input_schema)
+    schema["properties"] = {"space": _SPACE, **schema["properties"]}
+    schema["required"] = ["space", *schema.get("required", [])]
+    return ToolRow(
+        row.name,
+        row.title + " in a space",
+        description,
+        operation,
+        schema,
+        row.output_schema,
+        read_only=row.read_only,
+        destructive=row.destructive,
+        idempotent=row.idempotent,
+    )
+
+
+_SAVE, _GET, _LIST, _DELETE = OBJECT_TOOLS
+#: The object tools of a collection declared ``shared``: its objects live in spaces.
+SPACE_OBJECT_TOOLS = (
+    _in_space(
+        _SAVE,
+        op.space_save,
+        "Create or replace {one} in a shared space that the signed-in user is an editor or "
+        "owner of; other members see the change. Pass expected_version from an earlier result: "
+        "if someone else changed it since, the result is a conflict saying who and when, with "
+        "the current object; show the user, then retry with the new version if they still "
+        "want the change.",
+    ),
+    _in_space(
+        _GET,
+        op.space_object_get,
+        "Read {one} of a shared space by id, with who created and last changed it. Use after "
+        "spaces_changes reports a change, or when a widget holds the id.",
+    ),
+    _in_space(
+        _LIST,
+        op.space_object_list,
+        "List {many} in a shared space, one page at a time. Use to show what the space "
+        "holds; pass next_cursor for the next page.",
+    ),
+    _in_space(
+        _DELETE,
+        op.space_object_delete,
+        "Delete {one} from a shared space (editors and owners). Use only when the user asks; "
+        "pass expected_version to delete only the version they saw.",
+    ),
+)
+
+#: The tools to manage spaces, for a tenant with at least one shared collection.
+SPACE_TOOLS = (
+    ToolRow(
+        "spaces_create",
+        "Create a space",
+        "Create a shared space (a team board, a family list) that the signed-in user owns; "
+        "invite others with spaces_invite. Objects of shared collections live in a space.",
+        op.space_create,
+        {
+            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}},
+            "required": ["name"],
+        },
+        {"type": "object", "properties": {"space": _SPACE_OUT}, "required": ["space"]},
+    ),
+    ToolRow(
+        "spaces_list",
+        "List my spaces",
+        "List the shared spaces the signed-in user is a member of, with their role and size. "
+        "Call to find a space's id before using a shared collection's tools.",
+        op.space_list,
+        {"properties": {}},
+        {
+            "type": "object",
+            "properties": {"spaces": {"type": "array", "items": _SPACE_OUT}},
+            "required": ["spaces"],
+        },
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolRow(
+        "spaces_get",
+        "Show a space",
+        "Show one shared space: its members (name, role, handle) and size. Call before "
+        "changing roles or removing someone, to get their handle.",
+        op.space_get,
+        {"properties": {"space": _SPACE}, "required": ["space"]},
+        {
+            "type": "object",
+            "properties": {
+                "space": _SPACE_OUT,
+                "members": {"type": "array", "items": _MEMBER_OUT},
+                "pending_invites": _COUNT,
+            },
+            "required": ["space", "members"],
+        },
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolRow(
+        "spaces_invite",
+        "Invite to a space",
+        "Add someone to a shared space the signed-in user owns, by their user id in this app "
+        "(user), or by email where the app allows it (the invitation then waits until someone "
+        "with that verified email signs in). Use only when the user asks to share.",
+        op.space_invite,
+        {
+            "properties": {
+                "space": _SPACE,
+                "user": {"type": "string", "minLength": 1, "maxLength": 1024},
+                "email": {"type": "string", "minLength": 3, "maxLength": 320},
+                "role": {**_ROLE, "default": "editor"},
+            },
+            "required": ["space"],
+        },
+        {
+            "type": "object",
+            "properties": {"member": nullable(_MEMBER_OUT), "pending": {"type": "boolean"}},
+            "required": ["pending"],
+        },
+        idempotent=True,
+    ),
+    ToolRow(
+        "spaces_set_role",
+        "Change a member's role",
+        "Make a member of a shared space an owner, editor or viewer (owners only). Use when "
+        "the user asks; a space always keeps at least one owner.",
+        op.space_set_role,
+        {
+            "properties": {"space": _SPACE, "member": _MEMBER, "role": _ROLE},
+            "required": ["space", "member", "role"],
+        },
+        {"type": "object", "properties": {"member": _MEMBER_OUT}, "required": ["member"]},
+        idempotent=True,
+    ),
+    ToolRow(
+        "spaces_remove_member",
+        "Remove a member",
+        "Remove someone from a shared space (owners only); they lose access at once. Use "
+        "only when the user asks.",
+        op.space_remove,
+        {"properties": {"space": _SPACE, "member": _MEMBER}, "required": ["space", "member"]},
+        {"type": "object", "properties": {"removed": {"type": "string"}}, "required": ["removed"]},
+        destructive=True,
+        idempotent=True,
+    ),
+    ToolRow(
+        "spaces_leave",
+        "Leave a space",
+        "The signed-in user leaves a shared space. The last member leaving deletes the space "
+        "and everything in it. Use only when the user asks, after confirming.",
+        op.space_leave,
+        {"properties": {"space": _SPACE}, "required": ["space"]},
+        {
+            "type": "object",
+            "properties": {"left": {"type": "string"}, "space_deleted": {"type": "boolean"}},
+            "required": ["left", "space_deleted"],
+        },
+        destructive=True,
+    ),
+    ToolRow(
+        "spaces_changes",
+        "What changed in a space",
+        "The changes of a shared space since a cursor, oldest first, with who made each and "
+        "when. A widget calls it to refresh only what changed; pass next_cursor next time "
+        "(more: true means call again at once).",
+        op.space_changes,
+        {
+            "properties": {
+                "space": _SPACE,
+                "cursor": {"type": "string", "maxLength": 512},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            },
+            "required": ["space"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "changes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "seq": {"type": "integer"},
+                            "collection": {"type": "string"},
+                            "id": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "action": {"type": "string", "enum": ["put", "delete", "expire"]},
+                            "by": _AUTHOR,
+                            "at": _TIMESTAMP,
+                        },
+                        "required": ["seq", "collection", "id", "version", "action", "by", "at"],
+                    },
+                },
+                "next_cursor": {"type": "string"},
+                "more": {"type": "boolean"},
+            },
+            "required": ["changes", "next_cursor", "more"],
+        },
+        read_only=True,
+        idempotent=True,
+    ),
+)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+_FILE_ID = {
+    "type": "string",
+    "pattern": "^[0-9a-f]{32}$",
+    "description": "The file's id (from files_create_upload or files_list).",
+}
+_LINK_PROPERTIES: dict[str, Any] = {
+    "url": {"type": "string", "format": "uri"},
+    "method": {"type": "string", "enum": ["GET", "PUT"]},
+    "expires_at": _TIMESTAMP,
+}
+_LINK = {
+    "type": "object",
+    "properties": _LINK_PROPERTIES,
+    "required": ["url", "method", "expires_at"],
+}
+_FILE_OUT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "content_type": {"type": "string", "description": "What the bytes show, else declared."},
+        "declared_type": {"type": "string"},
+        "size": _COUNT,
+        "sha256": nullable({"type": "string"}),
+        "version": {**_COUNT, "description": "Uploads so far; 0 until the bytes arrive."},
+        "status": {"type": "string", "enum": ["awaiting_upload", "ready"]},
+        "created_at": _TIMESTAMP,
+        "updated_at": _TIMESTAMP,
+        "expires_at": nullable(_TIMESTAMP),
+    },
+    "required": ["id", "name", "content_type", "size", "version", "status"],
+}
+
+#: The tools of a tenant whose spec has ``files``.
+FILE_TOOLS = (
+    ToolRow(
+        "files_create_upload",
+        "Start a file upload",
+        "Create a file (an image, PDF, audio note, export) for the signed-in user and get a "
+        "short-lived upload link. Call when a component has bytes to keep: the component, not "
+        "the model, PUTs exactly `size` bytes to upload.url with upload.headers (never send "
+        "the bytes through the conversation). Pass id to upload a new version of an existing "
+        "file. Returns the file's id: keep it in the object or widget state that refers to it.",
+        op.files_create_upload,
+        {
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "content_type": {
+                    "type": "string",
+                    "minLength": 3,
+                    "maxLength": 255,
+                    "description": "The file's media type, e.g. image/png or application/pdf.",
+                },
+                "size": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The exact number of bytes the upload will send.",
+                },
+                "sha256": {
+                    "type": "string",
+                    "pattern": "^[0-9a-fA-F]{64}$",
+                    "description": "The bytes' SHA-256 (hex); when given, an upload that does "
+                    "not match it is refused.",
+                },
+                "id": {**_FILE_ID, "description": "Upload a new version of this file."},
+                "ttl_seconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": MAX_TTL_SECONDS,
+                    "default": 0,
+                    "description": "Delete the file this many seconds from now; 0 keeps it "
+                    "as long as the app's retention allows.",
+                },
+            },
+            "required": ["name", "content_type", "size"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "file": _FILE_OUT,
+                "upload": {
+                    **_LINK,
+                    "properties": {
+                        **_LINK_PROPERTIES,
+                        "headers": {"type": "object"},
+                        "size": _COUNT,
+                    },
+                },
+            },
+            "required": ["file", "upload"],
+        },
+    ),
+    ToolRow(
+        "files_get",
+        "Get a file",
+        "Read a file's details (name, type, size, sha256, version) and a short-lived download "
+        "link for a component to show or fetch it. Call when you know the file's id (from an "
+        "object, a widget's state or files_list). The link expires in minutes: get a new one "
+        "rather than storing it.",
+        op.files_get,
+        {"properties": {"id": _FILE_ID}, "required": ["id"]},
+        {
+            "type": "object",
+            "properties": {"file": _FILE_OUT, "download": _LINK},
+            "required": ["file"],
+        },
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolRow(
+        "files_list",
+        "List my files",
+        "List the signed-in user's files, oldest first, one page at a time (no links; "
+        "files_get gives one). Use to find a file the user refers to; pass next_cursor for "
+        "the next page.",
+        op.files_list,
+        {
+            "properties": {
+                "page_size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                "cursor": {"type": "string", "maxLength": 512},
+            },
+        },
+        {
+            "type": "object",
+            "properties": {
+                "files": {"type": "array", "items": _FILE_OUT},
+                "next_cursor": nullable({"type": "string"}),
+            },
+            "required": ["files", "next_cursor"],
+        },
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolRow(
+        "files_delete",
+        "Delete a file",
+        "Delete one of the signed-in user's files and its bytes. Use only when the user asks "
+        "to remove it; links to it stop working at once.",
+        op.files_delete,
+        {"properties": {"id": _FILE_ID}, "required": ["id"]},
+        {"type": "object", "properties": {"deleted": _FILE_OUT}, "required": ["deleted"]},
         destructive=True,
         idempotent=True,
     ),

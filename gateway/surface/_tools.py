@@ -25,6 +25,7 @@ from gateway.surface._components import Components, build_components
 from gateway.surface._operations import Operation
 from gateway.surface._tool_table import (
     BUILTIN_TOOLS,
+    FILE_TOOLS,
     NAME,
     OBJECT_TOOLS,
     SPACE_OBJECT_TOOLS,
@@ -181,6 +182,7 @@ def build_catalogue(tenant: Tenant) -> Catalogue:
         data = _embeddable(collection.schema or {"type": "object"})
         specs += _object_tools(collection.name, data, collection.name, SPACE_OBJECT_TOOLS)
     specs += [_spec(row, None) for row in SPACE_TOOLS] if shared else []
+    specs += [_spec(row, None) for row in FILE_TOOLS] if tenant.spec.files is not None else []
     for collection in tenant.collections:
         if collection.schema is None or collection.name == BUILTIN_COLLECTION or collection.shared:
             continue

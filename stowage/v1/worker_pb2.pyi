@@ -9,13 +9,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Claims(_message.Message):
+    __slots__ = ("name", "email", "org")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    ORG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    email: str
+    org: str
+    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., org: _Optional[str] = ...) -> None: ...
+
 class ResolveUserRequest(_message.Message):
-    __slots__ = ("issuer", "subject")
+    __slots__ = ("issuer", "subject", "claims")
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
     issuer: str
     subject: str
-    def __init__(self, issuer: _Optional[str] = ..., subject: _Optional[str] = ...) -> None: ...
+    claims: Claims
+    def __init__(self, issuer: _Optional[str] = ..., subject: _Optional[str] = ..., claims: _Optional[_Union[Claims, _Mapping]] = ...) -> None: ...
 
 class ResolveUserResponse(_message.Message):
     __slots__ = ("user_id", "created")
@@ -170,16 +182,20 @@ class IdentityLink(_message.Message):
     def __init__(self, issuer: _Optional[str] = ..., subject: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExportRecord(_message.Message):
-    __slots__ = ("user_id", "identity", "preferences", "object")
+    __slots__ = ("user_id", "identity", "preferences", "object", "space_object", "file")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     PREFERENCES_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
+    SPACE_OBJECT_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     identity: IdentityLink
     preferences: Preferences
     object: StoredObject
-    def __init__(self, user_id: _Optional[str] = ..., identity: _Optional[_Union[IdentityLink, _Mapping]] = ..., preferences: _Optional[_Union[Preferences, _Mapping]] = ..., object: _Optional[_Union[StoredObject, _Mapping]] = ...) -> None: ...
+    space_object: SpaceObject
+    file: FileInfo
+    def __init__(self, user_id: _Optional[str] = ..., identity: _Optional[_Union[IdentityLink, _Mapping]] = ..., preferences: _Optional[_Union[Preferences, _Mapping]] = ..., object: _Optional[_Union[StoredObject, _Mapping]] = ..., space_object: _Optional[_Union[SpaceObject, _Mapping]] = ..., file: _Optional[_Union[FileInfo, _Mapping]] = ...) -> None: ...
 
 class EraseUserDataRequest(_message.Message):
     __slots__ = ("confirm",)
@@ -188,14 +204,16 @@ class EraseUserDataRequest(_message.Message):
     def __init__(self, confirm: _Optional[bool] = ...) -> None: ...
 
 class EraseUserDataResponse(_message.Message):
-    __slots__ = ("objects_deleted", "preferences_deleted", "identities_deleted")
+    __slots__ = ("objects_deleted", "preferences_deleted", "identities_deleted", "files_deleted")
     OBJECTS_DELETED_FIELD_NUMBER: _ClassVar[int]
     PREFERENCES_DELETED_FIELD_NUMBER: _ClassVar[int]
     IDENTITIES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    FILES_DELETED_FIELD_NUMBER: _ClassVar[int]
     objects_deleted: int
     preferences_deleted: bool
     identities_deleted: int
-    def __init__(self, objects_deleted: _Optional[int] = ..., preferences_deleted: _Optional[bool] = ..., identities_deleted: _Optional[int] = ...) -> None: ...
+    files_deleted: int
+    def __init__(self, objects_deleted: _Optional[int] = ..., preferences_deleted: _Optional[bool] = ..., identities_deleted: _Optional[int] = ..., files_deleted: _Optional[int] = ...) -> None: ...
 
 class PurgeExpiredRequest(_message.Message):
     __slots__ = ("limit",)
@@ -242,20 +260,26 @@ class CollectionUsage(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., objects: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class UsageReport(_message.Message):
-    __slots__ = ("objects", "bytes", "collections", "max_objects", "max_bytes", "max_object_bytes")
+    __slots__ = ("objects", "bytes", "collections", "max_objects", "max_bytes", "max_object_bytes", "files", "file_bytes", "max_file_bytes")
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_OBJECT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
     objects: int
     bytes: int
     collections: _containers.RepeatedCompositeFieldContainer[CollectionUsage]
     max_objects: int
     max_bytes: int
     max_object_bytes: int
-    def __init__(self, objects: _Optional[int] = ..., bytes: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[CollectionUsage, _Mapping]]] = ..., max_objects: _Optional[int] = ..., max_bytes: _Optional[int] = ..., max_object_bytes: _Optional[int] = ...) -> None: ...
+    files: int
+    file_bytes: int
+    max_file_bytes: int
+    def __init__(self, objects: _Optional[int] = ..., bytes: _Optional[int] = ..., collections: _Optional[_Iterable[_Union[CollectionUsage, _Mapping]]] = ..., max_objects: _Optional[int] = ..., max_bytes: _Optional[int] = ..., max_object_bytes: _Optional[int] = ..., files: _Optional[int] = ..., file_bytes: _Optional[int] = ..., max_file_bytes: _Optional[int] = ...) -> None: ...
 
 class RevokeAccessRequest(_message.Message):
     __slots__ = ("issuer", "subject", "all_identities", "revoked_before", "requested_by", "reason")
@@ -302,3 +326,397 @@ class ListRevocationsResponse(_message.Message):
     revocations: _containers.RepeatedCompositeFieldContainer[Revocation]
     more: bool
     def __init__(self, revocations: _Optional[_Iterable[_Union[Revocation, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("member", "name", "role", "joined_at", "you")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    YOU_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    name: str
+    role: str
+    joined_at: _timestamp_pb2.Timestamp
+    you: bool
+    def __init__(self, member: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., you: _Optional[bool] = ...) -> None: ...
+
+class Space(_message.Message):
+    __slots__ = ("id", "name", "kind", "role", "objects", "bytes", "created_at", "members", "last_change")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    kind: str
+    role: str
+    objects: int
+    bytes: int
+    created_at: _timestamp_pb2.Timestamp
+    members: int
+    last_change: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., objects: _Optional[int] = ..., bytes: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., members: _Optional[int] = ..., last_change: _Optional[int] = ...) -> None: ...
+
+class SpaceDetail(_message.Message):
+    __slots__ = ("space", "members", "pending_invites")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_INVITES_FIELD_NUMBER: _ClassVar[int]
+    space: Space
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    pending_invites: int
+    def __init__(self, space: _Optional[_Union[Space, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., pending_invites: _Optional[int] = ...) -> None: ...
+
+class Author(_message.Message):
+    __slots__ = ("member", "name")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    name: str
+    def __init__(self, member: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SpaceObject(_message.Message):
+    __slots__ = ("space", "object", "created_by", "updated_by", "space_name")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    SPACE_NAME_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    object: StoredObject
+    created_by: Author
+    updated_by: Author
+    space_name: str
+    def __init__(self, space: _Optional[str] = ..., object: _Optional[_Union[StoredObject, _Mapping]] = ..., created_by: _Optional[_Union[Author, _Mapping]] = ..., updated_by: _Optional[_Union[Author, _Mapping]] = ..., space_name: _Optional[str] = ...) -> None: ...
+
+class CreateSpaceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListSpacesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSpacesResponse(_message.Message):
+    __slots__ = ("spaces",)
+    SPACES_FIELD_NUMBER: _ClassVar[int]
+    spaces: _containers.RepeatedCompositeFieldContainer[Space]
+    def __init__(self, spaces: _Optional[_Iterable[_Union[Space, _Mapping]]] = ...) -> None: ...
+
+class GetSpaceRequest(_message.Message):
+    __slots__ = ("space",)
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    def __init__(self, space: _Optional[str] = ...) -> None: ...
+
+class InviteMemberRequest(_message.Message):
+    __slots__ = ("space", "user", "email", "role")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    user: str
+    email: str
+    role: str
+    def __init__(self, space: _Optional[str] = ..., user: _Optional[str] = ..., email: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class InviteMemberResponse(_message.Message):
+    __slots__ = ("member", "pending")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    member: Member
+    pending: bool
+    def __init__(self, member: _Optional[_Union[Member, _Mapping]] = ..., pending: _Optional[bool] = ...) -> None: ...
+
+class SetMemberRoleRequest(_message.Message):
+    __slots__ = ("space", "member", "role")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    member: str
+    role: str
+    def __init__(self, space: _Optional[str] = ..., member: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("space", "member")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    member: str
+    def __init__(self, space: _Optional[str] = ..., member: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberResponse(_message.Message):
+    __slots__ = ("member",)
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    def __init__(self, member: _Optional[str] = ...) -> None: ...
+
+class LeaveSpaceRequest(_message.Message):
+    __slots__ = ("space",)
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    def __init__(self, space: _Optional[str] = ...) -> None: ...
+
+class LeaveSpaceResponse(_message.Message):
+    __slots__ = ("space_deleted",)
+    SPACE_DELETED_FIELD_NUMBER: _ClassVar[int]
+    space_deleted: bool
+    def __init__(self, space_deleted: _Optional[bool] = ...) -> None: ...
+
+class PutSpaceObjectRequest(_message.Message):
+    __slots__ = ("space", "collection", "id", "data_json", "expected_version", "idempotency_key", "ttl_seconds")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    collection: str
+    id: str
+    data_json: bytes
+    expected_version: int
+    idempotency_key: str
+    ttl_seconds: int
+    def __init__(self, space: _Optional[str] = ..., collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class PutSpaceObjectResponse(_message.Message):
+    __slots__ = ("object", "created", "replayed")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    object: SpaceObject
+    created: bool
+    replayed: bool
+    def __init__(self, object: _Optional[_Union[SpaceObject, _Mapping]] = ..., created: _Optional[bool] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class GetSpaceObjectRequest(_message.Message):
+    __slots__ = ("space", "collection", "id")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    collection: str
+    id: str
+    def __init__(self, space: _Optional[str] = ..., collection: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class ListSpaceObjectsRequest(_message.Message):
+    __slots__ = ("space", "collection", "page_size", "cursor")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    collection: str
+    page_size: int
+    cursor: str
+    def __init__(self, space: _Optional[str] = ..., collection: _Optional[str] = ..., page_size: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListSpaceObjectsResponse(_message.Message):
+    __slots__ = ("objects", "next_cursor")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[SpaceObject]
+    next_cursor: str
+    def __init__(self, objects: _Optional[_Iterable[_Union[SpaceObject, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class DeleteSpaceObjectRequest(_message.Message):
+    __slots__ = ("space", "collection", "id", "expected_version", "idempotency_key")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    collection: str
+    id: str
+    expected_version: int
+    idempotency_key: str
+    def __init__(self, space: _Optional[str] = ..., collection: _Optional[str] = ..., id: _Optional[str] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SpaceChange(_message.Message):
+    __slots__ = ("seq", "collection", "id", "version", "action", "author", "at")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    collection: str
+    id: str
+    version: int
+    action: str
+    author: Author
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., collection: _Optional[str] = ..., id: _Optional[str] = ..., version: _Optional[int] = ..., action: _Optional[str] = ..., author: _Optional[_Union[Author, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListSpaceChangesRequest(_message.Message):
+    __slots__ = ("space", "cursor", "limit")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    cursor: str
+    limit: int
+    def __init__(self, space: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListSpaceChangesResponse(_message.Message):
+    __slots__ = ("changes", "next_cursor", "more")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[SpaceChange]
+    next_cursor: str
+    more: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[SpaceChange, _Mapping]]] = ..., next_cursor: _Optional[str] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class ListTenantSpacesRequest(_message.Message):
+    __slots__ = ("after_id", "limit")
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_id: str
+    limit: int
+    def __init__(self, after_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TenantSpace(_message.Message):
+    __slots__ = ("space", "members")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    space: Space
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, space: _Optional[_Union[Space, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class ListTenantSpacesResponse(_message.Message):
+    __slots__ = ("spaces", "more")
+    SPACES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    spaces: _containers.RepeatedCompositeFieldContainer[TenantSpace]
+    more: bool
+    def __init__(self, spaces: _Optional[_Iterable[_Union[TenantSpace, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class FileInfo(_message.Message):
+    __slots__ = ("id", "name", "declared_type", "sniffed_type", "size_bytes", "sha256", "version", "created_at", "updated_at", "expires_at", "correlation_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SNIFFED_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    declared_type: str
+    sniffed_type: str
+    size_bytes: int
+    sha256: str
+    version: int
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    correlation_id: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., declared_type: _Optional[str] = ..., sniffed_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+
+class CreateFileRequest(_message.Message):
+    __slots__ = ("name", "content_type", "size", "id", "ttl_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    content_type: str
+    size: int
+    id: str
+    ttl_seconds: int
+    def __init__(self, name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., id: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class GetFileRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListFilesRequest(_message.Message):
+    __slots__ = ("page_size", "cursor")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    cursor: str
+    def __init__(self, page_size: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListFilesResponse(_message.Message):
+    __slots__ = ("files", "next_cursor")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[FileInfo]
+    next_cursor: str
+    def __init__(self, files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class UploadFileHeader(_message.Message):
+    __slots__ = ("id", "size", "sha256")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    size: int
+    sha256: str
+    def __init__(self, id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class UploadFileMessage(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: UploadFileHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[UploadFileHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class DownloadFileRequest(_message.Message):
+    __slots__ = ("id", "has_range", "start", "end", "suffix")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HAS_RANGE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    has_range: bool
+    start: int
+    end: int
+    suffix: int
+    def __init__(self, id: _Optional[str] = ..., has_range: _Optional[bool] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., suffix: _Optional[int] = ...) -> None: ...
+
+class DownloadHead(_message.Message):
+    __slots__ = ("file", "start", "length", "satisfiable")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SATISFIABLE_FIELD_NUMBER: _ClassVar[int]
+    file: FileInfo
+    start: int
+    length: int
+    satisfiable: bool
+    def __init__(self, file: _Optional[_Union[FileInfo, _Mapping]] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., satisfiable: _Optional[bool] = ...) -> None: ...
+
+class DownloadFileMessage(_message.Message):
+    __slots__ = ("head", "data")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    head: DownloadHead
+    data: bytes
+    def __init__(self, head: _Optional[_Union[DownloadHead, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -104,6 +104,101 @@ class TenantWorkerStub:
                 request_serializer=stowage_dot_v1_dot_worker__pb2.UpgradeObjectsRequest.SerializeToString,
                 response_deserializer=stowage_dot_v1_dot_worker__pb2.UpgradeObjectsResponse.FromString,
                 _registered_method=True)
+        self.CreateSpace = channel.unary_unary(
+                '/stowage.v1.TenantWorker/CreateSpace',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.CreateSpaceRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.Space.FromString,
+                _registered_method=True)
+        self.ListSpaces = channel.unary_unary(
+                '/stowage.v1.TenantWorker/ListSpaces',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ListSpacesRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ListSpacesResponse.FromString,
+                _registered_method=True)
+        self.GetSpace = channel.unary_unary(
+                '/stowage.v1.TenantWorker/GetSpace',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.GetSpaceRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.SpaceDetail.FromString,
+                _registered_method=True)
+        self.InviteMember = channel.unary_unary(
+                '/stowage.v1.TenantWorker/InviteMember',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.InviteMemberRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.InviteMemberResponse.FromString,
+                _registered_method=True)
+        self.SetMemberRole = channel.unary_unary(
+                '/stowage.v1.TenantWorker/SetMemberRole',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.SetMemberRoleRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.Member.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/stowage.v1.TenantWorker/RemoveMember',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.LeaveSpace = channel.unary_unary(
+                '/stowage.v1.TenantWorker/LeaveSpace',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.LeaveSpaceRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.LeaveSpaceResponse.FromString,
+                _registered_method=True)
+        self.PutSpaceObject = channel.unary_unary(
+                '/stowage.v1.TenantWorker/PutSpaceObject',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.PutSpaceObjectRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.PutSpaceObjectResponse.FromString,
+                _registered_method=True)
+        self.GetSpaceObject = channel.unary_unary(
+                '/stowage.v1.TenantWorker/GetSpaceObject',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.GetSpaceObjectRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.SpaceObject.FromString,
+                _registered_method=True)
+        self.ListSpaceObjects = channel.unary_unary(
+                '/stowage.v1.TenantWorker/ListSpaceObjects',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ListSpaceObjectsRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ListSpaceObjectsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSpaceObject = channel.unary_unary(
+                '/stowage.v1.TenantWorker/DeleteSpaceObject',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.DeleteSpaceObjectRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.DeleteObjectResponse.FromString,
+                _registered_method=True)
+        self.ListSpaceChanges = channel.unary_unary(
+                '/stowage.v1.TenantWorker/ListSpaceChanges',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ListSpaceChangesRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ListSpaceChangesResponse.FromString,
+                _registered_method=True)
+        self.ListTenantSpaces = channel.unary_unary(
+                '/stowage.v1.TenantWorker/ListTenantSpaces',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ListTenantSpacesRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ListTenantSpacesResponse.FromString,
+                _registered_method=True)
+        self.CreateFile = channel.unary_unary(
+                '/stowage.v1.TenantWorker/CreateFile',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.CreateFileRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.GetFile = channel.unary_unary(
+                '/stowage.v1.TenantWorker/GetFile',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.GetFileRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/stowage.v1.TenantWorker/ListFiles',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ListFilesRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ListFilesResponse.FromString,
+                _registered_method=True)
+        self.DeleteFile = channel.unary_unary(
+                '/stowage.v1.TenantWorker/DeleteFile',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.GetFileRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.UploadFile = channel.stream_unary(
+                '/stowage.v1.TenantWorker/UploadFile',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.UploadFileMessage.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.DownloadFile = channel.unary_stream(
+                '/stowage.v1.TenantWorker/DownloadFile',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.DownloadFileRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.DownloadFileMessage.FromString,
+                _registered_method=True)
 
 
 class TenantWorkerServicer:
@@ -203,6 +298,134 @@ class TenantWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSpace(self, request, context):
+        """Shared spaces. Every call checks the caller's membership and role in the same
+        transaction as the data: a space the caller is not a member of is NOT_FOUND,
+        whether it exists or not; a role too low is PERMISSION_DENIED naming the role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSpaces(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSpace(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InviteMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMemberRole(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveSpace(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSpaceObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSpaceObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSpaceObjects(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSpaceObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSpaceChanges(self, request, context):
+        """The space's changes after a cursor, oldest first, in bounded pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenantSpaces(self, request, context):
+        """Support (no user metadata): the tenant's spaces and their members, never contents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateFile(self, request, context):
+        """Files (when the tenant's spec has files). Metadata calls are unary; bytes move in
+        streams. NOT_FOUND also when the tenant stores no files; RESOURCE_EXHAUSTED with
+        the field `files.maxFileBytes` or `files.size` for a body over the limit or over
+        its declared size, or a quota's field.
+
+        A file the caller will upload to (or, with an id, a new version of theirs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadFile(self, request_iterator, context):
+        """The first message is the header, the rest the bytes in order; one transaction:
+        a refusal or a broken stream keeps nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadFile(self, request, context):
+        """The first message is the head (the file and the range that follows), then the bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +498,101 @@ def add_TenantWorkerServicer_to_server(servicer, server):
                     servicer.UpgradeObjects,
                     request_deserializer=stowage_dot_v1_dot_worker__pb2.UpgradeObjectsRequest.FromString,
                     response_serializer=stowage_dot_v1_dot_worker__pb2.UpgradeObjectsResponse.SerializeToString,
+            ),
+            'CreateSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSpace,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.CreateSpaceRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.Space.SerializeToString,
+            ),
+            'ListSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSpaces,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ListSpacesRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ListSpacesResponse.SerializeToString,
+            ),
+            'GetSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSpace,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.GetSpaceRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.SpaceDetail.SerializeToString,
+            ),
+            'InviteMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.InviteMember,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.InviteMemberRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.InviteMemberResponse.SerializeToString,
+            ),
+            'SetMemberRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMemberRole,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.SetMemberRoleRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.Member.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'LeaveSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveSpace,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.LeaveSpaceRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.LeaveSpaceResponse.SerializeToString,
+            ),
+            'PutSpaceObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSpaceObject,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.PutSpaceObjectRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.PutSpaceObjectResponse.SerializeToString,
+            ),
+            'GetSpaceObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSpaceObject,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.GetSpaceObjectRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.SpaceObject.SerializeToString,
+            ),
+            'ListSpaceObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSpaceObjects,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ListSpaceObjectsRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ListSpaceObjectsResponse.SerializeToString,
+            ),
+            'DeleteSpaceObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSpaceObject,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.DeleteSpaceObjectRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.DeleteObjectResponse.SerializeToString,
+            ),
+            'ListSpaceChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSpaceChanges,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ListSpaceChangesRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ListSpaceChangesResponse.SerializeToString,
+            ),
+            'ListTenantSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenantSpaces,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ListTenantSpacesRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ListTenantSpacesResponse.SerializeToString,
+            ),
+            'CreateFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFile,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.CreateFileRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.FileInfo.SerializeToString,
+            ),
+            'GetFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFile,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.GetFileRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.FileInfo.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ListFilesRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ListFilesResponse.SerializeToString,
+            ),
+            'DeleteFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFile,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.GetFileRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.FileInfo.SerializeToString,
+            ),
+            'UploadFile': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.UploadFileMessage.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.FileInfo.SerializeToString,
+            ),
+            'DownloadFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadFile,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.DownloadFileRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.DownloadFileMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -655,6 +973,519 @@ class TenantWorker:
             '/stowage.v1.TenantWorker/UpgradeObjects',
             stowage_dot_v1_dot_worker__pb2.UpgradeObjectsRequest.SerializeToString,
             stowage_dot_v1_dot_worker__pb2.UpgradeObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/CreateSpace',
+            stowage_dot_v1_dot_worker__pb2.CreateSpaceRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.Space.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ListSpaces',
+            stowage_dot_v1_dot_worker__pb2.ListSpacesRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ListSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/GetSpace',
+            stowage_dot_v1_dot_worker__pb2.GetSpaceRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.SpaceDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InviteMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/InviteMember',
+            stowage_dot_v1_dot_worker__pb2.InviteMemberRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.InviteMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMemberRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/SetMemberRole',
+            stowage_dot_v1_dot_worker__pb2.SetMemberRoleRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/RemoveMember',
+            stowage_dot_v1_dot_worker__pb2.RemoveMemberRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/LeaveSpace',
+            stowage_dot_v1_dot_worker__pb2.LeaveSpaceRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.LeaveSpaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSpaceObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/PutSpaceObject',
+            stowage_dot_v1_dot_worker__pb2.PutSpaceObjectRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.PutSpaceObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSpaceObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/GetSpaceObject',
+            stowage_dot_v1_dot_worker__pb2.GetSpaceObjectRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.SpaceObject.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSpaceObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ListSpaceObjects',
+            stowage_dot_v1_dot_worker__pb2.ListSpaceObjectsRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ListSpaceObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSpaceObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/DeleteSpaceObject',
+            stowage_dot_v1_dot_worker__pb2.DeleteSpaceObjectRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.DeleteObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSpaceChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ListSpaceChanges',
+            stowage_dot_v1_dot_worker__pb2.ListSpaceChangesRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ListSpaceChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenantSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ListTenantSpaces',
+            stowage_dot_v1_dot_worker__pb2.ListTenantSpacesRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ListTenantSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/CreateFile',
+            stowage_dot_v1_dot_worker__pb2.CreateFileRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/GetFile',
+            stowage_dot_v1_dot_worker__pb2.GetFileRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ListFiles',
+            stowage_dot_v1_dot_worker__pb2.ListFilesRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ListFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/DeleteFile',
+            stowage_dot_v1_dot_worker__pb2.GetFileRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/stowage.v1.TenantWorker/UploadFile',
+            stowage_dot_v1_dot_worker__pb2.UploadFileMessage.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/DownloadFile',
+            stowage_dot_v1_dot_worker__pb2.DownloadFileRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.DownloadFileMessage.FromString,
             options,
             channel_credentials,
             insecure,

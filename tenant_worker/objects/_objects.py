@@ -122,7 +122,7 @@ class Objects:
         """Validate a Put: the caller, the ids, the numbers, the data against the schema."""
         owner = require_user(ctx)
         policy = self.store.policy()
-        coll = policy.collection(collection)
+        coll = policy.personal(collection)
         if object_id:
             check_object_id(object_id)
         check_key(idempotency_key)
@@ -156,7 +156,7 @@ class Objects:
     async def get(self, ctx: CallContext, collection: str, object_id: str) -> ObjectRecord:
         owner = require_user(ctx)
         policy = self.store.policy()
-        policy.collection(collection)
+        policy.personal(collection)
         check_object_id(object_id)
         key = {"owner": owner, "collection": collection, "object_id": object_id}
         async with self.store.statements() as conn:
@@ -170,7 +170,7 @@ class Objects:
     ) -> Page:
         owner = require_user(ctx)
         policy = self.store.policy()
-        policy.collection(collection)
+        policy.personal(collection)
         if page_size < 0:
             raise InvalidArgument("page_size", "must not be negative")
         size = min(page_size or self.default_page_size, self.max_page_size)
@@ -203,7 +203,7 @@ class Objects:
     ) -> DeleteResult:
         owner = require_user(ctx)
         policy = self.store.policy()
-        policy.collection(collection)
+        policy.personal(collection)
         check_object_id(object_id)
         check_key(idempotency_key)
         rhash = request_hash("delete", collection, object_id, expected_version)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
@@ -24,14 +24,24 @@ from tenant_worker.storage._db import checkpoint_after_erasure
 from tenant_worker.storage._json import check_value, dumps, loads_object, merge_patch, request_hash
 from tenant_worker.storage._models import IdempotencyKey, Preference, StoredObject, User, utcnow
 from tenant_worker.storage._retries import Replayed, write_once
-from tenant_worker.storage._store import KeyRef, Store, check_key, is_live, require_user, to_record
+from tenant_worker.storage._store import (
+    ErasureStep,
+    KeyRef,
+    Store,
+    check_key,
+    is_live,
+    require_user,
+    to_record,
+)
 
 _EXPORT_BATCH = 200
 
 
 class People:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, erasure_steps: Sequence[ErasureStep] = ()) -> None:
         self.store = store
+        #: What other services erase of a user, in the erasure's transaction (spaces).
+        self.erasure_steps = tuple(erasure_steps)
 
     async def resolve(self, ctx: CallContext, issuer: str, subject: str) -> tuple[UserId, bool]:
         """The internal id of (issuer, subject), created on first use; unique under races."""
@@ -215,6 +225,9 @@ class People:
         async with self.store.transaction() as s:
             # Lock the identity first: writes of this user wait, then find it gone.
             await s.execute(select(User.id).where(User.id == owner).with_for_update())
+            steps: dict[str, Any] = {}
+            for step in self.erasure_steps:
+                steps.update(await step(s, ctx, owner))
             sizes = (
                 await s.scalars(
                     delete(StoredObject)
@@ -230,6 +243,7 @@ class People:
                 objects_deleted=len(sizes),
                 preferences_deleted=bool(getattr(prefs, "rowcount", 0)),
                 identities_deleted=int(getattr(links, "rowcount", 0)),
+                steps=steps,
             )
             self.store.audit(
                 s,
@@ -239,6 +253,7 @@ class People:
                     "objects": result.objects_deleted,
                     "preferences": result.preferences_deleted,
                     "identities": result.identities_deleted,
+                    **steps,
                 },
             )
             await s.flush()

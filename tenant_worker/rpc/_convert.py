@@ -8,11 +8,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from stowage.v1 import worker_pb2 as pb
 from tenant_worker._records import (
+    Author,
+    ChangeRecord,
     IdentityRecord,
+    MemberRecord,
     ObjectRecord,
     PreferencesRecord,
     RevocationRecord,
+    SpaceObjectRecord,
+    SpaceRecord,
 )
+from tenant_worker.files import ByteRange, FileRecord
 from tenant_worker.storage._json import dumps
 
 
@@ -58,3 +64,76 @@ def revocation_message(r: RevocationRecord) -> pb.Revocation:
         revoked_before=timestamp(r.revoked_before),
         recorded_at=timestamp(r.recorded_at),
     )
+
+
+def author_message(a: Author) -> pb.Author:
+    return pb.Author(member=a.member, name=a.name)
+
+
+def member_message(m: MemberRecord) -> pb.Member:
+    return pb.Member(
+        member=m.member, name=m.name, role=m.role, joined_at=timestamp(m.joined_at), you=m.you
+    )
+
+
+def space_message(s: SpaceRecord) -> pb.Space:
+    return pb.Space(
+        id=s.id,
+        name=s.name,
+        kind=s.kind,
+        role=s.role,
+        objects=s.objects,
+        bytes=s.bytes,
+        created_at=timestamp(s.created_at),
+        members=s.members,
+        last_change=s.last_change,
+    )
+
+
+def space_object_message(o: SpaceObjectRecord) -> pb.SpaceObject:
+    return pb.SpaceObject(
+        space=o.space,
+        object=object_message(o.object),
+        created_by=author_message(o.created_by),
+        updated_by=author_message(o.updated_by),
+        space_name=o.space_name,
+    )
+
+
+def change_message(c: ChangeRecord) -> pb.SpaceChange:
+    return pb.SpaceChange(
+        seq=c.seq,
+        collection=c.collection,
+        id=c.id,
+        version=c.version,
+        action=c.action,
+        author=author_message(c.author),
+        at=timestamp(c.at),
+    )
+
+
+def file_message(r: FileRecord) -> pb.FileInfo:
+    msg = pb.FileInfo(
+        id=r.id,
+        name=r.name,
+        declared_type=r.declared_type,
+        sniffed_type=r.sniffed_type or "",
+        size_bytes=r.size_bytes,
+        sha256=r.sha256 or "",
+        version=r.version,
+        created_at=timestamp(r.created_at),
+        updated_at=timestamp(r.updated_at),
+        correlation_id=r.correlation_id,
+    )
+    if r.expires_at is not None:
+        msg.expires_at.CopyFrom(timestamp(r.expires_at))
+    return msg
+
+
+def byte_range(request: pb.DownloadFileRequest) -> ByteRange | None:
+    """The range a download asks for (None: the whole file)."""
+    if request.suffix > 0:
+        return ByteRange(suffix=request.suffix)
+    if not request.has_range:
+        return None
+    return ByteRange(start=request.start, end=None if request.end < 0 else request.end)

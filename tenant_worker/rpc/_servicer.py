@@ -20,8 +20,10 @@ from stowage.wire import (
     CORRELATION_KEY,
     CURRENT_OBJECT_KEY,
     CURRENT_PREFERENCES_KEY,
+    CURRENT_SPACE_OBJECT_KEY,
     FIELD_KEY,
     INSTANCE_KEY,
+    ROLE_NEEDED_KEY,
     TENANT_KEY,
     USER_ID,
     USER_ID_KEY,
@@ -32,6 +34,7 @@ from tenant_worker._errors import (
     Conflict,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     QuotaExceeded,
     StorageUnavailable,
     Unauthenticated,
@@ -42,21 +45,31 @@ from tenant_worker._errors import (
 )
 from tenant_worker._records import (
     CallContext,
+    Claims,
     IdentityRecord,
     ObjectRecord,
     PreferencesRecord,
+    SpaceObjectRecord,
     UserId,
 )
+from tenant_worker.files import DownloadHead, Files, FileTransfers, UploadHeader
 from tenant_worker.housekeeping._housekeeping import Housekeeping
 from tenant_worker.objects._objects import Objects
 from tenant_worker.people._access import Access
 from tenant_worker.people._people import People
 from tenant_worker.rpc._convert import (
+    byte_range,
+    change_message,
+    file_message,
     identity_message,
+    member_message,
     object_message,
     preferences_message,
     revocation_message,
+    space_message,
+    space_object_message,
 )
+from tenant_worker.spaces import SpaceObjects, Spaces
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,7 @@ _CODES: dict[type[WorkerError], grpc.StatusCode] = {
     WrongTenant: grpc.StatusCode.PERMISSION_DENIED,
     WrongInstance: grpc.StatusCode.PERMISSION_DENIED,
     StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 Req = TypeVar("Req")
@@ -118,7 +132,10 @@ def call_context(
 def _status(error: WorkerError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
     code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
     trailing: tuple[tuple[str, bytes], ...] = ()
-    if isinstance(error, Conflict) and isinstance(error.current, ObjectRecord):
+    if isinstance(error, Conflict) and isinstance(error.current, SpaceObjectRecord):
+        message = space_object_message(error.current).SerializeToString()
+        trailing = ((CURRENT_SPACE_OBJECT_KEY, message),)
+    elif isinstance(error, Conflict) and isinstance(error.current, ObjectRecord):
         trailing = ((CURRENT_OBJECT_KEY, object_message(error.current).SerializeToString()),)
     elif isinstance(error, Conflict) and isinstance(error.current, PreferencesRecord):
         trailing = (
@@ -126,6 +143,8 @@ def _status(error: WorkerError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes
         )
     elif isinstance(error, InvalidArgument | QuotaExceeded):
         trailing = ((FIELD_KEY, error.field.encode()),)
+    elif isinstance(error, PermissionDenied):
+        trailing = ((ROLE_NEEDED_KEY, error.role_needed.encode()),)
     return code, trailing
 
 
@@ -221,14 +240,22 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     people: People
     housekeeping: Housekeeping
     access: Access
+    spaces: Spaces
+    space_objects: SpaceObjects
     #: This run's instance id: calls that name another instance are refused.
     instance: str | None = None
+    #: Files (metadata, and their bytes' streams); None: this worker serves none.
+    files: Files | None = None
+    transfers: FileTransfers | None = None
 
     @unary(needs_user=False)
     async def ResolveUser(
         self, request: pb.ResolveUserRequest, ctx: CallContext
     ) -> pb.ResolveUserResponse:
         user_id, created = await self.people.resolve(ctx, request.issuer, request.subject)
+        if request.HasField("claims"):
+            c = request.claims
+            await self.spaces.signed_in(ctx, user_id, Claims(c.name, c.email, c.org))
         return pb.ResolveUserResponse(user_id=user_id, created=created)
 
     @unary()
@@ -315,6 +342,11 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
                     yield pb.ExportRecord(preferences=preferences_message(item))
                 else:
                     yield pb.ExportRecord(object=object_message(item))
+            async for shared in self.space_objects.export(ctx):
+                yield pb.ExportRecord(space_object=space_object_message(shared))
+            if self.files is not None:
+                async for found in self.files.export(ctx):
+                    yield pb.ExportRecord(file=file_message(found))
         except Exception as e:
             await call.fail(context, e)
         finally:
@@ -323,7 +355,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     @unary()
     async def GetUsage(self, request: pb.GetUsageRequest, ctx: CallContext) -> pb.UsageReport:
         usage = await self.people.usage(ctx)
-        return pb.UsageReport(
+        report = pb.UsageReport(
             objects=usage.objects,
             bytes=usage.bytes,
             collections=[
@@ -334,6 +366,13 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             max_bytes=usage.max_bytes,
             max_object_bytes=usage.max_object_bytes,
         )
+        if self.files is not None:
+            files = await self.files.usage(ctx)
+            report.objects += files.files
+            report.bytes += files.bytes
+            report.files, report.file_bytes = files.files, files.bytes
+            report.max_file_bytes = files.max_file_bytes
+        return report
 
     @unary()
     async def EraseUserData(
@@ -344,6 +383,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             objects_deleted=result.objects_deleted,
             preferences_deleted=result.preferences_deleted,
             identities_deleted=result.identities_deleted,
+            files_deleted=int(result.steps.get("files_deleted", 0)),
         )
 
     @unary(needs_user=False)
@@ -367,6 +407,10 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
         self, request: pb.PurgeExpiredRequest, ctx: CallContext
     ) -> pb.PurgeExpiredResponse:
         purged, more = await self.housekeeping.purge_expired(ctx, request.limit)
+        purged += await self.space_objects.purge_expired(ctx, request.limit or 500)
+        if self.files is not None:
+            files_purged, files_more = await self.files.purge_expired(ctx, request.limit or 50)
+            purged, more = purged + files_purged, more or files_more
         _metrics.PURGED.inc(purged)
         return pb.PurgeExpiredResponse(purged=purged, more=more)
 
@@ -376,3 +420,229 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     ) -> pb.UpgradeObjectsResponse:
         upgraded, more = await self.housekeeping.upgrade(ctx, request.collection, request.limit)
         return pb.UpgradeObjectsResponse(upgraded=upgraded, more=more)
+
+    # --- shared spaces -----------------------------------------------------------------
+
+    @unary()
+    async def CreateSpace(self, request: pb.CreateSpaceRequest, ctx: CallContext) -> pb.Space:
+        return space_message(await self.spaces.create(ctx, request.name))
+
+    @unary()
+    async def ListSpaces(
+        self, request: pb.ListSpacesRequest, ctx: CallContext
+    ) -> pb.ListSpacesResponse:
+        return pb.ListSpacesResponse(spaces=[space_message(x) for x in await self.spaces.list(ctx)])
+
+    @unary()
+    async def GetSpace(self, request: pb.GetSpaceRequest, ctx: CallContext) -> pb.SpaceDetail:
+        detail = await self.spaces.get(ctx, request.space)
+        return pb.SpaceDetail(
+            space=space_message(detail.space),
+            members=[member_message(m) for m in detail.members],
+            pending_invites=detail.pending_invites,
+        )
+
+    @unary()
+    async def InviteMember(
+        self, request: pb.InviteMemberRequest, ctx: CallContext
+    ) -> pb.InviteMemberResponse:
+        result = await self.spaces.invite(
+            ctx, request.space, request.user, request.email, request.role
+        )
+        reply = pb.InviteMemberResponse(pending=result.pending)
+        if result.member is not None:
+            reply.member.CopyFrom(member_message(result.member))
+        return reply
+
+    @unary()
+    async def SetMemberRole(self, request: pb.SetMemberRoleRequest, ctx: CallContext) -> pb.Member:
+        return member_message(
+            await self.spaces.set_role(ctx, request.space, request.member, request.role)
+        )
+
+    @unary()
+    async def RemoveMember(
+        self, request: pb.RemoveMemberRequest, ctx: CallContext
+    ) -> pb.RemoveMemberResponse:
+        member = await self.spaces.remove(ctx, request.space, request.member)
+        return pb.RemoveMemberResponse(member=member)
+
+    @unary()
+    async def LeaveSpace(
+        self, request: pb.LeaveSpaceRequest, ctx: CallContext
+    ) -> pb.LeaveSpaceResponse:
+        return pb.LeaveSpaceResponse(space_deleted=await self.spaces.leave(ctx, request.space))
+
+    @unary()
+    async def PutSpaceObject(
+        self, request: pb.PutSpaceObjectRequest, ctx: CallContext
+    ) -> pb.PutSpaceObjectResponse:
+        result = await self.space_objects.put(
+            ctx,
+            request.space,
+            request.collection,
+            request.id,
+            request.data_json,
+            _optional(request, "expected_version"),
+            request.idempotency_key,
+            request.ttl_seconds,
+        )
+        return pb.PutSpaceObjectResponse(
+            object=space_object_message(result.object),
+            created=result.created,
+            replayed=result.replayed,
+        )
+
+    @unary()
+    async def GetSpaceObject(
+        self, request: pb.GetSpaceObjectRequest, ctx: CallContext
+    ) -> pb.SpaceObject:
+        found = await self.space_objects.get(ctx, request.space, request.collection, request.id)
+        return space_object_message(found)
+
+    @unary()
+    async def ListSpaceObjects(
+        self, request: pb.ListSpaceObjectsRequest, ctx: CallContext
+    ) -> pb.ListSpaceObjectsResponse:
+        page = await self.space_objects.list(
+            ctx, request.space, request.collection, request.page_size, request.cursor
+        )
+        return pb.ListSpaceObjectsResponse(
+            objects=[space_object_message(o) for o in page.objects], next_cursor=page.next_cursor
+        )
+
+    @unary()
+    async def DeleteSpaceObject(
+        self, request: pb.DeleteSpaceObjectRequest, ctx: CallContext
+    ) -> pb.DeleteObjectResponse:
+        result = await self.space_objects.delete(
+            ctx,
+            request.space,
+            request.collection,
+            request.id,
+            _optional(request, "expected_version"),
+            request.idempotency_key,
+        )
+        return pb.DeleteObjectResponse(
+            collection=result.collection,
+            id=result.id,
+            version=result.version,
+            replayed=result.replayed,
+        )
+
+    @unary()
+    async def ListSpaceChanges(
+        self, request: pb.ListSpaceChangesRequest, ctx: CallContext
+    ) -> pb.ListSpaceChangesResponse:
+        page = await self.space_objects.changes(ctx, request.space, request.cursor, request.limit)
+        return pb.ListSpaceChangesResponse(
+            changes=[change_message(c) for c in page.changes],
+            next_cursor=page.next_cursor,
+            more=page.more,
+        )
+
+    @unary(needs_user=False)
+    async def ListTenantSpaces(
+        self, request: pb.ListTenantSpacesRequest, ctx: CallContext
+    ) -> pb.ListTenantSpacesResponse:
+        found, more = await self.spaces.support_listing(request.after_id, request.limit)
+        return pb.ListTenantSpacesResponse(
+            spaces=[
+                pb.TenantSpace(space=space_message(s), members=[member_message(m) for m in ms])
+                for s, ms in found
+            ],
+            more=more,
+        )
+
+    # --- files -----------------------------------------------------------------------------
+
+    def _files(self) -> Files:
+        if self.files is None:
+            raise NotFound("this worker stores no files")
+        return self.files
+
+    def _transfers(self) -> FileTransfers:
+        if self.transfers is None:
+            raise NotFound("this worker stores no files")
+        return self.transfers
+
+    @unary()
+    async def CreateFile(self, request: pb.CreateFileRequest, ctx: CallContext) -> pb.FileInfo:
+        record = await self._files().create(
+            ctx,
+            request.name,
+            request.content_type,
+            request.size,
+            request.id,
+            request.ttl_seconds,
+        )
+        return file_message(record)
+
+    @unary()
+    async def GetFile(self, request: pb.GetFileRequest, ctx: CallContext) -> pb.FileInfo:
+        return file_message(await self._files().get(ctx, request.id))
+
+    @unary()
+    async def ListFiles(
+        self, request: pb.ListFilesRequest, ctx: CallContext
+    ) -> pb.ListFilesResponse:
+        found, cursor = await self._files().list(ctx, request.page_size, request.cursor)
+        return pb.ListFilesResponse(files=[file_message(f) for f in found], next_cursor=cursor)
+
+    @unary()
+    async def DeleteFile(self, request: pb.GetFileRequest, ctx: CallContext) -> pb.FileInfo:
+        return file_message(await self._files().delete(ctx, request.id))
+
+    async def UploadFile(
+        self,
+        requests: AsyncIterator[pb.UploadFileMessage],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.FileInfo | None:
+        call = _Call(self.tenant, "UploadFile")
+        try:
+            ctx = call_context(context, self.tenant, needs_user=True, instance=self.instance)
+            call.correlation_id = ctx.correlation_id
+            first = await anext(aiter(requests), None)
+            if first is None or first.WhichOneof("part") != "header":
+                raise InvalidArgument("header", "an upload starts with its header")
+            h = first.header
+            header = UploadHeader(file_id=h.id, size=h.size, sha256=h.sha256)
+            record = await self._transfers().upload(ctx, header, _upload_bytes(requests))
+            return file_message(record)
+        except Exception as e:
+            await call.fail(context, e)
+            return None
+        finally:
+            call.done()
+
+    async def DownloadFile(
+        self, request: pb.DownloadFileRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.DownloadFileMessage]:
+        call = _Call(self.tenant, "DownloadFile")
+        try:
+            ctx = call_context(context, self.tenant, needs_user=True, instance=self.instance)
+            call.correlation_id = ctx.correlation_id
+            transfers = self._transfers()
+            async for part in transfers.download(ctx, request.id, byte_range(request)):
+                if isinstance(part, DownloadHead):
+                    head = pb.DownloadHead(
+                        file=file_message(part.file),
+                        start=part.start,
+                        length=part.length,
+                        satisfiable=part.satisfiable,
+                    )
+                    yield pb.DownloadFileMessage(head=head)
+                else:
+                    yield pb.DownloadFileMessage(data=part)
+        except Exception as e:
+            await call.fail(context, e)
+        finally:
+            call.done()
+
+
+async def _upload_bytes(requests: AsyncIterator[pb.UploadFileMessage]) -> AsyncIterator[bytes]:
+    """The bytes of an upload's messages after its header."""
+    async for message in requests:
+        if message.WhichOneof("part") != "data":
+            raise InvalidArgument("header", "an upload has one header, before its bytes")
+        yield message.data

@@ -190,3 +190,183 @@ class AccessRevocation(Base):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# --- Shared spaces (migration 0005) ----------------------------------------------------------
+
+
+class UserProfile(Base):
+    """What a user's token said about them at their last sign-in; gone with the user.
+
+    ``display_name`` only when the tenant names a name claim; the email and the
+    organisation only as digests (:func:`stowage.wire.claim_digest`), enough to
+    match an invitation or an organisation space, never readable.
+    """
+
+    __tablename__ = "user_profiles"
+    __table_args__ = (Index("ix_user_profiles_email_digest", "email_digest"),)
+
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    display_name: Mapped[str | None] = mapped_column(Text)
+    email_digest: Mapped[str | None] = mapped_column(String(64))
+    org_digest: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class Space(Base):
+    """A space: members share the objects of the tenant's shared collections in it.
+
+    ``owner`` is the member whose per-user quota the space counts against;
+    ``seq`` is the number of its last change (the change feed's cursor), and
+    ``objects``/``bytes`` its size. Every write in a space locks this row first,
+    so its changes are numbered in the order they commit.
+    """
+
+    __tablename__ = "spaces"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    #: "space" (created by a user) or "org" (one per organisation, joined without invitation).
+    kind: Mapped[str] = mapped_column(String(8))
+    org_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    objects: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class SpaceMember(Base):
+    __tablename__ = "space_members"
+    __table_args__ = (Index("ix_space_members_user_id", "user_id"),)
+
+    space_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: owner, editor or viewer.
+    role: Mapped[str] = mapped_column(String(8))
+    joined_at: Mapped[datetime]
+
+
+class SpaceInvite(Base):
+    """An invitation to a verified email, waiting until someone with that email signs in."""
+
+    __tablename__ = "space_invites"
+    __table_args__ = (Index("ix_space_invites_email_digest", "email_digest"),)
+
+    space_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    email_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))
+    invited_by: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime]
+
+
+class SpaceObject(Base):
+    """An object of a shared collection, in a space.
+
+    ``created_by`` / ``updated_by`` are internal user ids, or after the author's
+    erasure under ``spaces.erasure: pseudonymise`` a pseudonym (``~`` + hex).
+    """
+
+    __tablename__ = "space_objects"
+    __table_args__ = (
+        Index("ix_space_objects_expires_at", "expires_at"),
+        Index("ix_space_objects_collection_updated_at", "collection", "updated_at"),
+        Index("ix_space_objects_created_by", "created_by"),
+        Index("ix_space_objects_updated_by", "updated_by"),
+    )
+
+    space_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    collection: Mapped[str] = mapped_column(String(63), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    schema_version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(BigInteger)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    correlation_id: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(41))
+    updated_by: Mapped[str] = mapped_column(String(41))
+
+
+class SpaceChange(Base):
+    """One change of a space, numbered by the space's ``seq``: the change feed."""
+
+    __tablename__ = "space_changes"
+    __table_args__ = (Index("ix_space_changes_author", "author"),)
+
+    space_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    collection: Mapped[str] = mapped_column(String(63))
+    object_id: Mapped[str] = mapped_column(String(128))
+    #: The version written, or the version deleted.
+    version: Mapped[int] = mapped_column(BigInteger)
+    #: "put" or "delete" ("expire" when the purge removed it).
+    action: Mapped[str] = mapped_column(String(8))
+    author: Mapped[str] = mapped_column(String(41))
+    at: Mapped[datetime]
+    correlation_id: Mapped[str] = mapped_column(String(128))
+
+
+# --- Files (migration 0006) -------------------------------------------------------------------
+
+
+class StoredFile(Base):
+    """A file's metadata; its bytes are the ``file_chunks`` of its current ``content``.
+
+    ``version`` counts uploads (0: created, no bytes yet); each upload writes a
+    new ``content`` (a fresh id) and, when it commits, points the file at it and
+    deletes the chunks of the one before, so a reader of one content never sees
+    another's bytes.
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (
+        Index("ix_files_owner", "owner"),
+        Index("ix_files_expires_at", "expires_at"),
+        Index("ix_files_updated_at", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    #: What the uploader said the file is.
+    declared_type: Mapped[str] = mapped_column(String(255))
+    #: What its first bytes show (None before the first upload).
+    sniffed_type: Mapped[str | None] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[str | None] = mapped_column(String(32))
+    chunk_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    correlation_id: Mapped[str] = mapped_column(String(128))
+
+
+class FileChunk(Base):
+    """One chunk of a file's content, in order (``seq`` from 0); all full but the last."""
+
+    __tablename__ = "file_chunks"
+    __table_args__ = (Index("ix_file_chunks_file_id", "file_id"),)
+
+    content: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(32), ForeignKey("files.id", ondelete="CASCADE"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -136,15 +136,16 @@ class Store:
 
     async def audit_now(
         self,
-        conn: AsyncConnection,
+        conn: AsyncConnection | AsyncSession,
         ctx: CallContext,
         action: str,
         *,
         collection: str | None = None,
         object_id: str | None = None,
         version: int | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
-        """The audit row of a mutation, written on a Core connection."""
+        """The audit row of a mutation, written on a Core connection (or a session)."""
         await conn.execute(
             insert(AuditEvent).values(
                 at=utcnow(),
@@ -154,6 +155,7 @@ class Store:
                 object_id=object_id,
                 version=version,
                 correlation_id=ctx.correlation_id,
+                detail=detail,
             )
         )
 
@@ -242,6 +244,18 @@ class Store:
         refusal = quota_refusal(q, totals, d_objects, d_bytes)
         if refusal is not None:
             raise refusal
+
+
+class ErasureStep(Protocol):
+    """What another service erases of a user, inside the erasure's transaction.
+
+    Runs after the user's identity is locked and before it is deleted; returns
+    counts for the erasure's audit row.
+    """
+
+    async def __call__(
+        self, s: AsyncSession, ctx: CallContext, user: UserId
+    ) -> Mapping[str, Any]: ...
 
 
 def usage_slot(owner: str) -> int:

@@ -56,6 +56,23 @@ async def test_the_token_command_stowage_dev_prints_mints_a_token_its_gateway_ac
     assert not saved.is_error
 
 
+@pytest.mark.anyio
+async def test_the_demo_tenant_ships_its_notes_component_linked_from_the_notes_tools(
+    shared_platform: DevPlatform,
+) -> None:
+    token = stowage(*printed_token_command(shared_platform))
+    async with mcp_client(shared_platform.mcp_url, token) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        [resource] = (await client.list_resources()).resources
+        read = await client.read_resource(resource.uri)
+    assert resource.name == "notes"
+    assert resource.mime_type == "text/html;profile=mcp-app"
+    for name in ("notes_list", "notes_get", "notes_save"):
+        assert (tools[name].meta or {})["ui"]["resourceUri"] == resource.uri
+    html = read.contents[0].text  # type: ignore[union-attr]
+    assert html.startswith("<!doctype html>") and "<script" in html
+
+
 def test_stowage_token_with_explicit_urls_and_scope_mints_a_read_only_token(
     shared_platform: DevPlatform,
 ) -> None:

@@ -11,6 +11,7 @@ from gateway._types import AuthConfig, CollectionSpec, Tenant, TenantName
 from gateway.surface import _operations
 from gateway.surface._tool_table import (
     BUILTIN_TOOLS,
+    FILE_TOOLS,
     OBJECT_TOOLS,
     SPACE_OBJECT_TOOLS,
     SPACE_TOOLS,
@@ -43,7 +44,7 @@ def test_every_row_becomes_one_tool_per_collection_with_no_slot_or_placeholder_l
 
 def test_every_row_names_an_operation_and_every_operation_serves_a_row() -> None:
     """A tool is one declaration: a row cannot be built without an operation, and none is dead."""
-    rows = (*OBJECT_TOOLS, *BUILTIN_TOOLS, *SPACE_OBJECT_TOOLS, *SPACE_TOOLS)
+    rows = (*OBJECT_TOOLS, *BUILTIN_TOOLS, *SPACE_OBJECT_TOOLS, *SPACE_TOOLS, *FILE_TOOLS)
     named = {row.operation for row in rows}
     assert all(inspect.iscoroutinefunction(operation) for operation in named)
     defined = {
@@ -70,6 +71,21 @@ def test_a_shared_collection_gets_tools_that_take_a_space_and_the_tenant_gets_sp
     assert catalogue.tools["lists_save"].definition.input_schema["properties"]["data"] == NOTES
     plain = build_catalogue(Tenant(TenantName("b"), "127.0.0.1:1", TenantSpec(auth=spec.auth)))
     assert not {row.name for row in SPACE_TOOLS} & set(plain.tools)
+
+
+def test_a_tenant_with_files_gets_the_files_tools_and_one_without_does_not() -> None:
+    from stowage.tenant_spec import Files
+
+    auth = AuthConfig("https://issuer.example", "https://acme.example/mcp")
+    names = {row.name for row in FILE_TOOLS}
+    with_files = build_catalogue(
+        Tenant(TenantName("acme"), "127.0.0.1:1", TenantSpec(auth=auth, files=Files()))
+    )
+    assert names <= set(with_files.tools)
+    assert with_files.tools["files_get"].scope == "stowage:read"
+    assert with_files.tools["files_create_upload"].scope == "stowage:write"
+    plain = build_catalogue(Tenant(TenantName("b"), "127.0.0.1:1", TenantSpec(auth=auth)))
+    assert not names & set(plain.tools)
 
 
 def test_every_tool_a_component_may_open_is_an_object_tool() -> None:

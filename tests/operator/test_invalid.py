@@ -173,11 +173,11 @@ def test_a_component_naming_an_unknown_tool_an_http_domain_or_too_much_html_is_r
     assert "may name only <collection>_save" in _refused(kube, doc)
     doc["spec"]["components"] = [_component(domains={"connect": ["http://api.example.com"]})]
     assert "spec.components[0].domains.connect[0]" in _refused(kube, doc)
-    doc["spec"]["components"] = [_component(html="x" * (256 * 1024 + 1))]
+    doc["spec"]["components"] = [_component(html="x" * (512 * 1024 + 1))]
     assert "spec.components[0].html" in _refused(kube, doc)
-    two_large = [_component(name=n, html="x" * 200_000, tools=[]) for n in ("a", "b", "c")]
+    two_large = [_component(name=n, html="x" * 400_000, tools=[]) for n in ("a", "b")]
     doc["spec"]["components"] = two_large
-    assert "at most 512 KiB in all" in _refused(kube, doc)
+    assert "at most 768 KiB in all" in _refused(kube, doc)
     # A valid component is accepted as it stands.
     doc["spec"]["components"] = [_component(domains={"resource": ["https://*.example.com"]})]
     kube.apply(doc)

@@ -111,7 +111,7 @@ def test_two_components_may_not_be_opened_by_the_same_tool_nor_share_a_name() ->
 def test_all_components_together_stay_within_the_total_limit() -> None:
     big = "x" * (MAX_HTML_BYTES - 10)
     spec = {"components": [{"name": n, "html": big} for n in ("a", "b", "c")]}
-    assert "spec.components[2].html: the components' HTML comes to" in _refusal(spec)
+    assert "spec.components[1].html: the components' HTML comes to" in _refusal(spec)
 
 
 def test_the_uri_changes_with_anything_the_resource_carries_and_only_then() -> None:

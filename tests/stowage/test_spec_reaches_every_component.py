@@ -67,6 +67,7 @@ SPEC: dict[str, Any] = {
         "orgSpaces": True,
     },
     "spaces": {"erasure": "delete"},
+    "files": {"maxFileBytes": "10Mi", "allowedContentTypes": ["image/png", "image/*"]},
     "access": {
         "stage": "Internal",
         "allowSubjects": ["tester-1"],

@@ -81,7 +81,27 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"retention": {"defaultDays": "soon"}}, "retention.defaultDays"),
     ({"quotas": {"maxObjectBytes": "lots"}}, "quotas.maxObjectBytes"),
     ({"rateLimits": {"perUser": {"burst": 0}}}, "rateLimits.perUser.burst"),
+    ({"collections": [{**NOTES, "shared": "yes"}]}, "collections[0].shared"),
+    ({"identity": {"userClaim": "has space"}}, "identity.userClaim"),
+    ({"identity": {"inviteByEmail": True}}, "identity.inviteByEmail"),
+    ({"identity": {"orgSpaces": True}}, "identity.orgSpaces"),
+    ({"spaces": {"erasure": "forget"}}, "spaces.erasure"),
+    ({"files": {"maxFileBytes": "huge"}}, "files.maxFileBytes"),
+    ({"files": {"maxFileBytes": 0}}, "files.maxFileBytes"),
+    ({"files": {"allowedContentTypes": ["Image/PNG"]}}, "files.allowedContentTypes[0]"),
+    ({"files": {"maxBytes": "1Mi"}}, "files.maxBytes"),
 ]
+
+
+def test_files_are_off_unless_declared_and_take_their_defaults_when_declared_empty() -> None:
+    assert parse_tenant_spec({}).files is None
+    files = parse_tenant_spec({"files": {}}).files
+    assert files is not None and files.max_file_bytes == 25 * 2**20
+    assert files.allows("application/pdf")
+    narrow = parse_tenant_spec({"files": {"allowedContentTypes": ["image/*", "text/csv"]}}).files
+    assert narrow is not None
+    assert narrow.allows("image/webp") and narrow.allows("text/csv")
+    assert not narrow.allows("text/html")
 
 
 @pytest.mark.parametrize(("spec", "field"), INVALID)

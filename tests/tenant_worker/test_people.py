@@ -138,7 +138,20 @@ def test_erasure_deletes_everything_of_the_user_and_records_that_it_happened(
             default=str,
         )
     detail = erase if isinstance(erase, dict) else json.loads(erase)
-    assert detail == {"objects": 2, "preferences": True, "identities": 1}
+    assert detail == {
+        "objects": 2,
+        "preferences": True,
+        "identities": 1,
+        # what the erasure did in shared spaces (none here), and under which policy
+        "spaces_left": 0,
+        "spaces_deleted": 0,
+        "space_objects_deleted": 0,
+        "space_erasure": "pseudonymise",
+        # and of their files (none here)
+        "files_deleted": 0,
+        "file_bytes_deleted": 0,
+        "file_chunks_deleted": 0,
+    }
     assert "s3cr3t" not in audit_text
     assert data(other.get("items", "survivor")) == {"x": 1}
 

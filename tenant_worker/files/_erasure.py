@@ -1,0 +1,45 @@
+"""What erasing a user does to their files: every file and all its bytes go, in the
+erasure's transaction (an erasure step, ``People(erasure_steps=…)``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenant_worker._records import CallContext, UserId
+from tenant_worker.storage._models import FileChunk, StoredFile
+from tenant_worker.storage._store import Store
+
+
+class FileErasure:
+    """Deletes the erased user's files and chunks, and takes their bytes off the tenant's totals."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def __call__(self, s: AsyncSession, ctx: CallContext, user: UserId) -> dict[str, Any]:
+        conn = await s.connection()
+        owned = select(StoredFile.id).where(StoredFile.owner == user)
+        chunks = await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(owned)))
+        sizes = (
+            (
+                await conn.execute(
+                    delete(StoredFile)
+                    .where(StoredFile.owner == user)
+                    .returning(StoredFile.size_bytes)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        # The user's own totals go with the user; the tenant's lose what the files held.
+        await self.store.charge(
+            conn, -len(sizes), -sum(sizes), owner=user, enforce=False, per_user=False
+        )
+        return {
+            "files_deleted": len(sizes),
+            "file_bytes_deleted": sum(sizes),
+            "file_chunks_deleted": int(getattr(chunks, "rowcount", 0) or 0),
+        }

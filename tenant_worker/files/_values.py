@@ -1,0 +1,93 @@
+"""What the files services take and return: plain values, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+#: Bytes per stored chunk: every chunk of a content is this long but the last.
+CHUNK_BYTES = 256 * 2**10
+#: A file created for an upload that never came is purged after this long.
+PENDING_LIFETIME = timedelta(days=1)
+#: What a file id looks like (the worker makes them: 32 lower-case hex characters).
+FILE_ID = re.compile(r"^[0-9a-f]{32}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file as callers see it."""
+
+    id: str
+    name: str
+    declared_type: str
+    #: What the bytes show (None before the first upload).
+    sniffed_type: str | None
+    size_bytes: int
+    sha256: str | None
+    #: Uploads so far; 0: created, no bytes yet.
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    correlation_id: str
+
+    @property
+    def ready(self) -> bool:
+        return self.version > 0
+
+
+@dataclass(frozen=True)
+class UploadHeader:
+    """What an upload stream says before its bytes: which file, how many bytes, which digest."""
+
+    file_id: str
+    size: int
+    #: Lower-case hex; empty: not checked.
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An HTTP byte range: ``start``-``end`` (inclusive, ``end`` None: to the end),
+    or the last ``suffix`` bytes."""
+
+    start: int | None = None
+    end: int | None = None
+    suffix: int | None = None
+
+    def resolve(self, size: int) -> tuple[int, int] | None:
+        """(first byte, length) within a file of ``size`` bytes, or None when unsatisfiable."""
+        if self.suffix is not None:
+            if self.suffix <= 0 or size == 0:
+                return None
+            return max(0, size - self.suffix), min(self.suffix, size)
+        start = self.start or 0
+        if start >= size:
+            return None
+        end = size - 1 if self.end is None else min(self.end, size - 1)
+        if end < start:
+            return None
+        return start, end - start + 1
+
+
+@dataclass(frozen=True)
+class DownloadHead:
+    """What a download says before its bytes: the file and the part of it that follows."""
+
+    file: FileRecord
+    start: int
+    length: int
+    #: False: the range asked for lies outside the file; no bytes follow.
+    satisfiable: bool = True
+
+
+@dataclass(frozen=True)
+class FilesUsage:
+    """One user's files: how many, how many bytes, and the largest a file may be."""
+
+    files: int
+    bytes: int
+    max_file_bytes: int

@@ -1,0 +1,20 @@
+"""Shared spaces: several users on the same objects, with roles, conflicts that say who, a feed.
+
+The worker is the authority: every read and write checks the caller's
+membership and role in the same transaction (or the same statement) as the
+data, so a gateway bug cannot leak a space. A space the caller is not a member
+of is ``NotFound`` whether it exists or not; a role too low is
+``PermissionDenied`` naming the role needed.
+
+Layers (``.importlinter``): ``_members`` (spaces and their members) and
+``_space_objects`` (objects, change feed, export) and ``_erasure`` (what an
+erasure does in spaces) → ``_access`` (membership and role checks, authors,
+quota moves) → ``_roles`` | ``_cursor`` (values, no I/O). No gRPC here.
+"""
+
+from tenant_worker.spaces._access import Handles
+from tenant_worker.spaces._erasure import SpaceErasure
+from tenant_worker.spaces._members import Spaces
+from tenant_worker.spaces._space_objects import SpaceObjects
+
+__all__ = ["Handles", "SpaceErasure", "SpaceObjects", "Spaces"]

@@ -1,0 +1,159 @@
+"""Files through real parts: a gateway process with real tokens, a worker per tenant on a real
+PostgreSQL and on SQLite, signed links served over HTTP, bytes read back from the database."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from stowage.wire import FILES_SIGNING_KEY, files_secret_name
+from stowage_testing.gateway import (
+    COLLECTIONS,
+    WORKER_POLICY,
+    GatewayProcess,
+    Issuer,
+    mcp_client,
+    running_gateway,
+    running_issuer,
+    tenant_entry,
+)
+from stowage_testing.postgres import PostgresServer
+from stowage_testing.worker import WorkerProcess, running_worker
+from tenant_worker.storage._db import sync_url
+
+#: The tenants of every gateway here: their spec beside the entry's auth and collections.
+TENANTS: dict[str, dict[str, Any]] = {
+    "acme": {"files": {"maxFileBytes": "30Mi"}},
+    # A small per-user quota, for a quota reached while an upload streams.
+    "tight": {
+        "files": {"maxFileBytes": "4Mi", "allowedContentTypes": ["image/*", "text/plain"]},
+        "quotas": {"maxBytes": "1Gi", "perUser": {"maxBytes": "1Mi"}},
+    },
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="package")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
+    with running_issuer(tmp_path_factory.mktemp("issuer")) as found:
+        yield found
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass
+class Platform:
+    """A gateway, a worker per tenant, and a way into each tenant's database."""
+
+    gateway: GatewayProcess
+    issuer: Issuer
+    workers: dict[str, WorkerProcess]
+    databases: dict[str, str]
+    secrets_dir: Path
+
+    def token(self, user: str, tenant: str = "acme") -> str:
+        return self.issuer.token(self.gateway.url(tenant), subject=user)
+
+    async def tool(self, user: str, name: str, args: dict[str, Any], tenant: str = "acme") -> Any:
+        async with mcp_client(self.gateway.url(tenant), self.token(user, tenant)) as client:
+            return await client.call_tool(name, args)
+
+    async def upload_link(
+        self, user: str, data: bytes, tenant: str = "acme", **args: Any
+    ) -> dict[str, Any]:
+        """files_create_upload for ``data``: the structured result (file and upload link)."""
+        given = {"name": "blob.bin", "content_type": "application/octet-stream", **args}
+        given.setdefault("size", len(data))
+        result = await self.tool(user, "files_create_upload", given, tenant)
+        assert not result.is_error, result.content
+        return dict(result.structured_content)
+
+    def rows(self, tenant: str, sql: str, **params: Any) -> list[Any]:
+        """Run ``sql`` on the tenant's database directly (committed); its rows."""
+        engine = sa.create_engine(sync_url(self.databases[tenant]))
+        try:
+            with engine.begin() as conn:
+                return list(conn.execute(sa.text(sql), params).all())
+        finally:
+            engine.dispose()
+
+    def chunks_of(self, tenant: str, file_id: str) -> tuple[int, int]:
+        """(chunks, bytes) the database holds for ``file_id``."""
+        ((count, size),) = self.rows(
+            tenant,
+            "SELECT count(*), coalesce(sum(length(data)), 0) FROM file_chunks WHERE file_id = :f",
+            f=file_id,
+        )
+        return int(count), int(size)
+
+
+@pytest.fixture(scope="package")
+def platform(
+    backend: str,
+    issuer: Issuer,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Platform]:
+    workdir = tmp_path_factory.mktemp(f"files-{backend}")
+    secrets_dir = workdir / "secrets"
+    for name in TENANTS:
+        key_dir = secrets_dir / files_secret_name(name)
+        key_dir.mkdir(parents=True)
+        (key_dir / FILES_SIGNING_KEY).write_text(secrets.token_hex(32))
+    with ExitStack() as stack:
+        databases: dict[str, str] = {}
+        workers: dict[str, WorkerProcess] = {}
+        for name, spec in TENANTS.items():
+            if backend == "postgres":
+                server: PostgresServer = request.getfixturevalue("postgres")
+                databases[name] = server.sqlalchemy_url(server.create_database("files"))
+            else:
+                databases[name] = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
+            policy = {"collections": COLLECTIONS, "retention": WORKER_POLICY["retention"], **spec}
+            workers[name] = stack.enter_context(
+                running_worker(databases[name], workdir / f"worker-{name}", policy, tenant=name)
+            )
+        g = GatewayProcess(workdir=workdir / "gateway")
+        g.workdir.mkdir()
+        g.write_tenants(
+            [
+                tenant_entry(name, g, issuer, workers[name].address, **spec)
+                for name, spec in TENANTS.items()
+            ]
+        )
+        gateway = stack.enter_context(
+            running_gateway(g.workdir, port=g.port, extra_args=("--secrets-dir", str(secrets_dir)))
+        )
+        yield Platform(gateway, issuer, workers, databases, secrets_dir)
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{secrets.token_hex(5)}"
+
+
+def random_bytes(size: int) -> bytes:
+    return os.urandom(size)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+Rows = Callable[[str], list[Any]]
