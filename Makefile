@@ -20,8 +20,11 @@ dev: $(STAMP)
 	$(BIN)/stowage dev
 
 ## Run every test tier; installs or builds what the tiers need first (nothing is skipped).
+## The test files are spread over PYTEST_WORKERS processes (a file's tests stay together);
+## PYTEST_WORKERS=0 runs them all in this one.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) test-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## PostgreSQL, Redis, Prometheus, wrk, Node 22 with the MCP Inspector and conformance suite,
 ## the Kubernetes binaries and the Prometheus Operator CRDs.
