@@ -74,7 +74,7 @@ bench-worker: $(STAMP)
 ## Save+get tool calls through gateway → worker → PostgreSQL beside a bare MCPServer (wrk),
 ## then the scale row: the gateway at 1 and at 2 processes, sharing a Redis.
 bench: $(STAMP) test-deps
-	$(BIN)/python -m bench.platform --gateway-processes 1 2
+	$(BIN)/python -m bench.platform --gateway-processes 1 2 --tracing off 1% 100% --files
 
 ## Many tenants: Ready times for N Tenants at once (operator), a gateway with N tenants.
 bench-scale: $(STAMP) test-deps

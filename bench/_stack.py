@@ -40,7 +40,11 @@ def start_stack(stack: ExitStack, work: Path) -> Stack:
     database_url = postgres.sqlalchemy_url(postgres.create_database(TENANT))
     worker = stack.enter_context(
         running_worker(
-            database_url, work / "worker", {**WORKER_POLICY, "collections": COLLECTIONS}, TENANT
+            database_url,
+            work / "worker",
+            # Files for the files rows (bench._files); the gateway offers them only there.
+            {**WORKER_POLICY, "collections": COLLECTIONS, "files": {"maxFileBytes": "64Mi"}},
+            TENANT,
         )
     )
     issuer = stack.enter_context(running_issuer(work))

@@ -24,6 +24,14 @@ scale row: the same platform with the gateway at 1 and at 2 processes
 (``stowage gateway serve --processes N``), both sharing rate limits through a
 Redis it starts, at ``--scale-concurrency`` connections; the gateway's CPU is
 summed over its processes, Redis's is its own column.
+
+With ``--files`` (``make bench`` passes it) the files rows (``bench._files``): MB/s of
+uploads and downloads through signed links (gateway → worker → PostgreSQL chunks)
+beside psycopg writing and reading the same chunks, with the ratio.
+
+With ``--tracing off 1% 100%`` (``make bench`` passes it) the tracing rows
+(``bench._tracing``): save+get with tracing off, with 1 % and with 100 % of the
+calls sampled into a Jaeger the bench starts, alternating.
 """
 
 from __future__ import annotations
@@ -45,9 +53,11 @@ import psycopg
 from bench import _profile
 from bench._baseline import start_baseline, stop
 from bench._cpu import CpuMeter, parent_of
+from bench._files import files_rounds, keys_dir, offer_files, print_files_table, write_files_json
 from bench._spaces import Spaces, spaces_rounds
 from bench._stack import COLLECTIONS, OPEN_LIMITS, TENANT, start_stack
 from bench._stats import RESULTS
+from bench._tracing import SAMPLERS, tracing_rounds
 from stowage_dev._platform import notes_component
 from stowage_testing.gateway import (
     GatewayProcess,
@@ -297,8 +307,10 @@ def scale_rounds(
     return rounds
 
 
-def _tenants(shell: GatewayProcess, issuer: Issuer, worker: str, components: bool) -> None:
-    spec: dict[str, object] = {"rateLimits": OPEN_LIMITS, "collections": COLLECTIONS}
+def _tenants(
+    shell: GatewayProcess, issuer: Issuer, worker: str, components: bool, **extra: object
+) -> None:
+    spec: dict[str, object] = {"rateLimits": OPEN_LIMITS, "collections": COLLECTIONS, **extra}
     if components:
         spec["components"] = [notes_component()]
     shell.write_tenants([tenant_entry(TENANT, shell, issuer, worker, **spec)])
@@ -379,6 +391,35 @@ def _arguments() -> argparse.Namespace:
         "page of a space of 10 and of 10,000 objects); 0 leaves them out",
     )
     parser.add_argument(
+        "--files",
+        action="store_true",
+        help="also the files rows: MB/s of uploads and downloads through signed links beside "
+        "psycopg moving the same 256 KiB chunks (make bench passes it)",
+    )
+    parser.add_argument(
+        "--files-concurrency", type=int, default=4, help="transfers at a time in the files rows"
+    )
+    parser.add_argument(
+        "--file-mib", type=int, default=8, help="size of each file in the files rows, MiB"
+    )
+    parser.add_argument(
+        "--tracing",
+        nargs="*",
+        default=[],
+        choices=sorted(SAMPLERS),
+        help="also measure save+get with tracing at each of these settings (off, 1%%, 100%% "
+        "of calls sampled into a Jaeger the bench starts), at --tracing-concurrency",
+    )
+    parser.add_argument(
+        "--tracing-concurrency", type=int, default=16, help="connections of the tracing rows"
+    )
+    parser.add_argument(
+        "--tracing-repeats",
+        type=int,
+        default=3,
+        help="rounds of each tracing setting, alternating (drift on a shared machine is large)",
+    )
+    parser.add_argument(
         "--scale-concurrency",
         type=int,
         nargs="*",
@@ -414,7 +455,11 @@ def main() -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stowage-bench-")))
         parts = start_stack(stack, work)
         shell = parts.gateway
-        gateway = stack.enter_context(running_gateway(shell.workdir, port=shell.port))
+        gateway = stack.enter_context(
+            running_gateway(
+                shell.workdir, port=shell.port, extra_args=("--files-keys-dir", str(keys_dir(work)))
+            )
+        )
         token = parts.issuer.token(gateway.url("bench"), subject="bench-user", ttl=86400)
         base_port = free_port()
         baseline = start_baseline(base_port, work / "baseline.log")
@@ -437,6 +482,25 @@ def main() -> None:
             spaces = Spaces(parts.worker.address, TENANT, parts.issuer.url, "bench-user")
             rounds += spaces_rounds(measure, spaces, PLATFORM, url, args.spaces_concurrency,
                                     args.seconds, groups, token)  # fmt: skip
+        file_rows = []
+        if args.files:
+            worker = parts.worker.address
+            offer_files(lambda files: _tenants(shell, parts.issuer, worker, False, files=files),
+                        url, token)  # fmt: skip
+            file_rows = files_rounds(
+                url,
+                token,
+                parts.postgres,
+                groups,
+                concurrency=args.files_concurrency,
+                size_mib=args.file_mib,
+            )
+            _tenants(shell, parts.issuer, worker, False)
+        if args.tracing:
+            rounds += tracing_rounds(measure, parts, work, PLATFORM, args.tracing,
+                                     args.tracing_concurrency, args.seconds,
+                                     {"postgres": groups["postgres"]},
+                                     args.tracing_repeats)  # fmt: skip
         if args.gateway_processes:
             rest = {k: v for k, v in groups.items() if k != "gateway"}
             rounds += scale_rounds(stack, shell, token, args.gateway_processes,
@@ -446,6 +510,11 @@ def main() -> None:
         print()
         rounds = with_ratios(rounds)
         print_table(rounds)
+        if file_rows:
+            print()
+            print_files_table(file_rows)
+            write_files_json(file_rows, {"file_mib": args.file_mib,
+                                         "concurrency": args.files_concurrency})  # fmt: skip
         write_json(
             "platform",
             rounds,

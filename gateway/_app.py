@@ -16,6 +16,7 @@ import anyio
 import httpx
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -41,6 +42,7 @@ from gateway.surface._calls import ToolCalls
 from gateway.surface._lane import ToolCallLane
 from gateway.surface._mcp import build_server, build_session_manager, transport_security
 from gateway.surface._tools import Catalogues
+from stowage import tracing
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class _Parts:
     verifier: TokenVerifier
     limiter: RateLimiter
     bus: RedisRevocationBus | None
-    #: Files: the tenants' signing keys (read from the secrets directory).
+    #: Files: the tenants' signing keys (derived from the keys directory's master keys).
     keys: SigningKeys
 
 
@@ -91,7 +93,7 @@ def _parts(settings: GatewaySettings) -> _Parts:
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else LocalRateLimiter()
     )
-    keys = SigningKeys(settings.secrets_dir)
+    keys = SigningKeys(settings.files_keys_dir, settings.file_link_seconds)
     return _Parts(
         settings=settings,
         metrics=metrics,
@@ -229,6 +231,10 @@ def _routes(parts: _Parts, gate: McpGate) -> list[BaseRoute]:
         return JSONResponse({"status": "ready", "tenants": len(directory.all())})
 
     async def metrics_endpoint(request: Request) -> Response:
+        if tracing.enabled():
+            # OpenMetrics when the scraper asks for it: the only format with exemplars.
+            encode, media_type = choose_encoder(request.headers.get("accept", ""))
+            return Response(encode(metrics.registry), media_type=media_type)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     files = FileEndpoint(directory, parts.workers, parts.keys, parts.limiter)

@@ -52,6 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         if supervising:
             return supervise(settings)
+        from stowage import tracing
+
+        tracing.configure("stowage-gateway", os.environ)
         app = create_app(settings, source)
         if settings.parent_pid is not None:
             return serve_child(app, settings)

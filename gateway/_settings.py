@@ -80,6 +80,9 @@ class GatewaySettings:
     introspection_cache_seconds: float = 60.0
     #: Where introspection client secrets are mounted: ``<dir>/<secret name>/<key>``.
     secrets_dir: Path | None = None
+    #: The master keys that file links are signed with (``current``, and after a
+    #: rotation ``previous`` and ``rotated-at``); each tenant's key is derived from them.
+    files_keys_dir: Path | None = None
     #: How long a signed file link (upload or download) lasts, seconds.
     file_link_seconds: int = 900
     #: A PEM bundle of CAs trusted for the issuers' HTTPS besides the public roots.
@@ -283,9 +286,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "secrets_dir",
         "STOWAGE_GATEWAY_SECRETS_DIR",
-        "introspection client secrets and file-link signing keys "
-        "(tenant-<name>-files/signing-key), mounted as DIR/NAME/KEY",
+        "introspection client secrets, mounted as DIR/NAME/KEY",
         config.path,
+    ),
+    Setting(
+        "files_keys_dir",
+        "STOWAGE_GATEWAY_FILES_KEYS_DIR",
+        "the master keys file links are signed with: DIR/current (at least 32 random "
+        "characters), after a rotation DIR/previous and DIR/rotated-at (Unix seconds); "
+        "each tenant's key is derived from them. Without it the files tools answer "
+        "files_unavailable",
+        config.path,
+        metavar="DIR",
     ),
     Setting(
         "file_link_seconds",

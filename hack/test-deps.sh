@@ -10,6 +10,9 @@
 #     outside the repository (hack/build-kube-tools.sh; 10-30 minutes the first
 #     time, with progress);
 #   - the Prometheus Operator CRDs, from its Go module, into the same cache;
+#   - Jaeger v2, the trace backend of tests/tracing and the bench's tracing rows, built
+#     from its Go module into the same cache (hack/build-trace-tools.sh; minutes the
+#     first time);
 #   - Node 22 (npm's `node` package), the MCP Inspector CLI and the MCP
 #     conformance suite, pinned, with npm into the same cache
 #     (hack/node-tools.sh; npm itself from Debian's packages when missing);
@@ -57,6 +60,9 @@ fi
 
 # The chart's release tools: the OCI registry and helm-docs (tests/chart/test_release.py).
 "$here/build-release-tools.sh" >/dev/null
+
+# The trace backend (Jaeger v2) of tests/tracing (nothing to do when cached).
+"$here/build-trace-tools.sh" >/dev/null
 
 # The Prometheus Operator CRDs the chart's monitors are validated against.
 if [[ -x "$here/fetch-prometheus-operator-crds.sh" ]]; then

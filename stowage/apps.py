@@ -11,7 +11,12 @@ the spec parser (:mod:`stowage.tenant_spec`) and the gateway agree on:
   (:func:`domain_problem`), and the check that every script, stylesheet and
   frame the HTML names comes from one of them (:func:`undeclared_sources`);
 - its resource URI, versioned by its content (:func:`resource_uri`), so a
-  changed component is a new URI and no host serves a stale copy.
+  changed component is a new URI and no host serves a stale copy;
+- where a larger bundle lives instead of inline (:class:`ConfigMapKeyRef`, a
+  key of a ConfigMap in the Tenant's namespace labelled :data:`BUNDLE_LABEL`),
+  and how much one may hold (:data:`MAX_BUNDLE_BYTES`). Whoever reads Tenants
+  from the API server reads the key (the gateway, the operator); the parser
+  only reads the reference.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 #: spec whole, and Kubernetes keeps objects under about a megabyte.
 MAX_HTML_BYTES = 512 * 1024
 MAX_TOTAL_HTML_BYTES = 768 * 1024
+#: The largest HTML of one component held in a ConfigMap (``htmlFrom``): what a
+#: ConfigMap can hold (the API server refuses one over 1 MiB of data).
+MAX_BUNDLE_BYTES = 1024 * 1024
+#: The label a ConfigMap holding a component's HTML carries (value ``true``): the
+#: gateway watches only ConfigMaps with it, and the operator refuses one without.
+BUNDLE_LABEL = "stowage.dev/component"
+BUNDLE_SELECTOR = f"{BUNDLE_LABEL}=true"
 MAX_COMPONENTS = 8
 MAX_DOMAINS = 32
 #: The object tools (``<collection>_<verb>``) a component may be linked to.
@@ -59,8 +71,21 @@ class Domains:
 
 
 @dataclass(frozen=True)
+class ConfigMapKeyRef:
+    """A key of a ConfigMap in the Tenant's own namespace (never another's): a component's HTML."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Component:
-    """One component of a tenant: its HTML, the domains it needs, the tools that open it."""
+    """One component of a tenant: its HTML, the domains it needs, the tools that open it.
+
+    With ``html_from`` the parser leaves ``html`` empty: the reader of the Tenant
+    fills it from the ConfigMap (:func:`stowage.tenant_spec.resolve_components`);
+    until then the component is not served.
+    """
 
     name: str
     html: str
@@ -72,6 +97,13 @@ class Component:
     app_only: tuple[str, ...] = ()
     domains: Domains = Domains()
     prefers_border: bool | None = None
+    #: Where the HTML is held when it is not inline.
+    html_from: ConfigMapKeyRef | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """True when the HTML is at hand (inline, or read from its ConfigMap)."""
+        return bool(self.html)
 
     @property
     def uri(self) -> str:
@@ -190,8 +222,11 @@ def resource_uri(component: Component) -> str:
 
 
 __all__ = [
+    "BUNDLE_LABEL",
+    "BUNDLE_SELECTOR",
     "EXTENSION_ID",
     "LINKABLE_VERBS",
+    "MAX_BUNDLE_BYTES",
     "MAX_COMPONENTS",
     "MAX_DOMAINS",
     "MAX_HTML_BYTES",
@@ -200,6 +235,7 @@ __all__ = [
     "NAME",
     "OPENAI_MIME_TYPE",
     "Component",
+    "ConfigMapKeyRef",
     "Domains",
     "domain_problem",
     "resource_uri",

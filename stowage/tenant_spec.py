@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from stowage import apps
-from stowage.apps import Component, Domains
+from stowage.apps import Component, ConfigMapKeyRef, Domains
 
 #: The schemaless collection every tenant has.
 BUILTIN_COLLECTION = "items"
@@ -732,30 +732,70 @@ def _linked_tools(raw: object, where: str, linkable: frozenset[str]) -> tuple[st
     return tuple(names)
 
 
+def _html_from(raw: object, where: str) -> ConfigMapKeyRef:
+    """``htmlFrom: {configMapKeyRef: {name, key}}``, a key of a ConfigMap in the Tenant's
+    namespace: no namespace may be named."""
+    f = _mapping(raw, where)
+    unknown = sorted(set(f) - {"configMapKeyRef"})
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: not configMapKeyRef")
+    here = f"{where}.configMapKeyRef"
+    ref = _mapping(f.get("configMapKeyRef"), here)
+    unknown = sorted(set(ref) - {"name", "key"})
+    if unknown:
+        raise SpecError(
+            f"{here}.{unknown[0]}: only name and key (the ConfigMap is in the Tenant's namespace)"
+        )
+    name = _string(ref.get("name"), f"{here}.name", max_length=253)
+    key = _string(ref.get("key"), f"{here}.key", max_length=253)
+    if not _SECRET_NAME.match(name):
+        raise SpecError(f"{here}.name: {name!r} is not a ConfigMap name")
+    if not _SECRET_KEY.match(key):
+        raise SpecError(f"{here}.key: {key!r} is not a ConfigMap key")
+    return ConfigMapKeyRef(name, key)
+
+
+def _check_html(html: str, domains: Domains, where: str, limit: int) -> None:
+    """What any component's HTML is held to, inline or from a ConfigMap; ``where`` names it."""
+    if not html.strip():
+        raise SpecError(f"{where}: empty (the component's HTML document)")
+    size = len(html.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise SpecError(
+            f"{where}: {size} bytes, over the limit of {limit} "
+            "(bundle it smaller: minify, drop unused code)"
+        )
+    undeclared = apps.undeclared_sources(html, domains)
+    if undeclared:
+        raise SpecError(
+            f"{where}: loads {undeclared[0]!r} from an origin domains.resource "
+            "(or domains.frame) does not declare; inline it or declare its https:// origin"
+        )
+
+
 def _component(raw: object, where: str, linkable: frozenset[str]) -> Component:
     c = _mapping(raw, where)
     name = c.get("name")
     if not isinstance(name, str) or not apps.NAME.match(name):
         raise SpecError(f"{where}.name: must match [a-z][a-z0-9-]{{0,62}}")
-    html = c.get("html")
-    if not isinstance(html, str) or not html.strip():
-        raise SpecError(f"{where}.html: required (the component's HTML document)")
-    size = len(html.encode("utf-8", "surrogatepass"))
-    if size > apps.MAX_HTML_BYTES:
+    html, html_from = c.get("html"), c.get("htmlFrom")
+    if html is not None and html_from is not None:
         raise SpecError(
-            f"{where}.html: {size} bytes, over the limit of {apps.MAX_HTML_BYTES} "
-            "(bundle it smaller: minify, drop unused code)"
+            f"{where}.htmlFrom: set html (inline) or htmlFrom (a ConfigMap key), not both"
         )
     border = c.get("prefersBorder")
     if border is not None and not isinstance(border, bool):
         raise SpecError(f"{where}.prefersBorder: expected true or false")
     domains = _domains(c.get("domains"), f"{where}.domains")
-    undeclared = apps.undeclared_sources(html, domains)
-    if undeclared:
+    ref: ConfigMapKeyRef | None = None
+    if html_from is not None:
+        ref, html = _html_from(html_from, f"{where}.htmlFrom"), ""
+    elif not isinstance(html, str) or not html.strip():
         raise SpecError(
-            f"{where}.html: loads {undeclared[0]!r} from an origin domains.resource "
-            "(or domains.frame) does not declare; inline it or declare its https:// origin"
+            f"{where}.html: required (the component's HTML document), or htmlFrom (a ConfigMap key)"
         )
+    else:
+        _check_html(html, domains, f"{where}.html", apps.MAX_HTML_BYTES)
     return Component(
         name=name,
         html=html,
@@ -765,7 +805,47 @@ def _component(raw: object, where: str, linkable: frozenset[str]) -> Component:
         app_only=_linked_tools(c.get("appOnly"), f"{where}.appOnly", linkable),
         domains=domains,
         prefers_border=border,
+        html_from=ref,
     )
+
+
+class ComponentNotFound(SpecError):
+    """A component's ``htmlFrom`` names a ConfigMap, or a key, that is not there."""
+
+
+def resolve_components(
+    spec: TenantSpec, read: Callable[[ConfigMapKeyRef], str], where: str = "spec"
+) -> tuple[TenantSpec, tuple[SpecError, ...]]:
+    """``spec`` with each ``htmlFrom`` component's HTML read through ``read``, checked like inline
+    HTML (at most :data:`stowage.apps.MAX_BUNDLE_BYTES`), and the problems found.
+
+    ``read`` returns the text of the key, or raises LookupError saying what is
+    missing (the ConfigMap, its key, its label). A component that cannot be
+    read or is refused stays unresolved (not served) and its problem, naming
+    ``<where>.components[i].htmlFrom``, is returned (a :class:`ComponentNotFound`
+    for a missing one); the other components are unaffected. No I/O here: the
+    caller's ``read`` is what looks the ConfigMap up.
+    """
+    if not any(c.html_from is not None for c in spec.components):
+        return spec, ()
+    components: list[Component] = []
+    problems: list[SpecError] = []
+    for i, component in enumerate(spec.components):
+        if component.html_from is None:
+            components.append(component)
+            continue
+        here = f"{where}.components[{i}].htmlFrom"
+        try:
+            html = read(component.html_from)
+            _check_html(html, component.domains, here, apps.MAX_BUNDLE_BYTES)
+        except LookupError as e:
+            problems.append(ComponentNotFound(f"{here}: {e.args[0] if e.args else e}"))
+            html = ""
+        except SpecError as e:
+            problems.append(e)
+            html = ""
+        components.append(replace(component, html=html))
+    return replace(spec, components=tuple(components)), tuple(problems)
 
 
 def linkable_tools(collections: tuple[Collection, ...]) -> frozenset[str]:
@@ -800,7 +880,7 @@ def _components(
                     f"{where}[{i}].tools[{j}]: {tool!r} already opens component {opened_by[tool]!r}"
                 )
             opened_by[tool] = component.name
-        total += len(component.html.encode("utf-8", "surrogatepass"))
+        total += len(component.html.encode("utf-8", "surrogatepass"))  # inline only
         if total > apps.MAX_TOTAL_HTML_BYTES:
             raise SpecError(
                 f"{where}[{i}].html: the components' HTML comes to {total} bytes, over the "
@@ -847,6 +927,8 @@ __all__ = [
     "BackupSettings",
     "Collection",
     "Component",
+    "ComponentNotFound",
+    "ConfigMapKeyRef",
     "Domains",
     "Files",
     "Identity",
@@ -866,4 +948,5 @@ __all__ = [
     "linkable_tools",
     "parse_quantity",
     "parse_tenant_spec",
+    "resolve_components",
 ]

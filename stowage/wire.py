@@ -32,6 +32,13 @@ INSTANCE_KEY = "x-stowage-instance"
 USER_ID_KEY = "x-stowage-user-id"
 #: Carried from the HTTP request to the worker's log line and audit row.
 CORRELATION_KEY = "x-correlation-id"
+#: W3C trace context (``stowage.tracing``), sent only while the caller traces: the
+#: caller's span as ``00-<trace id>-<span id>-<flags>``, and any vendors' state.
+#: A worker that traces continues that trace (a call without them starts one).
+#: When the gateway traces, ``CORRELATION_KEY`` holds the trace id, unless the
+#: client sent its own ``X-Request-Id``.
+TRACEPARENT_KEY = "traceparent"
+TRACESTATE_KEY = "tracestate"
 #: Trailing metadata of an ABORTED write: the current object or preferences.
 CURRENT_OBJECT_KEY = "stowage-current-object-bin"
 CURRENT_PREFERENCES_KEY = "stowage-current-preferences-bin"
@@ -47,17 +54,6 @@ ROLE_NEEDED_KEY = "stowage-role-needed-bin"
 #: quota's ``quotas.maxObjectBytes``), UTF-8 (a path may name any key). The contract
 #: travels here, never in the message.
 FIELD_KEY = "stowage-field-bin"
-
-#: Files: the Secret (in a cluster, made by the operator and mounted into the gateway
-#: under its secrets directory) that holds the key a tenant's file links are signed
-#: with, and its key in it: the gateway reads ``<secrets dir>/<name>/<key>``.
-FILES_SIGNING_KEY = "signing-key"
-
-
-def files_secret_name(tenant: str) -> str:
-    """The Secret holding ``tenant``'s file-link signing key (``FILES_SIGNING_KEY``)."""
-    return f"tenant-{tenant}-files"
-
 
 #: MCP surface: where a tool error's details sit in the result's ``_meta`` (the same
 #: JSON is the result's text). An error result has no ``structuredContent``: it
@@ -130,6 +126,8 @@ __all__ = [
     "ROLE_NEEDED_KEY",
     "TENANT_KEY",
     "TOOL_ERROR_META_KEY",
+    "TRACEPARENT_KEY",
+    "TRACESTATE_KEY",
     "USER_ID",
     "USER_ID_KEY",
     "field_path",

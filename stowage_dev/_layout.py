@@ -12,6 +12,8 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEV_KEY_NAME = "dev-issuer.jwk.json"
 #: The development authorization server's state: clients, grants, refresh tokens.
 AUTH_STATE_NAME = "dev-auth.json"
+#: The gateway's file-link master key (``--files-keys-dir``), made once and kept.
+FILES_KEYS_DIR_NAME = "files-keys"
 #: Where the platform serves, written at its start.
 RECORD_NAME = "dev-platform.json"
 

@@ -18,6 +18,7 @@ worker that restarts in a loop.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -33,7 +34,13 @@ from stowage.runtime.lifeline import child_environ
 from stowage.runtime.supervisor import ListenError
 from stowage.wire import INSTANCE_KEY, TENANT_KEY, new_instance_id
 from stowage_dev._keys import load_or_create_key
-from stowage_dev._layout import AUTH_STATE_NAME, DEFAULT_DATA_DIR, DEV_KEY_NAME, PlatformRecord
+from stowage_dev._layout import (
+    AUTH_STATE_NAME,
+    DEFAULT_DATA_DIR,
+    DEV_KEY_NAME,
+    FILES_KEYS_DIR_NAME,
+    PlatformRecord,
+)
 from stowage_dev._supervisor import SupervisedWorker, claim_port
 
 if TYPE_CHECKING:
@@ -140,6 +147,8 @@ def _write_config(
         ],
         # Dev tokens carry only the user's name as `sub`: members see each other by it.
         "identity": {"nameClaim": "sub"},
+        # Files (files_create_upload, then PUT to the link): images, PDFs, text.
+        "files": {"maxFileBytes": "25Mi"},
     }
     _write(data_dir / "policy.yaml", policy)
     _write(
@@ -158,6 +167,7 @@ def _write_config(
                     "collections": policy["collections"],
                     "identity": policy["identity"],
                     "retention": policy["retention"],
+                    "files": policy["files"],
                     "components": [notes_component()],
                 }
             ]
@@ -207,6 +217,22 @@ Or let an MCP client do the OAuth flow, e.g. the MCP Inspector:
 """
 
 
+def _files_keys(data_dir: Path) -> Path:
+    """The gateway's file-link master key under the data directory, made on the first run
+    and kept (links handed out survive a restart); the directory."""
+    from gateway.files import CURRENT_KEY
+
+    keys = data_dir / FILES_KEYS_DIR_NAME
+    keys.mkdir(mode=0o700, exist_ok=True)
+    current = keys / CURRENT_KEY
+    if not current.exists():
+        tmp = keys / f"{CURRENT_KEY}.tmp"
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        tmp.replace(current)
+    return keys
+
+
 def _gateway(
     data_dir: Path, port: int, tenant: str, log_level: str, record: PlatformRecord, key: RSAKey
 ) -> uvicorn.Server:
@@ -219,6 +245,7 @@ def _gateway(
     settings = GatewaySettings(
         tenants_file=data_dir / "tenants.yaml",
         public_url=record.public_url,
+        files_keys_dir=_files_keys(data_dir),
         log_level=log_level,
     )
     auth = DevAuthServer(

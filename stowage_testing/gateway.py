@@ -69,6 +69,8 @@ class GatewayProcess:
     extra_args: tuple[str, ...] = ()
     #: Run under cProfile, writing the profile here on exit (benchmarks).
     profile_to: Path | None = None
+    #: More environment for the process (``OTEL_*`` for a traced gateway).
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -104,7 +106,7 @@ class GatewayProcess:
         if self.redis_url:
             args += ["--redis-url", self.redis_url]
         log = self.log_file.open("ab")
-        env = {**os.environ, "STOWAGE_GATEWAY_JWKS_MIN_REFRESH": "30"}
+        env = {**os.environ, "STOWAGE_GATEWAY_JWKS_MIN_REFRESH": "30", **self.env}
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
         log.close()
         deadline = time.monotonic() + timeout

@@ -43,6 +43,8 @@ class WorkerProcess:
     port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     purge_interval: float = 3600.0
+    #: More environment for the process (``OTEL_*`` for a traced worker).
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,7 +99,7 @@ class WorkerProcess:
         if self.instance is not None:
             args += ["--instance", self.instance]
         log = self.log_file.open("ab")
-        env = {**os.environ, "STOWAGE_POLICY_CHECK_INTERVAL": "0.2"}
+        env = {**os.environ, "STOWAGE_POLICY_CHECK_INTERVAL": "0.2", **self.env}
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env)
         log.close()
         self.wait_serving(timeout)
@@ -140,6 +142,7 @@ def running_worker(
     tenant: str = "acme",
     migrate: bool = True,
     instance: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[WorkerProcess]:
     """Migrate the database, start a worker on it, and stop it afterwards."""
     if migrate:
@@ -148,7 +151,11 @@ def running_worker(
         run_migrations(database_url)
     workdir.mkdir(parents=True, exist_ok=True)
     worker = WorkerProcess(
-        database_url=database_url, workdir=workdir, tenant=tenant, instance=instance
+        database_url=database_url,
+        workdir=workdir,
+        tenant=tenant,
+        instance=instance,
+        env=env or {},
     )
     if policy is not None:
         worker.write_policy(policy)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stowage import tracing
 from stowage.runtime import logging as _logging
 from tenant_backup._archive import Directory
 from tenant_backup._commands import drill, list_backups, prune, restore, run_backup
@@ -34,6 +35,8 @@ from tenant_backup._settings import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+
+_SPANS = tracing.Tracer("tenant_backup")
 
 _EPILOG = f"""\
 Environment: {DATABASE_URL_ENV} (the tenant Secret's url), {DIR_ENV},
@@ -186,15 +189,24 @@ def _execute(args: argparse.Namespace, command: str, work: Work, need_database: 
         print(f"stowage backup {command}: {e}", file=sys.stderr)
         return EXIT_UNUSABLE
     _logging.configure("WARNING")
+    # A Job's one trace (the operator passes the chart's OTEL_* variables on); exported at exit.
+    tracing.configure("stowage-backup", os.environ)
     started = time.monotonic()
     result: dict[str, Any] = {"command": command, "time": datetime.now(UTC).isoformat()}
     try:
-        summary, fields = work(settings)
+        with _SPANS.span(f"backup.{command}", record_exception=False) as span:
+            try:
+                summary, fields = work(settings)
+            except BackupError as e:
+                span.set_attribute("stowage.outcome", e.reason)
+                raise
     except BackupError as e:
         _say(f"FAILED {e}")
         result.update(result="Failed", reason=e.reason, message=str(e)[:2000])
         _write_result(settings.result_file, result)
         return EXIT_UNUSABLE if isinstance(e, UsageError | ToolMissing) else EXIT_FAILED
+    finally:
+        tracing.shutdown()
     _say(f"OK {summary}")
     result.update(result="Succeeded", seconds=round(time.monotonic() - started, 1), **fields)
     _write_result(settings.result_file, result)

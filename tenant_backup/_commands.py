@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from tenant_backup import _postgres as pg
 from tenant_backup._archive import Directory, checksum, new_id, verify
 from tenant_backup._errors import BackupCorrupt, BackupError, DatabaseInUse, VerificationFailed
-from tenant_backup._types import Database, Erasure, Manifest, Retention
+from tenant_backup._types import Database, Erasure, FileCheck, Manifest, Retention
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,27 @@ def _compare(manifest: Manifest, found: pg.Contents) -> None:
         )
 
 
+def _say_files(manifest: Manifest, files: FileCheck | None, say: Say) -> None:
+    """The drill's line on file checksums; VerificationFailed when a file's bytes are wrong."""
+    if files is None:
+        say("file checksums: no files table at this revision")
+        return
+    if not files.ok:
+        problems = list(files.problems)
+        if files.bad_files > len(problems):
+            problems.append(f"{files.bad_files - len(problems)} more")
+        if files.stray_chunks:
+            problems.append(f"{files.stray_chunks} chunks that no file holds")
+        raise VerificationFailed(
+            f"the restored copy of {manifest.id} fails its file checksums "
+            f"({files.bad_files} of {files.files} files wrong): " + "; ".join(problems)
+        )
+    say(
+        f"file checksums ok: {files.files} files, {files.bytes} bytes; every file's chunks "
+        "hash to its recorded sha256"
+    )
+
+
 def drill(
     db: Database,
     directory: Directory,
@@ -181,6 +202,9 @@ def drill(
             f"verified: revision {found.revision}, {len(found.tables)} tables and "
             f"{_rows(found.tables)} rows match the manifest"
         )
+        with pg.connect(scratch) as conn:
+            files = pg.check_files(conn)
+        _say_files(manifest, files, say)
     finally:
         _clean_scratch(db, scratch, created, say)
     return DrillOutcome(manifest, time.monotonic() - started)
@@ -308,9 +332,10 @@ def restore(
             "worker stopped and run this restore again" + _rerun_flags(pending)
         ) from e
     objects = sum(r.objects_deleted for r in replayed)
+    files = sum(r.files_deleted for r in replayed)
     say(
         f"erased again {len(replayed)} user(s) whose data the backup still held "
-        f"({objects} objects); {len(pending) - len(replayed)} were not in it"
+        f"({objects} objects, {files} files); {len(pending) - len(replayed)} were not in it"
     )
     return RestoreOutcome(manifest, db.dbname, [r.user_id for r in replayed])
 

@@ -7,6 +7,7 @@ reaches the programs as ``PGPASSWORD``, not on a command line).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from tenant_backup._errors import DatabaseUnavailable, DumpFailed, ToolMissing
-from tenant_backup._types import Database, Erasure
+from tenant_backup._types import Database, Erasure, FileCheck
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,70 @@ def read_erasures(conn: Connection) -> tuple[Erasure, ...]:
         for r in rows
         if isinstance(r[1], datetime)
     )
+
+
+#: File problems named in a FileCheck (the rest are only counted).
+_NAMED_PROBLEMS = 5
+#: Chunks (256 KiB each at most) fetched at a time while files are read back.
+_CHUNKS_PER_FETCH = 16
+
+
+def _file_problem(file_id: str, size: int, recorded: str | None, got: int, digest: str) -> str:
+    if recorded is None:
+        return f"file {file_id} has content but no recorded sha256"
+    if got != size:
+        return f"file {file_id} records {size} bytes, its chunks hold {got}"
+    return f"file {file_id} records sha256 {recorded}, its chunks hash to {digest}"
+
+
+def check_files(conn: Connection) -> FileCheck | None:
+    """Read every uploaded file's chunks in order, a few at a time (memory stays flat in
+    the file's size), and compare their sha256 and length with what the file records;
+    count chunks no file's current content holds. None without a ``files`` table (a
+    database from before files)."""
+    if not _has_table(conn, "files"):
+        return None
+    files = total = bad = 0
+    problems: list[str] = []
+
+    def finish(file_id: str, size: int, recorded: str | None, got: int, digest: str) -> None:
+        nonlocal files, total, bad
+        files, total = files + 1, total + got
+        if recorded != digest or got != size:
+            bad += 1
+            if len(problems) < _NAMED_PROBLEMS:
+                problems.append(_file_problem(file_id, size, recorded, got, digest))
+
+    with conn.transaction(), conn.cursor(name="stowage_file_check") as cur:
+        cur.itersize = _CHUNKS_PER_FETCH
+        cur.execute(
+            "SELECT f.id, f.size_bytes, f.sha256, c.data FROM public.files f "
+            "LEFT JOIN public.file_chunks c ON c.content = f.content "
+            "WHERE f.content IS NOT NULL ORDER BY f.id, c.seq"
+        )
+        current: tuple[str, int, str | None] | None = None
+        hasher, got = hashlib.sha256(), 0
+        for file_id, size, recorded, data in cur:
+            if current is None or current[0] != file_id:
+                if current is not None:
+                    finish(*current, got, hasher.hexdigest())
+                current = (
+                    str(file_id),
+                    int(str(size)),
+                    None if recorded is None else str(recorded),
+                )
+                hasher, got = hashlib.sha256(), 0
+            if isinstance(data, bytes | memoryview):
+                hasher.update(data)
+                got += len(data)
+        if current is not None:
+            finish(*current, got, hasher.hexdigest())
+    row = conn.execute(
+        "SELECT count(*) FROM public.file_chunks c WHERE NOT EXISTS "
+        "(SELECT 1 FROM public.files f WHERE f.content = c.content)"
+    ).fetchone()
+    stray = int(str(row[0])) if row else 0
+    return FileCheck(files, total, bad, tuple(problems), stray)
 
 
 @contextmanager

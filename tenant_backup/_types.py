@@ -49,6 +49,27 @@ class Erasure:
 
 
 @dataclass(frozen=True)
+class FileCheck:
+    """Every stored file's bytes read back: how many files and bytes, and what was wrong.
+
+    ``problems`` names a file whose chunks, in order, do not hash to its recorded
+    sha256 or add up to its size (at most a few, with ``bad_files`` the count),
+    and ``stray_chunks`` counts chunks that no file's current content holds:
+    bytes kept that nothing points to (an erasure or purge that left them).
+    """
+
+    files: int
+    bytes: int
+    bad_files: int = 0
+    problems: tuple[str, ...] = ()
+    stray_chunks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_files == 0 and self.stray_chunks == 0
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a backup holds, read in the same snapshot as the dump.
 

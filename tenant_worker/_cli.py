@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     """
     settings = WorkerSettings.from_env(os.environ, **config.flags(args, SETTINGS))
 
+    from stowage import tracing
     from stowage.runtime.supervisor import ListenError, follow_parent
     from tenant_worker._processes import supervise
     from tenant_worker._server import serve
@@ -51,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
             return supervise(settings, settings.log_level)
         if settings.parent_pid is not None:
             follow_parent(settings.parent_pid)
+        tracing.configure("stowage-worker", os.environ)
         asyncio.run(serve(settings))
     except ListenError as e:
         print(f"stowage worker serve: {e}", file=sys.stderr)

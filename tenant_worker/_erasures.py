@@ -42,6 +42,8 @@ class ReplayedErasure:
     preferences_deleted: bool
     #: What was done to what they wrote in shared spaces.
     space_erasure: SpacePolicy = SpacePolicy.DELETE
+    #: Their files deleted, with every chunk of their bytes.
+    files_deleted: int = 0
 
 
 def replay_policy(recorded: str | None) -> SpacePolicy:
@@ -79,8 +81,11 @@ async def replay_erasures(
             people = People(store, erasure_steps=(SpaceErasure(store, policy), FileErasure(store)))
             ctx = CallContext(correlation_id=correlation_id, user_id=UserId(user_id))
             result = await people.erase(ctx, confirm=True)
+            files = int(result.steps.get("files_deleted", 0))
             replayed.append(
-                ReplayedErasure(user_id, result.objects_deleted, result.preferences_deleted, policy)
+                ReplayedErasure(
+                    user_id, result.objects_deleted, result.preferences_deleted, policy, files
+                )
             )
         return replayed
     finally:

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stowage.runtime.supervisor import ListenError
+from stowage.tracing.sql import trace_statements
 from stowage.v1 import worker_pb2_grpc
 from tenant_worker import _metrics
 from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy
@@ -246,6 +247,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
     """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     policy = PolicyFile(settings.policy_file)
     engine = create_engine(settings.database_url, *settings.pool)
+    trace_statements(engine)
     servicer = _servicer(settings, policy, engine)
     server, health, port = _grpc_server(settings, servicer)
     if settings.metrics_port:

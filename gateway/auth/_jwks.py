@@ -19,8 +19,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
 from gateway._errors import KeysUnavailable
+from stowage import tracing
 
 log = logging.getLogger(__name__)
+_SPANS = tracing.Tracer("gateway")
 
 #: Only asymmetric key types are ever accepted from a JWKS.
 _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
@@ -75,7 +77,8 @@ class JwksCache:
                 return found  # refreshed a moment ago: the kid is really unknown
             entry.attempted_at = time.monotonic()
             try:
-                entry.keys = await self._fetch(issuer, jwks_uri)
+                with _SPANS.span("gateway.jwks_fetch", {"stowage.issuer": issuer}):
+                    entry.keys = await self._fetch(issuer, jwks_uri)
             except KeysUnavailable:
                 if found is not None:
                     return found  # keep serving with keys we already trust

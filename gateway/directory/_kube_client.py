@@ -57,22 +57,33 @@ class KubeClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
 
-    def list(self, path: str, limit: int = 0, token: str | None = None) -> ListAnswer:
-        """The collection at ``path``: all of it, or ``limit`` items continuing after ``token``."""
+    def list(
+        self, path: str, limit: int = 0, token: str | None = None, selector: str | None = None
+    ) -> ListAnswer:
+        """The collection at ``path``: all of it, or ``limit`` items continuing after ``token``;
+        only the objects matching the label ``selector`` when one is given."""
+        params = _list_params(limit, token)
+        if selector:
+            params["labelSelector"] = selector
         request = self._http.build_request(
-            "GET", path, params=_list_params(limit, token), headers=self._access.headers()
+            "GET", path, params=params, headers=self._access.headers()
         )
         return ListAnswer(_body(self._http, request), f"GET {path}")
 
-    async def watch(self, path: str, version: str, seconds: int) -> AsyncGenerator[Body]:
-        """The events of the collection at ``path`` after ``version``, with bookmarks, until
-        the server ends the watch (after ``seconds``). An ERROR event is raised."""
+    async def watch(
+        self, path: str, version: str, seconds: int, selector: str | None = None
+    ) -> AsyncGenerator[Body]:
+        """The events of the collection at ``path`` (objects matching the label ``selector``)
+        after ``version``, with bookmarks, until the server ends the watch (after
+        ``seconds``). An ERROR event is raised."""
         params = {
             "watch": "true",
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(seconds),
         }
+        if selector:
+            params["labelSelector"] = selector
         # Bookmarks come about once a minute; the server ends the watch after ``seconds``.
         read = httpx.Timeout(REQUEST_TIMEOUT, read=seconds + REQUEST_TIMEOUT)
         request = self._http.build_request(

@@ -13,7 +13,13 @@ resync of thousands of Tenants) is one publish. When the API cannot be read
 (unreachable, 401/403, a broken stream, or the watch expired: 410), it keeps
 the last published set, waits and lists again, re-parsing only the Tenants
 whose resourceVersion moved. It only ever reads: the gateway's RBAC needs
-``get``, ``list`` and ``watch`` on ``tenants.stowage.dev``.
+``get``, ``list`` and ``watch`` on ``tenants.stowage.dev``, and on ConfigMaps for
+components whose HTML is held in one.
+
+Those ConfigMaps (labelled ``stowage.dev/component=true``, in the same
+namespaces) are listed and watched beside the Tenants (``_kube_bundles``): a
+changed ConfigMap resolves again only the Tenants that name it, and the new
+set is published like any other change. Nothing is read per tool call.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import anyio
 
 from gateway._errors import KubeUnavailable, TenantConfigError
 from gateway._types import Tenant, TenantName
+from gateway.directory._kube_bundles import Bundles, bundles_path, references, resolved
 from gateway.directory._kube_client import KubeClient, ListAnswer, list_ahead
 from gateway.directory._kube_config import KubeAccess, from_kubeconfig, in_cluster
 from gateway.directory._tenant_file import Slices, parse_tenant
+from stowage import apps
 from stowage.crd import TENANT_PLURAL, collection_path
 
 log = logging.getLogger(__name__)
@@ -89,15 +97,22 @@ class RoutableTenants:
     """The routable Tenants by name, kept up to date one resource at a time.
 
     A name used in more than one namespace is served from the first namespace
-    (in sort order) and the others are logged and ignored.
+    (in sort order) and the others are logged and ignored. A Tenant whose
+    components name ConfigMaps (``htmlFrom``) is served with their HTML from
+    ``bundles``, and resolved again when one of them changes (:meth:`refresh`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bundles: Bundles | None = None) -> None:
+        self._bundles = bundles or Bundles()
         #: Each known resource: its resourceVersion and its Tenant (None: not routable).
         self._resources: dict[Key, tuple[str, Tenant | None]] = {}
         #: The namespaces in which each name is routable.
         self._namespaces: dict[str, set[str]] = {}
         self._by_name: dict[TenantName, Tenant] = {}
+        #: Tenants naming ConfigMaps, as parsed (before their HTML is read).
+        self._unresolved: dict[Key, Tenant] = {}
+        #: The Tenants that name each ConfigMap (namespace, name).
+        self._naming: dict[Key, set[Key]] = {}
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -115,17 +130,50 @@ class RoutableTenants:
         known = self._resources.get(key)
         if known is not None and version and known[0] == version:
             return False
-        tenant = routable(body)
+        tenant = self._resolve(key, routable(body))
+        return self._keep(key, version, tenant)
+
+    def remove(self, key: Key) -> bool:
+        """Forget a deleted Tenant resource; True when the routable set changed."""
+        self._resolve(key, None)
+        if self._resources.pop(key, None) is None:
+            return False
+        return self._route(key, None)
+
+    def refresh(self, config_maps: set[Key] | None = None) -> bool:
+        """Resolve again the Tenants naming ``config_maps`` (None: every ConfigMap), which
+        changed; True when the routable set changed."""
+        if config_maps is None:
+            keys = set(self._unresolved)
+        else:
+            keys = {k for cm in config_maps for k in self._naming.get(cm, ())}
+        changed = False
+        for key in keys:
+            version = self._resources[key][0]
+            changed |= self._keep(key, version, self._resolve(key, self._unresolved[key]))
+        return changed
+
+    def _keep(self, key: Key, version: str, tenant: Tenant | None) -> bool:
+        known = self._resources.get(key)
         if known is not None and tenant == known[1]:
             tenant = known[1]  # the same object: its tool catalogue stays built
         self._resources[key] = (version, tenant)
         return self._route(key, tenant)
 
-    def remove(self, key: Key) -> bool:
-        """Forget a deleted Tenant resource; True when the routable set changed."""
-        if self._resources.pop(key, None) is None:
-            return False
-        return self._route(key, None)
+    def _resolve(self, key: Key, tenant: Tenant | None) -> Tenant | None:
+        """``tenant`` with its components' HTML read from the ConfigMaps they name."""
+        namespace = key[0]
+        for name in references(self._unresolved.pop(key)) if key in self._unresolved else ():
+            naming = self._naming[(namespace, name)]
+            naming.discard(key)
+            if not naming:
+                del self._naming[(namespace, name)]
+        if tenant is None or not (names := references(tenant)):
+            return tenant
+        self._unresolved[key] = tenant
+        for name in names:
+            self._naming.setdefault((namespace, name), set()).add(key)
+        return resolved(tenant, namespace, self._bundles)
 
     def _route(self, key: Key, tenant: Tenant | None) -> bool:
         namespace, name = key
@@ -226,10 +274,16 @@ class KubeTenantSource:
         return collection_path(TENANT_PLURAL, self.namespace)
 
     async def watch(self, publish: Publish) -> None:
-        tenants = RoutableTenants()
+        bundles = Bundles()
+        tenants = RoutableTenants(bundles)
         publisher = _Publisher(tenants, publish, self.publish_interval)
         async with anyio.create_task_group() as tg:
             tg.start_soon(publisher.run)
+            # The components' ConfigMaps first (listed, or found unreadable), so the
+            # first publish serves their HTML; the Tenant list is read ahead meanwhile.
+            tried = anyio.Event()
+            tg.start_soon(self._watch_bundles, bundles, tenants, publisher, tried)
+            await tried.wait()
             while True:
                 try:
                     async with KubeClient(self._access()) as api:
@@ -245,6 +299,69 @@ class KubeTenantSource:
                     log.exception("Tenant watch failed; keeping the last set and retrying")
                 publisher.nothing_yet()
                 await anyio.sleep(self.retry_delay)
+
+    async def _watch_bundles(
+        self,
+        bundles: Bundles,
+        tenants: RoutableTenants,
+        publisher: _Publisher,
+        tried: anyio.Event,
+    ) -> None:
+        """Keep ``bundles`` current: the labelled ConfigMaps, one list then one watch at a
+        time, as for the Tenants. Failing to read them (no RBAC yet) only leaves the
+        components that name them unserved; the Tenants are served regardless."""
+        path = bundles_path(self.namespace)
+        while True:
+            try:
+                async with KubeClient(self._access()) as api:
+                    answer = api.list(path, selector=apps.BUNDLE_SELECTOR)
+                    listed: dict[Key, Mapping[str, Any]] = {}
+                    async with contextlib.aclosing(answer.items()) as items:
+                        async for body in items:
+                            listed[_key(body)] = body
+                    changed = {key for key, body in listed.items() if bundles.put(body)}
+                    changed |= {key for key in bundles.keys() - set(listed) if bundles.remove(key)}
+                    first = bundles.unreadable is not None
+                    bundles.unreadable = None
+                    log.info("listed %d component ConfigMaps", len(listed))
+                    if tenants.refresh(None if first else changed):
+                        publisher.changed()
+                    tried.set()
+                    version = str(answer.metadata["resourceVersion"])
+                    while True:
+                        events = api.watch(path, version, self.watch_timeout, apps.BUNDLE_SELECTOR)
+                        async with contextlib.aclosing(events):
+                            async for event in events:
+                                version = self._apply_bundle(event, bundles, tenants, publisher)
+            except (TimeoutError, KubeUnavailable, OSError) as e:
+                reason = e if str(e) else type(e).__name__
+                if bundles.unreadable is not None:
+                    bundles.unreadable = str(reason)
+                log.warning(
+                    "component ConfigMap watch interrupted; keeping %d and listing again: %s",
+                    len(bundles.keys()),
+                    reason,
+                )
+            except Exception:  # the source must outlive any one failure
+                log.exception("component ConfigMap watch failed; keeping the last set and retrying")
+            tried.set()
+            await anyio.sleep(self.retry_delay)
+
+    @staticmethod
+    def _apply_bundle(
+        event: Mapping[str, Any], bundles: Bundles, tenants: RoutableTenants, publisher: _Publisher
+    ) -> str:
+        """Take one ConfigMap watch event; the resourceVersion it brings."""
+        kind, body = event["type"], event["object"]
+        if kind == "DELETED":
+            changed = bundles.remove(_key(body))
+        elif kind != "BOOKMARK":
+            changed = bundles.put(body)
+        else:
+            changed = False
+        if changed and tenants.refresh({_key(body)}):
+            publisher.changed()
+        return str(body["metadata"]["resourceVersion"])
 
     def _access(self) -> KubeAccess:
         """Read each time the source (re)connects: a kubeconfig may have been fixed meanwhile."""

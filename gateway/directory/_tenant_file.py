@@ -3,8 +3,10 @@
 The file holds either ``tenants: [{name, endpoint, auth, rateLimits, ...}]`` or a
 mapping ``tenants: {name: {endpoint, auth, ...}}``; beside ``endpoint``, an
 optional ``instance`` names the worker instance it must reach (the worker
-refuses calls meant for another one). A broken edit keeps the last good set and
-is logged; the gateway never serves from a half-read file.
+refuses calls meant for another one). Components carry their HTML inline: a
+file has no ConfigMaps, so ``htmlFrom`` is refused, naming the field. A broken
+edit keeps the last good set and is logged; the gateway never serves from a
+half-read file.
 
 No request waits on a reload: a helper process reads and parses the file
 (:mod:`gateway.directory._tenant_entries`) and hands back one line per tenant with a
@@ -77,6 +79,21 @@ def parse_tenant(
     return Tenant(name=TenantName(name), endpoint=endpoint, spec=parsed, instance=instance)
 
 
+def _inline_components_only(tenant: Tenant) -> Tenant:
+    """A tenant of the file; TenantConfigError for a component whose HTML is in a ConfigMap.
+
+    A tenants file has no ConfigMaps to read (``htmlFrom`` is for Tenant
+    resources): its components carry their HTML inline.
+    """
+    for i, component in enumerate(tenant.spec.components):
+        if component.html_from is not None:
+            raise TenantConfigError(
+                f"tenants.{tenant.name}.components[{i}].htmlFrom: a tenants file has no "
+                "ConfigMaps; put the component's HTML inline (html)"
+            )
+    return tenant
+
+
 class Slices:
     """Lets the event loop serve requests between slices of a long computation."""
 
@@ -137,7 +154,7 @@ class TenantFile:
                 name, endpoint, instance, spec = json.loads(entry)
                 if not isinstance(spec, Mapping):
                     raise TenantConfigError(f"tenants.{name}: expected a mapping")
-                tenant = parse_tenant(name, spec, endpoint, instance)
+                tenant = _inline_components_only(parse_tenant(name, spec, endpoint, instance))
                 parsed += 1
             known[digest] = tenant
             tenants[tenant.name] = tenant

@@ -10,12 +10,22 @@ stream), a piece at a time, so memory stays flat in the file's size.
 
 Layers (``.importlinter``): ``_routes`` (the HTTP endpoint) → ``_links`` (the
 links a tool result carries) → ``_keys`` (the signing keys, read from the
-secrets directory) | ``_serving`` (response headers, byte ranges) →
-``_signing`` (the signature, no I/O).
+keys directory) | ``_serving`` (response headers, byte ranges) →
+``_signing`` (the signature, no I/O). The keys are derived per tenant from
+the gateway's master keys (``--files-keys-dir``; ``_keys`` says how, and how
+a rotation keeps earlier links working).
 """
 
-from gateway.files._keys import SigningKeys
+from gateway.files._keys import CURRENT_KEY, PREVIOUS_KEY, ROTATED_AT, SigningKeys, tenant_key
 from gateway.files._links import Links
 from gateway.files._routes import FileEndpoint
 
-__all__ = ["FileEndpoint", "Links", "SigningKeys"]
+__all__ = [
+    "CURRENT_KEY",
+    "PREVIOUS_KEY",
+    "ROTATED_AT",
+    "FileEndpoint",
+    "Links",
+    "SigningKeys",
+    "tenant_key",
+]

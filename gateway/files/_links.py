@@ -33,7 +33,7 @@ class TenantLinks:
     clock: Callable[[], float]
 
     def _link(self, grant: Grant) -> dict[str, Any]:
-        key = self.keys.key(self.tenant.name)
+        key = self.keys.signing(self.tenant.name)
         url = f"{files_base(self.tenant)}/{grant.file_id}?{urlencode(query(key, grant))}"
         return {
             "url": url,

@@ -150,7 +150,8 @@ class FileEndpoint:
     def _granted(self, request: Request, tenant: Tenant) -> Grant:
         file_id = str(request.path_params["file"])
         grant, sig = read_grant(tenant.name, file_id, request.query_params)
-        check(self.keys.key(tenant.name), grant, sig, Method.of(request.method), time.time())
+        keys = self.keys.verifying(tenant.name, grant.expires)
+        check(keys, grant, sig, Method.of(request.method), time.time())
         return grant
 
     async def _limited(self, tenant: Tenant, grant: Grant, cid: str) -> Response | None:

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -94,14 +94,24 @@ def read_grant(tenant: str, file_id: str, params: Mapping[str, str]) -> tuple[Gr
     return Grant(tenant, user, file_id, method, expires, size, sha256), sig
 
 
-def check(key: bytes, grant: Grant, sig: str, used_as: Method | None, now: float) -> None:
-    """Refuse (403) a forged or altered link, one used for another method, or an expired one."""
+def _signed_by(keys: Sequence[bytes], grant: Grant, sig: str) -> bool:
     try:
         given = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
     except (binascii.Error, ValueError):
         given = b""
-    expected = base64.urlsafe_b64decode(signature(key, grant) + "=")
-    if not hmac.compare_digest(given, expected):
+    matches = [
+        hmac.compare_digest(given, base64.urlsafe_b64decode(signature(key, grant) + "="))
+        for key in keys
+    ]
+    return any(matches)
+
+
+def check(
+    keys: Sequence[bytes], grant: Grant, sig: str, used_as: Method | None, now: float
+) -> None:
+    """Refuse (403) a link signed by none of ``keys`` (forged or altered), one used for
+    another method, or an expired one."""
+    if not _signed_by(keys, grant, sig):
         raise LinkRefused(
             403,
             "invalid_signature",

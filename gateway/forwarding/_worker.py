@@ -39,6 +39,7 @@ from gateway._errors import (
 )
 from gateway._types import CorrelationId, Revocation, Tenant, UserId
 from stowage.revocation import RevocationFields, RevocationRequest
+from stowage.tracing.rpc import traced_stub
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage.values import MAX_DEPTH, depth_over_limit
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+#: The worker's gRPC service, as its spans name it.
+_SERVICE = pb.DESCRIPTOR.services_by_name["TenantWorker"].full_name
 _CHANNEL_OPTIONS = [
     # Come back quickly after a worker restart instead of gRPC's default of up to 2 minutes.
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -319,7 +322,8 @@ class WorkerClient:
         self.instance = instance
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
-        self._stub = worker_pb2_grpc.TenantWorkerStub(self._channel)  # type: ignore[no-untyped-call]
+        stub = worker_pb2_grpc.TenantWorkerStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = traced_stub(stub, _SERVICE)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -20,7 +20,9 @@ from gateway.gate._limits import RateLimits
 from gateway.gate._tool_call import ToolCall
 from gateway.surface._calls import CallContext, error_result
 from gateway.surface._tools import Catalogues
+from stowage import tracing
 
+_SPANS = tracing.Tracer("gateway")
 _UNREADABLE = "the tenant worker is unavailable (its access revocations cannot be read)"
 
 
@@ -28,6 +30,7 @@ def _revocations_known(ctx: CallContext, call: ToolCall, standing: Standing) -> 
     """``Refused`` with a retriable tool error while the revocations cannot be read."""
     if standing is not Standing.UNKNOWN:
         return
+    tracing.fail(f"unavailable: {_UNREADABLE}")
     result = error_result(
         "unavailable", _UNREADABLE, ctx.correlation_id, retriable=True, retry_after_seconds=1.0
     )
@@ -47,7 +50,8 @@ class ToolCallChecks:
         """Returns when ``call`` may go on; ``Refused`` at the first check it fails."""
         self._within_scope(ctx, call)
         _revocations_known(ctx, call, standing)
-        await self._limits.take(ctx.tenant, ctx.principal, call)
+        with _SPANS.span("gateway.rate_limit", record_exception=False):
+            await self._limits.take(ctx.tenant, ctx.principal, call)
 
     def _within_scope(self, ctx: CallContext, call: ToolCall) -> None:
         """``Refused`` with the step-up challenge when the token lacks the tool's scope."""

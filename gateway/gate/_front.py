@@ -4,7 +4,9 @@ The tenant comes from the path: unknown is 404, except while a starting
 gateway is still loading its tenants, when it is 503 with ``Retry-After`` (the
 tenant may well exist; the only 5xx the gate sends of its own). The
 correlation id is the request's ``X-Request-Id`` when it matches
-``stowage.wire.CORRELATION_ID``, else a new one; every answer echoes it.
+``stowage.wire.CORRELATION_ID``, else the request's trace id while the gateway
+traces (so a log line, an audit row and a trace meet), else a new one; every
+answer echoes it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ _STARTING = Reply(
 _UNKNOWN = Reply(404, {"error": "not_found", "error_description": "unknown tenant"})
 
 
-def correlation_id(scope: Scope) -> CorrelationId:
-    """The client's ``X-Request-Id`` if it is a valid correlation id, else a new one."""
+def correlation_id(scope: Scope, trace_id: str | None = None) -> CorrelationId:
+    """The client's ``X-Request-Id`` if it is a valid correlation id, else ``trace_id``
+    (the request's trace, while tracing), else a new one."""
     incoming = header(scope, b"x-request-id")
-    return CorrelationId(
-        incoming if incoming and CORRELATION_ID.match(incoming) else new_correlation_id()
-    )
+    if incoming and CORRELATION_ID.match(incoming):
+        return CorrelationId(incoming)
+    return CorrelationId(trace_id or new_correlation_id())
 
 
 def known(tenant: Tenant | None, directory: TenantDirectory) -> Tenant:

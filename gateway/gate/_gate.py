@@ -22,6 +22,13 @@ turns it away (``_asgi.Refused``, answered here):
    (``_lane``), anything else to the MCP transport with a ``CallContext``.
 
 Every request counts in ``http_requests`` under its tenant and status.
+
+While tracing is on (``stowage.tracing``) the request is a SERVER span that
+continues the caller's W3C ``traceparent`` (else starts the trace), the
+correlation id is its trace id (unless the client sent ``X-Request-Id``), and
+authentication, admission (the revocation check) and, in ``_call_checks``, the
+rate limit are spans of their own; a refusal marks its stage's span failed.
+While it is off the request meets no tracing code but one flag.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ from gateway.gate._tool_call import tool_call
 from gateway.surface._calls import CallContext
 from gateway.surface._lane import ToolCallLane
 from gateway.surface._tools import Catalogues
+from stowage import tracing
+
+_SPANS = tracing.Tracer("gateway")
+_ROUTE = "/t/{tenant}/mcp"
 
 
 class McpGate:
@@ -75,7 +86,28 @@ class McpGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request through the stages; a refusal answered; every answer tagged, counted."""
         tenant = self._directory.get(scope["path_params"]["tenant"])
-        cid = correlation_id(scope)
+        if not tracing.enabled():
+            await self._answer(tenant, correlation_id(scope), scope, receive, send)
+            return
+        with _SPANS.span(
+            f"{scope['method']} {_ROUTE}",
+            _request_attributes(scope, tenant),
+            kind=tracing.SpanKind.SERVER,
+            context=tracing.extract(_trace_headers(scope)),
+            record_exception=False,
+        ) as span:
+            cid = correlation_id(scope, tracing.trace_id(span))
+            if cid != tracing.trace_id(span):
+                span.set_attribute("stowage.correlation_id", cid)
+            status = await self._answer(tenant, cid, scope, receive, send)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                tracing.fail(f"HTTP {status}", span)
+
+    async def _answer(
+        self, tenant: Tenant | None, cid: CorrelationId, scope: Scope, receive: Receive, send: Send
+    ) -> int:
+        """Serve the request, answer a refusal, count the answer; its status."""
         answer = Answer(send, cid)
         try:
             await self._serve(tenant, cid, scope, receive, answer.send)
@@ -84,6 +116,7 @@ class McpGate:
         finally:
             label = tenant.name if tenant is not None else "unknown"
             self._metrics.http_requests.labels(label, str(answer.status)).inc()
+        return answer.status
 
     async def _serve(
         self,
@@ -95,8 +128,10 @@ class McpGate:
     ) -> None:
         """Each stage lets the request on or raises ``Refused``; the last one answers it."""
         tenant = known(found, self._directory)
-        principal = await self._authentication.principal(tenant, scope)
-        standing = await self._admission.standing(tenant, principal, cid, scope, receive)
+        with _SPANS.span("gateway.authenticate", record_exception=False):
+            principal = await self._authentication.principal(tenant, scope)
+        with _SPANS.span("gateway.check_revocations", record_exception=False):
+            standing = await self._admission.standing(tenant, principal, cid, scope, receive)
         refuse_stream(scope)
         body = await read_body(scope, receive, self._body_limit)
         ctx = CallContext(tenant, principal, cid)
@@ -104,6 +139,23 @@ class McpGate:
         if call is not None:
             await self._checks.clear(ctx, call, standing)
         await self._dispatch.forward(ctx, body, scope, receive, send)
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The request's W3C trace context headers, for the span that continues it."""
+    return {
+        key.decode("latin-1"): value.decode("latin-1")
+        for key, value in scope["headers"]
+        if key in (b"traceparent", b"tracestate")
+    }
+
+
+def _request_attributes(scope: Scope, tenant: Tenant | None) -> dict[str, str]:
+    return {
+        "http.request.method": scope["method"],
+        "http.route": _ROUTE,
+        "stowage.tenant": tenant.name if tenant is not None else "unknown",
+    }
 
 
 def build_gate(

@@ -7,6 +7,9 @@ and what the model can do next. They carry no ``structuredContent``: it would
 not match the tool's output schema, and clients that check it would hide the
 error. Each call ends in one JSON log line
 (tenant, tool, outcome, duration, correlation id; never tokens or payloads).
+While tracing, the call's span (the lane's or the SDK's ``tools/call``) gets
+the tenant, tool and outcome, a failed one the reason, and the latency
+histogram an exemplar with the trace id.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from gateway.auth._revocations import Revocations
 from gateway.forwarding._worker import WorkerClient, WorkerPool
 from gateway.surface._operations import FileLinks, Invocation
 from gateway.surface._tools import BUILTIN_COLLECTION, Catalogue, ToolSpec
+from stowage import tracing
 from stowage.values import find_problem, string_problem
 from stowage.wire import TOOL_ERROR_META_KEY, field_path
 
@@ -189,6 +193,20 @@ def challenge_result(
     return result.model_copy(update={"meta": meta})
 
 
+#: Outcomes that are the platform's failure, not the caller's: their spans are errors.
+#: (Their messages name no user data: the gateway writes them itself.)
+_FAILURES = frozenset({"unavailable", "internal"})
+
+
+def _exemplar(tenant: str, tool: str, outcome: str) -> dict[str, str] | None:
+    """The call's span gets its outcome; the histogram, the trace id when the trace is kept."""
+    if not tracing.enabled():
+        return None
+    tracing.annotate({"stowage.tenant": tenant, "stowage.tool": tool, "stowage.outcome": outcome})
+    trace_id = tracing.sampled_trace_id()
+    return {"trace_id": trace_id} if trace_id is not None else None
+
+
 def _claims(ctx: CallContext) -> dict[str, str] | None:
     """What the worker may know of the caller: the claims the tenant names, nothing else."""
     identity = ctx.tenant.spec.identity
@@ -291,6 +309,8 @@ class ToolCalls:
             except WorkerError as e:
                 outcome = e.code
                 self._metrics.upstream_errors.labels(ctx.tenant.name, e.grpc_code).inc()
+                if e.code in _FAILURES:
+                    tracing.fail(f"{e.code}: {e.message}")
                 return self._error(e, cid)
             if spec.forgets_user:
                 self._forget(ctx)
@@ -299,7 +319,8 @@ class ToolCalls:
             elapsed = time.perf_counter() - start
             tool = name if spec is not None else "unknown"
             self._metrics.tool_calls.labels(ctx.tenant.name, tool, outcome).inc()
-            self._metrics.tool_seconds.labels(ctx.tenant.name, tool).observe(elapsed)
+            exemplar = _exemplar(ctx.tenant.name, tool, outcome)
+            self._metrics.tool_seconds.labels(ctx.tenant.name, tool).observe(elapsed, exemplar)
             log.info(
                 "tool call",
                 extra={

@@ -13,7 +13,9 @@ per tenant settings object (with its tool catalogue):
   host to keep it from the model while the view may still call it.
 
 URIs are versioned by content (:func:`stowage.apps.resource_uri`): a changed
-component is a new URI, so no host serves a stale copy.
+component is a new URI, so no host serves a stale copy. A component whose
+``htmlFrom`` ConfigMap could not be read (``Component.resolved`` false) is not
+served and links no tool; its app-only tools stay hidden from the model.
 """
 
 from __future__ import annotations
@@ -82,8 +84,12 @@ def build_components(components: tuple[Component, ...]) -> Components:
     resources: list[types.Resource] = []
     reads: dict[str, types.ReadResourceResult] = {}
     links: dict[str, dict[str, Any]] = {}
+    # A component whose ConfigMap could not be read stays unserved, but its app-only
+    # tools stay hidden from the model.
     app_only = {tool for component in components for tool in component.app_only}
     for component in components:
+        if not component.resolved:
+            continue
         uri = component.uri
         meta = _resource_meta(component)
         resources.append(

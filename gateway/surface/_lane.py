@@ -22,12 +22,18 @@ pieces, so the wire is the SDK's:
 
 Anything else goes to the SDK, which answers it as always, errors included, so
 the lane never decides what a malformed or unusual request gets.
+
+While tracing is on, the call is a ``tools/call <tool>`` span with the SDK's own
+attributes (``mcp.method.name``, ``gen_ai.tool.name``), as the SDK's path opens,
+so a trace looks the same whichever path served it (a tool the tenant does not
+have is named ``unknown``, never the string the client sent).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 import mcp_types as types
@@ -43,9 +49,11 @@ from starlette.types import Scope, Send
 from gateway.surface._calls import CallContext, ToolCalls
 from gateway.surface._mcp import call_tool
 from gateway.surface._tools import Catalogues
+from stowage import tracing
 
 log = logging.getLogger(__name__)
 
+_SPANS = tracing.Tracer("gateway")
 _TOOLS_CALL = "tools/call"
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 
@@ -93,6 +101,23 @@ class ToolCallLane:
         except (ValidationError, KeyError, ValueError):
             return None
 
+    def _span(
+        self, call: CallContext, params: types.CallToolRequestParams
+    ) -> AbstractContextManager[tracing.Span]:
+        """The call's span, named as the SDK names its own; a null one while not tracing."""
+        if not tracing.enabled():
+            return _SPANS.span(_TOOLS_CALL)
+        known = params.name in self._catalogues.of(call.tenant).tools
+        tool = params.name if known else "unknown"
+        attributes = {
+            "mcp.method.name": _TOOLS_CALL,
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "stowage.tenant": call.tenant.name,
+            "stowage.tool": tool,
+        }
+        return _SPANS.span(f"{_TOOLS_CALL} {tool}", attributes)
+
     async def answer(self, scope: Scope, message: object, call: CallContext, send: Send) -> bool:
         """Answer ``message`` if it is a plain ``tools/call``; False leaves it to the SDK."""
         if scope["method"] != "POST":
@@ -107,7 +132,8 @@ class ToolCallLane:
         assert isinstance(message, dict)
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
         try:
-            result = await call_tool(self._calls, self._catalogues, call, params)
+            with self._span(call, params):
+                result = await call_tool(self._calls, self._catalogues, call, params)
             dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
             reply["result"] = methods.serialize_server_result(_TOOLS_CALL, version, dumped)
         except MCPError as e:

@@ -9,6 +9,13 @@ file and regenerate; tests/monitoring/test_dashboard.py fails while they differ.
 Queries filter on the `tenant` variable (multi-value, "All" = `.*`) and use the
 `datasource` variable, so one import works against any Prometheus data source.
 Worker series carry `tenant`/`namespace` from the PodMonitor relabelling.
+
+From metrics to traces: the latency panel asks for exemplars (the gateway's
+histograms carry the trace id of a traced call, on the OpenMetrics exposition),
+and its "Open trace" link opens an exemplar's ``trace_id`` in Explore on the
+`traces` variable's data source (Jaeger). Grafana's own exemplar button also
+appears once the Prometheus data source maps ``trace_id`` to that data source
+(``exemplarTraceIdDestinations``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.builders.common import VizLegendOptions
 from grafana_foundation_sdk.builders.dashboard import (
     Dashboard,
+    DashboardLink,
     DatasourceVariable,
     QueryVariable,
     Row,
@@ -45,6 +53,11 @@ OUTPUT = Path(__file__).resolve().parents[2] / "charts/stowage/files/dashboards/
 UID = "stowage-overview"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 T = 'tenant=~"$tenant"'
+#: An exemplar's trace, opened in Explore on the trace backend the `traces` variable names.
+TRACE_LINK = (
+    '/explore?left={"datasource":"${traces}","queries":[{"refId":"A",'
+    '"query":"${__data.fields.trace_id}"}]}'
+)
 CALLS = "stowage_gateway_tool_calls_total"
 
 
@@ -123,19 +136,20 @@ def tool_call_panels() -> tuple[Builder[Panel], ...]:
         ),
         graph(
             "Latency p50 / p99 by tool",
-            "Tool-call latency inside the gateway, worker call included.",
+            "Tool-call latency inside the gateway, worker call included. The dots are "
+            "exemplars: one traced call each; open its trace from the point's link.",
             "s",
             query(
                 "histogram_quantile(0.5, sum by (tool, le) "
                 f"(rate(stowage_gateway_tool_call_seconds_bucket{{{T}}}[$__rate_interval])))",
                 "p50 {{tool}}",
-            ),
+            ).exemplar(True),
             query(
                 "histogram_quantile(0.99, sum by (tool, le) "
                 f"(rate(stowage_gateway_tool_call_seconds_bucket{{{T}}}[$__rate_interval])))",
                 "p99 {{tool}}",
-            ),
-        ),
+            ).exemplar(True),
+        ).data_links([DashboardLink("Open trace").url(TRACE_LINK).target_blank(True)]),
     )
 
 
@@ -393,6 +407,7 @@ def build() -> Dashboard:
         .timezone("browser")
         .tooltip(DashboardCursorSync.CROSSHAIR)
         .with_variable(DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(DatasourceVariable("traces").label("Traces").type("jaeger"))
         .with_variable(
             QueryVariable("tenant")
             .label("Tenant")

@@ -26,6 +26,7 @@ from stowage_operator._manifests import (
     mount_region_ca,
     place_in_region,
     pod_security,
+    tracing_env,
     worker_image,
 )
 from stowage_operator._settings import OperatorSettings
@@ -157,7 +158,7 @@ def cron_job(
     # into pieces it would read as a puzzle, so only the task's environment is apart.
     name = _naming.backup_name(ref.name) if task == "backup" else _naming.drill_name(ref.name)
     image = worker_image(spec, settings)
-    env = _env(task, ref, backup)
+    env = [*_env(task, ref, backup), *tracing_env(settings)]
     labels = job_labels(ref, task)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 
+from stowage import tracing
 from stowage.runtime import config
 from stowage.runtime import logging as _logging
 from stowage_operator._settings import SETTINGS, OperatorSettings
@@ -28,6 +29,7 @@ def _operator(args: argparse.Namespace) -> int:
     from stowage_operator._run import run_operator
 
     _logging.configure(settings.log_level)
+    tracing.configure("stowage-operator", os.environ)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     asyncio.run(run_operator(settings))

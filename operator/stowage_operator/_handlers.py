@@ -152,23 +152,32 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, settings: OperatorSetti
 def _register_tenants(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """Every change to a Tenant, and its periodic resync, runs the same reconcile."""
 
-    @kopf.on.resume(GROUP, VERSION, TENANT_PLURAL, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, TENANT_PLURAL, id="tenant-resume", registry=registry)
     async def resume(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, Trigger.RESUME)
 
-    @kopf.on.create(GROUP, VERSION, TENANT_PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, TENANT_PLURAL, id="tenant-create", registry=registry)
     async def create(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, Trigger.CREATE)
 
-    @kopf.on.update(GROUP, VERSION, TENANT_PLURAL, field="spec", registry=registry)
+    @kopf.on.update(
+        GROUP, VERSION, TENANT_PLURAL, field="spec", id="tenant-update", registry=registry
+    )
     async def update(memo: Any, body: Any, **_: Any) -> None:
         await _run(memo, body, Trigger.UPDATE)
 
-    @kopf.daemon(GROUP, VERSION, TENANT_PLURAL, registry=registry, cancellation_timeout=10)
+    @kopf.daemon(
+        GROUP,
+        VERSION,
+        TENANT_PLURAL,
+        id="tenant-resync",
+        registry=registry,
+        cancellation_timeout=10,
+    )
     async def resync(memo: Any, body: Any, stopped: Any, **_: Any) -> None:
         await _resync_forever(memo, body, stopped, settings.resync_seconds)
 
-    @kopf.on.delete(GROUP, VERSION, TENANT_PLURAL, registry=registry)
+    @kopf.on.delete(GROUP, VERSION, TENANT_PLURAL, id="tenant-delete", registry=registry)
     async def delete(memo: Any, body: Any, **_: Any) -> None:
         reconciler: Reconciler = memo.reconciler
         await _translated(reconciler.delete(body))
@@ -177,14 +186,17 @@ def _register_tenants(registry: kopf.OperatorRegistry, settings: OperatorSetting
 def _register_regions(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """A Region's status says whether its PostgreSQL answers, on change and on a timer."""
 
-    @kopf.on.resume(GROUP, VERSION, REGION_PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, REGION_PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, REGION_PLURAL, field="spec", registry=registry)
+    @kopf.on.resume(GROUP, VERSION, REGION_PLURAL, id="region-resume", registry=registry)
+    @kopf.on.create(GROUP, VERSION, REGION_PLURAL, id="region-create", registry=registry)
+    @kopf.on.update(
+        GROUP, VERSION, REGION_PLURAL, field="spec", id="region-update", registry=registry
+    )
     @kopf.timer(
         GROUP,
         VERSION,
         REGION_PLURAL,
         interval=max(settings.resync_seconds, 30.0),
+        id="region-check",
         registry=registry,
     )
     async def region(memo: Any, body: Any, **_: Any) -> None:

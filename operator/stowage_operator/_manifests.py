@@ -150,6 +150,11 @@ def place_in_region(pod_spec: dict[str, Any], region: Region) -> None:
         pod_spec["tolerations"] = [dict(t) for t in region.tolerations]
 
 
+def tracing_env(settings: OperatorSettings) -> list[dict[str, Any]]:
+    """The operator's tracing variables, for a worker or backup container (none when off)."""
+    return [{"name": name, "value": value} for name, value in sorted(settings.tracing.items())]
+
+
 def deployment(
     tenant: TenantRef, spec: Mapping[str, Any], region: Region, settings: OperatorSettings
 ) -> Body:
@@ -186,6 +191,7 @@ def deployment(
                             }
                         },
                     },
+                    *tracing_env(settings),
                 ],
                 "ports": [
                     {"name": "grpc", "containerPort": _naming.WORKER_PORT, "protocol": "TCP"},

@@ -5,7 +5,10 @@ Secret (the password's only home) → database and role → migrations → worke
 objects → backup CronJobs → what the backup Jobs ended with → status. Every
 trigger (create, update, resume, the resync timer) runs the same steps, so
 the timer repairs drift and picks up finished backups by simply running again.
-Calls for one Tenant never overlap (a lock per Tenant).
+Calls for one Tenant never overlap (a lock per Tenant). While tracing is on
+(``stowage.tracing``), a reconciliation is a ``tenant.reconcile`` trace with a
+span per step (``tenant.region``, ``tenant.database``, ``tenant.worker``,
+``tenant.backups``, ``tenant.status``), a failed one saying why.
 
 ``Reconciler`` is the sequence; each step is a collaborator's: ``Regions``
 (the Region, its admin credentials, catalog and health), ``TenantDatabase``
@@ -32,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stowage import tracing
 from stowage_operator import _backup_schedule, _metrics, _naming, _tenant_database
 from stowage_operator._applying import Applier
 from stowage_operator._backup_jobs import BackupJobs
@@ -56,6 +60,7 @@ from stowage_operator._types import (
 from stowage_operator._worker_objects import WorkerObjects
 
 log = logging.getLogger(__name__)
+_SPANS = tracing.Tracer("stowage_operator")
 
 
 def tenant_ref(body: Mapping[str, Any]) -> TenantRef:
@@ -89,7 +94,7 @@ class Reconciler:
         applier = Applier(kube, owned)
         self._regions = Regions(kube, settings)
         self._database = TenantDatabase(kube, applier, self._regions, settings)
-        self._worker = WorkerObjects(applier, settings)
+        self._worker = WorkerObjects(applier, settings, kube)
         self._backups = BackupSchedule(kube, applier, self._regions, settings, backup_jobs)
         self._status = TenantStatus(kube)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -115,8 +120,14 @@ class Reconciler:
                 # Being deleted: creating anything now would race the finalizer.
                 return Outcome(False, ())
             outcome = Result.OK
+            attributes = {
+                "stowage.tenant": ref.name,
+                "k8s.namespace.name": ref.namespace,
+                "stowage.trigger": trigger.value,
+            }
             try:
-                result = await self._reconcile(ref, body, trigger)
+                with _SPANS.span("tenant.reconcile", attributes, record_exception=False):
+                    result = await self._reconcile(ref, body, trigger)
             except OperatorError as e:
                 outcome = Result.INVALID if isinstance(e, PermanentError) else Result.RETRY
                 _metrics.ERRORS.labels(ref.namespace, ref.name, e.reason).inc()
@@ -141,22 +152,31 @@ class Reconciler:
         stage = DATABASE_READY
         try:
             # 1. What the schema could not check, and the region.
-            self._worker.policy(ref, spec)  # validates the spec (once per generation)
-            region = await self._regions.accepting(str(spec.get("region", "")), old_status, trigger)
-            admin = await self._regions.admin(region, trigger)
-            await self._regions.harden(admin)
+            with _SPANS.span("tenant.region"):
+                self._worker.policy(ref, spec)  # validates the spec (once per generation)
+                await self._worker.check_bundles(ref, spec)  # components' ConfigMaps, each pass
+                region = await self._regions.accepting(
+                    str(spec.get("region", "")), old_status, trigger
+                )
+                admin = await self._regions.admin(region, trigger)
+                await self._regions.harden(admin)
             # 2. Database, role, Secret, migrations.
-            creds = await self._database.ensure(ref, region, admin, old_status, trigger, extra)
+            with _SPANS.span("tenant.database"):
+                creds = await self._database.ensure(ref, region, admin, old_status, trigger, extra)
             status.update(_tenant_database.status_of(ref, region, creds))
             conditions.append(_tenant_database.ready_condition(region, creds))
             # 3. The worker.
             stage = WORKER_READY
-            message = await self._worker.apply(ref, spec, region, trigger)
+            with _SPANS.span("tenant.worker"):
+                message = await self._worker.apply(ref, spec, region, trigger)
             # The gateways send it with every call; only this Tenant's worker on this
             # database answers (a stale endpoint after a restore or a move refuses).
             status["instance"] = _naming.instance(ref, region)
-            conditions.append(await self._backups.apply(ref, spec, region, admin, trigger, extra))
-            backup = await self._backups.read(ref, old_status, extra)
+            with _SPANS.span("tenant.backups"):
+                conditions.append(
+                    await self._backups.apply(ref, spec, region, admin, trigger, extra)
+                )
+                backup = await self._backups.read(ref, old_status, extra)
             if backup:
                 status["backup"] = backup
         except OperatorError as e:
@@ -165,7 +185,8 @@ class Reconciler:
             )
             raise
         conditions.append(Condition(WORKER_READY, "True", "Applied", message))
-        merged = await self._status.report_ready(ref, old_status, status, conditions)
+        with _SPANS.span("tenant.status"):
+            merged = await self._status.report_ready(ref, old_status, status, conditions)
         _backup_schedule.export_metrics(ref, status.get("backup") or {}, merged)
         log.info("tenant reconciled", extra=extra)
         return Outcome(True, tuple(conditions))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stowage import tracing
 from stowage.runtime import config
 from stowage.runtime.config import Setting
 
@@ -84,6 +85,24 @@ def network_peers(text: str) -> Peers:
     return Peers(json.dumps(loaded, sort_keys=True, separators=(",", ":")))
 
 
+#: The tracing fields and their variables, :data:`stowage.tracing.PASSED_ON` in order.
+_TRACING = dict(
+    zip(
+        (
+            "otel_sdk_disabled",
+            "otel_traces_exporter",
+            "otel_traces_endpoint",
+            "otel_endpoint",
+            "otel_sampler",
+            "otel_sampler_arg",
+            "otel_resource_attributes",
+        ),
+        tracing.PASSED_ON,
+        strict=True,
+    )
+)
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     """What the operator needs to know; :data:`SETTINGS` documents each field."""
@@ -102,6 +121,21 @@ class OperatorSettings:
     max_admin_connections: int = 8
     migration_processes: int = 2
     log_level: str = "INFO"
+    # Tracing: the standard OTEL_* variables the operator was given (its own traces
+    # read them too), passed on to the workers and backup Jobs (:attr:`tracing`).
+    otel_sdk_disabled: str = ""
+    otel_traces_exporter: str = ""
+    otel_traces_endpoint: str = ""
+    otel_endpoint: str = ""
+    otel_sampler: str = ""
+    otel_sampler_arg: str = ""
+    otel_resource_attributes: str = ""
+
+    @property
+    def tracing(self) -> dict[str, str]:
+        """The tracing variables a worker or backup Job gets: those set, by name."""
+        values = {variable: str(getattr(self, name)) for name, variable in _TRACING.items()}
+        return {variable: value for variable, value in values.items() if value.strip()}
 
     @property
     def liveness_endpoint(self) -> str | None:
@@ -190,4 +224,13 @@ SETTINGS: tuple[Setting, ...] = (
         config.at_least(1),
     ),
     config.log_level("STOWAGE_OPERATOR_LOG_LEVEL"),
+    *(
+        Setting(
+            name,
+            variable,
+            f"tracing, passed on to the workers and backup Jobs: the standard {variable}",
+            env_only=True,
+        )
+        for name, variable in _TRACING.items()
+    ),
 )

@@ -3,7 +3,10 @@
 ``apply`` brings them to a Tenant's spec (the PodDisruptionBudget only above
 one replica); ``delete`` removes them with the Tenant. The spec is validated,
 and its policy ConfigMap rendered, once per generation: a spec changes only
-with its generation, and rendering it is most of a quiet resync pass.
+with its generation, and rendering it is most of a quiet resync pass. The
+ConfigMaps its components take their HTML from (``htmlFrom``) can change
+without it: ``check_bundles`` reads them on every pass (one GET each, only for
+Tenants that name any) and checks their HTML when one moved.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from stowage_operator import _manifests, _naming, _spec
 from stowage_operator._applying import Applier
+from stowage_operator._kube import Kube
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import Region, TenantRef, Trigger
 
@@ -29,22 +33,54 @@ WORKER_KINDS = (
 class WorkerObjects:
     """Applies and deletes one Tenant's worker objects; remembers each spec it validated."""
 
-    def __init__(self, applier: Applier, settings: OperatorSettings) -> None:
+    def __init__(self, applier: Applier, settings: OperatorSettings, kube: Kube) -> None:
         self._applier = applier
         self._settings = settings
-        # Per Tenant, the generation whose spec passed validation and its policy ConfigMap.
-        self._spec_seen: dict[tuple[str, str], tuple[str, int, Mapping[str, Any]]] = {}
+        self._kube = kube
+        # Per Tenant, the generation whose spec passed validation, its policy ConfigMap
+        # and the ConfigMaps its components take their HTML from.
+        self._spec_seen: dict[
+            tuple[str, str], tuple[str, int, Mapping[str, Any], frozenset[str]]
+        ] = {}
+        # Per Tenant, the generation and those ConfigMaps' versions that passed the checks.
+        self._bundles_seen: dict[tuple[str, str], tuple[str, int, tuple[str, ...]]] = {}
 
     def policy(self, ref: TenantRef, spec: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The policy ConfigMap of a spec that passed validation, once per generation."""
+        """The policy ConfigMap of a spec that passed validation, once per generation.
+
+        It keeps a component's ``htmlFrom`` reference, never the HTML."""
         key = (ref.namespace, ref.name)
         seen = self._spec_seen.get(key)
         if seen is not None and seen[:2] == (ref.uid, ref.generation):
             return seen[2]
         _spec.validate(spec)
         config_map = _manifests.config_map(ref, spec)
-        self._spec_seen[key] = (ref.uid, ref.generation, config_map)
+        names = _spec.bundle_names(spec)
+        self._spec_seen[key] = (ref.uid, ref.generation, config_map, names)
         return config_map
+
+    async def check_bundles(self, ref: TenantRef, spec: Mapping[str, Any]) -> None:
+        """Check the HTML of the components held in ConfigMaps (``htmlFrom``), read by name
+        from the Tenant's namespace on every pass (a ConfigMap changes without the Tenant):
+        ComponentNotFound or InvalidSpec naming ``spec.components[i].htmlFrom``. The checks
+        run again only when a ConfigMap's version moved."""
+        self.policy(ref, spec)
+        names = self._spec_seen[(ref.namespace, ref.name)][3]
+        if not names:
+            return
+        bundles = {
+            name: await self._kube.get("v1", "ConfigMap", ref.namespace, name)
+            for name in sorted(names)
+        }
+        versions = tuple(
+            str(((b or {}).get("metadata") or {}).get("resourceVersion") or "")
+            for b in bundles.values()
+        )
+        key = (ref.namespace, ref.name)
+        if self._bundles_seen.get(key) == (ref.uid, ref.generation, versions):
+            return
+        _spec.validate(spec, ref.namespace, bundles)
+        self._bundles_seen[key] = (ref.uid, ref.generation, versions)
 
     async def apply(
         self, ref: TenantRef, spec: Mapping[str, Any], region: Region, trigger: Trigger
@@ -83,6 +119,7 @@ class WorkerObjects:
     def forget(self, ref: TenantRef) -> None:
         """Forget the Tenant's validated spec (it was deleted)."""
         self._spec_seen.pop((ref.namespace, ref.name), None)
+        self._bundles_seen.pop((ref.namespace, ref.name), None)
 
 
 __all__ = ["WORKER_KINDS", "WorkerObjects"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import grpc
 
 from stowage.revocation import OPERATOR, RevocationRequest
+from stowage.tracing.rpc import server_span
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage.wire import (
@@ -89,6 +91,13 @@ _CODES: dict[type[WorkerError], grpc.StatusCode] = {
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+_T = TypeVar("_T")
+#: How long a cancelled upload may take to see its stream end and roll back.
+_CANCELLED_UPLOAD_GRACE = 30.0
+
+
+#: The gRPC service, as its spans name it (``stowage.tracing.rpc.server_span``).
+_SERVICE = pb.DESCRIPTOR.services_by_name["TenantWorker"].full_name
 
 
 def _check_addressed(metadata: dict[str, Any], tenant: str, instance: str | None) -> None:
@@ -199,14 +208,15 @@ def unary(needs_user: bool = True) -> Callable[[Handler], Callable[..., Awaitabl
             self: WorkerServicer, request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> Any:
             call = _Call(self.tenant, handler.__name__)
-            try:
-                ctx = call_context(context, self.tenant, needs_user, self.instance)
-                call.correlation_id = ctx.correlation_id
-                return await handler(self, request, ctx)
-            except Exception as e:
-                await call.fail(context, e)
-            finally:
-                call.done()
+            with server_span(context, _SERVICE, handler.__name__):
+                try:
+                    ctx = call_context(context, self.tenant, needs_user, self.instance)
+                    call.correlation_id = ctx.correlation_id
+                    return await handler(self, request, ctx)
+                except Exception as e:
+                    await call.fail(context, e)
+                finally:
+                    call.done()
 
         return wrapper
 
@@ -607,7 +617,8 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
                 raise InvalidArgument("header", "an upload starts with its header")
             h = first.header
             header = UploadHeader(file_id=h.id, size=h.size, sha256=h.sha256)
-            record = await self._transfers().upload(ctx, header, _upload_bytes(requests))
+            upload = self._transfers().upload(ctx, header, _upload_bytes(requests))
+            record = await _finished_even_if_cancelled(upload)
             return file_message(record)
         except Exception as e:
             await call.fail(context, e)
@@ -638,6 +649,27 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             await call.fail(context, e)
         finally:
             call.done()
+
+
+async def _finished_even_if_cancelled(work: Awaitable[_T]) -> _T:
+    """``work``'s result; if the call is cancelled meanwhile, ``work`` still ends on its own.
+
+    A caller that goes away mid-upload cancels this handler. Cancelled at an
+    arbitrary await, the upload's transaction could be left half rolled back, and
+    on SQLite its write lock held, stalling the next write. Shielded, the upload
+    instead sees its stream end, rolls back in full, and only then does the
+    handler end as cancelled.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait([task], timeout=_CANCELLED_UPLOAD_GRACE)
+        if task in done and not task.cancelled():
+            task.exception()  # retrieved: the call is gone, nobody reads its outcome
+        else:
+            task.cancel()
+        raise
 
 
 async def _upload_bytes(requests: AsyncIterator[pb.UploadFileMessage]) -> AsyncIterator[bytes]:

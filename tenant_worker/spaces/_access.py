@@ -6,6 +6,7 @@ it guards are read or written together.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -34,6 +35,14 @@ PSEUDONYM_PREFIX = "~"
 FORMER_MEMBER = "a former member"
 #: The author of a change the purge made (an object past its retention or TTL).
 EXPIRY_AUTHOR = "~expired"
+#: What a pseudonym shows of itself: the prefix and 12 hex digits.
+PSEUDONYM_SHOWN = 13
+#: A member's handle: this prefix, then the first hex digits of an HMAC-SHA256 of
+#: ``HANDLE_CONTEXT`` + the user id under the database key.
+HANDLE_PREFIX = "m-"
+HANDLE_CONTEXT = b"member\x00"
+HANDLE_HEX = 16
+_HMAC_BLOCK = 64
 
 
 def no_such_space(space: str) -> NotFound:
@@ -114,9 +123,29 @@ class Handles:
 
     @staticmethod
     def of(key: bytes, user_id: str) -> str:
-        return (
-            "m-" + hmac.new(key, b"member\x00" + user_id.encode(), hashlib.sha256).hexdigest()[:16]
-        )
+        digest = hmac.new(key, HANDLE_CONTEXT + user_id.encode(), hashlib.sha256).hexdigest()
+        return HANDLE_PREFIX + digest[:HANDLE_HEX]
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4)  # one database key per worker: worked out once
+    def pads(key: bytes) -> tuple[bytes, bytes]:
+        """HMAC-SHA256's padded inner and outer keys (RFC 2104), for a statement that
+        computes ``of`` itself: sha256(outer || sha256(inner || message))."""
+        if len(key) > _HMAC_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_HMAC_BLOCK, b"\x00")
+        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+    @classmethod
+    def author(cls, key: bytes, user_id: str, name: str | None) -> Author:
+        """``user_id`` as other members see it: ``name`` (the tenant's display name, when
+        it names one), else the handle; an erased author's pseudonym; the purge."""
+        if user_id == EXPIRY_AUTHOR:
+            return Author(user_id, "expiry (retention or TTL)")
+        if user_id.startswith(PSEUDONYM_PREFIX):
+            return Author(user_id[:PSEUDONYM_SHOWN], FORMER_MEMBER)
+        handle = cls.of(key, user_id)
+        return Author(handle, name or handle)
 
     async def authors(self, conn: Conn, store: Store, user_ids: Iterable[str]) -> dict[str, Author]:
         """Each id as other members see it: the tenant's display name, else the handle."""
@@ -130,16 +159,7 @@ class Handles:
                 )
             )
             names = {r.user_id: r.display_name for r in rows}
-        out: dict[str, Author] = {}
-        for u in set(user_ids):
-            if u == EXPIRY_AUTHOR:
-                out[u] = Author(u, "expiry (retention or TTL)")
-            elif u.startswith(PSEUDONYM_PREFIX):
-                out[u] = Author(u[:13], FORMER_MEMBER)
-            else:
-                handle = self.of(key, u)
-                out[u] = Author(handle, names.get(u) or handle)
-        return out
+        return {u: self.author(key, u, names.get(u)) for u in set(user_ids)}
 
     async def members(
         self, conn: Conn, store: Store, space: str, caller: str | None

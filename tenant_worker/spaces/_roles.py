@@ -23,6 +23,11 @@ def parse_role(value: str, field: str = "role") -> Role:
         raise InvalidArgument(field, "must be owner, editor or viewer") from e
 
 
+def at_least(needed: Role) -> list[Role]:
+    """The roles that may do what needs ``needed`` (for a statement that checks the role itself)."""
+    return [r for r in Role if _RANK[r] >= _RANK[needed]]
+
+
 def require(role: Role, needed: Role, doing: str, space: str) -> None:
     """PermissionDenied unless ``role`` is at least ``needed`` for ``doing`` in ``space``."""
     if _RANK[role] < _RANK[needed]:

@@ -5,38 +5,60 @@ first (``_access.role_in``), so the role is checked against the membership as
 it stands when the data is written, and the space's changes are numbered in
 commit order. Then the idempotency key, the object and its expected version,
 the write, the change row, the audit row and the quotas of the space's owner.
+On PostgreSQL a Put or a Delete is all of that in one statement
+(``_pg_space_writes``), one round trip in autocommit; on SQLite a few
+statements in one transaction (``_put``, ``_delete``). A get is one statement
+on either: the caller's membership joined to the object and its authors' names.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from stowage.values import MAX_TTL_SECONDS
-from tenant_worker._errors import Conflict, InvalidArgument, NotFound, QuotaExceeded
+from tenant_worker._errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    QuotaExceeded,
+    WorkerError,
+    WriteRace,
+)
 from tenant_worker._policy import Collection, TenantPolicy
 from tenant_worker._records import (
+    Author,
     CallContext,
     ChangePage,
     ChangeRecord,
     DeleteResult,
+    ObjectRecord,
     SpaceObjectRecord,
     SpacePage,
     SpacePutResult,
     UserId,
 )
-from tenant_worker.spaces import _cursor
+from tenant_worker.spaces import _cursor, _pg_space_writes
 from tenant_worker.spaces._access import (
     EXPIRY_AUTHOR,
+    FORMER_MEMBER,
+    HANDLE_CONTEXT,
+    HANDLE_HEX,
+    HANDLE_PREFIX,
     MEMBERS,
+    PSEUDONYM_PREFIX,
+    PSEUDONYM_SHOWN,
+    SPACE_ID,
     Conn,
     Handles,
     SpaceRow,
@@ -44,24 +66,56 @@ from tenant_worker.spaces._access import (
     no_such_space,
     role_in,
 )
-from tenant_worker.spaces._roles import Role, require
+from tenant_worker.spaces._roles import Role, at_least, require
 from tenant_worker.storage._json import check_value, dumps, loads_object, request_hash
-from tenant_worker.storage._models import Space, SpaceChange, SpaceObject, utcnow
+from tenant_worker.storage._models import Space, SpaceChange, SpaceObject, UserProfile, utcnow
 from tenant_worker.storage._retries import Replayed, write_once
 from tenant_worker.storage._store import (
+    FirstUse,
     KeyRef,
     Store,
+    Totals,
     check_key,
     check_object_id,
+    first_result,
     is_live,
+    quota_refusal,
     record_from_json,
     record_to_json,
     require_user,
     to_record,
+    usage_slot,
 )
 
 OBJECTS = SpaceObject.__table__
 CHANGES = SpaceChange.__table__
+_CREATOR = UserProfile.__table__.alias("creator")
+_EDITOR = UserProfile.__table__.alias("editor")
+#: One object of a space, only if the caller is a member of it: no row for a
+#: non-member (or a space that does not exist), the role alone when the object
+#: is missing. The authors' display names come along. Built once, so its
+#: compiled form is cached.
+_GET = (
+    select(
+        MEMBERS.c.role,
+        OBJECTS,
+        _CREATOR.c.display_name.label("created_by_name"),
+        _EDITOR.c.display_name.label("updated_by_name"),
+    )
+    .select_from(
+        MEMBERS.outerjoin(
+            OBJECTS,
+            and_(
+                OBJECTS.c.space_id == MEMBERS.c.space_id,
+                OBJECTS.c.collection == bindparam("collection"),
+                OBJECTS.c.object_id == bindparam("object_id"),
+            ),
+        )
+        .outerjoin(_CREATOR, _CREATOR.c.user_id == OBJECTS.c.created_by)
+        .outerjoin(_EDITOR, _EDITOR.c.user_id == OBJECTS.c.updated_by)
+    )
+    .where(MEMBERS.c.space_id == bindparam("space"), MEMBERS.c.user_id == bindparam("user"))
+)
 DEFAULT_FEED_PAGE = 100
 MAX_FEED_PAGE = 1000
 _EXPORT_BATCH = 200
@@ -108,6 +162,27 @@ class _Write:
     @property
     def where(self) -> str:
         return f"{self.collection}/{self.object_id} in space {self.space}"
+
+    @property
+    def retained_after(self) -> datetime | None:
+        """Objects last written before this have expired under the collection's retention."""
+        return self.now - self.retention if self.retention is not None else None
+
+    def record(self, version: int, created_at: datetime) -> ObjectRecord:
+        """The object this Put writes, at ``version`` (the statement knows it, and
+        ``created_at``, once it has written)."""
+        return ObjectRecord(
+            collection=self.collection,
+            id=self.object_id,
+            data=self.data or {},
+            schema_version=self.schema_version,
+            version=version,
+            created_at=created_at,
+            updated_at=self.now,
+            expires_at=self.expires_at,
+            correlation_id=self.ctx.correlation_id,
+            size_bytes=len(self.encoded),
+        )
 
     def key(self) -> tuple[ColumnElement[bool], ...]:
         return (
@@ -169,7 +244,8 @@ class SpaceObjects:
             idempotency_key,
             ttl_seconds,
         )
-        return await write_once(self.store, w.ref, lambda: self._put(w), _replayed_put)
+        put = self._put_in_one_statement if self.store.is_postgres else self._put
+        return await write_once(self.store, w.ref, lambda: put(w), _replayed_put)
 
     def _plan_put(
         self,
@@ -247,15 +323,61 @@ class SpaceObjects:
     async def _conflict(self, conn: AsyncConnection, w: _Write, prior: Any) -> Conflict:
         """A stale expected version: the current object, who changed it and when."""
         (current,) = await self._records(conn, [prior])
-        who = current.updated_by.name
-        when = current.object.updated_at.isoformat(timespec="seconds")
-        expected = "0 (create only)" if w.expected_version == 0 else f"version {w.expected_version}"
-        return Conflict(
-            f"{who} changed {w.collection}/{w.object_id} at {when}: it is now at version "
-            f"{prior.version}, not {expected}. Show the user the current content before "
-            "saving again.",
-            current,
+        return _conflict(w, current)
+
+    async def _put_in_one_statement(self, w: _Write) -> SpacePutResult:
+        """A Put on PostgreSQL: ``_pg_space_writes.PUT``, then the refusal, if any, from
+        what it saw, in the order ``_put`` checks: membership, role, key, version, quotas."""
+        if not SPACE_ID.match(w.space):
+            raise no_such_space(w.space)
+        async with self.store.statements() as conn:
+            params = _put_params(w, self.store.policy(), await self.handles.key(conn))
+            row = (await conn.execute(_pg_space_writes.PUT, params)).one()
+            if row.role is None:
+                raise no_such_space(w.space)
+            require(Role(row.role), Role.EDITOR, "saving", w.space)
+            if row.written_version is not None:
+                record = SpaceObjectRecord(
+                    space=w.space,
+                    object=w.record(row.written_version, _utc(row.written_created_at)),
+                    created_by=Author(*row.written_created_by),
+                    updated_by=Author(*row.me),
+                )
+                return SpacePutResult(record, created=row.written_version == 1)
+            await self._refuse_keyed(conn, w, row)
+        raise self._put_refusal(w, row)
+
+    async def _refuse_keyed(self, conn: AsyncConnection, w: _Write, row: Row[Any]) -> None:
+        """Replayed when the statement found the call's key used before (a stale one is
+        forgotten, and the write runs again); as a personal Put does."""
+        if row.first_operation is None or w.ref is None:
+            return
+        first = FirstUse(
+            row.first_operation, row.first_request_hash, row.first_response, row.first_created_at
         )
+        if first.created_at < self.store.key_cutoff(w.now):
+            await self.store.forget(conn, w.ref)
+            raise WriteRace("the idempotency key was past its time; it is forgotten")
+        raise Replayed(first_result(w.ref, first))
+
+    def _put_refusal(self, w: _Write, row: Row[Any]) -> WorkerError:
+        """Why the statement wrote nothing: a stale version, a quota, or a lost race."""
+        policy = self.store.policy()
+        expected = w.expected_version
+        stale = row.version is not None and row.live and expected is not None
+        if stale and (expected == 0 or row.version != expected):
+            return _conflict(w, _current(w, row, policy))
+        if not row.live and expected:
+            return NotFound(f"{w.where} does not exist (expected version {expected})")
+        d_objects = 1 if row.version is None else 0
+        d_bytes = len(w.encoded) - (row.size_bytes or 0)
+        totals = Totals(row.tenant_objects, row.tenant_bytes, row.user_objects, row.user_bytes)
+        refusal = quota_refusal(policy.quotas, totals, d_objects, d_bytes)
+        if refusal is not None:
+            return refusal
+        if row.ok:
+            return WriteRace(f"a concurrent write created {w.where} first")
+        raise AssertionError(f"the write statement refused {w.where} for no reason Python knows")
 
     async def _put(self, w: _Write) -> SpacePutResult:
         async with self.store.core_transaction() as conn:
@@ -370,9 +492,30 @@ class SpaceObjects:
             now=utcnow(),
             retention=policy.retention(collection),
         )
+        remove = self._delete_in_one_statement if self.store.is_postgres else self._delete
         return await write_once(
-            self.store, w.ref, lambda: self._delete(w), lambda f: DeleteResult(**f, replayed=True)
+            self.store, w.ref, lambda: remove(w), lambda f: DeleteResult(**f, replayed=True)
         )
+
+    async def _delete_in_one_statement(self, w: _Write) -> DeleteResult:
+        """A Delete on PostgreSQL: ``_pg_space_writes.DELETE``, then the refusal, if any,
+        in the order of ``_delete``: membership, role, key, existence, version."""
+        if not SPACE_ID.match(w.space):
+            raise no_such_space(w.space)
+        async with self.store.statements() as conn:
+            params = _target_params(w, self.store.policy(), await self.handles.key(conn))
+            row = (await conn.execute(_pg_space_writes.DELETE, params)).one()
+            if row.role is None:
+                raise no_such_space(w.space)
+            require(Role(row.role), Role.EDITOR, "deleting", w.space)
+            if row.removed_version is not None:
+                return DeleteResult(w.collection, w.object_id, row.removed_version)
+            await self._refuse_keyed(conn, w, row)
+        if row.version is None or not row.live:
+            raise NotFound(f"{w.where} does not exist")
+        if w.expected_version is not None and row.version != w.expected_version:
+            raise _conflict(w, _current(w, row, self.store.policy()))
+        raise WriteRace(f"{w.where} changed while it was deleted")
 
     async def _delete(self, w: _Write) -> DeleteResult:
         async with self.store.core_transaction() as conn:
@@ -407,28 +550,27 @@ class SpaceObjects:
         policy = self.store.policy()
         shared_collection(policy, collection)
         check_object_id(object_id)
-        # One statement: the object only if the caller is a member of its space.
-        stmt = (
-            select(OBJECTS)
-            .join(
-                MEMBERS,
-                and_(MEMBERS.c.space_id == OBJECTS.c.space_id, MEMBERS.c.user_id == user),
-            )
-            .where(
-                OBJECTS.c.space_id == space,
-                OBJECTS.c.collection == collection,
-                OBJECTS.c.object_id == object_id,
-            )
+        if not SPACE_ID.match(space):
+            raise no_such_space(space)
+        key = {"space": space, "user": user, "collection": collection, "object_id": object_id}
+        async with self.store.statements() as conn:
+            row = (await conn.execute(_GET, key)).one_or_none()
+            handle_key = await self.handles.key(conn)
+        if row is None:
+            raise no_such_space(space)
+        if row.object_id is None or not is_live(row, policy.retention(collection), utcnow()):
+            raise NotFound(f"{collection}/{object_id} does not exist in space {space}")
+        names = policy.spec.identity.name_claim is not None
+
+        def author(user_id: str, display_name: str | None) -> Author:
+            return Handles.author(handle_key, user_id, display_name if names else None)
+
+        return SpaceObjectRecord(
+            space=space,
+            object=to_record(row, policy),
+            created_by=author(row.created_by, row.created_by_name),
+            updated_by=author(row.updated_by, row.updated_by_name),
         )
-        async with self.store.transaction() as s:
-            conn = await s.connection()
-            row = (await conn.execute(stmt)).one_or_none()
-            if row is None or not is_live(row, policy.retention(collection), utcnow()):
-                if not await is_member(conn, space, user):
-                    raise no_such_space(space)
-                raise NotFound(f"{collection}/{object_id} does not exist in space {space}")
-            (record,) = await self._records(conn, [row])
-        return record
 
     async def list(
         self, ctx: CallContext, space: str, collection: str, page_size: int = 0, cursor: str = ""
@@ -623,6 +765,135 @@ def _expired(policy: TenantPolicy, now: datetime) -> ColumnElement[bool]:
                 and_(OBJECTS.c.collection == c.name, OBJECTS.c.updated_at <= now - retention)
             )
     return or_(*clauses)
+
+
+def _conflict(w: _Write, current: SpaceObjectRecord) -> Conflict:
+    """A stale expected version: the current object, who changed it and when."""
+    who = current.updated_by.name
+    when = current.object.updated_at.isoformat(timespec="seconds")
+    expected = "0 (create only)" if w.expected_version == 0 else f"version {w.expected_version}"
+    return Conflict(
+        f"{who} changed {w.collection}/{w.object_id} at {when}: it is now at version "
+        f"{current.object.version}, not {expected}. Show the user the current content before "
+        "saving again.",
+        current,
+    )
+
+
+def _current(w: _Write, row: Row[Any], policy: TenantPolicy) -> SpaceObjectRecord:
+    """The object as a write statement found it, with its authors (for a conflict)."""
+    return SpaceObjectRecord(
+        space=w.space,
+        object=to_record(_PriorRow(w, row), policy),
+        created_by=Author(*row.found_created_by),
+        updated_by=Author(*row.found_updated_by),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    """A time the driver returned in the session's time zone, in UTC (as the models give it)."""
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _PriorRow:
+    """The object as the write statement found it (an ``ObjectRow`` for ``to_record``)."""
+
+    w: _Write
+    row: Row[Any]
+
+    @property
+    def collection(self) -> str:
+        return self.w.collection
+
+    @property
+    def object_id(self) -> str:
+        return self.w.object_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.row.data
+        return data
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.row.schema_version)
+
+    @property
+    def version(self) -> int:
+        return int(self.row.version)
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self.row.size_bytes)
+
+    @property
+    def created_at(self) -> datetime:
+        return _utc(self.row.created_at)
+
+    @property
+    def updated_at(self) -> datetime:
+        return _utc(self.row.updated_at)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        expires: datetime | None = self.row.expires_at
+        return _utc(expires) if expires is not None else None
+
+    @property
+    def correlation_id(self) -> str:
+        return str(self.row.correlation_id)
+
+
+def _target_params(w: _Write, policy: TenantPolicy, handle_key: bytes) -> dict[str, Any]:
+    """The parameters ``_pg_space_writes.PUT`` and ``DELETE`` share."""
+    inner, outer = Handles.pads(handle_key)
+    return {
+        "space": w.space,
+        "user_id": w.user,
+        "writers": [r.value for r in at_least(Role.EDITOR)],
+        "collection": w.collection,
+        "object_id": w.object_id,
+        "operation": w.ref.operation if w.ref is not None else "",
+        "key": w.ref.key if w.ref is not None else "",
+        "request_hash": w.ref.request_hash if w.ref is not None else "",
+        "now": w.now,
+        "retained_after": w.retained_after,
+        "expected": w.expected_version,
+        "correlation_id": w.ctx.correlation_id,
+        # The tenant's totals are summed over the slots: any slot counts the same. The
+        # space's own spreads spaces over them; its writers queue on the space's lock anyway.
+        "slot": usage_slot(w.space),
+        "detail": json.dumps({"space": w.space}),
+        "ipad": inner,
+        "opad": outer,
+        "context": HANDLE_CONTEXT,
+        "handle_prefix": HANDLE_PREFIX,
+        "handle_hex": HANDLE_HEX,
+        "names": policy.spec.identity.name_claim is not None,
+        "pseudonym": PSEUDONYM_PREFIX,
+        "pseudonym_chars": PSEUDONYM_SHOWN,
+        "former": FORMER_MEMBER,
+    }
+
+
+def _put_params(w: _Write, policy: TenantPolicy, handle_key: bytes) -> dict[str, Any]:
+    """The parameters of ``_pg_space_writes.PUT``."""
+    q = policy.quotas
+    # What the key remembers, less the version and creation time only the write knows.
+    record = record_to_json(w.record(0, w.now))
+    return {
+        **_target_params(w, policy, handle_key),
+        "data": w.encoded.decode(),
+        "schema_version": w.schema_version,
+        "size": len(w.encoded),
+        "expires_at": w.expires_at,
+        "max_objects": q.max_objects,
+        "max_bytes": q.max_bytes,
+        "user_max_objects": q.per_user_max_objects,
+        "user_max_bytes": q.per_user_max_bytes,
+        "record": json.dumps(record),
+    }
 
 
 def _put_json(r: SpacePutResult) -> dict[str, Any]:

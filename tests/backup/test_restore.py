@@ -67,7 +67,8 @@ def test_an_erased_user_stays_erased_after_restoring_an_older_backup(
     restored = backup("restore", "--backup", taken["backup"])
     assert restored.code == 0, restored.out + restored.err
     assert restored.lines[-2] == (
-        "erased again 1 user(s) whose data the backup still held (3 objects); 0 were not in it"
+        "erased again 1 user(s) whose data the backup still held (3 objects, 0 files); "
+        "0 were not in it"
     )
 
     with tenant_db.admin() as conn:

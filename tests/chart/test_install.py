@@ -88,6 +88,8 @@ def test_install_upgrade_and_uninstall_with_production_values(
     # upgrade: a changed gateway value changes its pod template (so it rolls);
     # the operator's template is untouched.
     gateway_before, operator_before = gateway(kube), operator(kube)
+    files_key = kube.get("v1", "Secret", f"{RELEASE}-files-keys", NAMESPACE)
+    assert files_key is not None and files_key["data"]["current"]
     helm.run(
         "upgrade",
         RELEASE,
@@ -105,6 +107,10 @@ def test_install_upgrade_and_uninstall_with_production_values(
     assert "--log-level=DEBUG" in container(gateway_after, "gateway")["args"]
     assert operator_after["metadata"]["generation"] == operator_before["metadata"]["generation"]
     assert operator_after["spec"]["template"] == operator_before["spec"]["template"]
+    # The file links' master key is read back (lookup), not made anew: links handed
+    # out before the upgrade keep working.
+    kept = kube.get("v1", "Secret", f"{RELEASE}-files-keys", NAMESPACE)
+    assert kept is not None and kept["data"] == files_key["data"]
 
     # uninstall: everything of the release goes; the CRDs, and the Tenants in
     # them, stay (Helm never deletes crds/).

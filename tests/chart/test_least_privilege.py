@@ -351,6 +351,8 @@ def test_operator_service_account_cannot_do_more_than_it_needs(
         assert not allowed(client, "create", "pods", namespace="any", subresource="exec")
         assert not allowed(client, "create", "clusterrolebindings", "rbac.authorization.k8s.io")
         assert not allowed(client, "create", "kopfpeerings", "kopf.dev", "any")
+        # The ConfigMaps a Tenant's components take their HTML from, read by name.
+        assert allowed(client, "get", "configmaps", namespace="any")
 
 
 def test_gateway_service_account_reads_tenants_and_cannot_read_secrets(
@@ -366,6 +368,10 @@ def test_gateway_service_account_reads_tenants_and_cannot_read_secrets(
         for verb in ("get", "list", "watch"):
             assert not allowed(client, verb, "secrets", namespace=NAMESPACE), verb
             assert not allowed(client, verb, "regions", "stowage.dev"), verb
+            # Components' HTML held in ConfigMaps (htmlFrom): read, never written.
+            assert allowed(client, verb, "configmaps", namespace="any"), verb
+        for verb in ("create", "patch", "update", "delete"):
+            assert not allowed(client, verb, "configmaps", namespace="any"), verb
 
         # And the API server itself answers so.
         assert client.get(f"/apis/{API}/tenants").status_code == 200

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shlex
 import signal
+import struct
 import subprocess
 import sys
+import zlib
 from typing import Any
 
 import httpx
@@ -127,3 +130,58 @@ def test_the_gateway_of_stowage_dev_points_clients_at_its_authorization_server(
     assert resource["authorization_servers"] == [dev_platform.issuer]
     metadata = httpx.get(f"{dev_platform.base}/.well-known/oauth-authorization-server/dev-auth")
     assert metadata.json()["issuer"] == dev_platform.issuer
+
+
+def png_image(width: int = 64, height: int = 48) -> bytes:
+    """A real PNG (an RGB gradient), built by hand: signature, IHDR, IDAT, IEND."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    pixels = b"".join(
+        b"\x00" + b"".join(bytes((x * 4 % 256, y * 5 % 256, 128)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.anyio
+async def test_the_demo_tenant_stores_an_image_through_signed_links_with_a_printed_token(
+    shared_platform: DevPlatform,
+) -> None:
+    image = png_image()
+    digest = hashlib.sha256(image).hexdigest()
+    token = stowage(*printed_token_command(shared_platform))
+    async with mcp_client(shared_platform.mcp_url, token) as client:
+        created = await client.call_tool(
+            "files_create_upload",
+            {"name": "sketch.png", "content_type": "image/png", "size": len(image),
+             "sha256": digest},
+        )  # fmt: skip
+        assert not created.is_error, created.content
+        upload = created.structured_content["upload"]  # type: ignore[index]
+        assert upload["url"].startswith(f"{shared_platform.base}/t/demo/files/")
+        async with httpx.AsyncClient(timeout=30) as http:
+            put = await http.put(upload["url"], content=image, headers=upload["headers"])
+        assert put.status_code == 200, put.text
+        file_id = put.json()["file"]["id"]
+        got = await client.call_tool("files_get", {"id": file_id})
+    assert not got.is_error, got.content
+    stored = got.structured_content
+    assert stored is not None
+    assert stored["file"]["sha256"] == digest and stored["file"]["status"] == "ready"
+    async with httpx.AsyncClient(timeout=30) as http:
+        download = await http.get(stored["download"]["url"])
+    assert download.status_code == 200
+    assert download.content == image
+    # An inert image whose bytes show its type is served inline, never sniffed.
+    assert download.headers["content-type"] == "image/png"
+    assert download.headers["content-disposition"].startswith("inline")
+    assert download.headers["x-content-type-options"] == "nosniff"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from stowage.wire import FILES_SIGNING_KEY, files_secret_name
+from gateway.files import CURRENT_KEY, tenant_key
 from stowage_testing.gateway import (
     COLLECTIONS,
     WORKER_POLICY,
@@ -65,7 +65,12 @@ class Platform:
     issuer: Issuer
     workers: dict[str, WorkerProcess]
     databases: dict[str, str]
-    secrets_dir: Path
+    #: The gateway's ``--files-keys-dir``.
+    keys_dir: Path
+
+    def tenant_key(self, tenant: str = "acme") -> bytes:
+        """The key ``tenant``'s links are signed with (derived from the master key)."""
+        return tenant_key((self.keys_dir / CURRENT_KEY).read_bytes().strip(), tenant)
 
     def token(self, user: str, tenant: str = "acme") -> str:
         return self.issuer.token(self.gateway.url(tenant), subject=user)
@@ -111,11 +116,9 @@ def platform(
     request: pytest.FixtureRequest,
 ) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp(f"files-{backend}")
-    secrets_dir = workdir / "secrets"
-    for name in TENANTS:
-        key_dir = secrets_dir / files_secret_name(name)
-        key_dir.mkdir(parents=True)
-        (key_dir / FILES_SIGNING_KEY).write_text(secrets.token_hex(32))
+    keys_dir = workdir / "files-keys"
+    keys_dir.mkdir()
+    (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
     with ExitStack() as stack:
         databases: dict[str, str] = {}
         workers: dict[str, WorkerProcess] = {}
@@ -138,9 +141,9 @@ def platform(
             ]
         )
         gateway = stack.enter_context(
-            running_gateway(g.workdir, port=g.port, extra_args=("--secrets-dir", str(secrets_dir)))
+            running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
         )
-        yield Platform(gateway, issuer, workers, databases, secrets_dir)
+        yield Platform(gateway, issuer, workers, databases, keys_dir)
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ async def test_a_link_signed_with_the_tenants_key_but_past_its_expiry_is_refused
     from gateway.files._signing import Grant, Method, query
 
     created = await platform.upload_link(user, b"late")
-    tenant_key = (platform.secrets_dir / "tenant-acme-files" / "signing-key").read_bytes().strip()
+    tenant_key = platform.tenant_key("acme")
     file_id = created["file"]["id"]
     user_id = dict(parse_qsl(urlsplit(created["upload"]["url"]).query))["u"]
     grant = Grant("acme", user_id, file_id, Method.PUT, int(time.time()) - 60, 4)

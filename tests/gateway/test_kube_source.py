@@ -24,10 +24,10 @@ import yaml
 from gateway._types import Tenant, TenantName
 from gateway.directory._directory import TenantDirectory
 from gateway.directory._kube_source import KubeTenantSource, routable
-from stowage_testing.gateway import GatewayProcess, running_gateway
+from stowage_testing.gateway import GatewayProcess, Issuer, post, rpc, running_gateway
 from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import API, tenant_doc
-from stowage_testing.tools import eventually
+from stowage_testing.tools import eventually, free_port
 
 pytestmark = pytest.mark.kube
 
@@ -277,3 +277,171 @@ def test_a_tenant_routes_to_the_worker_instance_its_status_names() -> None:
     del body["status"]["instance"]  # an operator that publishes none: any worker of the tenant
     found = routable(body)
     assert found is not None and found.instance is None
+
+
+# -- components whose HTML is held in a ConfigMap (spec.components[].htmlFrom) -----------
+
+#: 700 KiB: over the 512 KiB an inline component may have.
+BIG_VIEW = (
+    "<!doctype html><html><body><main>notes</main><script>/*"
+    + "x" * (700 * 1024)
+    + "*/</script></body></html>"
+)
+
+
+def bundle(kube: KubeCluster, namespace: str, name: str, html: str, **meta: Any) -> None:
+    """A ConfigMap holding a component's HTML under index.html, labelled as the README says."""
+    labels = meta.pop("labels", {"stowage.dev/component": "true"})
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "data": {"index.html": html},
+        }
+    )
+
+
+def bundled(name: str = "notes-view", key: str = "index.html") -> list[dict[str, Any]]:
+    ref = {"configMapKeyRef": {"name": name, "key": key}}
+    return [{"name": "notes-board", "htmlFrom": ref, "tools": ["notes_get"]}]
+
+
+def mcp(gateway: GatewayProcess, issuer: Issuer, tenant: str, method: str, **params: Any) -> Any:
+    token = issuer.token(gateway.url(tenant))
+    reply = post(gateway.url(tenant), rpc(method, params or None), token)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def resources(gateway: GatewayProcess, issuer: Issuer, tenant: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = mcp(gateway, issuer, tenant, "resources/list")["result"][
+        "resources"
+    ]
+    return found
+
+
+def configmap_requests(kube: KubeCluster) -> float:
+    """The API server's count of every ConfigMap request it answered (any verb, any client)."""
+    total = 0.0
+    for line in kube.request("GET", "/metrics").splitlines():
+        if line.startswith("apiserver_request_total{") and 'resource="configmaps"' in line:
+            total += float(line.rpartition(" ")[2])
+    return total
+
+
+def test_a_component_held_in_a_configmap_is_served_and_follows_the_configmap(
+    kube: KubeCluster, namespace: str, tmp_path: Path, issuer: Issuer
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/t/acme/mcp"
+    bundle(kube, namespace, "notes-view", BIG_VIEW)
+    auth = {"issuer": issuer.url, "audience": url}
+    provisioned(kube, "acme", namespace, auth=auth, components=bundled())
+    args = from_kube(kube, namespace)
+    with running_gateway(tmp_path, port=port, extra_args=args) as gateway:
+        [listed] = resources(gateway, issuer, "acme")
+        uri = listed["uri"]
+        assert uri.startswith("ui://components/notes-board/")
+        assert listed["size"] == len(BIG_VIEW)
+        [content] = mcp(gateway, issuer, "acme", "resources/read", uri=uri)["result"]["contents"]
+        assert content["text"] == BIG_VIEW
+        assert content["mimeType"] == "text/html;profile=mcp-app"
+        tools = mcp(gateway, issuer, "acme", "tools/list")["result"]["tools"]
+        [notes_get] = [t for t in tools if t["name"] == "notes_get"]
+        assert notes_get["_meta"]["ui"]["resourceUri"] == uri
+
+        # Serving asks the API server nothing: the ConfigMap is watched, not read per call.
+        before = configmap_requests(kube)
+        for _ in range(5):
+            mcp(gateway, issuer, "acme", "resources/read", uri=uri)
+            mcp(gateway, issuer, "acme", "tools/list")
+        assert configmap_requests(kube) == before
+
+        changed = BIG_VIEW.replace("notes", "notes, v2")
+        bundle(kube, namespace, "notes-view", changed)
+        eventually(
+            lambda: resources(gateway, issuer, "acme")[0]["uri"] != uri,
+            timeout=5,
+            what="the changed ConfigMap is a new URI",
+        )
+        [listed] = resources(gateway, issuer, "acme")
+        read = mcp(gateway, issuer, "acme", "resources/read", uri=listed["uri"])
+        assert read["result"]["contents"][0]["text"] == changed
+        stale = mcp(gateway, issuer, "acme", "resources/read", uri=uri)
+        assert stale["error"]["code"] == -32002  # the old version is not served from anywhere
+
+
+def test_a_component_whose_configmap_is_missing_or_refused_is_not_served_but_its_tenant_is(
+    kube: KubeCluster, tmp_path: Path, issuer: Issuer
+) -> None:
+    own, other = (f"gw-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for namespace in (own, other):
+        kube.create_namespace(namespace)
+    port = free_port()
+    suffix = uuid.uuid4().hex[:6]
+    names = {case: f"{case}-{suffix}" for case in ("nokey", "script", "elsewhere")}
+
+    def auth(tenant: str) -> dict[str, str]:
+        return {"issuer": issuer.url, "audience": f"http://127.0.0.1:{port}/t/{tenant}/mcp"}
+
+    bundle(kube, own, "views", "<p>a view</p>")
+    bundle(kube, own, "scripted", '<script src="https://evil.example/x.js"></script>')
+    bundle(kube, other, "theirs", "<p>another namespace's view</p>")
+    bundle(kube, own, "unlabelled", "<p>not labelled</p>", labels={})
+    cases = {
+        "nokey": (bundled("views", key="missing.html"), "ConfigMap {own}/views has no key"),
+        "script": (bundled("scripted"), "loads 'https://evil.example/x.js' from an origin"),
+        "elsewhere": (bundled("theirs"), "ConfigMap {own}/theirs not found"),
+    }
+    for case, (components, _) in cases.items():
+        provisioned(kube, names[case], own, auth=auth(names[case]), components=components)
+    args = from_kube(kube, None)  # every namespace: the other one's ConfigMap is in sight
+    with running_gateway(tmp_path, port=port, extra_args=args) as gateway:
+        for case, (_, reason) in cases.items():
+            tenant = names[case]
+            assert resources(gateway, issuer, tenant) == [], case
+            tools = mcp(gateway, issuer, tenant, "tools/list")["result"]["tools"]
+            assert {"notes_get", "notes_save"} <= {t["name"] for t in tools}, case
+            line = (
+                f"Tenant {own}/{tenant}: component not served: spec.components[0].htmlFrom: "
+                + reason.format(own=own)
+            )
+            assert line in gateway.logs(), case
+
+        # Fixed by the ConfigMap alone: served within seconds, no restart, no Tenant edit.
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "views",
+                    "namespace": own,
+                    "labels": {"stowage.dev/component": "true"},
+                },
+                "data": {"index.html": "<p>a view</p>", "missing.html": "<p>now here</p>"},
+            }
+        )
+        eventually(
+            lambda: len(resources(gateway, issuer, names["nokey"])) == 1,
+            timeout=5,
+            what="the key added to the ConfigMap is served",
+        )
+        # A ConfigMap without the label is not read, even when named.
+        kube.patch(
+            API,
+            "Tenant",
+            names["elsewhere"],
+            {"spec": {"components": bundled("unlabelled")}},
+            own,
+        )
+        unlabelled = f"Tenant {own}/{names['elsewhere']}: component not served: "
+        eventually(
+            lambda: (
+                f"{unlabelled}spec.components[0].htmlFrom: ConfigMap {own}/unlabelled not"
+                in gateway.logs()
+            ),
+            timeout=5,
+            what="the unlabelled ConfigMap reported",
+        )
+        assert resources(gateway, issuer, names["elsewhere"]) == []

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import yaml
@@ -19,7 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from gateway._errors import TenantConfigError
 from gateway.directory import _tenant_entries
+from gateway.directory._tenant_file import TenantFile
 from stowage_testing.gateway import GatewayProcess, running_gateway
 from stowage_testing.tools import eventually
 
@@ -198,3 +201,17 @@ def test_a_worker_instance_beside_the_endpoint_is_read_and_a_malformed_one_rejec
         )
         assert issuer_served(gateway, "acme") == "https://login.example.com/"
         assert issuer_served(gateway, "bad") is None
+
+
+def test_a_component_from_a_configmap_is_refused_by_the_file_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    g = GatewayProcess(workdir=tmp_path)
+    bundled = {"configMapKeyRef": {"name": "views", "key": "index.html"}}
+    write(g, [{**entry(g, "acme"), "components": [{"name": "v", "htmlFrom": bundled}]}], "yaml")
+    with pytest.raises(TenantConfigError) as refused:
+        anyio.run(TenantFile(g.tenants_file).read)
+    assert str(refused.value) == (
+        "tenants.acme.components[0].htmlFrom: a tenants file has no ConfigMaps; "
+        "put the component's HTML inline (html)"
+    )

@@ -103,7 +103,10 @@ def write_config(path: Path, targets: list[Target], rule_files: list[Path]) -> N
 
 @contextmanager
 def running_prometheus(
-    targets: list[Target], rule_files: list[Path], timeout: float = 60.0
+    targets: list[Target],
+    rule_files: list[Path],
+    timeout: float = 60.0,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[Prometheus]:
     """Start Prometheus with a temp config and data dir; stop it and remove both after."""
     program = find_program("prometheus")
@@ -124,6 +127,7 @@ def running_prometheus(
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--storage.tsdb.retention.time=1h",
                 "--log.level=warn",
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -80,3 +80,15 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     ):
         assert metric in exprs, metric
     assert "histogram_quantile(0.5," in exprs and "histogram_quantile(0.99," in exprs
+
+
+def test_the_latency_panel_shows_exemplars_and_links_them_to_the_trace_backend() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert variables["traces"]["type"] == "datasource"
+    assert variables["traces"]["query"] == "jaeger"
+    latency = next(p for p in panels() if p["title"].startswith("Latency"))
+    assert all(t["exemplar"] for t in latency["targets"])
+    links = latency["fieldConfig"]["defaults"]["links"]
+    assert any(
+        "${traces}" in link["url"] and "${__data.fields.trace_id}" in link["url"] for link in links
+    )

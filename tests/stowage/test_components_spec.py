@@ -6,8 +6,21 @@ from typing import Any
 
 import pytest
 
-from stowage.apps import MAX_HTML_BYTES, Domains, domain_problem, resource_uri, undeclared_sources
-from stowage.tenant_spec import SpecError, parse_tenant_spec
+from stowage.apps import (
+    MAX_BUNDLE_BYTES,
+    MAX_HTML_BYTES,
+    ConfigMapKeyRef,
+    Domains,
+    domain_problem,
+    resource_uri,
+    undeclared_sources,
+)
+from stowage.tenant_spec import (
+    ComponentNotFound,
+    SpecError,
+    parse_tenant_spec,
+    resolve_components,
+)
 
 NOTES = {"name": "notes", "schema": {"type": "object"}}
 
@@ -151,3 +164,70 @@ def test_wildcards_cover_subdomains_only_and_never_a_lookalike() -> None:
     assert found == ["https://evilexample.com/x.js"]
     found = undeclared_sources('<script src="//a.example.org/x.js"></script>', declared)
     assert found == ["//a.example.org/x.js"]
+
+
+BUNDLE = {"configMapKeyRef": {"name": "notes-view", "key": "index.html"}}
+
+
+def _bundled(**component: Any) -> dict[str, Any]:
+    spec = _spec(htmlFrom=BUNDLE, **component)
+    del spec["components"][0]["html"]
+    return spec
+
+
+def test_a_component_from_a_configmap_keeps_the_reference_and_is_served_once_read() -> None:
+    spec = parse_tenant_spec(_bundled(tools=["notes_get"]))
+    [c] = spec.components
+    assert c.html_from == ConfigMapKeyRef("notes-view", "index.html")
+    assert not c.resolved
+    big = "<p>" + "x" * (MAX_HTML_BYTES + 10) + "</p>"  # over the inline limit, under a bundle's
+
+    resolved, problems = resolve_components(spec, lambda ref: big)
+    assert problems == ()
+    [r] = resolved.components
+    assert r.resolved and r.html == big and r.html_from == c.html_from
+    changed, _ = resolve_components(spec, lambda ref: big + " ")
+    assert changed.components[0].uri != r.uri  # versioned by the HTML read
+
+
+@pytest.mark.parametrize(
+    ("read", "kind", "words"),
+    [
+        (lambda ref: (_ for _ in ()).throw(LookupError("ConfigMap t/notes-view not found")),
+         ComponentNotFound, "ConfigMap t/notes-view not found"),
+        (lambda ref: "x" * (MAX_BUNDLE_BYTES + 1), SpecError, "over the limit of 1048576"),
+        (lambda ref: '<script src="https://evil.example/a.js"></script>', SpecError,
+         "loads 'https://evil.example/a.js' from an origin domains.resource"),
+        (lambda ref: "  ", SpecError, "empty"),
+    ],
+)  # fmt: skip
+def test_a_configmap_component_that_cannot_be_served_names_htmlfrom_and_spares_the_others(
+    read: Any, kind: type[SpecError], words: str
+) -> None:
+    raw = _bundled()
+    raw["components"].append({"name": "inline", "html": "<p>ok</p>"})
+    spec, problems = resolve_components(parse_tenant_spec(raw), read)
+    [problem] = problems
+    assert type(problem) is kind
+    assert str(problem).startswith("spec.components[0].htmlFrom: ") and words in str(problem)
+    assert [c.resolved for c in spec.components] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("component", "words"),
+    [
+        ({"html": "<p>x</p>", "htmlFrom": BUNDLE}, "components[0].htmlFrom: set html"),
+        ({"htmlFrom": {"configMapKeyRef": {"name": "v", "key": "k", "namespace": "other"}}},
+         "configMapKeyRef.namespace: only name and key (the ConfigMap is in the Tenant's"),
+        ({"htmlFrom": {"configMapKeyRef": {"name": "other/v", "key": "k"}}},
+         "configMapKeyRef.name: 'other/v' is not a ConfigMap name"),
+        ({"htmlFrom": {"configMapKeyRef": {"name": "v"}}}, "configMapKeyRef.key: required"),
+    ],
+)  # fmt: skip
+def test_a_bad_configmap_reference_is_refused_naming_the_field(
+    component: dict[str, Any], words: str
+) -> None:
+    raw = _spec(**component)
+    if "html" not in component:
+        del raw["components"][0]["html"]
+    assert words in _refusal(raw)

@@ -103,6 +103,11 @@ worker's policy admit exactly these.
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the master key of file links: the given one or the chart's. */}}
+{{- define "stowage.gateway.filesKeysSecret" -}}
+{{- default (printf "%s-files-keys" (include "stowage.fullname" .)) .Values.gateway.files.existingSecret }}
+{{- end }}
+
 {{/* The host of gateway.publicUrl (host[:port]). */}}
 {{- define "stowage.gateway.publicHost" -}}
 {{- (urlParse .Values.gateway.publicUrl).host }}
@@ -178,6 +183,30 @@ capabilities:
 {{- end }}
 
 {{/* One NetworkPolicy egress rule: (dict "to" peers "ports" ports "protocols" list); no peers: any address. */}}
+{{/*
+The OTEL_* variables of a component that traces (`tracing.*`); nothing while tracing is off.
+*/}}
+{{- define "stowage.tracingEnv" -}}
+{{- with .Values.tracing }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+{{- with .resourceAttributes }}
+{{- $pairs := list }}
+{{- range $key, $value := . }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (toString $value)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $pairs | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "stowage.np.egress" -}}
 - {{- with .to }}
   to:
@@ -210,6 +239,11 @@ ClusterRole's in scope=cluster, each watched namespace's Role in scope=namespace
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [list, watch, create, patch, delete]
+# The ConfigMaps a Tenant's components take their HTML from
+# (spec.components[].htmlFrom), read by name to check them.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, create, patch, delete]

@@ -1,0 +1,375 @@
+"""The PostgreSQL Put and Delete in a space: each a whole write in one statement (no I/O here).
+
+Like a personal Put (``tenant_worker.objects._pg_writes``), it runs in
+autocommit, so it commits as it returns, and its parts pass rows on through
+``RETURNING``. In the order the rows depend on one another:
+
+- ``access``: the space and the caller's membership, locked ``FOR UPDATE``
+  (as ``_access.role_in(lock=True)``). Every write in the space takes this lock
+  first, so it serialises them: a statement that waited for it reads the
+  locked rows as they are now, and its change number follows the last one
+  committed;
+- ``found``: the object, locked, read only when the role may write (so the
+  space is always locked before the object);
+- ``gate.ok``: a member whose role may write, a key not used before, the
+  expected version holds, the growth fits the tenant's quotas and the per-user
+  quotas of the space's owner;
+- only then the writes: the object, the space's ``seq`` and size (``bumped``),
+  the change row numbered by the new ``seq``, the audit row, the usage slot,
+  the owner's ``user_usage`` row, the key with the result to replay.
+
+A Delete is the same with ``gate.ok`` for a live object at the expected
+version, and no quota to check (it only shrinks).
+
+Reads other than the locked rows (the key, the usage totals) see the
+statement's snapshot, as in a personal Put: a key remembered meanwhile by a
+concurrent call is a unique violation (``WriteRace``: run again, then replay
+it); a quota may be overshot by the writes in flight, never by more.
+
+The statement returns what it saw (the role, ``found``, the totals, the key's
+first use) and the authors as other members see them, so a refusal is worked
+out in Python from exactly that. Authors are computed here as
+``_access.Handles`` does (the member handle is HMAC-SHA256 of the user id under
+the database key, given as its padded inner and outer keys: see
+``Handles.pads``), because the key row remembers them with the result.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import TextClause, text
+
+
+def _handle(user: str) -> str:
+    """SQL for ``Handles.of(key, user)``: HMAC-SHA256 from the padded keys, as hex, cut."""
+    digest = f"sha256(p.opad || sha256(p.ipad || p.context || convert_to({user}, 'UTF8')))"
+    return f"p.handle_prefix || left(encode({digest}, 'hex'), p.handle_hex)"
+
+
+def _author(user: str) -> str:
+    """SQL for ``Handles.author``: jsonb [member, name] of a user id, pseudonym or NULL."""
+    handle = _handle(user)
+    name = (
+        "(SELECT nullif(pr.display_name, '') FROM user_profiles AS pr "
+        f"WHERE p.names AND pr.user_id = {user})"
+    )
+    return f"""CASE WHEN {user} IS NULL THEN NULL
+                WHEN left({user}, 1) = p.pseudonym
+                THEN jsonb_build_array(left({user}, p.pseudonym_chars), p.former)
+                ELSE jsonb_build_array({handle}, coalesce({name}, {handle})) END"""
+
+
+_PARAMS = """
+p AS (
+    SELECT CAST(:space AS varchar) AS space,
+           CAST(:user_id AS varchar) AS user_id,
+           CAST(:writers AS varchar[]) AS writers,
+           CAST(:collection AS varchar) AS collection,
+           CAST(:object_id AS varchar) AS object_id,
+           CAST(:operation AS varchar) AS operation,
+           CAST(:key AS varchar) AS key,
+           CAST(:request_hash AS varchar) AS request_hash,
+           CAST(:now AS timestamptz) AS now,
+           CAST(:retained_after AS timestamptz) AS retained_after,
+           CAST(:expected AS bigint) AS expected,
+           CAST(:correlation_id AS varchar) AS correlation_id,
+           CAST(:slot AS integer) AS slot,
+           CAST(:detail AS jsonb) AS detail,
+           CAST(:ipad AS bytea) AS ipad,
+           CAST(:opad AS bytea) AS opad,
+           CAST(:context AS bytea) AS context,
+           CAST(:handle_prefix AS varchar) AS handle_prefix,
+           CAST(:handle_hex AS integer) AS handle_hex,
+           CAST(:names AS boolean) AS names,
+           CAST(:pseudonym AS varchar) AS pseudonym,
+           CAST(:pseudonym_chars AS integer) AS pseudonym_chars,
+           CAST(:former AS varchar) AS former{extra}
+)"""
+
+#: The space and the membership (locked first), the object (locked, for a role that may
+#: write), the key's first use.
+_LOCKED = """
+access AS (
+    SELECT s.id, s.owner, m.role
+    FROM spaces AS s
+    JOIN space_members AS m ON m.space_id = s.id
+    CROSS JOIN p
+    WHERE s.id = p.space AND m.user_id = p.user_id
+    FOR UPDATE OF s, m
+),
+found AS (
+    SELECT o.data, o.schema_version, o.version, o.size_bytes, o.created_at, o.updated_at,
+           o.expires_at, o.correlation_id, o.created_by, o.updated_by,
+           (o.expires_at IS NULL OR o.expires_at > p.now)
+           AND (p.retained_after IS NULL OR o.updated_at > p.retained_after) AS live
+    FROM space_objects AS o, p, access
+    WHERE o.space_id = access.id AND o.collection = p.collection AND o.object_id = p.object_id
+      AND access.role = ANY (p.writers)
+    FOR UPDATE OF o
+),
+first_use AS (
+    SELECT k.operation, k.request_hash, k.response, k.created_at
+    FROM idempotency_keys AS k, p
+    WHERE k.owner = p.user_id AND k.key = p.key
+)"""
+
+#: The caller and the found object's authors, as other members see them.
+_AUTHORS = f"""
+authors AS (
+    SELECT {_author("p.user_id")} AS me,
+           {_author("found.created_by")} AS found_created_by,
+           {_author("found.updated_by")} AS found_updated_by
+    FROM p
+    LEFT JOIN found ON true
+)"""
+
+#: What both statements return beside their own outcome: the role, the object as found
+#: (its data only when the write was refused: a conflict returns it), its authors, and the
+#: key's first use.
+_SEEN = """
+       access.role, authors.me, authors.found_created_by, authors.found_updated_by,
+       coalesce(found.live, false) AS live,
+       CASE WHEN gate.ok THEN NULL ELSE found.data END AS data,
+       found.schema_version, found.version, found.size_bytes, found.created_at,
+       found.updated_at, found.expires_at, found.correlation_id,
+       first_use.operation AS first_operation, first_use.request_hash AS first_request_hash,
+       first_use.response AS first_response, first_use.created_at AS first_created_at
+FROM p
+CROSS JOIN authors
+CROSS JOIN gate
+LEFT JOIN access ON true
+LEFT JOIN found ON true
+LEFT JOIN first_use ON true"""
+
+_PUT = (
+    "WITH"
+    + _PARAMS.format(
+        extra=""",
+           CAST(:data AS jsonb) AS data,
+           CAST(:schema_version AS integer) AS schema_version,
+           CAST(:size AS bigint) AS size,
+           CAST(:expires_at AS timestamptz) AS expires_at,
+           CAST(:max_objects AS bigint) AS max_objects,
+           CAST(:max_bytes AS bigint) AS max_bytes,
+           CAST(:user_max_objects AS bigint) AS user_max_objects,
+           CAST(:user_max_bytes AS bigint) AS user_max_bytes,
+           CAST(:record AS jsonb) AS record"""
+    )
+    + ","
+    + _LOCKED
+    + """,
+state AS (
+    SELECT access.owner,
+           access.role,
+           coalesce(access.role = ANY (p.writers), false) AS may_write,
+           found.version IS NOT NULL AS present,
+           coalesce(found.live, false) AS live,
+           found.version AS found_version,
+           CASE WHEN found.version IS NULL THEN 1 ELSE 0 END AS d_objects,
+           p.size - coalesce(found.size_bytes, 0) AS d_bytes,
+           tenant.objects AS tenant_objects,
+           tenant.bytes AS tenant_bytes,
+           coalesce(theirs.objects, 0) AS user_objects,
+           coalesce(theirs.bytes, 0) AS user_bytes,
+           EXISTS (SELECT FROM first_use) AS keyed
+    FROM p
+    CROSS JOIN (SELECT coalesce(sum(objects), 0) AS objects,
+                       coalesce(sum(bytes), 0) AS bytes FROM usage) AS tenant
+    LEFT JOIN access ON true
+    LEFT JOIN found ON true
+    LEFT JOIN user_usage AS theirs ON theirs.owner = access.owner
+),
+gate AS (
+    SELECT state.*,
+           may_write AND NOT keyed
+           AND CASE WHEN p.expected IS NULL THEN true
+                    WHEN p.expected = 0 THEN NOT live
+                    ELSE live AND found_version = p.expected END
+           AND (d_objects <= 0 OR tenant_objects + d_objects <= p.max_objects)
+           AND (d_bytes <= 0 OR tenant_bytes + d_bytes <= p.max_bytes)
+           AND (d_objects <= 0 OR p.user_max_objects IS NULL
+                OR user_objects + d_objects <= p.user_max_objects)
+           AND (d_bytes <= 0 OR p.user_max_bytes IS NULL
+                OR user_bytes + d_bytes <= p.user_max_bytes) AS ok
+    FROM state, p
+),
+created AS (
+    INSERT INTO space_objects (space_id, collection, object_id, data, schema_version, version,
+                               size_bytes, created_at, updated_at, expires_at, correlation_id,
+                               created_by, updated_by)
+    SELECT p.space, p.collection, p.object_id, p.data, p.schema_version, 1,
+           p.size, p.now, p.now, p.expires_at, p.correlation_id, p.user_id, p.user_id
+    FROM gate, p
+    WHERE gate.ok AND NOT gate.present
+    ON CONFLICT DO NOTHING
+    RETURNING version, created_at, created_by
+),
+replaced AS (
+    UPDATE space_objects AS o
+    SET data = p.data,
+        schema_version = p.schema_version,
+        version = CASE WHEN gate.live THEN o.version + 1 ELSE 1 END,
+        created_at = CASE WHEN gate.live THEN o.created_at ELSE p.now END,
+        created_by = CASE WHEN gate.live THEN o.created_by ELSE p.user_id END,
+        size_bytes = p.size,
+        updated_at = p.now,
+        expires_at = p.expires_at,
+        correlation_id = p.correlation_id,
+        updated_by = p.user_id
+    FROM gate, p
+    WHERE gate.ok AND gate.present
+      AND o.space_id = p.space AND o.collection = p.collection AND o.object_id = p.object_id
+    RETURNING o.version, o.created_at, o.created_by
+),
+written AS (
+    SELECT version, created_at, created_by FROM created
+    UNION ALL
+    SELECT version, created_at, created_by FROM replaced
+),
+bumped AS (
+    UPDATE spaces AS s
+    SET seq = s.seq + 1, objects = s.objects + gate.d_objects, bytes = s.bytes + gate.d_bytes
+    FROM gate, written, p
+    WHERE s.id = p.space
+    RETURNING s.seq
+),
+changed AS (
+    INSERT INTO space_changes (space_id, seq, collection, object_id, version, action, author,
+                               at, correlation_id)
+    SELECT p.space, bumped.seq, p.collection, p.object_id, written.version, 'put', p.user_id,
+           p.now, p.correlation_id
+    FROM bumped, written, p
+),
+audited AS (
+    INSERT INTO audit_events (at, user_id, action, collection, object_id, version,
+                              correlation_id, detail)
+    SELECT p.now, p.user_id,
+           CASE WHEN written.version = 1 THEN 'space.object.create'
+                ELSE 'space.object.replace' END,
+           p.collection, p.object_id, written.version, p.correlation_id, p.detail
+    FROM written, p
+),
+charged AS (
+    UPDATE usage
+    SET objects = usage.objects + gate.d_objects, bytes = usage.bytes + gate.d_bytes
+    FROM gate, written, p
+    WHERE usage.id = p.slot AND (gate.d_objects <> 0 OR gate.d_bytes <> 0)
+),
+charged_owner AS (
+    INSERT INTO user_usage AS u (owner, objects, bytes)
+    SELECT gate.owner, gate.d_objects, gate.d_bytes
+    FROM gate, written
+    WHERE gate.d_objects <> 0 OR gate.d_bytes <> 0
+    ON CONFLICT (owner) DO UPDATE
+    SET objects = u.objects + EXCLUDED.objects, bytes = u.bytes + EXCLUDED.bytes
+),
+"""
+    + _AUTHORS
+    + """,
+written_by AS (
+    SELECT CASE WHEN written.created_by = p.user_id THEN authors.me
+                ELSE authors.found_created_by END AS created_by
+    FROM written, p, authors
+),
+remembered AS (
+    INSERT INTO idempotency_keys (owner, key, operation, request_hash, response, created_at)
+    SELECT p.user_id, p.key, p.operation, p.request_hash,
+           convert_to(jsonb_build_object(
+               'space', p.space,
+               'object', p.record || jsonb_build_object('version', written.version,
+                                                        'created_at', written.created_at),
+               'created_by', written_by.created_by,
+               'updated_by', authors.me,
+               'created', written.version = 1)::text, 'UTF8'),
+           p.now
+    FROM written, written_by, authors, p
+    WHERE p.key <> ''
+)
+SELECT gate.ok,
+       gate.tenant_objects, gate.tenant_bytes, gate.user_objects, gate.user_bytes,
+       written.version AS written_version, written.created_at AS written_created_at,
+       written_by.created_by AS written_created_by,"""
+    + _SEEN
+    + """
+LEFT JOIN written ON true
+LEFT JOIN written_by ON true
+"""
+)
+
+_DELETE = (
+    "WITH"
+    + _PARAMS.format(extra="")
+    + ","
+    + _LOCKED
+    + """,
+gate AS (
+    SELECT coalesce(access.role = ANY (p.writers), false)
+           AND NOT EXISTS (SELECT FROM first_use)
+           AND coalesce(found.live, false)
+           AND (p.expected IS NULL OR found.version = p.expected) AS ok
+    FROM p
+    LEFT JOIN access ON true
+    LEFT JOIN found ON true
+),
+removed AS (
+    DELETE FROM space_objects AS o
+    USING gate, p
+    WHERE gate.ok
+      AND o.space_id = p.space AND o.collection = p.collection AND o.object_id = p.object_id
+    RETURNING o.version, o.size_bytes
+),
+bumped AS (
+    UPDATE spaces AS s
+    SET seq = s.seq + 1, objects = s.objects - 1, bytes = s.bytes - removed.size_bytes
+    FROM removed, p
+    WHERE s.id = p.space
+    RETURNING s.seq
+),
+changed AS (
+    INSERT INTO space_changes (space_id, seq, collection, object_id, version, action, author,
+                               at, correlation_id)
+    SELECT p.space, bumped.seq, p.collection, p.object_id, removed.version, 'delete',
+           p.user_id, p.now, p.correlation_id
+    FROM bumped, removed, p
+),
+audited AS (
+    INSERT INTO audit_events (at, user_id, action, collection, object_id, version,
+                              correlation_id, detail)
+    SELECT p.now, p.user_id, 'space.object.delete', p.collection, p.object_id,
+           removed.version, p.correlation_id, p.detail
+    FROM removed, p
+),
+charged AS (
+    UPDATE usage
+    SET objects = usage.objects - 1, bytes = usage.bytes - removed.size_bytes
+    FROM removed, p
+    WHERE usage.id = p.slot
+),
+charged_owner AS (
+    INSERT INTO user_usage AS u (owner, objects, bytes)
+    SELECT access.owner, -1, -removed.size_bytes
+    FROM removed, access
+    ON CONFLICT (owner) DO UPDATE
+    SET objects = u.objects + EXCLUDED.objects, bytes = u.bytes + EXCLUDED.bytes
+),
+remembered AS (
+    INSERT INTO idempotency_keys (owner, key, operation, request_hash, response, created_at)
+    SELECT p.user_id, p.key, p.operation, p.request_hash,
+           convert_to(jsonb_build_object('collection', p.collection, 'id', p.object_id,
+                                         'version', removed.version)::text, 'UTF8'),
+           p.now
+    FROM removed, p
+    WHERE p.key <> ''
+),"""
+    + _AUTHORS
+    + """
+SELECT removed.version AS removed_version,"""
+    + _SEEN
+    + """
+LEFT JOIN removed ON true
+"""
+)
+
+#: A Put in a space: parameters as in ``_space_objects._put_params``.
+PUT: TextClause = text(_PUT)
+#: A Delete in a space: parameters as in ``_space_objects._target_params``.
+DELETE: TextClause = text(_DELETE)
