@@ -1,4 +1,5 @@
-"""The tool-call lane: a plain ``tools/call`` answered without a per-request MCP session.
+"""The tool-call lane: a plain ``tools/call`` or ``tools/list`` answered without a per-request
+MCP session.
 
 Why: in stateless mode the SDK serves every POST by building a transport, a
 JSON-RPC dispatcher, a connection and a server task for it, and tearing them
@@ -16,9 +17,13 @@ pieces, so the wire is the SDK's:
   the versions the SDK's stateless legacy path serves; 2026-era requests keep
   the SDK's own single-exchange path;
 - one JSON-RPC request (not a batch, notification or response) for
-  ``tools/call`` whose params pass the SDK's per-version request validation;
+  ``tools/call`` whose params pass the SDK's per-version request validation, or
+  for ``tools/list`` with no params at all (no cursor: the catalogue is one page);
 - the result goes through the SDK's per-version result sieve
-  (``serialize_server_result``) as the SDK's runner does.
+  (``serialize_server_result``) as the SDK's runner does. A ``tools/list``
+  result is the same for every caller of a tenant, so its JSON is made once per
+  catalogue and protocol version and kept with the catalogue (which is rebuilt
+  when the tenant's spec changes).
 
 Anything else goes to the SDK, which answers it as always, errors included, so
 the lane never decides what a malformed or unusual request gets.
@@ -55,6 +60,7 @@ log = logging.getLogger(__name__)
 
 _SPANS = tracing.Tracer("gateway")
 _TOOLS_CALL = "tools/call"
+_TOOLS_LIST = "tools/list"
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 
 
@@ -84,14 +90,21 @@ class ToolCallLane:
         has_json, _ = check_accept_headers(request)
         return has_json and _is_json(request.headers.get("content-type", ""))
 
-    def _params(self, message: object, version: str) -> types.CallToolRequestParams | None:
+    def _request_id(self, message: object) -> str | int | None:
+        """The id of a plain JSON-RPC request (``jsonrpc`` 2.0, a string or integer id)."""
         if not isinstance(message, dict) or not message.keys() <= _ENVELOPE:
             return None
         request_id = message.get("id")
         if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
             return None
+        return request_id if message.get("jsonrpc") == "2.0" else None
+
+    def _params(self, message: object, version: str) -> types.CallToolRequestParams | None:
+        if self._request_id(message) is None:
+            return None
+        assert isinstance(message, dict)
         params = message.get("params")
-        if message.get("jsonrpc") != "2.0" or message.get("method") != _TOOLS_CALL:
+        if message.get("method") != _TOOLS_CALL:
             return None
         if params is not None and not isinstance(params, dict):
             return None
@@ -100,6 +113,31 @@ class ToolCallLane:
             return types.CallToolRequestParams.model_validate(params or {}, by_name=False)
         except (ValidationError, KeyError, ValueError):
             return None
+
+    def _plain_listing(self, message: object, version: str) -> bool:
+        """Whether ``message`` is a ``tools/list`` with no params at all (no cursor, no _meta)."""
+        if self._request_id(message) is None:
+            return False
+        assert isinstance(message, dict)
+        if message.get("method") != _TOOLS_LIST or message.get("params") not in (None, {}):
+            return False
+        try:
+            methods.validate_client_request(_TOOLS_LIST, version, message.get("params"))
+        except (ValidationError, KeyError, ValueError):
+            return False
+        return True
+
+    def _listing_json(self, call: CallContext, version: str) -> bytes:
+        """The tenant's ``tools/list`` result as the SDK's sieve writes it; made once per
+        catalogue and protocol version (a catalogue lives until the tenant's spec changes)."""
+        catalogue = self._catalogues.of(call.tenant)
+        found = catalogue.listing_json.get(version)
+        if found is None:
+            dumped = catalogue.listing.model_dump(by_alias=True, mode="json", exclude_none=True)
+            result = methods.serialize_server_result(_TOOLS_LIST, version, dumped)
+            found = json.dumps(result, separators=(",", ":")).encode()
+            catalogue.listing_json[version] = found
+        return found
 
     def _span(
         self, call: CallContext, params: types.CallToolRequestParams
@@ -119,13 +157,24 @@ class ToolCallLane:
         return _SPANS.span(f"{_TOOLS_CALL} {tool}", attributes)
 
     async def answer(self, scope: Scope, message: object, call: CallContext, send: Send) -> bool:
-        """Answer ``message`` if it is a plain ``tools/call``; False leaves it to the SDK."""
+        """Answer ``message`` if it is a plain ``tools/call`` or ``tools/list``; False leaves
+        it to the SDK."""
         if scope["method"] != "POST":
             return False
         request = Request(scope)
         version = _protocol_version(request)
         if version is None:
             return False
+        if self._plain_listing(message, version):
+            if not await self._headers_pass(request):
+                return False
+            assert isinstance(message, dict)
+            request_id = json.dumps(message["id"]).encode()
+            listing = self._listing_json(call, version)
+            await _send_json(
+                send, b'{"jsonrpc":"2.0","id":' + request_id + b',"result":' + listing + b"}"
+            )
+            return True
         params = self._params(message, version)
         if params is None or not await self._headers_pass(request):
             return False
@@ -141,16 +190,19 @@ class ToolCallLane:
         except Exception:
             log.exception("tools/call failed", extra={"correlation_id": call.correlation_id})
             reply["error"] = {"code": types.INTERNAL_ERROR, "message": "Internal error"}
-        payload = json.dumps(reply, separators=(",", ":")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await _send_json(send, json.dumps(reply, separators=(",", ":")).encode())
         return True
+
+
+async def _send_json(send: Send, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

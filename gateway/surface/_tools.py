@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mcp_types as types
@@ -160,6 +160,8 @@ class Catalogue:
     tools: Mapping[str, ToolSpec]
     listing: types.ListToolsResult
     components: Components
+    #: The ``tools/list`` result as JSON per protocol version, made on first use (the lane's).
+    listing_json: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def scope_for(self, name: str) -> str | None:
         spec = self.tools.get(name)

@@ -99,3 +99,21 @@ def test_a_2026_era_request_keeps_the_sdk_single_exchange_path(
     body = answer.json()
     # The 2026 envelope (clientInfo, capabilities in _meta) is missing: the SDK says so.
     assert "result" not in body and body["error"]["code"] < 0
+
+
+def test_a_plain_tools_list_gets_the_same_result_as_the_sdk_gives_a_listing_with_params(
+    gateway: GatewayProcess, token: str
+) -> None:
+    # No params: the lane's answer, made once per catalogue. With params (here an empty
+    # _meta), the SDK's own. The two must be the same listing, byte for byte once parsed.
+    lane = post(gateway.url("acme"), rpc("tools/list", id=11), token)
+    again = post(gateway.url("acme"), rpc("tools/list", id="twelve"), token)
+    sdk = post(gateway.url("acme"), rpc("tools/list", {"_meta": {}}, id=13), token)
+    for answer in (lane, again, sdk):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+    assert lane.json()["id"] == 11 and again.json()["id"] == "twelve" and sdk.json()["id"] == 13
+    assert lane.json()["result"] == sdk.json()["result"]
+    assert again.json()["result"] == lane.json()["result"]
+    names = {t["name"] for t in lane.json()["result"]["tools"]}
+    assert {"items_save", "notes_get", "my_data_erase"} <= names

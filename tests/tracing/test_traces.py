@@ -215,13 +215,14 @@ def test_the_trace_backend_down_costs_the_calls_nothing(
 def test_a_request_the_mcp_sdk_serves_is_traced_under_the_same_request_span(
     traced_gateway: GatewayProcess, jaeger: Jaeger, token: str
 ) -> None:
-    answer = post(traced_gateway.url("acme"), rpc("tools/list"), token)
-    assert answer.status_code == 200 and answer.json()["result"]["tools"]
+    # resources/list: the lane answers tools/call and a plain tools/list itself.
+    answer = post(traced_gateway.url("acme"), rpc("resources/list"), token)
+    assert answer.status_code == 200 and "resources" in answer.json()["result"]
     trace_id = answer.headers["x-request-id"]
 
     spans = jaeger.wait_for(trace_id, lambda spans: len(spans) >= 2 and bool(by_name(spans, ROOT)))
     root = one(spans, ROOT, "stowage-gateway")
-    sdk = [s for s in spans if s.name.startswith("tools/list")]
+    sdk = [s for s in spans if s.name.startswith("resources/list")]
     assert sdk and all(s.service == "stowage-gateway" for s in sdk), span_tree(spans)
     ids = {s.span_id for s in spans}
     assert all(s.parent_id in ids for s in spans if s is not root), span_tree(spans)
