@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -196,14 +197,65 @@ def _postmaster(server: PostgresServer) -> int:
 
 
 def with_ratios(rounds: list[Round]) -> list[Round]:
-    base = {r.concurrency: r.calls_per_s for r in rounds if r.target == BASELINE}
+    """Each round's calls/s over the baseline's at its concurrency.
+
+    A platform round of the alternating side-by-side rounds already holds its own
+    ratio (to the baseline round just before it); any other round is compared with
+    the median of the baseline rounds at its concurrency.
+    """
+    by_concurrency: dict[int, list[float]] = {}
+    for r in rounds:
+        if r.target == BASELINE:
+            by_concurrency.setdefault(r.concurrency, []).append(r.calls_per_s)
+    base = {c: statistics.median(v) for c, v in by_concurrency.items()}
     out = []
     for r in rounds:
+        if r.ratio_to_baseline is not None and r.target != BASELINE:
+            out.append(r)
+            continue
         b = base.get(r.concurrency)
-        out.append(
-            Round(**{**asdict(r), "ratio_to_baseline": round(r.calls_per_s / b, 3) if b else None})
-        )
+        ratio = 1.0 if r.target == BASELINE else (round(r.calls_per_s / b, 3) if b else None)
+        out.append(Round(**{**asdict(r), "ratio_to_baseline": ratio}))
     return out
+
+
+def ratio_summary(rounds: list[Round]) -> list[dict[str, object]]:
+    """Per concurrency: the median of the alternating rounds' platform/baseline ratios and
+    their spread, with the median p99 of each side. A change is worth keeping only when
+    its median moves by more than the spread."""
+    summary: list[dict[str, object]] = []
+    for concurrency in sorted({r.concurrency for r in rounds if r.target == BASELINE}):
+        pairs = [
+            r for r in rounds
+            if r.target == PLATFORM and r.concurrency == concurrency and r.ratio_to_baseline
+        ]  # fmt: skip
+        bases = [r for r in rounds if r.target == BASELINE and r.concurrency == concurrency]
+        if not pairs:
+            continue
+        ratios = [float(r.ratio_to_baseline or 0) for r in pairs]
+        summary.append(
+            {
+                "concurrency": concurrency,
+                "rounds": len(ratios),
+                "median_ratio": round(statistics.median(ratios), 3),
+                "min_ratio": round(min(ratios), 3),
+                "max_ratio": round(max(ratios), 3),
+                "platform_p99_ms": round(statistics.median(r.p99_ms for r in pairs), 2),
+                "baseline_p99_ms": round(statistics.median(r.p99_ms for r in bases), 2),
+            }
+        )
+    return summary
+
+
+def print_ratio_summary(summary: list[dict[str, object]]) -> None:
+    print(f"{'conc':>5}{'rounds':>8}{'median x base':>15}{'spread':>16}{'p99 ms platform':>17}"
+          f"{'p99 ms base':>13}")  # fmt: skip
+    for row in summary:
+        spread = f"{row['min_ratio']:.2f} to {row['max_ratio']:.2f}"
+        print(
+            f"{row['concurrency']:>5}{row['rounds']:>8}{row['median_ratio']:>15.2f}{spread:>16}"
+            f"{row['platform_p99_ms']:>17.2f}{row['baseline_p99_ms']:>13.2f}"
+        )
 
 
 def scaled(processes: int) -> str:
@@ -362,6 +414,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 5)))
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="alternating baseline/platform rounds at each concurrency; the summary prints "
+        "the median ratio and its spread (min to max)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="then one more platform round at the highest concurrency under py-spy: folded "
@@ -437,15 +496,21 @@ def _side_by_side(
     groups: dict[str, list[int]],
     token: str,
 ) -> list[Round]:
-    """At each concurrency, the bare MCPServer and then the platform."""
+    """``--rounds`` alternating rounds at each concurrency: the bare MCPServer, then the
+    platform, whose round holds its ratio to that baseline round (drift on the machine
+    hits both sides of a pair alike)."""
     rounds: list[Round] = []
     for concurrency in args.concurrency:
-        print(f"  {BASELINE}, {concurrency} connections, {args.seconds}s", flush=True)
-        rounds.append(
-            measure(BASELINE, base_url, concurrency, args.seconds, {"baseline": [baseline_pid]})
-        )
-        print(f"  {PLATFORM}, {concurrency} connections, {args.seconds}s", flush=True)
-        rounds.append(measure(PLATFORM, url, concurrency, args.seconds, groups, token))
+        for index in range(args.rounds):
+            tag = f"round {index + 1}/{args.rounds}"
+            print(f"  {BASELINE}, {concurrency} connections, {args.seconds}s, {tag}", flush=True)
+            base = measure(
+                BASELINE, base_url, concurrency, args.seconds, {"baseline": [baseline_pid]}
+            )
+            print(f"  {PLATFORM}, {concurrency} connections, {args.seconds}s, {tag}", flush=True)
+            ours = measure(PLATFORM, url, concurrency, args.seconds, groups, token)
+            ratio = round(ours.calls_per_s / base.calls_per_s, 3) if base.calls_per_s else None
+            rounds += [base, Round(**{**asdict(ours), "ratio_to_baseline": ratio})]
     return rounds
 
 
@@ -510,6 +575,9 @@ def main() -> None:
         print()
         rounds = with_ratios(rounds)
         print_table(rounds)
+        summary = ratio_summary(rounds)
+        print()
+        print_ratio_summary(summary)
         if file_rows:
             print()
             print_files_table(file_rows)
@@ -523,6 +591,8 @@ def main() -> None:
                 "load": "wrk with bench/tool_calls.lua: items_save and items_get alternating, "
                 "stateless JSON-RPC POSTs with JSON responses, one object per connection",
                 "machine": "load generator, gateway, worker, PostgreSQL and baseline share it",
+                "rounds_per_concurrency": args.rounds,
+                "ratio_summary": summary,
             },
         )
 
