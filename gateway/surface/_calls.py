@@ -14,7 +14,6 @@ histogram an exemplar with the trace id.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -220,16 +219,8 @@ def _claims(ctx: CallContext) -> dict[str, str] | None:
     return present if present else None
 
 
-def _claims_digest(claims: dict[str, str] | None) -> bytes:
-    """A short digest of the claims a sign-in sends (empty without any)."""
-    if not claims:
-        return b""
-    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(claims.items()))
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-#: A resolved user's cache key: tenant, issuer, subject and the digest of the claims sent.
-_UserKey = tuple[str, str, str, bytes]
+#: A resolved user's cache key: tenant, issuer, subject and the claims a sign-in sent.
+_UserKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
 
 
 class ToolCalls:
@@ -256,7 +247,7 @@ class ToolCalls:
         a changed name, email or organisation (or which of them the tenant names) misses
         and reaches the worker on the next call; unchanged ones hit, with no round trip."""
         p = ctx.principal
-        return (ctx.tenant.name, p.issuer, p.subject, _claims_digest(claims))
+        return (ctx.tenant.name, p.issuer, p.subject, tuple(sorted((claims or {}).items())))
 
     async def _user(self, ctx: CallContext, worker: WorkerClient) -> UserId:
         claims = _claims(ctx)

@@ -10,6 +10,7 @@ from stowage.v1 import worker_pb2 as pb
 from tenant_worker._records import (
     Author,
     ChangeRecord,
+    DeleteResult,
     IdentityRecord,
     MemberRecord,
     ObjectRecord,
@@ -26,6 +27,13 @@ def timestamp(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value)
     return ts
+
+
+def delete_message(r: DeleteResult) -> pb.DeleteObjectResponse:
+    """A delete's answer, of a personal object or of one in a space."""
+    return pb.DeleteObjectResponse(
+        collection=r.collection, id=r.id, version=r.version, replayed=r.replayed
+    )
 
 
 def object_message(r: ObjectRecord) -> pb.StoredObject:

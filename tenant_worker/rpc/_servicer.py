@@ -62,6 +62,7 @@ from tenant_worker.people._people import People
 from tenant_worker.rpc._convert import (
     byte_range,
     change_message,
+    delete_message,
     file_message,
     identity_message,
     member_message,
@@ -312,12 +313,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             _optional(request, "expected_version"),
             request.idempotency_key,
         )
-        return pb.DeleteObjectResponse(
-            collection=result.collection,
-            id=result.id,
-            version=result.version,
-            replayed=result.replayed,
-        )
+        return delete_message(result)
 
     @unary()
     async def GetPreferences(
@@ -533,12 +529,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             _optional(request, "expected_version"),
             request.idempotency_key,
         )
-        return pb.DeleteObjectResponse(
-            collection=result.collection,
-            id=result.id,
-            version=result.version,
-            replayed=result.replayed,
-        )
+        return delete_message(result)
 
     @unary()
     async def ListSpaceChanges(
