@@ -99,10 +99,8 @@ class ToolCallLane:
             return None
         return request_id if message.get("jsonrpc") == "2.0" else None
 
-    def _params(self, message: object, version: str) -> types.CallToolRequestParams | None:
-        if self._request_id(message) is None:
-            return None
-        assert isinstance(message, dict)
+    def _params(self, message: dict[str, Any], version: str) -> types.CallToolRequestParams | None:
+        """A ``tools/call``'s params, when they pass the SDK's validation (None otherwise)."""
         params = message.get("params")
         if message.get("method") != _TOOLS_CALL:
             return None
@@ -114,11 +112,8 @@ class ToolCallLane:
         except (ValidationError, KeyError, ValueError):
             return None
 
-    def _plain_listing(self, message: object, version: str) -> bool:
+    def _plain_listing(self, message: dict[str, Any], version: str) -> bool:
         """Whether ``message`` is a ``tools/list`` with no params at all (no cursor, no _meta)."""
-        if self._request_id(message) is None:
-            return False
-        assert isinstance(message, dict)
         if message.get("method") != _TOOLS_LIST or message.get("params") not in (None, {}):
             return False
         try:
@@ -163,12 +158,12 @@ class ToolCallLane:
             return False
         request = Request(scope)
         version = _protocol_version(request)
-        if version is None:
+        if version is None or self._request_id(message) is None:
             return False
+        assert isinstance(message, dict)
         if self._plain_listing(message, version):
             if not await self._headers_pass(request):
                 return False
-            assert isinstance(message, dict)
             request_id = json.dumps(message["id"]).encode()
             listing = self._listing_json(call, version)
             await _send_json(
@@ -178,7 +173,6 @@ class ToolCallLane:
         params = self._params(message, version)
         if params is None or not await self._headers_pass(request):
             return False
-        assert isinstance(message, dict)
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
         try:
             with self._span(call, params):
