@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -35,10 +36,48 @@ def find_program(name: str, extra_dirs: Iterable[Path] = ()) -> Path | None:
     return Path(found) if found else None
 
 
-def free_port() -> int:
+#: Ports each pytest-xdist worker hands out: a range of its own, below the kernel's
+#: ephemeral range (32768 and up), so a port one worker found free is never the next
+#: port the kernel or another worker gives away while the first starts its server.
+_WORKER_PORTS = 5000
+_FIRST_WORKER_PORT = 10000
+_handed_out: set[int] = set()
+
+
+def _worker_index() -> int | None:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, …
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else None
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1, not handed out before by this process.
+
+    In one process, the kernel's choice. Under pytest-xdist, one from the worker's own
+    range: two workers asking at once could otherwise both be given a port that only
+    one of their servers then gets, and the other's test would talk to a stranger.
+    """
+    index = _worker_index()
+    if index is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    first = _FIRST_WORKER_PORT + index * _WORKER_PORTS
+    candidates = [p for p in range(first, first + _WORKER_PORTS) if p not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates:
+        if _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port left in {first}-{first + _WORKER_PORTS - 1}")
 
 
 def eventually(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
