@@ -87,6 +87,8 @@ from tenant_worker.storage._store import (
     usage_slot,
 )
 
+#: Whose per-user quota a write in a space counts against, as a refusal names it.
+SPACE_OWNER = "the space's owner"
 OBJECTS = SpaceObject.__table__
 CHANGES = SpaceChange.__table__
 _CREATOR = UserProfile.__table__.alias("creator")
@@ -372,7 +374,7 @@ class SpaceObjects:
         d_objects = 1 if row.version is None else 0
         d_bytes = len(w.encoded) - (row.size_bytes or 0)
         totals = Totals(row.tenant_objects, row.tenant_bytes, row.user_objects, row.user_bytes)
-        refusal = quota_refusal(policy.quotas, totals, d_objects, d_bytes)
+        refusal = quota_refusal(policy.quotas, totals, d_objects, d_bytes, whose=SPACE_OWNER)
         if refusal is not None:
             return refusal
         if row.ok:
@@ -464,7 +466,7 @@ class SpaceObjects:
                 correlation_id=w.ctx.correlation_id,
             )
         )
-        await self.store.charge(conn, d_objects, d_bytes, owner=space.owner)
+        await self.store.charge(conn, d_objects, d_bytes, owner=space.owner, whose=SPACE_OWNER)
 
     async def delete(
         self,

@@ -209,6 +209,7 @@ class Store:
         owner: str = "",
         enforce: bool = True,
         per_user: bool = True,
+        whose: str = "this user",
     ) -> None:
         """Move the tenant's and the owner's totals; growth past a quota raises QuotaExceeded.
 
@@ -218,11 +219,13 @@ class Store:
         sums first: under concurrency a quota can be overshot by at most the
         writes in flight at that moment, never by more. ``per_user=False``
         leaves the user's row alone (an erasure deletes it with the user).
+        ``whose`` names the owner in a refusal (a space's writes count against
+        the space's owner, who may not be the caller).
         """
         if d_objects == 0 and d_bytes == 0:
             return
         if enforce and (d_objects > 0 or d_bytes > 0):
-            await self._enforce(s, d_objects, d_bytes, owner if per_user else "")
+            await self._enforce(s, d_objects, d_bytes, owner if per_user else "", whose)
         slot = usage_slot(owner)
         await s.execute(
             update(Usage)
@@ -234,14 +237,19 @@ class Store:
             await s.execute(_add_user_usage(self.is_postgres, owner, d_objects, d_bytes))
 
     async def _enforce(
-        self, s: AsyncSession | AsyncConnection, d_objects: int, d_bytes: int, owner: str
+        self,
+        s: AsyncSession | AsyncConnection,
+        d_objects: int,
+        d_bytes: int,
+        owner: str,
+        whose: str,
     ) -> None:
         q = self.policy().quotas
         objects, used = await self.totals(s)
         totals = Totals(objects, used)
         if owner and (q.per_user_max_objects is not None or q.per_user_max_bytes is not None):
             totals = Totals(objects, used, *await self.user_totals(s, owner))
-        refusal = quota_refusal(q, totals, d_objects, d_bytes)
+        refusal = quota_refusal(q, totals, d_objects, d_bytes, whose=whose)
         if refusal is not None:
             raise refusal
 
@@ -273,8 +281,14 @@ class Totals:
     user_bytes: int | None = None
 
 
-def quota_refusal(q: Quotas, t: Totals, d_objects: int, d_bytes: int) -> QuotaExceeded | None:
-    """Why growing by (d_objects, d_bytes) is refused, or None when it fits every quota."""
+def quota_refusal(
+    q: Quotas, t: Totals, d_objects: int, d_bytes: int, *, whose: str = "this user"
+) -> QuotaExceeded | None:
+    """Why growing by (d_objects, d_bytes) is refused, or None when it fits every quota.
+
+    The per-user totals are ``whose``: the caller's for a personal write, the
+    space owner's for a write in a space (a space counts against its owner).
+    """
     if d_objects > 0 and t.objects + d_objects > q.max_objects:
         return QuotaExceeded(
             "maxObjects",
@@ -293,18 +307,18 @@ def quota_refusal(q: Quotas, t: Totals, d_objects: int, d_bytes: int) -> QuotaEx
     if d_objects > 0 and limit is not None and mine is not None and mine + d_objects > limit:
         return QuotaExceeded(
             "perUser.maxObjects",
-            f"quota exceeded: this user stores {mine} objects, the limit per user is "
-            f"{limit} (quotas.perUser.maxObjects); delete objects the "
-            "user no longer needs (my_usage_get shows what is stored)",
+            f"quota exceeded: {whose} stores {mine} objects, the limit per user is "
+            f"{limit} (quotas.perUser.maxObjects); delete objects {whose} "
+            "no longer needs (my_usage_get shows what is stored)",
         )
     limit = q.per_user_max_bytes
     mine = t.user_bytes
     if d_bytes > 0 and limit is not None and mine is not None and mine + d_bytes > limit:
         return QuotaExceeded(
             "perUser.maxBytes",
-            f"quota exceeded: this user stores {mine} bytes, this write needs {d_bytes} "
+            f"quota exceeded: {whose} stores {mine} bytes, this write needs {d_bytes} "
             f"more, the limit per user is {limit} (quotas.perUser.maxBytes); "
-            "delete objects the user no longer needs (my_usage_get shows what is stored)",
+            f"delete objects {whose} no longer needs (my_usage_get shows what is stored)",
         )
     return None
 

@@ -57,8 +57,11 @@ def test_a_space_counts_against_its_owners_per_user_quota_not_its_editors(
     full = refusal(lambda: _personal(alice, "mine"))
     assert full.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "the limit per user is 3" in full.details()
+    assert "this user stores 3 objects" in full.details()
     over = refusal(lambda: bob.put(space, "one-more", {"items": []}))
     assert over.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Bob is told whose quota it is: the space's owner's, not his own (he stores none yet).
+    assert "the space's owner stores 3 objects" in over.details()
     for i in range(PER_USER - 1):
         _personal(bob, f"bobs-own-{i}")  # bob's own quota is untouched by the space
     assert alice.call("GetSpace", pb.GetSpaceRequest(space=space)).space.objects == PER_USER
