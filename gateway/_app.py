@@ -35,7 +35,7 @@ from gateway.auth._revocation_bus import RedisRevocationBus
 from gateway.auth._revocations import Revocations
 from gateway.directory._directory import TenantDirectory, TenantSource
 from gateway.directory._tenant_file import FileTenantSource
-from gateway.files import FileEndpoint, Links, SigningKeys
+from gateway.files import FileEndpoint, LinkCors, Links, SigningKeys
 from gateway.forwarding._worker import WorkerPool
 from gateway.gate._gate import McpGate, build_gate
 from gateway.surface._calls import ToolCalls
@@ -300,7 +300,8 @@ def create_app(
     gate, manager = _gate(parts)
     app = Starlette(
         routes=[*_routes(parts, gate), *extra_routes],
-        middleware=[_cors(settings)],
+        # Links first: a component on any origin may use them (gateway.files._cors).
+        middleware=[Middleware(LinkCors), _cors(settings)],
         lifespan=_lifespan(parts, source, manager),
     )
     app.state.metrics = parts.metrics

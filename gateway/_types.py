@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NewType
+from urllib.parse import urlsplit
 
 from stowage import tenant_spec
 from stowage.wire import identity_digest
@@ -61,6 +62,13 @@ class Tenant:
     @property
     def collections(self) -> tuple[CollectionSpec, ...]:
         return self.spec.collections
+
+    @cached_property
+    def origin(self) -> str:
+        """``https://<host>``: the origin of the tenant's MCP URL (its audience), which
+        also serves its file links."""
+        parts = urlsplit(self.auth.audience)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def access(self) -> AccessSpec:

@@ -8,7 +8,8 @@ method, expiry (and, for an upload, the exact size and sha256). The route
 streams the body to the worker (gRPC client stream) and the file back (server
 stream), a piece at a time, so memory stays flat in the file's size.
 
-Layers (``.importlinter``): ``_routes`` (the HTTP endpoint) → ``_links`` (the
+Layers (``.importlinter``): ``_cors`` (CORS of link paths: any origin, no
+credentials) | ``_routes`` (the HTTP endpoint) → ``_links`` (the
 links a tool result carries) → ``_keys`` (the signing keys, read from the
 keys directory) | ``_serving`` (response headers, byte ranges) →
 ``_signing`` (the signature, no I/O). The keys are derived per tenant from
@@ -16,6 +17,7 @@ the gateway's master keys (``--files-keys-dir``; ``_keys`` says how, and how
 a rotation keeps earlier links working).
 """
 
+from gateway.files._cors import LinkCors
 from gateway.files._keys import CURRENT_KEY, PREVIOUS_KEY, ROTATED_AT, SigningKeys, tenant_key
 from gateway.files._links import Links
 from gateway.files._routes import FileEndpoint
@@ -25,6 +27,7 @@ __all__ = [
     "PREVIOUS_KEY",
     "ROTATED_AT",
     "FileEndpoint",
+    "LinkCors",
     "Links",
     "SigningKeys",
     "tenant_key",

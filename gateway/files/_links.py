@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from gateway._types import Tenant, UserId
 from gateway.files._keys import SigningKeys
@@ -19,8 +19,7 @@ LINK_SECONDS = 15 * 60
 
 def files_base(tenant: Tenant) -> str:
     """``https://<host>/t/<tenant>/files``: the host of the tenant's MCP URL (its audience)."""
-    parts = urlsplit(tenant.auth.audience)
-    return f"{parts.scheme}://{parts.netloc}/t/{tenant.name}/files"
+    return f"{tenant.origin}/t/{tenant.name}/files"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ per tenant settings object (with its tool catalogue):
 
 - the ``resources/list`` result and each resource's ``resources/read`` result:
   the HTML as ``text/html;profile=mcp-app``, with ``_meta.ui`` (CSP domains,
-  border preference) and ChatGPT's older ``openai/widget*`` keys for the same;
+  border preference) and ChatGPT's older ``openai/widget*`` keys for the same.
+  For a tenant that keeps files, the origin of its file links joins every
+  component's connect and resource domains;
 - the ``_meta`` a linked tool carries: ``ui.resourceUri`` (and the flat
   ``ui/resourceUri`` older hosts read), ChatGPT's ``openai/outputTemplate`` and
   ``openai/widgetAccessible``, and for a tool only a component calls,
@@ -30,19 +32,20 @@ from stowage import apps
 from stowage.apps import Component
 
 
-def _csp(component: Component) -> dict[str, list[str]]:
+def _with(domains: tuple[str, ...], origin: str | None) -> list[str]:
+    return [*domains, origin] if origin is not None and origin not in domains else list(domains)
+
+
+def _resource_meta(component: Component, links_origin: str | None) -> dict[str, Any]:
     d = component.domains
-    parts = {"connectDomains": d.connect, "resourceDomains": d.resource, "frameDomains": d.frame}
-    return {key: list(values) for key, values in parts.items() if values}
-
-
-def _resource_meta(component: Component) -> dict[str, Any]:
-    ui: dict[str, Any] = {"csp": _csp(component)}
+    connect, resource = _with(d.connect, links_origin), _with(d.resource, links_origin)
+    parts = {"connectDomains": connect, "resourceDomains": resource, "frameDomains": d.frame}
+    ui: dict[str, Any] = {"csp": {key: list(v) for key, v in parts.items() if v}}
     openai: dict[str, Any] = {
         "openai/widgetCSP": {
-            "connect_domains": list(component.domains.connect),
-            "resource_domains": list(component.domains.resource),
-            "frame_domains": list(component.domains.frame),
+            "connect_domains": connect,
+            "resource_domains": resource,
+            "frame_domains": list(d.frame),
         },
     }
     if component.prefers_border is not None:
@@ -80,7 +83,12 @@ class Components:
         return self.reads.get(uri)
 
 
-def build_components(components: tuple[Component, ...]) -> Components:
+def build_components(
+    components: tuple[Component, ...], links_origin: str | None = None
+) -> Components:
+    """The tenant's components; ``links_origin`` (the origin its file links are on, when it
+    keeps files) joins every component's connect and resource domains, so a view can
+    upload to a link and show a downloaded image without declaring the gateway itself."""
     resources: list[types.Resource] = []
     reads: dict[str, types.ReadResourceResult] = {}
     links: dict[str, dict[str, Any]] = {}
@@ -91,7 +99,7 @@ def build_components(components: tuple[Component, ...]) -> Components:
         if not component.resolved:
             continue
         uri = component.uri
-        meta = _resource_meta(component)
+        meta = _resource_meta(component, links_origin)
         resources.append(
             types.Resource(
                 uri=uri,

@@ -177,7 +177,8 @@ def _linked(spec: ToolSpec, link: Mapping[str, Any] | None) -> ToolSpec:
 
 
 def build_catalogue(tenant: Tenant) -> Catalogue:
-    components = build_components(tenant.spec.components)
+    links_origin = tenant.origin if tenant.spec.files is not None else None
+    components = build_components(tenant.spec.components, links_origin)
     specs = _builtin_tools()
     shared = [c for c in tenant.collections if c.shared and c.name != BUILTIN_COLLECTION]
     for collection in shared:

@@ -60,6 +60,7 @@ def _tenants(
         tenant_entry(
             "globex", gateway, issuer, worker_for("globex").address,
             components=[{"name": "board", "html": OTHER_VIEW, "tools": ["items_list"]}],
+            files={"maxFileBytes": "1Mi"},
         ),
     ]  # fmt: skip
 
@@ -183,6 +184,23 @@ def test_resources_list_and_read_serve_the_tenants_own_component(
     assert content["_meta"]["openai/widgetPrefersBorder"] is True
     templates = _call(apps_gateway, token, "resources/templates/list")["result"]
     assert templates["resourceTemplates"] == []
+
+
+def test_a_tenant_that_keeps_files_lets_its_components_reach_their_links(
+    apps_gateway: GatewayProcess, issuer: Issuer
+) -> None:
+    # globex keeps files: its links are on the gateway's origin, so every component of
+    # globex may connect to it (upload, download) and load from it (an <img> of a file)
+    # without declaring it. acme keeps none and gets only its own domains (above).
+    token = _token(apps_gateway, issuer, "globex")
+    [listed] = _call(apps_gateway, token, "resources/list", tenant="globex")["result"]["resources"]
+    read = _call(apps_gateway, token, "resources/read", {"uri": listed["uri"]}, "globex")
+    meta = read["result"]["contents"][0]["_meta"]
+    origin = apps_gateway.base
+    assert meta["ui"]["csp"] == {"connectDomains": [origin], "resourceDomains": [origin]}
+    assert meta["openai/widgetCSP"]["connect_domains"] == [origin]
+    assert meta["openai/widgetCSP"]["resource_domains"] == [origin]
+    assert listed["_meta"] == meta
 
 
 def test_reading_another_tenants_or_an_unknown_uri_is_the_same_not_found(
