@@ -7,9 +7,12 @@ of is ``NotFound`` whether it exists or not; a role too low is
 ``PermissionDenied`` naming the role needed.
 
 Layers (``.importlinter``): ``_members`` (spaces and their members) and
-``_space_objects`` (objects, change feed, export) and ``_erasure`` (what an
-erasure does in spaces) → ``_access`` (membership and role checks, authors,
-quota moves) → ``_roles`` | ``_cursor`` (values, no I/O). No gRPC here.
+``_space_objects`` (objects: reads, change feed, export) and ``_erasure`` (what
+an erasure does in spaces) → ``_space_writes`` (put, delete, purge) →
+``_write_plan`` (a write worked out, its statement's parameters, its refusals;
+no I/O) → ``_access`` (membership and role checks, authors, quota moves) →
+``_roles`` | ``_cursor`` | ``_pg_space_writes`` (values and SQL, no I/O). No
+gRPC here.
 """
 
 from tenant_worker.spaces._access import Handles
