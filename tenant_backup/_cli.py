@@ -255,6 +255,7 @@ def _drill(args: argparse.Namespace) -> int:
             settings.scratch_database,
             _say,
             backup_id=args.backup,
+            object_store=settings.object_store,
         )
         m = outcome.manifest
         return f"drill of {m.id} passed in {outcome.seconds:.1f}s", {

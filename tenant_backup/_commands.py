@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -14,10 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tenant_backup import _objects
 from tenant_backup import _postgres as pg
 from tenant_backup._archive import Directory, checksum, new_id, verify
 from tenant_backup._errors import BackupCorrupt, BackupError, DatabaseInUse, VerificationFailed
 from tenant_backup._types import Database, Erasure, FileCheck, Manifest, Retention
+from tenant_worker.files import ObjectStoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +165,68 @@ def _say_files(manifest: Manifest, files: FileCheck | None, say: Say) -> None:
             f"the restored copy of {manifest.id} fails its file checksums "
             f"({files.bad_files} of {files.files} files wrong): " + "; ".join(problems)
         )
+    stored = f", {files.in_bucket} of them in the object store" if files.in_bucket else ""
+    gone = (
+        f"; {files.gone_since} objects deleted since the backup, as in the live database"
+        if files.gone_since
+        else ""
+    )
     say(
-        f"file checksums ok: {files.files} files, {files.bytes} bytes; every file's chunks "
-        "hash to its recorded sha256"
+        f"file checksums ok: {files.files} files{stored}, {files.bytes} bytes; every file's "
+        f"bytes hash to its recorded sha256{gone}"
+    )
+
+
+def _check_objects(
+    files: FileCheck,
+    found: list[tuple[str, int, str | None, str]],
+    object_store: ObjectStoreConfig | None,
+    live: Database,
+) -> FileCheck:
+    """``files`` with the files whose bytes are in the object store read back too.
+
+    An object that is gone counts as wrong unless the live database no longer holds that
+    version either (deleted or replaced since the backup, which does not carry objects).
+    """
+    if not found:
+        return files
+    if object_store is None:
+        raise VerificationFailed(
+            f"{len(found)} files of the restored copy are in the Region's object store, which "
+            "this drill was not given: set STOWAGE_OBJECT_STORE_* as for the tenant's worker"
+        )
+    problems, bad, total, gone = list(files.problems), files.bad_files, files.bytes, 0
+    names = {content: f"files/{content}" for _, _, _, content in found}
+    try:
+        digests = _objects.digests(object_store, list(names.values()))
+    except _objects.BucketUnavailable as e:
+        raise VerificationFailed(f"the files in the object store cannot be read: {e}") from e
+    missing = [content for content in names if digests[names[content]] is None]
+    with pg.connect(live) as conn:
+        still_held = pg.held_contents(conn, missing)
+    for file_id, size, recorded, content in found:
+        digest = digests[names[content]]
+        if digest is None and content not in still_held:
+            gone += 1
+            continue
+        if digest is None:
+            problem = f"file {file_id}: its object {names[content]} is not in the object store"
+        elif digest != (size, recorded):
+            problem = pg.file_problem(file_id, size, recorded, *digest)
+        else:
+            total += size
+            continue
+        bad += 1
+        if len(problems) < 5:
+            problems.append(problem)
+    return dataclasses.replace(
+        files,
+        files=files.files + len(found) - gone,
+        bytes=total,
+        bad_files=bad,
+        problems=tuple(problems),
+        in_bucket=len(found) - gone,
+        gone_since=gone,
     )
 
 
@@ -175,8 +237,10 @@ def drill(
     scratch_name: str,
     say: Say,
     backup_id: str | None = None,
+    object_store: ObjectStoreConfig | None = None,
 ) -> DrillOutcome:
-    """Restore a backup (the newest by default) into a scratch database and check it."""
+    """Restore a backup (the newest by default) into a scratch database and check it;
+    files in the Region's object store are read from ``object_store``."""
     if scratch_name == db.dbname:
         raise BackupError("the scratch database must not be the tenant's own database")
     started = time.monotonic()
@@ -204,6 +268,9 @@ def drill(
         )
         with pg.connect(scratch) as conn:
             files = pg.check_files(conn)
+            in_bucket = pg.bucket_files(conn)
+        if files is not None:
+            files = _check_objects(files, in_bucket, object_store, db)
         _say_files(manifest, files, say)
     finally:
         _clean_scratch(db, scratch, created, say)

@@ -154,12 +154,44 @@ _NAMED_PROBLEMS = 5
 _CHUNKS_PER_FETCH = 16
 
 
-def _file_problem(file_id: str, size: int, recorded: str | None, got: int, digest: str) -> str:
+def file_problem(file_id: str, size: int, recorded: str | None, got: int, digest: str) -> str:
     if recorded is None:
         return f"file {file_id} has content but no recorded sha256"
     if got != size:
         return f"file {file_id} records {size} bytes, its chunks hold {got}"
     return f"file {file_id} records sha256 {recorded}, its chunks hash to {digest}"
+
+
+def _has_column(conn: Connection, table: str, column: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = %s AND column_name = %s",
+        (table, column),
+    ).fetchone()
+    return row is not None
+
+
+def bucket_files(conn: Connection) -> list[tuple[str, int, str | None, str]]:
+    """(id, size, sha256, content) of every file whose bytes are in the object store."""
+    if not _has_column(conn, "files", "storage"):
+        return []
+    rows = conn.execute(
+        "SELECT id, size_bytes, sha256, content FROM public.files "
+        "WHERE storage = 'bucket' AND content IS NOT NULL ORDER BY id"
+    ).fetchall()
+    return [
+        (str(r[0]), int(str(r[1])), None if r[2] is None else str(r[2]), str(r[3])) for r in rows
+    ]
+
+
+def held_contents(conn: Connection, contents: list[str]) -> set[str]:
+    """Which of ``contents`` a file of this database still points at."""
+    if not contents or not _has_column(conn, "files", "storage"):
+        return set()
+    rows = conn.execute(
+        "SELECT content FROM public.files WHERE content = ANY(%s)", (contents,)
+    ).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def check_files(conn: Connection) -> FileCheck | None:
@@ -178,14 +210,16 @@ def check_files(conn: Connection) -> FileCheck | None:
         if recorded != digest or got != size:
             bad += 1
             if len(problems) < _NAMED_PROBLEMS:
-                problems.append(_file_problem(file_id, size, recorded, got, digest))
+                problems.append(file_problem(file_id, size, recorded, got, digest))
 
+    # Files whose bytes are in the Region's object store are read by ``bucket_files``.
+    in_database = " AND f.storage = 'database'" if _has_column(conn, "files", "storage") else ""
     with conn.transaction(), conn.cursor(name="stowage_file_check") as cur:
         cur.itersize = _CHUNKS_PER_FETCH
         cur.execute(
             "SELECT f.id, f.size_bytes, f.sha256, c.data FROM public.files f "
             "LEFT JOIN public.file_chunks c ON c.content = f.content "
-            "WHERE f.content IS NOT NULL ORDER BY f.id, c.seq"
+            f"WHERE f.content IS NOT NULL{in_database} ORDER BY f.id, c.seq"
         )
         current: tuple[str, int, str | None] | None = None
         hasher, got = hashlib.sha256(), 0

@@ -10,8 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stowage.runtime.config import ConfigError
 from tenant_backup._errors import UsageError
 from tenant_backup._types import Database, Retention
+from tenant_worker import WorkerSettings
+from tenant_worker.files import ObjectStoreConfig
 
 DATABASE_URL_ENV = "STOWAGE_DATABASE_URL"
 DIR_ENV = "STOWAGE_BACKUP_DIR"
@@ -32,6 +35,16 @@ def _number(text: str | None, where: str, cast: type[int] | type[float]) -> int 
         return cast(text)
     except ValueError as e:
         raise UsageError(f"{where}: {text!r} is not a number") from e
+
+
+def _object_store(environ: Mapping[str, str], url: str) -> ObjectStoreConfig | None:
+    if not environ.get("STOWAGE_OBJECT_STORE_ENDPOINT"):
+        return None
+    try:
+        worker = WorkerSettings.from_env({**environ, DATABASE_URL_ENV: url or "unused"})
+    except ConfigError as e:
+        raise UsageError(str(e)) from e
+    return worker.object_store()
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,9 @@ class BackupSettings:
     retention: Retention = field(default_factory=Retention)
     scratch_database: str = ""
     result_file: Path | None = None
+    #: The Region's object store, for the drill to read files stored there: the worker's
+    #: own ``STOWAGE_OBJECT_STORE_*`` variables, read by the worker's settings.
+    object_store: ObjectStoreConfig | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -100,6 +116,7 @@ class BackupSettings:
             ),
             scratch_database=scratch,
             result_file=Path(result) if result else None,
+            object_store=_object_store(environ, url),
         )
 
     def db(self) -> Database:

@@ -56,6 +56,10 @@ class FileCheck:
     sha256 or add up to its size (at most a few, with ``bad_files`` the count),
     and ``stray_chunks`` counts chunks that no file's current content holds:
     bytes kept that nothing points to (an erasure or purge that left them).
+    ``in_bucket`` counts the files read from the Region's object store, and
+    ``gone_since`` those whose object is no longer there because the live
+    database no longer holds that version either (deleted or replaced since the
+    backup: the database backup does not carry objects).
     """
 
     files: int
@@ -63,6 +67,8 @@ class FileCheck:
     bad_files: int = 0
     problems: tuple[str, ...] = ()
     stray_chunks: int = 0
+    in_bucket: int = 0
+    gone_since: int = 0
 
     @property
     def ok(self) -> bool:

@@ -25,7 +25,7 @@ from tenant_worker import _metrics
 from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy
 from tenant_worker._records import CallContext
 from tenant_worker._settings import WorkerSettings
-from tenant_worker.files import FileErasure, Files, FileTransfers
+from tenant_worker.files import Bucket, FileErasure, Files, FileTransfers, ObjectDeletions
 from tenant_worker.housekeeping._housekeeping import Housekeeping, Measurements
 from tenant_worker.objects._objects import Objects
 from tenant_worker.people._access import Access
@@ -130,6 +130,8 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
         read_session_factory(engine),
     )
     handles = Handles()
+    object_store = settings.object_store()
+    bucket = Bucket(object_store) if object_store is not None else None
     return WorkerServicer(
         settings.tenant,
         Objects(store, settings.default_page_size, settings.max_page_size),
@@ -139,8 +141,13 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
         Spaces(store, handles),
         SpaceObjects(store, handles, settings.default_page_size, settings.max_page_size),
         settings.instance,
-        files=Files(store, settings.default_page_size, settings.max_page_size),
-        transfers=FileTransfers(store),
+        files=Files(
+            store,
+            settings.default_page_size,
+            settings.max_page_size,
+            ObjectDeletions(store, bucket),
+        ),
+        transfers=FileTransfers(store, bucket),
     )
 
 
@@ -210,6 +217,9 @@ class _Background:
             # A batch of files is a bounded number of chunks: at most 50 files per transaction.
             purged, more = await self.files.purge_expired(ctx, 50)
             _metrics.PURGED.inc(purged)
+        if self.files is not None:
+            # Objects of the bucket a delete or an upload left to delete (retries, in batches).
+            await self.files.delete_objects()
         _metrics.PURGE_LAST_SUCCESS.set_to_current_time()
 
     async def housekeep(self) -> None:
@@ -281,4 +291,6 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await server.stop(grace=5)
+        if servicer.transfers is not None and servicer.transfers.bucket is not None:
+            await servicer.transfers.bucket.close()
         await engine.dispose()

@@ -15,6 +15,7 @@ from pathlib import Path
 from stowage.runtime import config
 from stowage.runtime.config import Setting
 from stowage.wire import INSTANCE
+from tenant_worker.files import ObjectStoreConfig
 
 #: Set by the supervisor in the environment of each worker process it starts.
 CHILD_OF_ENV = "STOWAGE_WORKER_CHILD_OF"
@@ -56,6 +57,19 @@ class WorkerSettings:
     #: with SO_REUSEPORT beside its siblings and stops when that parent dies.
     parent_pid: int | None = None
     log_level: str = "INFO"
+    #: The Region's S3-compatible object store for files' bytes; "" keeps them in the
+    #: database. The operator sets these from the Region's ``spec.objectStore``.
+    object_store_endpoint: str = ""
+    object_store_bucket: str = ""
+    object_store_region: str = "us-east-1"
+    object_store_prefix: str = ""
+    object_store_access_key_id: str = ""
+    object_store_secret_access_key: str = ""
+    object_store_sse: str = ""
+    object_store_sse_kms_key_id: str = ""
+    object_store_ca_file: str = ""
+    object_store_path_style: bool = True
+    object_store_part_bytes: int = 8 * 2**20
 
     @property
     def pool(self) -> tuple[int, int]:
@@ -63,14 +77,54 @@ class WorkerSettings:
         n = max(1, self.processes)
         return max(2, -(-self.db_pool_size // n)), -(-self.db_max_overflow // n)
 
+    def object_store(self) -> ObjectStoreConfig | None:
+        """The bucket new files' bytes go to; None: the tenant's database.
+
+        Raises :class:`stowage.runtime.config.ConfigError` for an endpoint without
+        a bucket or credentials.
+        """
+        if not self.object_store_endpoint:
+            return None
+        missing = [
+            variable
+            for variable, value in (
+                ("STOWAGE_OBJECT_STORE_BUCKET", self.object_store_bucket),
+                ("STOWAGE_OBJECT_STORE_ACCESS_KEY_ID", self.object_store_access_key_id),
+                ("STOWAGE_OBJECT_STORE_SECRET_ACCESS_KEY", self.object_store_secret_access_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise config.ConfigError(
+                f"STOWAGE_OBJECT_STORE_ENDPOINT is set, so {', '.join(missing)} must be too"
+            )
+        prefix = self.object_store_prefix or f"tenants/{self.tenant}/"
+        return ObjectStoreConfig(
+            endpoint=self.object_store_endpoint,
+            bucket=self.object_store_bucket,
+            prefix=prefix if prefix.endswith("/") else f"{prefix}/",
+            access_key_id=self.object_store_access_key_id,
+            secret_access_key=self.object_store_secret_access_key,
+            region=self.object_store_region,
+            sse=self.object_store_sse,
+            sse_kms_key_id=self.object_store_sse_kms_key_id,
+            ca_file=self.object_store_ca_file,
+            path_style=self.object_store_path_style,
+            part_bytes=self.object_store_part_bytes,
+        )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> WorkerSettings:
         """Settings from ``flags`` (by field; None is not given) over the variables.
 
-        Raises :class:`stowage.runtime.config.ConfigError` for a missing database URL or a
-        variable that does not read.
+        Raises :class:`stowage.runtime.config.ConfigError` for a missing database URL, a
+        variable that does not read, or an object store without its bucket or credentials.
         """
-        return config.resolve(cls, SETTINGS, os.environ if env is None else env, flags)
+        settings: WorkerSettings = config.resolve(
+            cls, SETTINGS, os.environ if env is None else env, flags
+        )
+        settings.object_store()  # an endpoint without a bucket or credentials fails here
+        return settings
 
     def environ(self) -> dict[str, str]:
         """These settings as variables, for a worker process this one starts.
@@ -184,4 +238,66 @@ SETTINGS: tuple[Setting, ...] = (
         env_only=True,
     ),
     config.log_level("STOWAGE_WORKER_LOG_LEVEL"),
+    Setting(
+        "object_store_endpoint",
+        "STOWAGE_OBJECT_STORE_ENDPOINT",
+        "URL of the Region's S3-compatible object store, which new files' bytes go to",
+        metavar="URL",
+        shown_default="none: files' bytes stay in the tenant's database",
+    ),
+    Setting("object_store_bucket", "STOWAGE_OBJECT_STORE_BUCKET", "the object store's bucket"),
+    Setting(
+        "object_store_region",
+        "STOWAGE_OBJECT_STORE_REGION",
+        "the object store's region, as its requests are signed for (SigV4)",
+    ),
+    Setting(
+        "object_store_prefix",
+        "STOWAGE_OBJECT_STORE_PREFIX",
+        "key prefix of this tenant's objects",
+        shown_default="tenants/<tenant>/",
+    ),
+    Setting(
+        "object_store_access_key_id",
+        "STOWAGE_OBJECT_STORE_ACCESS_KEY_ID",
+        "the object store's access key id (from a Secret)",
+        env_only=True,
+    ),
+    Setting(
+        "object_store_secret_access_key",
+        "STOWAGE_OBJECT_STORE_SECRET_ACCESS_KEY",
+        "the object store's secret access key (from a Secret)",
+        env_only=True,
+    ),
+    Setting(
+        "object_store_sse",
+        "STOWAGE_OBJECT_STORE_SSE",
+        "server-side encryption asked for on every object: AES256 or aws:kms",
+        config.one_of("", "AES256", "aws:kms"),
+        shown_default="none: the bucket's default",
+    ),
+    Setting(
+        "object_store_sse_kms_key_id",
+        "STOWAGE_OBJECT_STORE_SSE_KMS_KEY_ID",
+        "the KMS key of aws:kms encryption",
+        shown_default="the store's default key",
+    ),
+    Setting(
+        "object_store_ca_file",
+        "STOWAGE_OBJECT_STORE_CA_FILE",
+        "PEM bundle to verify the object store's TLS certificate with",
+        shown_default="the system's roots",
+    ),
+    Setting(
+        "object_store_path_style",
+        "STOWAGE_OBJECT_STORE_PATH_STYLE",
+        "address the bucket in the URL's path (true) or as a virtual host (false)",
+        config.boolean,
+    ),
+    Setting(
+        "object_store_part_bytes",
+        "STOWAGE_OBJECT_STORE_PART_BYTES",
+        "bytes per multipart part: the most an upload holds in memory",
+        config.at_least(5 * 2**20),
+    ),
 )

@@ -23,7 +23,9 @@ from stowage_operator import _naming
 from stowage_operator._manifests import (
     _meta,
     container_security,
+    mount_object_store_ca,
     mount_region_ca,
+    object_store_env,
     place_in_region,
     pod_security,
     tracing_env,
@@ -158,7 +160,8 @@ def cron_job(
     # into pieces it would read as a puzzle, so only the task's environment is apart.
     name = _naming.backup_name(ref.name) if task == "backup" else _naming.drill_name(ref.name)
     image = worker_image(spec, settings)
-    env = [*_env(task, ref, backup), *tracing_env(settings)]
+    # The drill reads files stored in the Region's object store back, as the worker does.
+    env = [*_env(task, ref, backup), *tracing_env(settings), *object_store_env(ref, region)]
     labels = job_labels(ref, task)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -193,6 +196,7 @@ def cron_job(
     }
     place_in_region(pod_spec, region)
     mount_region_ca(pod_spec, ref, region)
+    mount_object_store_ca(pod_spec, ref, region)
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -8,6 +8,7 @@ not rely on that: it deletes what it owns itself.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,13 @@ from stowage.crd import API_VERSION, TENANT_KIND
 from stowage_operator import _naming
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._spec import parsed, policy_document
-from stowage_operator._types import Body, DatabaseCredentials, Region, TenantRef
+from stowage_operator._types import (
+    Body,
+    DatabaseCredentials,
+    ObjectStoreCredentials,
+    Region,
+    TenantRef,
+)
 
 #: libyaml's safe dumper when PyYAML has it (the same text, a quarter of the CPU: every
 #: resync pass renders every Tenant's policy to compare it), else PyYAML's own.
@@ -92,6 +99,75 @@ def mount_region_ca(pod_spec: dict[str, Any], tenant: TenantRef, region: Region)
         )
 
 
+def object_store_secret(tenant: TenantRef, creds: ObjectStoreCredentials) -> Body:
+    """The Region's object-store credentials (and CA) in the tenant's namespace, where its
+    worker's pod can reference them: a pod reads Secrets of its own namespace only."""
+    values = {
+        _naming.OBJECT_STORE_ACCESS_KEY_ID: creds.access_key_id,
+        _naming.OBJECT_STORE_SECRET_ACCESS_KEY: creds.secret_access_key,
+    }
+    if creds.ca_cert:
+        values[_naming.OBJECT_STORE_CA_KEY] = creds.ca_cert
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(tenant, _naming.object_store_secret_name(tenant.name)),
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+    }
+
+
+def object_store_env(tenant: TenantRef, region: Region) -> list[dict[str, Any]]:
+    """The worker's ``STOWAGE_OBJECT_STORE_*`` variables (none without ``spec.objectStore``);
+    the credentials by reference to the tenant's object-store Secret, never as values."""
+    store = region.object_store
+    if store is None:
+        return []
+    secret = _naming.object_store_secret_name(tenant.name)
+    values = {
+        "STOWAGE_OBJECT_STORE_ENDPOINT": store.endpoint,
+        "STOWAGE_OBJECT_STORE_BUCKET": store.bucket,
+        "STOWAGE_OBJECT_STORE_REGION": store.region,
+        "STOWAGE_OBJECT_STORE_PREFIX": store.tenant_prefix(tenant),
+        "STOWAGE_OBJECT_STORE_PATH_STYLE": "true" if store.path_style else "false",
+    }
+    if store.sse:
+        values["STOWAGE_OBJECT_STORE_SSE"] = store.sse
+    if store.sse_kms_key_id:
+        values["STOWAGE_OBJECT_STORE_SSE_KMS_KEY_ID"] = store.sse_kms_key_id
+    if store.ca_secret_name:
+        ca_file = f"{_naming.OBJECT_STORE_CA_DIR}/{_naming.OBJECT_STORE_CA_KEY}"
+        values["STOWAGE_OBJECT_STORE_CA_FILE"] = ca_file
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
+    for variable, key in (
+        ("STOWAGE_OBJECT_STORE_ACCESS_KEY_ID", _naming.OBJECT_STORE_ACCESS_KEY_ID),
+        ("STOWAGE_OBJECT_STORE_SECRET_ACCESS_KEY", _naming.OBJECT_STORE_SECRET_ACCESS_KEY),
+    ):
+        env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    return env
+
+
+def mount_object_store_ca(pod_spec: dict[str, Any], tenant: TenantRef, region: Region) -> None:
+    """Mount the object store's CA (``caSecretRef``) from the tenant's object-store Secret,
+    where ``STOWAGE_OBJECT_STORE_CA_FILE`` names it."""
+    if region.object_store is None or not region.object_store.ca_secret_name:
+        return
+    key = _naming.OBJECT_STORE_CA_KEY
+    pod_spec.setdefault("volumes", []).append(
+        {
+            "name": "object-store-ca",
+            "secret": {
+                "secretName": _naming.object_store_secret_name(tenant.name),
+                "items": [{"key": key, "path": key}],
+            },
+        }
+    )
+    for c in pod_spec["containers"]:
+        c.setdefault("volumeMounts", []).append(
+            {"name": "object-store-ca", "mountPath": _naming.OBJECT_STORE_CA_DIR, "readOnly": True}
+        )
+
+
 def config_map(tenant: TenantRef, spec: Mapping[str, Any]) -> Body:
     return {
         "apiVersion": "v1",
@@ -156,7 +232,11 @@ def tracing_env(settings: OperatorSettings) -> list[dict[str, Any]]:
 
 
 def deployment(
-    tenant: TenantRef, spec: Mapping[str, Any], region: Region, settings: OperatorSettings
+    tenant: TenantRef,
+    spec: Mapping[str, Any],
+    region: Region,
+    settings: OperatorSettings,
+    object_store: ObjectStoreCredentials | None = None,
 ) -> Body:
     # Longer than a function should be, on purpose: one declarative object, the Deployment
     # as the API server stores it, reads best whole; its shared parts (pod security, region
@@ -192,6 +272,7 @@ def deployment(
                         },
                     },
                     *tracing_env(settings),
+                    *object_store_env(tenant, region),
                 ],
                 "ports": [
                     {"name": "grpc", "containerPort": _naming.WORKER_PORT, "protocol": "TCP"},
@@ -214,6 +295,11 @@ def deployment(
     }
     place_in_region(pod_spec, region)
     mount_region_ca(pod_spec, tenant, region)
+    annotations: dict[str, str] = {"stowage.dev/region": region.name}
+    mount_object_store_ca(pod_spec, tenant, region)
+    if region.object_store is not None and object_store is not None:
+        # Variables from a Secret are read when a pod starts: a new key rolls the pods.
+        annotations["stowage.dev/object-store-credentials"] = _fingerprint(object_store)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -228,12 +314,18 @@ def deployment(
             "template": {
                 "metadata": {
                     "labels": _naming.labels(tenant.name),
-                    "annotations": {"stowage.dev/region": region.name},
+                    "annotations": annotations,
                 },
                 "spec": pod_spec,
             },
         },
     }
+
+
+def _fingerprint(creds: ObjectStoreCredentials) -> str:
+    """A short digest of the credentials, to notice they changed (never the values)."""
+    text = "\n".join((creds.access_key_id, creds.secret_access_key, creds.ca_cert))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def service(tenant: TenantRef) -> Body:

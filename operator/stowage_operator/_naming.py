@@ -20,6 +20,11 @@ POLICY_DIR = "/etc/stowage"
 POSTGRES_CA_KEY = "ca.crt"
 POSTGRES_CA_DIR = "/etc/stowage/postgres-ca"
 POSTGRES_CA_FILE = f"{POSTGRES_CA_DIR}/{POSTGRES_CA_KEY}"
+#: The keys of the tenant's object-store Secret, and where workers mount its CA.
+OBJECT_STORE_ACCESS_KEY_ID = "access-key-id"
+OBJECT_STORE_SECRET_ACCESS_KEY = "secret-access-key"
+OBJECT_STORE_CA_KEY = "ca.crt"
+OBJECT_STORE_CA_DIR = "/etc/stowage/object-store-ca"
 
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 #: Every tenant database and role name starts with this (and nothing else of the operator's).
@@ -57,6 +62,11 @@ def worker_name(name: TenantName) -> str:
 
 def secret_name(name: TenantName) -> str:
     return f"tenant-{name}-db"
+
+
+def object_store_secret_name(name: TenantName) -> str:
+    """The Region's object-store credentials, copied where the tenant's worker can read them."""
+    return f"tenant-{name}-object-store"
 
 
 def policy_name(name: TenantName) -> str:

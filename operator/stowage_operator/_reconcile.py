@@ -94,7 +94,7 @@ class Reconciler:
         applier = Applier(kube, owned)
         self._regions = Regions(kube, settings)
         self._database = TenantDatabase(kube, applier, self._regions, settings)
-        self._worker = WorkerObjects(applier, settings, kube)
+        self._worker = WorkerObjects(applier, settings, kube, self._regions)
         self._backups = BackupSchedule(kube, applier, self._regions, settings, backup_jobs)
         self._status = TenantStatus(kube)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}

@@ -21,7 +21,13 @@ from stowage_operator._errors import OperatorError, TemporaryError
 from stowage_operator._kube import Kube
 from stowage_operator._recent import RecentReads
 from stowage_operator._settings import OperatorSettings
-from stowage_operator._types import AdminCredentials, Condition, Region, Trigger
+from stowage_operator._types import (
+    AdminCredentials,
+    Condition,
+    ObjectStoreCredentials,
+    Region,
+    Trigger,
+)
 
 #: The longest a resync pass trusts a Region, its admin Secret or a region's catalog.
 FRESH_SECONDS = 15.0
@@ -130,6 +136,54 @@ class Regions:
                 delay=30,
             )
         return pem
+
+    async def object_store(
+        self, region: Region, trigger: Trigger | None = None
+    ) -> ObjectStoreCredentials | None:
+        """The credentials (and CA) of ``spec.objectStore``, or None when the Region has none.
+
+        Read like the admin Secret: at most once per freshness window on a resync.
+        """
+        store = region.object_store
+        if store is None:
+            return None
+        namespace, name = store.credentials_secret_namespace, store.credentials_secret_name
+        data = await self._recent.get(
+            ("secret", namespace, name),
+            lambda: self._kube.secret_data(namespace, name),
+            trigger,
+        )
+        where = f"objectStore Secret {namespace}/{name}"
+        if data is None:
+            raise TemporaryError(
+                f"Region {region.name!r}: {where} does not exist",
+                reason="ObjectStoreSecretMissing",
+                delay=10,
+            )
+        keys = (store.access_key_id_key, store.secret_access_key_key)
+        if not all(data.get(k) for k in keys):
+            raise TemporaryError(
+                f"Region {region.name!r}: {where} needs the keys {keys[0]} and {keys[1]}",
+                reason="ObjectStoreSecretInvalid",
+                delay=30,
+            )
+        ca = ""
+        if store.ca_secret_name:
+            ca_namespace, ca_name = store.ca_secret_namespace, store.ca_secret_name
+            ca_data = await self._recent.get(
+                ("secret", ca_namespace, ca_name),
+                lambda: self._kube.secret_data(ca_namespace, ca_name),
+                trigger,
+            )
+            ca = (ca_data or {}).get(store.ca_secret_key) or ""
+            if "-----BEGIN CERTIFICATE-----" not in ca:
+                raise TemporaryError(
+                    f"Region {region.name!r}: objectStore CA Secret {ca_namespace}/{ca_name} "
+                    f"holds no PEM certificate under {store.ca_secret_key!r}",
+                    reason="ObjectStoreCASecretInvalid",
+                    delay=30,
+                )
+        return ObjectStoreCredentials(data[keys[0]], data[keys[1]], ca)
 
     async def catalog(self, admin: AdminCredentials) -> _postgres.Catalog:
         """The region's tenant databases and roles, read at most once per freshness window.

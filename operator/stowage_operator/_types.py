@@ -66,6 +66,66 @@ class TenantRef:
 
 
 @dataclass(frozen=True)
+class ObjectStore:
+    """A Region's ``spec.objectStore``: the S3-compatible bucket its tenants' files go to."""
+
+    endpoint: str
+    bucket: str
+    #: ``credentialsSecretRef``: the Secret with the access key id and secret access key.
+    credentials_secret_name: str
+    credentials_secret_namespace: str
+    access_key_id_key: str = "accessKeyId"
+    secret_access_key_key: str = "secretAccessKey"
+    region: str = "us-east-1"
+    #: Prefix of every tenant's own prefix (``<prefix>tenants/<namespace>/<name>/``).
+    prefix: str = ""
+    path_style: bool = True
+    #: ``serverSideEncryption``: "" (the bucket's default), "AES256" or "aws:kms".
+    sse: str = ""
+    sse_kms_key_id: str = ""
+    #: ``caSecretRef``: the CA of the endpoint's TLS certificate; "" for the system's.
+    ca_secret_name: str = ""
+    ca_secret_namespace: str = ""
+    ca_secret_key: str = "ca.crt"
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> ObjectStore:
+        creds = spec.get("credentialsSecretRef") or {}
+        sse = spec.get("serverSideEncryption") or {}
+        ca = spec.get("caSecretRef") or {}
+        return cls(
+            endpoint=str(spec["endpoint"]).rstrip("/"),
+            bucket=str(spec["bucket"]),
+            credentials_secret_name=str(creds["name"]),
+            credentials_secret_namespace=str(creds["namespace"]),
+            access_key_id_key=str(creds.get("accessKeyIdKey") or "accessKeyId"),
+            secret_access_key_key=str(creds.get("secretAccessKeyKey") or "secretAccessKey"),
+            region=str(spec.get("region") or "us-east-1"),
+            prefix=str(spec.get("prefix") or ""),
+            path_style=bool(spec.get("pathStyle", True)),
+            sse=str(sse.get("type") or ""),
+            sse_kms_key_id=str(sse.get("kmsKeyId") or ""),
+            ca_secret_name=str(ca.get("name") or ""),
+            ca_secret_namespace=str(ca.get("namespace") or ""),
+            ca_secret_key=str(ca.get("key") or "ca.crt"),
+        )
+
+    def tenant_prefix(self, tenant: TenantRef) -> str:
+        """The key prefix of one tenant's objects: its own, so tenants never share a key."""
+        return f"{self.prefix}tenants/{tenant.namespace}/{tenant.name}/"
+
+
+@dataclass(frozen=True)
+class ObjectStoreCredentials:
+    """What the tenants' workers need from the Region's Secrets to reach its bucket."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    #: The CA (PEM) of the endpoint's certificate; "" for the system's roots.
+    ca_cert: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Region:
     """A Region's spec, parsed."""
 
@@ -86,10 +146,13 @@ class Region:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     #: ``spec.backup``: the region's backup storage and the tenants' default schedule.
     backup: Mapping[str, Any] = field(default_factory=dict)
+    #: ``spec.objectStore``: where its tenants' files go; None: their own databases.
+    object_store: ObjectStore | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Region:
         spec = body.get("spec") or {}
+        store = spec.get("objectStore")
         pg = spec.get("postgres") or {}
         ref = pg.get("adminSecretRef") or {}
         ca = pg.get("caSecretRef") or {}
@@ -109,6 +172,7 @@ class Region:
             affinity=spec.get("affinity"),
             tolerations=tuple(spec.get("tolerations") or ()),
             backup=dict(spec.get("backup") or {}),
+            object_store=ObjectStore.from_spec(store) if store else None,
         )
 
 

@@ -1,4 +1,5 @@
-"""The tenant worker's objects: policy ConfigMap, Deployment, Service, NetworkPolicy, PDB.
+"""The tenant worker's objects: policy ConfigMap, Deployment, Service, NetworkPolicy, PDB,
+and the Region's object-store credentials when it has ``spec.objectStore``.
 
 ``apply`` brings them to a Tenant's spec (the PodDisruptionBudget only above
 one replica); ``delete`` removes them with the Tenant. The spec is validated,
@@ -17,8 +18,9 @@ from typing import Any
 from stowage_operator import _manifests, _naming, _spec
 from stowage_operator._applying import Applier
 from stowage_operator._kube import Kube
+from stowage_operator._regions import Regions
 from stowage_operator._settings import OperatorSettings
-from stowage_operator._types import Region, TenantRef, Trigger
+from stowage_operator._types import ObjectStoreCredentials, Region, TenantRef, Trigger
 
 # (apiVersion, kind) of the worker objects, in the order they are deleted.
 WORKER_KINDS = (
@@ -33,10 +35,20 @@ WORKER_KINDS = (
 class WorkerObjects:
     """Applies and deletes one Tenant's worker objects; remembers each spec it validated."""
 
-    def __init__(self, applier: Applier, settings: OperatorSettings, kube: Kube) -> None:
+    def __init__(
+        self,
+        applier: Applier,
+        settings: OperatorSettings,
+        kube: Kube,
+        regions: Regions | None = None,
+    ) -> None:
         self._applier = applier
         self._settings = settings
         self._kube = kube
+        # The Regions' object-store credentials (spec.objectStore), read through their cache.
+        self._regions = regions or Regions(kube, settings)
+        #: (namespace, name) of the Tenants whose object-store Secret this operator applied.
+        self._with_store: set[tuple[str, str]] = set()
         # Per Tenant, the generation whose spec passed validation, its policy ConfigMap
         # and the ConfigMaps its components take their HTML from.
         self._spec_seen: dict[
@@ -88,7 +100,10 @@ class WorkerObjects:
         """Apply the worker's objects; the ``WorkerReady`` message."""
         apply = self._applier.apply
         await apply(self.policy(ref, spec), trigger)
-        deployment = await apply(_manifests.deployment(ref, spec, region, self._settings), trigger)
+        object_store = await self._object_store(ref, region, trigger)
+        deployment = await apply(
+            _manifests.deployment(ref, spec, region, self._settings, object_store), trigger
+        )
         await apply(_manifests.service(ref), trigger)
         await apply(_manifests.network_policy(ref, self._settings), trigger)
         replicas = _manifests.replicas(spec)
@@ -109,17 +124,45 @@ class WorkerObjects:
             "(pod availability is the Deployment's to report and does not gate Ready)"
         )
 
+    async def _object_store(
+        self, ref: TenantRef, region: Region, trigger: Trigger
+    ) -> ObjectStoreCredentials | None:
+        """The Region's object-store credentials, copied into the tenant's own Secret (a pod
+        reads Secrets of its namespace only); that Secret is removed when the Region has no
+        object store. A resync re-applies it only when it differs from what is stored."""
+        name = _naming.object_store_secret_name(ref.name)
+        creds = await self._regions.object_store(region, trigger)
+        key = (ref.namespace, ref.name)
+        if creds is None:
+            # Secrets are not watched (_owned): delete only one this operator applied, or
+            # on the first pass after it started, so a Region without an object store
+            # costs no API call per pass.
+            if key in self._with_store or trigger is Trigger.RESUME:
+                await self._applier.delete("v1", "Secret", ref.namespace, name, None)
+                self._with_store.discard(key)
+            return None
+        self._with_store.add(key)
+        secret = _manifests.object_store_secret(ref, creds)
+        live = None
+        if trigger is Trigger.RESYNC:
+            live = await self._kube.get("v1", "Secret", ref.namespace, name)
+        await self._applier.apply(secret, trigger, live)
+        return creds
+
     async def delete(self, ref: TenantRef) -> None:
         """Delete the worker's objects, asking the API server for each."""
         name = _naming.worker_name(ref.name)
         for api_version, kind in WORKER_KINDS:
             obj_name = _naming.policy_name(ref.name) if kind == "ConfigMap" else name
             await self._applier.delete(api_version, kind, ref.namespace, obj_name, None)
+        secret = _naming.object_store_secret_name(ref.name)
+        await self._applier.delete("v1", "Secret", ref.namespace, secret, None)
 
     def forget(self, ref: TenantRef) -> None:
         """Forget the Tenant's validated spec (it was deleted)."""
         self._spec_seen.pop((ref.namespace, ref.name), None)
         self._bundles_seen.pop((ref.namespace, ref.name), None)
+        self._with_store.discard((ref.namespace, ref.name))
 
 
 __all__ = ["WORKER_KINDS", "WorkerObjects"]

@@ -1,5 +1,7 @@
 """What erasing a user does to their files: every file and all its bytes go, in the
-erasure's transaction (an erasure step, ``People(erasure_steps=…)``)."""
+erasure's transaction (an erasure step, ``People(erasure_steps=…)``). Objects in
+the Region's bucket are noted for deletion in that transaction; whoever ran the
+erasure deletes them once it committed (``Files.delete_objects``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenant_worker._records import CallContext, UserId
+from tenant_worker.files._objects import ORPHANED, ObjectDeletions
+from tenant_worker.files._values import IN_BUCKET, object_name
 from tenant_worker.storage._models import FileChunk, StoredFile
 from tenant_worker.storage._store import Store
 
@@ -22,6 +26,17 @@ class FileErasure:
     async def __call__(self, s: AsyncSession, ctx: CallContext, user: UserId) -> dict[str, Any]:
         conn = await s.connection()
         owned = select(StoredFile.id).where(StoredFile.owner == user)
+        in_bucket = (
+            await conn.execute(
+                select(StoredFile.content).where(
+                    StoredFile.owner == user,
+                    StoredFile.storage == IN_BUCKET,
+                    StoredFile.content.is_not(None),
+                )
+            )
+        ).scalars()
+        objects = [object_name(str(content)) for content in in_bucket]
+        await ObjectDeletions.queue(conn, objects, ORPHANED)
         chunks = await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(owned)))
         sizes = (
             (
@@ -42,4 +57,5 @@ class FileErasure:
             "files_deleted": len(sizes),
             "file_bytes_deleted": sum(sizes),
             "file_chunks_deleted": int(getattr(chunks, "rowcount", 0) or 0),
+            "file_objects_deleted": len(objects),
         }

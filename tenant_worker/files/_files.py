@@ -1,4 +1,8 @@
-"""Files as metadata: create (an upload to come), get, list, delete; usage, export, purge."""
+"""Files as metadata: create (an upload to come), get, list, delete; usage, export, purge.
+
+Deleting a file whose bytes are in the Region's bucket notes its object for
+deletion in the same transaction and deletes it once that commits (``_objects``).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sqlalchemy import delete, func, insert, select, tuple_, update
 from stowage.values import MAX_TTL_SECONDS, string_problem
 from tenant_worker._errors import InvalidArgument
 from tenant_worker._records import CallContext
+from tenant_worker.files._objects import ORPHANED, ObjectDeletions
 from tenant_worker.files._rows import (
     COLUMNS,
     check_file_id,
@@ -27,7 +32,14 @@ from tenant_worker.files._rows import (
     to_record,
 )
 from tenant_worker.files._sniff import media_type
-from tenant_worker.files._values import CHUNK_BYTES, MAX_NAME_LENGTH, FileRecord, FilesUsage
+from tenant_worker.files._values import (
+    CHUNK_BYTES,
+    IN_BUCKET,
+    MAX_NAME_LENGTH,
+    FileRecord,
+    FilesUsage,
+    object_name,
+)
 from tenant_worker.storage._models import FileChunk, StoredFile, utcnow
 from tenant_worker.storage._store import Store, require_user
 
@@ -68,10 +80,18 @@ def _after(cursor: str) -> tuple[datetime, str] | None:
 class Files:
     """The calling user's files, as metadata (their bytes move in :mod:`._transfer`)."""
 
-    def __init__(self, store: Store, default_page: int = 50, max_page: int = 200) -> None:
+    def __init__(
+        self,
+        store: Store,
+        default_page: int = 50,
+        max_page: int = 200,
+        deletions: ObjectDeletions | None = None,
+    ) -> None:
         self.store = store
         self.default_page = default_page
         self.max_page = max_page
+        #: The objects of the Region's bucket waiting to be deleted (``_objects``).
+        self.deletions = deletions or ObjectDeletions(store, None)
 
     async def create(
         self,
@@ -187,9 +207,13 @@ class Files:
             row = await owned_row(conn, owner, file_id, utcnow(), kept)
             locked = (
                 await conn.execute(
-                    select(StoredFile.size_bytes).where(StoredFile.id == file_id).with_for_update()
+                    select(StoredFile.size_bytes, StoredFile.content, StoredFile.storage)
+                    .where(StoredFile.id == file_id)
+                    .with_for_update()
                 )
             ).one()
+            if locked.storage == IN_BUCKET and locked.content is not None:
+                await ObjectDeletions.queue(conn, [object_name(locked.content)], ORPHANED)
             await conn.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
             await conn.execute(delete(StoredFile).where(StoredFile.id == file_id))
             await self.store.charge(conn, -1, -locked.size_bytes, owner=owner, enforce=False)
@@ -201,6 +225,7 @@ class Files:
                 version=row.version,
                 detail={"bytes": locked.size_bytes},
             )
+        await self.deletions.flush()
         return to_record(row, kept)
 
     async def usage(self, ctx: CallContext) -> FilesUsage:
@@ -249,7 +274,13 @@ class Files:
         async with self.store.core_transaction() as conn:
             rows = (
                 await conn.execute(
-                    select(StoredFile.id, StoredFile.owner, StoredFile.size_bytes)
+                    select(
+                        StoredFile.id,
+                        StoredFile.owner,
+                        StoredFile.size_bytes,
+                        StoredFile.content,
+                        StoredFile.storage,
+                    )
                     .where(expired_clause(kept, utcnow()))
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -258,6 +289,12 @@ class Files:
             if not rows:
                 return 0, False
             ids = [r.id for r in rows]
+            objects = [
+                object_name(r.content)
+                for r in rows
+                if r.storage == IN_BUCKET and r.content is not None
+            ]
+            await ObjectDeletions.queue(conn, objects, ORPHANED)
             await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(ids)))
             await conn.execute(delete(StoredFile).where(StoredFile.id.in_(ids)))
             freed: Counter[str] = Counter()
@@ -271,4 +308,13 @@ class Files:
                 conn, ctx, "files.purge", detail={"count": len(rows), "bytes": sum(freed.values())}
             )
         log.info("purged expired files", extra={"purged": len(rows)})
+        await self.deletions.flush(max(limit, len(objects)))
         return len(rows), len(rows) == limit
+
+    async def delete_objects(self) -> int:
+        """Delete every object of the bucket that is due (bounded batches); how many went.
+
+        What a delete, purge or erasure could not delete at once is retried here,
+        on every housekeeping pass; so is an interrupted upload's object.
+        """
+        return await self.deletions.flush_all()

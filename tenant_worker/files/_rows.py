@@ -31,6 +31,7 @@ COLUMNS = (
     StoredFile.updated_at,
     StoredFile.expires_at,
     StoredFile.correlation_id,
+    StoredFile.storage,
 )
 
 

@@ -1,6 +1,7 @@
-"""Moving a file's bytes: an upload streamed into chunks in one transaction, a download
-streamed out of them. Memory stays flat in the file's size: at most a chunk or a
-few are held at once.
+"""Moving a file's bytes: an upload streamed into chunks in one transaction, or part by
+part into an object of the Region's bucket; a download streamed out of either.
+Memory stays flat in the file's size: at most a chunk, a few chunks or one part
+are held at once.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stowage.tenant_spec import Files as FilesSettings
 from tenant_worker._errors import InvalidArgument, NotFound, QuotaExceeded
 from tenant_worker._records import CallContext
+from tenant_worker.files._bucket import Bucket, BucketUnavailable
+from tenant_worker.files._objects import ORPHANED, UPLOADING, ObjectDeletions, ObjectWriter
 from tenant_worker.files._rows import (
     check_file_id,
     check_quota,
@@ -28,11 +33,15 @@ from tenant_worker.files._rows import (
 from tenant_worker.files._sniff import GENERIC, HEAD_BYTES, sniff
 from tenant_worker.files._values import (
     CHUNK_BYTES,
+    IN_BUCKET,
+    IN_DATABASE,
+    PENDING_LIFETIME,
     SHA256,
     ByteRange,
     DownloadHead,
     FileRecord,
     UploadHeader,
+    object_name,
 )
 from tenant_worker.storage._db import translated_errors
 from tenant_worker.storage._models import FileChunk, StoredFile, utcnow
@@ -42,6 +51,17 @@ log = logging.getLogger(__name__)
 
 #: Chunks read per statement on the way out (a megabyte at the default chunk size).
 _READ_BATCH = 4
+
+
+@dataclass(frozen=True)
+class _Content:
+    """A version's bytes once stored: where, how many, their digest and sniffed type."""
+
+    content: str
+    storage: str
+    size: int
+    sha256: str
+    sniffed: str
 
 
 class _Chunks:
@@ -76,20 +96,72 @@ class _Chunks:
         self.seq += 1
 
 
-class FileTransfers:
-    """Uploads into and downloads out of the tenant's database."""
+class _Received:
+    """What an upload has sent so far: its length, digest and first bytes."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, header: UploadHeader) -> None:
+        self.header = header
+        self.digest, self.head, self.size = hashlib.sha256(), bytearray(), 0
+
+    def take(self, piece: bytes) -> None:
+        """Count ``piece``; refused (nothing is kept) past the size the upload declared."""
+        self.size += len(piece)
+        if self.size > self.header.size:
+            raise QuotaExceeded(
+                "files.size",
+                f"the upload sent more than the {self.header.size} bytes it declared; "
+                "nothing was kept",
+            )
+        self.digest.update(piece)
+        if len(self.head) < HEAD_BYTES:
+            self.head += piece[: HEAD_BYTES - len(self.head)]
+
+    def finish(self, limits: FilesSettings) -> tuple[str, str]:
+        """(sha256, sniffed type) of the whole upload, once it is checked complete and accepted."""
+        if self.size < self.header.size:
+            raise InvalidArgument(
+                "size",
+                f"the upload ended after {self.size} of the {self.header.size} bytes it "
+                "declared (truncated); nothing was kept",
+            )
+        sha256 = self.digest.hexdigest()
+        if self.header.sha256 and sha256 != self.header.sha256:
+            raise InvalidArgument(
+                "sha256",
+                f"the bytes have sha256 {sha256}, not the {self.header.sha256} declared; "
+                "nothing was kept",
+            )
+        sniffed = sniff(bytes(self.head))
+        if sniffed not in GENERIC and not limits.allows(sniffed):
+            raise InvalidArgument(
+                "content",
+                f"the bytes are {sniffed}, which this app does not accept "
+                "(files.allowedContentTypes); nothing was kept",
+            )
+        return sha256, sniffed
+
+
+class FileTransfers:
+    """Uploads into and downloads out of the tenant's database, or the Region's bucket.
+
+    With a ``bucket``, new uploads go there; every file is read from where its
+    current version was stored (``files.storage``), so files stored before the
+    bucket was configured stay readable.
+    """
+
+    def __init__(self, store: Store, bucket: Bucket | None = None) -> None:
         self.store = store
+        self.bucket = bucket
+        self.deletions = ObjectDeletions(store, bucket)
 
     async def upload(
         self, ctx: CallContext, header: UploadHeader, pieces: AsyncIterator[bytes]
     ) -> FileRecord:
         """Store the bytes of ``pieces`` as the next version of the caller's file.
 
-        One transaction: the size limit and the quotas are checked as the bytes
-        arrive, the length and the sha256 at the end; any refusal, and a stream
-        that breaks off, keeps nothing.
+        The size limit and the quotas are checked as the bytes arrive, the length
+        and the sha256 at the end; any refusal, and a stream that breaks off,
+        keeps nothing.
         """
         owner = require_user(ctx)
         limits = settings(self.store)
@@ -98,48 +170,91 @@ class FileTransfers:
             raise InvalidArgument("sha256", "64 lower-case hex characters")
         if not 0 <= header.size <= limits.max_file_bytes:
             raise _too_large(header.size, limits.max_file_bytes)
+        if self.bucket is not None:
+            return await self._upload_to_bucket(ctx, owner, limits, header, pieces, self.bucket)
+        return await self._upload_to_database(ctx, owner, limits, header, pieces)
+
+    async def _upload_to_database(
+        self,
+        ctx: CallContext,
+        owner: str,
+        limits: FilesSettings,
+        header: UploadHeader,
+        pieces: AsyncIterator[bytes],
+    ) -> FileRecord:
+        """Chunks in one transaction: a refusal or a broken stream rolls them all back."""
         kept = retention(self.store)
         async with self.store.core_transaction() as conn:
             before = await owned_row(conn, owner, header.file_id, utcnow(), kept)
             content = uuid.uuid4().hex
             chunks = _Chunks(conn, header.file_id, content)
-            digest, head, received = hashlib.sha256(), bytearray(), 0
+            received = _Received(header)
             async for piece in pieces:
-                received += len(piece)
-                if received > header.size:
-                    raise QuotaExceeded(
-                        "files.size",
-                        f"the upload sent more than the {header.size} bytes it declared; "
-                        "nothing was kept",
-                    )
-                digest.update(piece)
-                if len(head) < HEAD_BYTES:
-                    head += piece[: HEAD_BYTES - len(head)]
+                received.take(piece)
                 if await chunks.add(piece):
-                    await check_quota(self.store, conn, owner, received - before.size_bytes)
-            if received < header.size:
-                raise InvalidArgument(
-                    "size",
-                    f"the upload ended after {received} of the {header.size} bytes it declared "
-                    "(truncated); nothing was kept",
-                )
+                    await check_quota(self.store, conn, owner, received.size - before.size_bytes)
+            sha256, sniffed = received.finish(limits)
             await chunks.close()
-            sha256 = digest.hexdigest()
-            if header.sha256 and sha256 != header.sha256:
-                raise InvalidArgument(
-                    "sha256",
-                    f"the bytes have sha256 {sha256}, not the {header.sha256} declared; "
-                    "nothing was kept",
-                )
-            sniffed = sniff(bytes(head))
-            if sniffed not in GENERIC and not limits.allows(sniffed):
-                raise InvalidArgument(
-                    "content",
-                    f"the bytes are {sniffed}, which this app does not accept "
-                    "(files.allowedContentTypes); nothing was kept",
-                )
-            row = await self._commit(conn, ctx, owner, header, content, received, sha256, sniffed)
+            new = _Content(content, IN_DATABASE, received.size, sha256, sniffed)
+            row, old = await self._commit(conn, ctx, owner, header, new)
+        await self._drop(old)
         return to_record(row, kept)
+
+    async def _upload_to_bucket(
+        self,
+        ctx: CallContext,
+        owner: str,
+        limits: FilesSettings,
+        header: UploadHeader,
+        pieces: AsyncIterator[bytes],
+        bucket: Bucket,
+    ) -> FileRecord:
+        """An object under a fresh key, streamed part by part with no transaction open; the
+        metadata points at it in one short transaction at the end. The key is noted for
+        deletion before the first byte (due a day later) and taken off in that last
+        transaction, so an upload that fails or is cut off anywhere keeps nothing."""
+        kept = retention(self.store)
+        content = uuid.uuid4().hex
+        key = object_name(content)
+        async with self.store.core_transaction() as conn:
+            before = await owned_row(conn, owner, header.file_id, utcnow(), kept)
+            await ObjectDeletions.queue(conn, [key], UPLOADING, utcnow() + PENDING_LIFETIME)
+        writer = ObjectWriter(bucket, key)
+        received = _Received(header)
+        try:
+            async for piece in pieces:
+                received.take(piece)
+                if await writer.add(piece):
+                    async with self.store.core_transaction() as conn:
+                        growth = received.size - before.size_bytes
+                        await check_quota(self.store, conn, owner, growth)
+            sha256, sniffed = received.finish(limits)
+            await writer.finish()
+            async with self.store.core_transaction() as conn:
+                new = _Content(content, IN_BUCKET, received.size, sha256, sniffed)
+                row, old = await self._commit(conn, ctx, owner, header, new)
+                await ObjectDeletions.forget(conn, [key])
+        except BaseException:
+            await self._discard(writer)
+            raise
+        await self._drop(old)
+        return to_record(row, kept)
+
+    async def _discard(self, writer: ObjectWriter) -> None:
+        """Keep nothing of a failed upload; what cannot be undone now, the key's row undoes
+        at a later housekeeping pass."""
+        try:
+            await writer.discard()
+        except BucketUnavailable as e:
+            log.warning("a failed upload's object waits for a later purge: %s", e)
+            return
+        async with self.store.core_transaction() as conn:
+            await ObjectDeletions.forget(conn, [writer.key])
+
+    async def _drop(self, old: str | None) -> None:
+        """Delete a replaced version's object now (else at the next housekeeping pass)."""
+        if old is not None:
+            await self.deletions.flush()
 
     async def _commit(
         self,
@@ -147,15 +262,21 @@ class FileTransfers:
         ctx: CallContext,
         owner: str,
         header: UploadHeader,
-        content: str,
-        size: int,
-        sha256: str,
-        sniffed: str,
-    ) -> Any:
-        """Point the file at the new content, drop the previous one, count the bytes, audit."""
+        new: _Content,
+    ) -> tuple[Any, str | None]:
+        """Point the file at the new content, drop the previous one, count the bytes, audit.
+
+        Returns the row and the key of the previous version's object, if it had one (it
+        is noted for deletion in this transaction; deleted once it commits).
+        """
         current = (
             await conn.execute(
-                select(StoredFile.content, StoredFile.size_bytes, StoredFile.version)
+                select(
+                    StoredFile.content,
+                    StoredFile.storage,
+                    StoredFile.size_bytes,
+                    StoredFile.version,
+                )
                 .where(StoredFile.id == header.file_id, StoredFile.owner == owner)
                 # NO KEY UPDATE: concurrent uploads hold KEY SHARE on the row (their
                 # chunks' foreign key); a plain FOR UPDATE would deadlock with them.
@@ -164,7 +285,11 @@ class FileTransfers:
         ).one_or_none()
         if current is None:
             raise NotFound(f"file {header.file_id} was deleted during the upload; nothing was kept")
-        if current.content is not None:
+        old: str | None = None
+        if current.content is not None and current.storage == IN_BUCKET:
+            old = object_name(current.content)
+            await ObjectDeletions.queue(conn, [old], ORPHANED)
+        elif current.content is not None:
             await conn.execute(delete(FileChunk).where(FileChunk.content == current.content))
         version = current.version + 1
         now = utcnow()
@@ -172,26 +297,28 @@ class FileTransfers:
             update(StoredFile)
             .where(StoredFile.id == header.file_id)
             .values(
-                content=content,
-                size_bytes=size,
-                sha256=sha256,
-                sniffed_type=sniffed,
+                content=new.content,
+                storage=new.storage,
+                size_bytes=new.size,
+                sha256=new.sha256,
+                sniffed_type=new.sniffed,
                 version=version,
                 chunk_bytes=CHUNK_BYTES,
                 updated_at=now,
                 correlation_id=ctx.correlation_id,
             )
         )
-        await self.store.charge(conn, 0, size - current.size_bytes, owner=owner)
+        await self.store.charge(conn, 0, new.size - current.size_bytes, owner=owner)
         await self.store.audit_now(
             conn,
             ctx,
             "file.upload",
             object_id=header.file_id,
             version=version,
-            detail={"bytes": size},
+            detail={"bytes": new.size},
         )
-        return await owned_row(conn, owner, header.file_id, now, retention(self.store))
+        row = await owned_row(conn, owner, header.file_id, now, retention(self.store))
+        return row, old
 
     async def download(
         self, ctx: CallContext, file_id: str, byte_range: ByteRange | None = None
@@ -211,17 +338,31 @@ class FileTransfers:
         async with self._snapshot() as read:
             async with read() as conn:
                 row = await owned_row(conn, owner, file_id, utcnow(), kept)
-            record = to_record(row, kept)
-            if row.version == 0:
-                raise NotFound(f"file {file_id} has no bytes yet: upload them first")
-            found = (byte_range or ByteRange()).resolve(row.size_bytes)
-            if found is None:
-                yield DownloadHead(record, 0, 0, satisfiable=False)
+            head = _head(row, kept, byte_range)
+            if row.storage != IN_BUCKET:
+                yield head
+                if head.satisfiable:
+                    async for piece in _read(read, row, head.start, head.length):
+                        yield piece
                 return
-            start, length = found
-            yield DownloadHead(record, start, length)
-            async for piece in _read(read, row, start, length):
-                yield piece
+        # From the bucket, with no transaction open: a version's object never changes,
+        # and one deleted meanwhile ends the stream with NotFound.
+        if not head.satisfiable:
+            yield head
+            return
+        bucket = self._bucket_of(row)
+        pieces = await bucket.open(object_name(row.content), head.start, head.length)
+        yield head
+        async for piece in pieces:
+            yield piece
+
+    def _bucket_of(self, row: Any) -> Bucket:
+        if self.bucket is None:
+            raise BucketUnavailable(
+                f"file {row.id} is stored in the Region's object store, which this worker "
+                "is not configured to reach (spec.objectStore of the Region)"
+            )
+        return self.bucket
 
     @asynccontextmanager
     async def _snapshot(self) -> AsyncIterator[Any]:
@@ -274,6 +415,17 @@ async def _read(read: Any, row: Any, start: int, length: int) -> AsyncIterator[b
             left -= len(data)
             yield data
         seq = upto + 1
+
+
+def _head(row: Any, kept: Any, byte_range: ByteRange | None) -> DownloadHead:
+    """What a download of ``row`` says first: the file and the range that follows."""
+    record = to_record(row, kept)
+    if row.version == 0:
+        raise NotFound(f"file {row.id} has no bytes yet: upload them first")
+    found = (byte_range or ByteRange()).resolve(row.size_bytes)
+    if found is None:
+        return DownloadHead(record, 0, 0, satisfiable=False)
+    return DownloadHead(record, *found)
 
 
 def _too_large(size: int, limit: int) -> QuotaExceeded:

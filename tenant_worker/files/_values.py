@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 #: Bytes per stored chunk: every chunk of a content is this long but the last.
@@ -14,6 +14,48 @@ PENDING_LIFETIME = timedelta(days=1)
 FILE_ID = re.compile(r"^[0-9a-f]{32}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_NAME_LENGTH = 255
+#: The smallest part of a multipart upload S3 accepts (all but the last part).
+MIN_PART_BYTES = 5 * 2**20
+#: Where a file's bytes are (``files.storage``).
+IN_DATABASE = "database"
+IN_BUCKET = "bucket"
+
+
+@dataclass(frozen=True)
+class ObjectStoreConfig:
+    """A Region's S3-compatible bucket, as one tenant's worker uses it.
+
+    Every object of the tenant is under ``prefix`` (the operator gives each
+    tenant its own); the credentials come from a Secret, never the command line.
+    """
+
+    endpoint: str
+    bucket: str
+    #: Key prefix of this tenant's objects, ending in "/".
+    prefix: str
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    region: str = "us-east-1"
+    #: Server-side encryption asked for on every object: "" (the bucket's default),
+    #: "AES256" or "aws:kms" (with ``sse_kms_key_id``, else the store's default key).
+    sse: str = ""
+    sse_kms_key_id: str = ""
+    #: A PEM bundle to verify the endpoint's TLS certificate with; "": the system's.
+    ca_file: str = ""
+    #: Address the bucket in the path (``endpoint/bucket/key``), as most
+    #: S3-compatible servers want, instead of as a virtual host.
+    path_style: bool = True
+    #: Bytes per multipart part: the most an upload holds in memory at once.
+    part_bytes: int = MIN_PART_BYTES
+
+
+def object_name(content: str) -> str:
+    """The object holding one content (one version of one file), under the tenant's prefix.
+
+    The database keeps names without the prefix, so they stay right wherever the
+    prefix is.
+    """
+    return f"files/{content}"
 
 
 @dataclass(frozen=True)

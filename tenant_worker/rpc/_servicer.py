@@ -140,7 +140,10 @@ def call_context(
 
 
 def _status(error: WorkerError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes], ...]]:
-    code = _CODES.get(type(error), grpc.StatusCode.INTERNAL)
+    # The nearest class with a code: a refinement (BucketUnavailable) keeps its base's.
+    code = next(
+        (_CODES[cls] for cls in type(error).__mro__ if cls in _CODES), grpc.StatusCode.INTERNAL
+    )
     trailing: tuple[tuple[str, bytes], ...] = ()
     if isinstance(error, Conflict) and isinstance(error.current, SpaceObjectRecord):
         message = space_object_message(error.current).SerializeToString()
@@ -385,6 +388,9 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
         self, request: pb.EraseUserDataRequest, ctx: CallContext
     ) -> pb.EraseUserDataResponse:
         result = await self.people.erase(ctx, request.confirm)
+        if self.files is not None:
+            # The erased files' objects in the Region's bucket, noted by the erasure.
+            await self.files.delete_objects()
         return pb.EraseUserDataResponse(
             objects_deleted=result.objects_deleted,
             preferences_deleted=result.preferences_deleted,

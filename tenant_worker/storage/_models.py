@@ -358,6 +358,27 @@ class StoredFile(Base):
     updated_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     correlation_id: Mapped[str] = mapped_column(String(128))
+    #: Where the current content's bytes are: ``database`` (chunks) or ``bucket``
+    #: (one object in the Region's object store; migration 0007).
+    storage: Mapped[str] = mapped_column(String(16), server_default="database")
+
+
+class FileObjectDeletion(Base):
+    """An object of the Region's object store to delete once ``due_at`` has passed.
+
+    Written in the transaction that orphans the object (delete, purge, erasure,
+    a newer version), or before an upload streams into it (due after the upload
+    could still be running; removed when the upload commits), so that a failed
+    delete is retried and an interrupted upload leaves nothing behind.
+    """
+
+    __tablename__ = "file_object_deletions"
+    __table_args__ = (Index("ix_file_object_deletions_due_at", "due_at"),)
+
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    due_at: Mapped[datetime]
+    #: ``upload`` (an upload's object, maybe a multipart upload to abort) or ``delete``.
+    reason: Mapped[str] = mapped_column(String(16))
 
 
 class FileChunk(Base):

@@ -80,7 +80,7 @@ def test_a_restore_erases_again_the_files_of_a_user_erased_after_the_backup(
     drill = backup("drill")
     assert drill.code == 0, drill.out + drill.err
     assert (
-        f"file checksums ok: 2 files, {2 * SIZE} bytes; every file's chunks hash to its "
+        f"file checksums ok: 2 files, {2 * SIZE} bytes; every file's bytes hash to its "
         "recorded sha256"
     ) in drill.lines
 

@@ -151,6 +151,7 @@ def test_erasure_deletes_everything_of_the_user_and_records_that_it_happened(
         "files_deleted": 0,
         "file_bytes_deleted": 0,
         "file_chunks_deleted": 0,
+        "file_objects_deleted": 0,
     }
     assert "s3cr3t" not in audit_text
     assert data(other.get("items", "survivor")) == {"x": 1}
