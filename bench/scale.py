@@ -1,14 +1,19 @@
 """``make bench-scale``: many tenants at once, for the operator and for the gateway.
 
 Operator: a real kube-apiserver + etcd and PostgreSQL, the operator in this
-process (as its tests run it); N Tenants are created at once and the time to
+process (as its tests run it; with ``--checkout DIR``, first that copy's, in a
+process of its own, on its own servers); N Tenants are created at once and the time to
 each one's Ready condition, the CPU seconds of the operator (this process and
 its migration processes), of the API server with etcd and of PostgreSQL, and
 the reconcile errors retried are reported. Then, with every Tenant of every
 round present, the operator's idle CPU (resyncs only) as a share of one core.
 
 Gateway: a gateway process reading a tenants file of N tenants (YAML and the
-JSON fast path); reported are the time from start to ``/readyz`` (and its
+JSON fast path), each declaring one collection with a JSON Schema: the same
+schema for all (``shared``) or one of each tenant's own (``own``, as real
+tenants do); with ``--checkout DIR`` each round runs first with the gateway of
+that copy of the repository (the baseline, ``checkout`` in the table), then
+with this one. Reported are the time from start to ``/readyz`` (and its
 longest answer while the file loads), its resident memory (and per tenant
 beyond the smallest file's), the time until a changed tenant is served (its
 protected-resource metadata shows the change), the longest ``/healthz`` and
@@ -197,6 +202,20 @@ def operator_round(
     }
 
 
+def checkout_operator_table(checkout: Path, counts: list[int]) -> list[dict[str, Any]]:
+    """The operator rounds of another copy of the repository (the baseline), run there, in a
+    process of their own, before this copy's."""
+    env = {**os.environ, "PYTHONPATH": f"{checkout}{os.pathsep}{checkout / 'operator'}"}
+    command = [sys.executable, "-m", "bench.scale", "--skip-gateway", "--idle-seconds", "0",
+               "--tenants", *map(str, counts)]  # fmt: skip
+    print(f"  operator (checkout {checkout}): {counts} Tenants at once", flush=True)
+    done = subprocess.run(
+        command, cwd=checkout, env=env, capture_output=True, text=True, check=True
+    )
+    rows: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])["operator"]
+    return [{"operator": "checkout", **row} for row in rows]
+
+
 def operator_idle(postgres: PostgresServer, tenants: int, seconds: float) -> dict[str, Any]:
     """The CPU of an operator with ``tenants`` Ready Tenants and nothing to do but resync."""
     groups = _operator_processes(postgres)
@@ -239,7 +258,24 @@ def operator_table(
     return rows, idle
 
 
-def _tenants_doc(count: int, base: str, issuer: str, changed: bool = False) -> dict[str, Any]:
+def _schema(i: int, schemas: str) -> dict[str, Any]:
+    """Tenant ``i``'s notes schema: the same for every tenant, or one of its own."""
+    if schemas == "shared":
+        return {"type": "object"}
+    return {
+        "type": "object",
+        "properties": {
+            f"title{i}": {"type": "string", "maxLength": 200},
+            "body": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": [f"title{i}"],
+    }
+
+
+def _tenants_doc(
+    count: int, base: str, issuer: str, changed: bool = False, schemas: str = "shared"
+) -> dict[str, Any]:
     """``count`` tenants; ``changed``: the last one has another issuer and rate limit."""
     last = count - 1
     return {
@@ -252,7 +288,7 @@ def _tenants_doc(count: int, base: str, issuer: str, changed: bool = False) -> d
                     "audience": f"{base}/t/t{i}/mcp",
                 },
                 "rateLimits": {"perUser": {"requestsPerMinute": 120 + (changed and i == last)}},
-                "collections": [{"name": "notes", "schema": {"type": "object"}}],
+                "collections": [{"name": "notes", "schema": _schema(i, schemas)}],
             }
             for i in range(count)
         ]
@@ -267,17 +303,27 @@ def _write(path: Path, doc: dict[str, Any], fmt: str) -> None:
 
 
 # Over 60 lines on purpose: one measured round read top to bottom: start, load, change, probe, stop.
-def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, Any]:
+def gateway_round(
+    work: Path,
+    issuer: Any,
+    count: int,
+    fmt: str,
+    schemas: str = "shared",
+    checkout: Path | None = None,
+) -> dict[str, Any]:
+    """One gateway over ``count`` tenants; from ``checkout`` (another copy of the
+    repository) when given."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    tenants = work / f"tenants-{count}-{fmt}.yaml"
-    _write(tenants, _tenants_doc(count, base, issuer.url), fmt)
+    tenants = work / f"tenants-{count}-{fmt}-{schemas}.yaml"
+    _write(tenants, _tenants_doc(count, base, issuer.url, schemas=schemas), fmt)
     log = (work / f"gateway-{count}-{fmt}.log").open("ab")
+    env = None if checkout is None else {**os.environ, "PYTHONPATH": str(checkout)}
     start = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stowage", "gateway", "serve", "--tenants-file", str(tenants),
          "--port", str(port), "--reload-interval", "0.2"],
-        stdout=log, stderr=log,
+        stdout=log, stderr=log, env=env, cwd=checkout,
     )  # fmt: skip
     try:
         ready, loading, _ = until_ready(base, proc, start)
@@ -293,7 +339,7 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
             idle = worst_answers(http, base, call, lambda: False, IDLE_SECONDS)
             # A change to one tenant: how long until it is served, and /healthz and
             # tools/list (of another tenant, while there is one) meanwhile.
-            _write(tenants, _tenants_doc(count, base, issuer.url, changed=True), fmt)
+            _write(tenants, _tenants_doc(count, base, issuer.url, True, schemas), fmt)
             changed_prm = f"{base}/.well-known/oauth-protected-resource/t/t{count - 1}/mcp"
             reload = worst_answers(
                 http,
@@ -305,8 +351,10 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
                 600,
             )
         return {
+            "gateway": "checkout" if checkout is not None else "this",
             "tenants": count,
             "format": fmt,
+            "schemas": schemas,
             "start_to_ready_s": round(ready, 2),
             "readyz_worst_while_loading_ms": ms(loading),
             "rss_mb": rss,
@@ -322,24 +370,37 @@ def gateway_round(work: Path, issuer: Any, count: int, fmt: str) -> dict[str, An
         log.close()
 
 
-def gateway_table(counts: list[int]) -> list[dict[str, Any]]:
+def gateway_table(
+    counts: list[int], schemas: list[str], checkout: Path | None = None
+) -> list[dict[str, Any]]:
     from stowage_testing.gateway import running_issuer
 
     rows = []
+    gateways = [checkout, None] if checkout is not None else [None]
     with tempfile.TemporaryDirectory(prefix="stowage-scale-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         issuer = stack.enter_context(running_issuer(work))
         for count in counts:
-            for fmt in ("yaml", "json"):
-                print(f"  gateway: {count} tenants ({fmt})", flush=True)
-                rows.append(gateway_round(work, issuer, count, fmt))
+            for kind in schemas:
+                for fmt in ("yaml", "json"):
+                    for gateway in gateways:
+                        which = "this" if gateway is None else f"checkout {gateway}"
+                        print(f"  gateway ({which}): {count} tenants ({fmt}, {kind} schemas)",
+                              flush=True)  # fmt: skip
+                        rows.append(gateway_round(work, issuer, count, fmt, kind, gateway))
     return _with_memory_per_tenant(rows)
 
 
 def _with_memory_per_tenant(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each row's memory per tenant beyond the smallest set's (the baseline), in KB."""
     for row in rows:
-        base = min((r for r in rows if r["format"] == row["format"]), key=lambda r: r["tenants"])
+        alike = [
+            r
+            for r in rows
+            if (r["format"], r["schemas"], r["gateway"])
+            == (row["format"], row["schemas"], row["gateway"])
+        ]
+        base = min(alike, key=lambda r: r["tenants"])
         extra = row["tenants"] - base["tenants"]
         row["kb_per_tenant_beyond_baseline"] = (
             round((row["rss_mb"] - base["rss_mb"]) * 1024 / extra, 1) if extra else None
@@ -369,6 +430,19 @@ def main() -> None:
     )
     parser.add_argument("--gateway-tenants", type=int, nargs="*", default=[1, 1000, 10000])
     parser.add_argument(
+        "--gateway-schemas",
+        nargs="*",
+        choices=["shared", "own"],
+        default=["shared", "own"],
+        help="each tenant's collection schema: the same for all, or one of its own",
+    )
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        help="another copy of the repository (the baseline): its operator rounds run first, "
+        "and its gateway before this one's in each gateway round",
+    )
+    parser.add_argument(
         "--kube-tenants",
         type=int,
         nargs="*",
@@ -378,10 +452,16 @@ def main() -> None:
     parser.add_argument("--skip-operator", action="store_true")
     parser.add_argument("--skip-gateway", action="store_true")
     args = parser.parse_args()
-    operator, idle = (
-        ([], {}) if args.skip_operator else operator_table(args.tenants, args.idle_seconds)
+    operator: list[dict[str, Any]] = []
+    if args.checkout is not None and not args.skip_operator:
+        operator = checkout_operator_table(args.checkout, args.tenants)
+    mine, idle = ([], {}) if args.skip_operator else operator_table(args.tenants, args.idle_seconds)
+    operator += [{"operator": "this", **row} for row in mine] if args.checkout else mine
+    gateway = (
+        []
+        if args.skip_gateway
+        else gateway_table(args.gateway_tenants, args.gateway_schemas, args.checkout)
     )
-    gateway = [] if args.skip_gateway else gateway_table(args.gateway_tenants)
     kube_source = [] if args.skip_gateway else kube_source_table(args.kube_tenants)
     _print("operator: Tenants created at once", operator)
     _print("operator: idle, resyncing", [idle] if idle else [])

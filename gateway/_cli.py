@@ -41,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     supervising = settings.processes > 1 and settings.parent_pid is None
-    # Before the app's imports: the API server produces the first list of Tenants meanwhile.
+    # Before the app's imports: the API server produces the first list of Tenants (or the
+    # file's reader parses the file) meanwhile.
     source = None if supervising else _source(settings)
 
     import uvicorn
@@ -66,10 +67,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _source(settings: GatewaySettings) -> TenantSource | None:
-    """The Kubernetes source when asked for, its first list already asked for; None is the
-    settings' tenants file."""
+    """The Kubernetes source when asked for, its first list already asked for; else the
+    tenants file's, its first read already started."""
     if settings.tenants_from != "kubernetes":
-        return None
+        if settings.tenants_file is None:
+            return None
+        from gateway.directory._tenant_file import FileTenantSource
+
+        file = FileTenantSource(settings.tenants_file, settings.reload_interval)
+        file.read_ahead()
+        return file
     from gateway.directory._kube_source import KubeTenantSource
 
     source = KubeTenantSource(kubeconfig=settings.kubeconfig, namespace=settings.kube_namespace)

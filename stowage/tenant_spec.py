@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from stowage import apps
+from stowage._schema_check import plainly_valid
 from stowage.apps import Component, ConfigMapKeyRef, Domains
 
 #: The schemaless collection every tenant has.
@@ -503,7 +504,8 @@ def _schema_problem(schema_json: str) -> tuple[str, str] | None:
     """(path, message) of the first problem of a JSON Schema, or None; cached by its text.
 
     Checking a schema costs about a millisecond; a gateway reading ten thousand
-    tenants that share a few schemas checks each distinct one once.
+    tenants that share a few schemas checks each distinct one once, and one that
+    :func:`~stowage._schema_check.plainly_valid` accepts not at all.
     """
     try:
         Draft202012Validator.check_schema(json.loads(schema_json))
@@ -522,7 +524,12 @@ def _collection(raw: object, where: str) -> Collection:
     if schema is not None:
         if not isinstance(schema, Mapping):
             raise SpecError(f"{where}.schema: expected a JSON Schema object")
-        problem = _schema_problem(json.dumps(schema, sort_keys=True, default=str))
+        # Most schemas are plainly valid at a glance; the others go to the meta-schema.
+        problem = (
+            None
+            if plainly_valid(schema)
+            else _schema_problem(json.dumps(schema, sort_keys=True, default=str))
+        )
         if problem is not None:
             path, message = problem
             raise SpecError(f"{where}.schema{path}: not a valid JSON Schema: {message}")
@@ -864,6 +871,8 @@ def _components(
     raw = raw or ()
     if not isinstance(raw, list | tuple):
         raise SpecError(f"{where}: expected a list")
+    if not raw:
+        return ()
     if len(raw) > apps.MAX_COMPONENTS:
         raise SpecError(f"{where}: at most {apps.MAX_COMPONENTS} components")
     linkable = linkable_tools(collections)

@@ -14,6 +14,10 @@ digest; the event loop parses only the tenants whose digest it has not seen,
 in slices of a few milliseconds, and keeps the Tenant objects of the others
 (so their tool catalogues stay built too). The new set is published as one
 mapping.
+
+The first read can start before the event loop does (``read_ahead``, called
+by the CLI before the app's imports): the helper then parses the file while
+this process is still loading its own code.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from gateway._errors import TenantConfigError
 from gateway._types import Tenant, TenantName
@@ -108,15 +114,29 @@ class Slices:
             self._started = time.perf_counter()
 
 
-async def _each_entry(path: Path, handle: Callable[[bytes], Awaitable[None]]) -> None:
+Handle = Callable[[bytes], Awaitable[None]]
+
+
+def _command(path: Path) -> list[str]:
+    return [sys.executable, "-m", _tenant_entries.__name__, str(path)]
+
+
+def _raise_if_rejected(path: Path, status: int, errors: BinaryIO) -> None:
+    """TenantConfigError with the helper's message when it rejected the file."""
+    if status != 0:
+        errors.seek(0)
+        message = errors.read(64 * 1024).decode(errors="replace").strip().splitlines()
+        raise TenantConfigError(message[-1] if message else f"{path}: reader exited {status}")
+
+
+async def _each_entry(path: Path, handle: Handle) -> None:
     """``handle`` each of the helper's lines for ``path``, as they come.
 
     Raises TenantConfigError with the helper's message when it rejects the file.
     """
-    command = [sys.executable, "-m", _tenant_entries.__name__, str(path)]
     # Its few lines of errors go to a file: nothing to read concurrently with stdout.
     with tempfile.TemporaryFile() as errors:
-        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=errors)
+        process = await anyio.open_process(_command(path), stdin=subprocess.DEVNULL, stderr=errors)
         async with process:
             assert process.stdout is not None
             rest = b""
@@ -125,10 +145,47 @@ async def _each_entry(path: Path, handle: Callable[[bytes], Awaitable[None]]) ->
                 for line in lines:
                     await handle(line)
             status = await process.wait()
-        if status != 0:
-            errors.seek(0)
-            message = errors.read(64 * 1024).decode(errors="replace").strip().splitlines()
-            raise TenantConfigError(message[-1] if message else f"{path}: reader exited {status}")
+        _raise_if_rejected(path, status, errors)
+
+
+@dataclass
+class _StartedReader:
+    """The helper for one read, started before the event loop was (``read_ahead``)."""
+
+    path: Path
+    #: The file as it was just before the helper started.
+    stamp: tuple[int, int, int] | None
+    process: subprocess.Popen[bytes]
+    errors: BinaryIO
+
+    @classmethod
+    def start(cls, path: Path, stamp: tuple[int, int, int] | None) -> _StartedReader:
+        # Closed by each_entry, which takes the helper's output and message.
+        errors = tempfile.TemporaryFile()  # noqa: SIM115
+        command = _command(path)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+        )
+        return cls(path, stamp, process, errors)
+
+    async def each_entry(self, handle: Handle) -> None:
+        """Like :func:`_each_entry`, from this helper (its pipe read in a worker thread)."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            rest = b""
+            while chunk := await anyio.to_thread.run_sync(os.read, stdout.fileno(), 1 << 16):
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    await handle(line)
+            status = await anyio.to_thread.run_sync(self.process.wait)
+            _raise_if_rejected(self.path, status, self.errors)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            stdout.close()
+            self.errors.close()
 
 
 class TenantFile:
@@ -139,8 +196,11 @@ class TenantFile:
         #: The Tenant of each entry digest of the last good read.
         self._known: dict[bytes, Tenant] = {}
 
-    async def read(self) -> tuple[dict[TenantName, Tenant], int]:
-        """The whole set and how many of its tenants were parsed anew (the rest were kept)."""
+    async def read(
+        self, started: _StartedReader | None = None
+    ) -> tuple[dict[TenantName, Tenant], int]:
+        """The whole set and how many of its tenants were parsed anew (the rest were kept);
+        from ``started``'s lines when given."""
         tenants: dict[TenantName, Tenant] = {}
         known: dict[bytes, Tenant] = {}
         parsed = 0
@@ -160,7 +220,10 @@ class TenantFile:
             tenants[tenant.name] = tenant
             await slices.tick()
 
-        await _each_entry(self.path, take)
+        if started is not None:
+            await started.each_entry(take)
+        else:
+            await _each_entry(self.path, take)
         self._known = known
         return tenants, parsed
 
@@ -175,6 +238,14 @@ class FileTenantSource:
     def __init__(self, path: Path, interval: float = 1.0) -> None:
         self.path = path
         self.interval = interval
+        self._started: _StartedReader | None = None
+
+    def read_ahead(self) -> None:
+        """Start the first read's helper now, before the event loop (and the app's imports):
+        it parses the file meanwhile, and ``watch`` takes its lines."""
+        stamp = self._stamp()
+        if self._started is None and stamp is not None:  # a missing file: nothing to read
+            self._started = _StartedReader.start(self.path, stamp)
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -188,10 +259,12 @@ class FileTenantSource:
         seen: tuple[int, int, int] | None = None
         first = True
         while True:
-            stamp = self._stamp()
+            # The first pass takes the read started ahead, and the file as it was then.
+            started, self._started = self._started, None
+            stamp = started.stamp if started is not None else self._stamp()
             if stamp != seen or first:
                 seen = stamp
-                tenants = await self._read(file, missing=stamp is None)
+                tenants = await self._read(file, missing=stamp is None, started=started)
                 if tenants is not None:
                     publish(tenants)
                 elif first:
@@ -199,11 +272,13 @@ class FileTenantSource:
                 first = False
             await anyio.sleep(self.interval)
 
-    async def _read(self, file: TenantFile, missing: bool) -> dict[TenantName, Tenant] | None:
+    async def _read(
+        self, file: TenantFile, missing: bool, started: _StartedReader | None = None
+    ) -> dict[TenantName, Tenant] | None:
         """The file's tenants (none when it is ``missing``); None when it is rejected."""
         log.info("tenant file changed; reading it", extra={"path": str(self.path)})
         try:
-            tenants, parsed = ({}, 0) if missing else await file.read()
+            tenants, parsed = ({}, 0) if missing else await file.read(started)
         except (OSError, TenantConfigError) as e:
             log.error("tenant file rejected; keeping the last good set: %s", e)
             return None

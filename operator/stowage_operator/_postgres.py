@@ -29,12 +29,19 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "stowage-operator"
 
 
+#: The role that owns the objects of every template database until a clone is handed to its
+#: tenant. It cannot log in; the admin acts as it (``SET ROLE``) while migrating a template.
+TEMPLATE_ROLE = "stowage-template"
+
+
 @dataclass(frozen=True)
 class Provisioned:
     """What ensure_database found missing and created."""
 
     created_role: bool
     created_database: bool
+    #: The database was created as a clone of a migrated template (no migrations needed).
+    cloned: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,12 @@ async def _exists(conn: psycopg.AsyncConnection[tuple[object, ...]], query: str,
 
 
 async def ensure_database(
-    creds: AdminCredentials, database: str, role: str, password: str, connect_timeout: float
+    creds: AdminCredentials,
+    database: str,
+    role: str,
+    password: str,
+    connect_timeout: float,
+    template: str | None = None,
 ) -> Provisioned:
     """Make ``role`` (with ``password``) the owner of ``database``, which PUBLIC cannot reach.
 
@@ -163,47 +175,169 @@ async def ensure_database(
     ``harden_shared_databases``, not here: that statement updates a catalog row
     every tenant shares, and concurrent updates of it fail (``XX000 tuple
     concurrently updated``).
+
+    With ``template`` (a migrated template database, :func:`publish_template`), a
+    missing database is created as its copy and its objects handed to ``role``
+    (:func:`adopt_template_objects`); the result says ``cloned``.
     """
+    # One admin slot for both connections: a copy is handed over as soon as it is made,
+    # not after every other tenant waiting for a slot has had its copy made.
+    async with creds.slots or contextlib.nullcontext():
+        async with _connect(creds, connect_timeout, None) as conn:
+            made = await _ensure_role_and_database(conn, database, role, password, template)
+        if made.cloned:
+            async with _connect(creds, connect_timeout, database) as conn:
+                await _adopt(conn, role)
+    return made
+
+
+async def _ensure_role_and_database(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    database: str,
+    role: str,
+    password: str,
+    template: str | None,
+) -> Provisioned:
+    role_id = sql.Identifier(role)
+    db_id = sql.Identifier(database)
+    verifier = conn.pgconn.encrypt_password(
+        password.encode(), role.encode(), b"scram-sha-256"
+    ).decode()
+    created_role = not await _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role)
+    if created_role:
+        await conn.execute(
+            sql.SQL(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}"
+            ).format(role_id, sql.Literal(verifier))
+        )
+    else:
+        await conn.execute(
+            sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role_id, sql.Literal(verifier))
+        )
+    cur = await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        # CREATE DATABASE ... OWNER needs the admin to be able to SET ROLE to the owner.
+        await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role_id))
+    created_database = not await _exists(
+        conn, "SELECT 1 FROM pg_database WHERE datname = %s", database
+    )
+    if created_database and template:
+        await conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
+                db_id, role_id, sql.Identifier(template)
+            )
+        )
+    elif created_database:
+        await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, role_id))
+    else:
+        await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
+    await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
+    cloned = created_database and bool(template)
+    if created_role or created_database:
+        log.info(
+            "provisioned database %s (role created: %s, database created: %s%s)",
+            database,
+            created_role,
+            created_database,
+            f", from template {template}" if cloned else "",
+            extra={"database": database},
+        )
+    return Provisioned(created_role, created_database, cloned)
+
+
+async def adopt_template_objects(
+    creds: AdminCredentials, database: str, role: str, connect_timeout: float
+) -> None:
+    """Hand every object of ``database`` that :data:`TEMPLATE_ROLE` owns to ``role``, and drop
+    the template role's privileges there. Idempotent; nothing to do without the template role.
+
+    A clone of a template starts with the template's objects owned by the template
+    role (and its privilege on the ``public`` schema); afterwards the database looks
+    as if ``role`` had run the migrations itself. ``REASSIGN OWNED`` would also hand
+    over the databases the template role owns: it owns none (the admin owns the
+    templates).
+    """
+    async with _admin(creds, connect_timeout, database) as conn:
+        await _adopt(conn, role)
+
+
+async def _adopt(conn: psycopg.AsyncConnection[tuple[object, ...]], role: str) -> None:
+    if not await _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", TEMPLATE_ROLE):
+        return
+    template_id, role_id = sql.Identifier(TEMPLATE_ROLE), sql.Identifier(role)
+    async with conn.transaction():
+        await conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(template_id, role_id))
+        await conn.execute(sql.SQL("DROP OWNED BY {}").format(template_id))
+
+
+async def template_databases(
+    creds: AdminCredentials, connect_timeout: float, prefix: str
+) -> list[str]:
+    """The databases named ``prefix…`` (the region's templates, finished or not)."""
     async with _admin(creds, connect_timeout) as conn:
-        role_id = sql.Identifier(role)
-        db_id = sql.Identifier(database)
-        verifier = conn.pgconn.encrypt_password(
-            password.encode(), role.encode(), b"scram-sha-256"
-        ).decode()
-        created_role = not await _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role)
-        if created_role:
+        cur = await conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname",
+            (prefix,),
+        )
+        return [str(row[0]) for row in await cur.fetchall()]
+
+
+@asynccontextmanager
+async def template_lock(
+    creds: AdminCredentials, connect_timeout: float, key: str
+) -> AsyncIterator[None]:
+    """Held by one operator at a time per region and ``key``: a session advisory lock.
+
+    Its connection is taken outside the region's admin slots (the build it guards
+    needs slots of its own) and closed at the end, which releases the lock even
+    when the holder fails.
+    """
+    async with _connect(creds, connect_timeout, None) as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        yield
+
+
+async def prepare_template(creds: AdminCredentials, building: str, connect_timeout: float) -> None:
+    """An empty database ``building`` (any leftover of an interrupted build dropped first)
+    that PUBLIC cannot reach, in which :data:`TEMPLATE_ROLE` may create the schema."""
+    template_id, db_id = sql.Identifier(TEMPLATE_ROLE), sql.Identifier(building)
+    async with _admin(creds, connect_timeout) as conn:
+        if not await _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", TEMPLATE_ROLE):
             await conn.execute(
                 sql.SQL(
-                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                    "NOREPLICATION PASSWORD {}"
-                ).format(role_id, sql.Literal(verifier))
-            )
-        else:
-            await conn.execute(
-                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role_id, sql.Literal(verifier))
+                    "CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                ).format(template_id)
             )
         cur = await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         row = await cur.fetchone()
         if not (row and row[0]):
-            # CREATE DATABASE ... OWNER needs the admin to be able to SET ROLE to the owner.
-            await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role_id))
-        created_database = not await _exists(
-            conn, "SELECT 1 FROM pg_database WHERE datname = %s", database
-        )
-        if created_database:
-            await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, role_id))
-        else:
-            await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
+            # The admin acts as the template role while migrating, and hands its objects over.
+            await conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(template_id))
+        await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(db_id))
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(db_id))
         await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
-        if created_role or created_database:
-            log.info(
-                "provisioned database %s (role created: %s, database created: %s)",
-                database,
-                created_role,
-                created_database,
-                extra={"database": database},
-            )
-        return Provisioned(created_role, created_database)
+    async with _admin(creds, connect_timeout, building) as conn:
+        await conn.execute(
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(template_id)
+        )
+
+
+async def publish_template(
+    creds: AdminCredentials, building: str, name: str, connect_timeout: float
+) -> None:
+    """Freeze ``building`` (migrated), close it to connections and rename it ``name``: from then
+    on it is only ever copied (``CREATE DATABASE … TEMPLATE``, which needs no session in it)."""
+    db_id = sql.Identifier(building)
+    async with _admin(creds, connect_timeout, building) as conn:
+        # Every row frozen, its hint bits set: no copy has to set them again (and log them).
+        await conn.execute("VACUUM (FREEZE, ANALYZE)")
+    async with _admin(creds, connect_timeout) as conn:
+        await conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(db_id))
+        await conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(db_id, sql.Identifier(name))
+        )
+    log.info("template database %s is ready", name)
 
 
 async def harden_shared_databases(creds: AdminCredentials, connect_timeout: float) -> list[str]:
@@ -274,3 +408,12 @@ async def drop_scratch_database(
         await conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
+
+
+async def drop_template(creds: AdminCredentials, name: str, connect_timeout: float) -> None:
+    """Drop a template database (one of an older schema, or an interrupted build)."""
+    async with _admin(creds, connect_timeout) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    log.info("dropped template database %s", name)

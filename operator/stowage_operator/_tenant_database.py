@@ -6,6 +6,11 @@ resync trusts a database this process made sure of (same server, role and
 password) while the region's catalog still shows it; migrations run again
 only when the database is new, on a trigger other than the resync, or when
 they never succeeded.
+
+A new database is a copy of the region's migrated template (``_templates``),
+its objects handed to the tenant's role: it needs no migrations. Without a
+template (the worker's migrations not installed, or its build failing) it is
+created empty and migrated.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from typing import Any
 from stowage_operator import _manifests, _metrics, _naming, _postgres
 from stowage_operator._applying import Applier
 from stowage_operator._conditions import DATABASE_READY
+from stowage_operator._errors import DatabaseError
 from stowage_operator._kube import Kube, decoded
 from stowage_operator._migrating import Migrator
 from stowage_operator._regions import Regions, fingerprint
 from stowage_operator._settings import OperatorSettings
+from stowage_operator._templates import Templates
 from stowage_operator._types import (
     AdminCredentials,
     Condition,
@@ -70,6 +77,7 @@ class TenantDatabase:
         self._settings = settings
         # Tenant migrations run in a small pool of processes (Alembic is process-global).
         self._migrator = Migrator(settings.migration_processes)
+        self._templates = Templates(self._migrator, settings.postgres_timeout)
         # Per Tenant, the database this process last made sure of: where, whose, which password.
         self._ensured: dict[tuple[str, str], tuple[str, int, str, str, str]] = {}
 
@@ -131,10 +139,16 @@ class TenantDatabase:
             c.get("type") == DATABASE_READY and c.get("status") == "True"
             for c in old_status.get("conditions") or ()
         )
-        needs_migrations = (
+        # A copy of the template is migrated already.
+        needs_migrations = not made.cloned and (
             made.created_database or trigger is not Trigger.RESYNC or not migrated_before
         )
         if self._settings.run_migrations and needs_migrations:
+            if not migrated_before and not made.created_database:
+                # A copy of a template interrupted before its objects were handed over.
+                await _postgres.adopt_template_objects(
+                    admin, database, role, self._settings.postgres_timeout
+                )
             root_cert = str(_postgres.ca_file(creds.ca_cert)) if creds.ca_cert else ""
             await self._migrator.migrate(creds.url(root_cert), database)
         return creds
@@ -157,9 +171,16 @@ class TenantDatabase:
             if catalog.provisioned(database, role):
                 return _postgres.Provisioned(created_role=False, created_database=False)
         self._ensured.pop(key, None)
-        made = await _postgres.ensure_database(
-            admin, database, role, password, self._settings.postgres_timeout
-        )
+        # Without migrations to run here there is no schema to copy either.
+        template = await self._templates.template(admin) if self._settings.run_migrations else None
+        try:
+            made = await _postgres.ensure_database(
+                admin, database, role, password, self._settings.postgres_timeout, template
+            )
+        except DatabaseError:
+            if template is not None:  # perhaps gone: look again on the next attempt
+                self._templates.forget(admin)
+            raise
         self._ensured[key] = done
         return made
 
