@@ -8,6 +8,8 @@
 #                                    created by the operator); restore, list, prune
 #
 #   docker build -t ghcr.io/stowage/stowage:0.1.0 .
+#   make image      the same build with buildah, on a Debian bookworm base made
+#                   with debootstrap (hack/build-image.sh), into an OCI archive
 #
 # Two stages: `build` makes the wheel and installs it with its dependencies into
 # a virtual environment at /opt/stowage; the final stage copies only that
@@ -26,28 +28,42 @@
 # The base is pinned to a Debian release so the client version cannot drift.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The build stage's base: the same by default; any image of the same Python at
+# the same path with pip and venv (the venv's scripts name its interpreter).
+ARG BUILD_IMAGE=${PYTHON_IMAGE}
 ARG POSTGRES_CLIENT_MAJOR=15
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Every dependency ships binary wheels for CPython 3.11 on amd64 and arm64
 # (grpcio, psycopg[binary], aiohttp, cryptography), so no compiler is needed here.
-# The RUN below builds the wheel, installs it into the venv, drops pip and
-# setuptools from it, byte-compiles everything (the root filesystem is read-only
-# at run time, so nothing could be compiled later) and checks the entry point.
-COPY pyproject.toml README.md ./
+# The dependencies come first, read from pyproject.toml alone: their layer is
+# rebuilt when they change, not on every change to the sources. pip's download
+# cache is a cache mount: rebuilds reuse it and no layer holds it.
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+        >/tmp/requirements.txt \
+ && python -m venv /opt/stowage \
+ && /opt/stowage/bin/pip install --requirement /tmp/requirements.txt \
+ && /opt/stowage/bin/python -m compileall -q /opt/stowage/lib
+# Then the project: the RUN below builds the wheel, installs it into the venv
+# (checking that its dependencies are all there), drops pip and setuptools from
+# it, byte-compiles everything (the root filesystem is read-only at run time, so
+# nothing could be compiled later) and checks the entry point.
+COPY README.md ./
 COPY stowage/ stowage/
 COPY gateway/ gateway/
 COPY stowage_dev/ stowage_dev/
 COPY tenant_worker/ tenant_worker/
 COPY tenant_backup/ tenant_backup/
 COPY operator/ operator/
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/stowage \
- && /opt/stowage/bin/pip install /wheels/stowage-*.whl \
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -m pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/stowage/bin/pip install --no-deps /wheels/stowage-*.whl \
+ && /opt/stowage/bin/pip check \
  && /opt/stowage/bin/pip uninstall --yes pip setuptools \
  && /opt/stowage/bin/python -m compileall -q /opt/stowage/lib \
  && /opt/stowage/bin/stowage --help >/dev/null \

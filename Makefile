@@ -26,6 +26,12 @@ PYTEST_WORKERS ?= 2
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+.PHONY: e2e
+## The e2e tier alone: a single-node cluster from real parts (stowage_testing/cluster.py),
+## in network namespaces of its own; builds what it needs first. Needs root.
+e2e: $(STAMP) test-deps
+	$(BIN)/python -m pytest -n 0 tests/e2e $(PYTEST_ARGS)
+
 ## PostgreSQL, Redis, Prometheus, wrk, Node 22 with the MCP Inspector and conformance suite,
 ## the Kubernetes binaries and the Prometheus Operator CRDs.
 test-deps:
@@ -57,6 +63,13 @@ components:
 kube-tools:
 	hack/build-kube-tools.sh
 
+.PHONY: image
+## Build the image from the Dockerfile with buildah (no Docker engine) on a Debian base made
+## with debootstrap, and the Kubernetes pause image, as OCI archives in the cache (root).
+image:
+	hack/build-image.sh
+	hack/build-image.sh pause
+
 .PHONY: chart-docs release
 ## Regenerate charts/stowage/README.md from values.yaml's comments (helm-docs; never edit it).
 chart-docs:
@@ -77,8 +90,10 @@ bench: $(STAMP) test-deps
 	$(BIN)/python -m bench.platform --gateway-processes 1 2 --tracing off 1% 100% --files
 
 ## Many tenants: Ready times for N Tenants at once (operator), a gateway with N tenants.
+## SCALE_ARGS: e.g. --checkout DIR (a copy of the repository to compare with, run first).
+SCALE_ARGS ?=
 bench-scale: $(STAMP) test-deps
-	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 ## make bench at 16 connections, then one round with py-spy on the gateway and the worker.
 bench-profile: $(STAMP) test-deps

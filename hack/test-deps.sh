@@ -9,6 +9,17 @@
 #   - kube-apiserver, etcd and helm built from the Go module proxy into a cache
 #     outside the repository (hack/build-kube-tools.sh; 10-30 minutes the first
 #     time, with progress);
+#   - the e2e tier's single-node cluster: containerd, runc, the CNI plugins, iptables,
+#     ipset and conntrack from Debian's packages; kubelet, kube-proxy,
+#     kube-controller-manager, kube-scheduler, CoreDNS and kube-router from the Go
+#     module proxy into the same cache (hack/build-cluster-tools.sh; about 10 more
+#     minutes the first time);
+#   - the project's image, built from its Dockerfile with buildah on a Debian base
+#     made with debootstrap, the Kubernetes pause image and the chart's Redis (Debian's
+#     redis-server on that base), as OCI archives in the
+#     same cache (hack/build-image.sh; debootstrap, buildah, skopeo and gcc from
+#     Debian's packages; about 4 minutes the first time, under a minute after a
+#     source change);
 #   - the Prometheus Operator CRDs, from its Go module, into the same cache;
 #   - Jaeger v2, the trace backend of tests/tracing and the bench's tracing rows, built
 #     from its Go module into the same cache (hack/build-trace-tools.sh; minutes the
@@ -38,6 +49,21 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || [[ " ${packages[*]} " == *" prometheus "* ]] \
     || packages+=(prometheus)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)   # the components' browser test
+# The e2e tier's node (tests/e2e, stowage_testing/cluster.py).
+command -v containerd >/dev/null 2>&1 || packages+=(containerd)
+command -v runc >/dev/null 2>&1 || packages+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || packages+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || packages+=(iptables)
+command -v ipset >/dev/null 2>&1 || packages+=(ipset)
+command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
+# The project's image and the pause image, built without Docker (hack/build-image.sh),
+# pushed and run by tests/e2e/test_image.py.
+command -v debootstrap >/dev/null 2>&1 || packages+=(debootstrap)
+command -v buildah >/dev/null 2>&1 || packages+=(buildah)
+command -v skopeo >/dev/null 2>&1 || packages+=(skopeo)
+command -v gcc >/dev/null 2>&1 || packages+=(gcc)
+ls /usr/lib/*/libc.a >/dev/null 2>&1 || packages+=(libc6-dev)   # pause is linked statically
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 
 if ((${#packages[@]})); then
     if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
@@ -50,16 +76,28 @@ if ((${#packages[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     # The tests start their own servers; the packaged services are not needed.
-    for service in postgresql redis-server prometheus prometheus-node-exporter; do
+    # The e2e tier's node runs its own containerd, in its own directories.
+    for service in postgresql redis-server prometheus prometheus-node-exporter containerd; do
         service "$service" stop >/dev/null 2>&1 || true
     done
 fi
 
 # The Kubernetes binaries (prints progress; nothing to do when cached).
 "$here/build-kube-tools.sh" >/dev/null
+# The e2e tier's node and add-ons: kubelet, kube-proxy, kube-controller-manager,
+# kube-scheduler, CoreDNS, kube-router (prints progress; nothing to do when cached).
+"$here/build-cluster-tools.sh" >/dev/null
 
 # The chart's release tools: the OCI registry and helm-docs (tests/chart/test_release.py).
 "$here/build-release-tools.sh" >/dev/null
+
+# The project's image from its Dockerfile (buildah, on a Debian bookworm base made with
+# debootstrap), the pause image and the chart's Redis (Debian's redis-server on that base), as
+# OCI archives in the same cache (prints progress; a few minutes the first time, nothing to do
+# when this tree's images are cached).
+"$here/build-image.sh" >/dev/null
+"$here/build-image.sh" pause >/dev/null
+"$here/build-image.sh" redis >/dev/null
 
 # The trace backend (Jaeger v2) of tests/tracing (nothing to do when cached).
 "$here/build-trace-tools.sh" >/dev/null

@@ -11,6 +11,10 @@ certificate authentication against a CA generated here, RBAC authorization,
 service-account signing keys and issuer, ``ServiceAccount`` admission off.
 There is no controller-manager and no kubelet: nothing garbage-collects owned
 objects, namespaces never finish terminating, Deployments never get pods.
+``running_kube(nodes=True)`` starts the same apiserver the way a cluster with a
+node needs it (``stowage_testing/cluster.py`` adds the rest): ServiceAccount
+admission on, the Node authorizer, the ``kubernetes`` Service's endpoints
+reconciled to the advertised address, a client certificate for reaching kubelets.
 
 ``KubeCluster`` is general on purpose (the chart tests reuse it): it knows the
 kubeconfig, the server URL and how to apply, read and delete YAML documents
@@ -147,6 +151,7 @@ def _issue(
 @dataclass(frozen=True)
 class _Pki:
     ca_cert: Path
+    ca_key: Path
     serving_cert: Path
     serving_key: Path
     admin_cert: Path
@@ -154,7 +159,7 @@ class _Pki:
     sa_key: Path
 
 
-def _make_pki(directory: Path) -> _Pki:
+def _make_pki(directory: Path, server_names: Iterable[str] = ()) -> _Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stowage-test-ca")])
@@ -166,13 +171,16 @@ def _make_pki(directory: Path) -> _Pki:
         serving_key,
         ca_name,
         ca_key,
-        server_names=[
-            "127.0.0.1",
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-        ],
+        server_names=dict.fromkeys(
+            [
+                "127.0.0.1",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                *server_names,
+            ]
+        ),
     )
     admin_key = ec.generate_private_key(ec.SECP256R1())
     admin = _issue(
@@ -189,6 +197,7 @@ def _make_pki(directory: Path) -> _Pki:
     )
     pki = _Pki(
         ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
         serving_cert=directory / "apiserver.crt",
         serving_key=directory / "apiserver.key",
         admin_cert=directory / "admin.crt",
@@ -196,12 +205,30 @@ def _make_pki(directory: Path) -> _Pki:
         sa_key=directory / "sa.key",
     )
     _write_cert(pki.ca_cert, ca)
+    _write_key(pki.ca_key, ca_key)
     _write_cert(pki.serving_cert, serving)
     _write_key(pki.serving_key, serving_key)
     _write_cert(pki.admin_cert, admin)
     _write_key(pki.admin_key, admin_key)
     _write_key(pki.sa_key, rsa.generate_private_key(public_exponent=65537, key_size=2048))
     return pki
+
+
+def _issue_client(
+    ca_cert: Path, ca_key: Path, user: str, groups: Iterable[str], stem: Path
+) -> tuple[Path, Path]:
+    """A client certificate for ``user`` in ``groups`` at ``stem``.crt/.key, signed by the CA."""
+    issuer_key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+    issuer = x509.load_pem_x509_certificate(ca_cert.read_bytes()).subject
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(x509.Name(attributes), key, issuer, issuer_key, client=True)
+    cert_path, key_path = stem.with_suffix(".crt"), stem.with_suffix(".key")
+    _write_cert(cert_path, cert)
+    _write_key(key_path, key)
+    return cert_path, key_path
 
 
 # -- the cluster ---------------------------------------------------------------------------
@@ -227,6 +254,8 @@ class KubeCluster:
     admin_cert: Path
     admin_key: Path
     workdir: Path
+    #: The CA's key, for ``issue_kubeconfig``.
+    ca_key: Path | None = None
     _client: httpx.Client | None = field(default=None, repr=False)
     _kinds: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict, repr=False)
 
@@ -278,6 +307,24 @@ class KubeCluster:
         if namespaced:
             base += f"/namespaces/{namespace or 'default'}"
         return f"{base}/{plural}" + (f"/{name}" if name else "")
+
+    def issue_client_cert(
+        self, user: str, groups: Iterable[str] = (), directory: Path | None = None
+    ) -> tuple[Path, Path]:
+        """A client certificate and key for ``user`` in ``groups``, signed by the cluster's CA."""
+        if self.ca_key is None:
+            raise RuntimeError("this cluster keeps no CA key")
+        directory = directory or self.workdir / "pki"
+        stem = user.replace(":", "-")
+        return _issue_client(self.ca_cert, self.ca_key, user, groups, directory / stem)
+
+    def issue_kubeconfig(
+        self, path: Path, user: str, groups: Iterable[str] = (), server: str | None = None
+    ) -> Path:
+        """A kubeconfig at ``path`` for ``user`` in ``groups`` (a fresh client certificate)."""
+        cert, key = self.issue_client_cert(user, groups, path.parent)
+        _write_kubeconfig(path, server or self.server, self.ca_cert, cert, key)
+        return path
 
     # - documents
 
@@ -414,23 +461,20 @@ def _wait_ready(
         time.sleep(0.2)
 
 
-def _write_kubeconfig(path: Path, server: str, pki: _Pki) -> None:
+def _write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
             {
                 "name": "stowage-test",
-                "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)},
+                "cluster": {"server": server, "certificate-authority": str(ca)},
             }
         ],
         "users": [
             {
                 "name": "admin",
-                "user": {
-                    "client-certificate": str(pki.admin_cert),
-                    "client-key": str(pki.admin_key),
-                },
+                "user": {"client-certificate": str(cert), "client-key": str(key)},
             }
         ],
         "contexts": [
@@ -442,11 +486,46 @@ def _write_kubeconfig(path: Path, server: str, pki: _Pki) -> None:
     path.chmod(0o600)
 
 
+#: The Services' range; its first address is the ``kubernetes`` Service's.
+SERVICE_RANGE = "10.96.0.0/16"  # a Service per Tenant, 1,000+
+
+
+def _apiserver_mode_args(pki: _Pki, workdir: Path, nodes: bool) -> list[str]:
+    """The flags that differ between a bare control plane and one that serves nodes."""
+    if not nodes:
+        return [
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            "--endpoint-reconciler-type=none",
+        ]
+    cert, key = _issue_client(
+        pki.ca_cert,
+        pki.ca_key,
+        "kube-apiserver-kubelet-client",
+        ["system:masters"],
+        workdir / "pki" / "kubelet-client",
+    )
+    return [
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        f"--kubelet-client-certificate={cert}",
+        f"--kubelet-client-key={key}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
+
+
 # Over 60 lines on purpose: certificates, etcd, kube-apiserver, readiness and teardown of one
 # throwaway control plane, in the order they run.
 @contextmanager
-def running_kube(ready_timeout: float = 90.0) -> Iterator[KubeCluster]:
-    """Start etcd and kube-apiserver on free loopback ports; stop and remove both after."""
+def running_kube(
+    ready_timeout: float = 90.0, *, address: str = "127.0.0.1", nodes: bool = False
+) -> Iterator[KubeCluster]:
+    """Start etcd and kube-apiserver on free ports; stop and remove both after.
+
+    etcd listens on loopback; the apiserver on ``address`` (loopback unless a node
+    must reach it, see ``stowage_testing/cluster.py``). ``nodes=True`` runs the
+    apiserver as a cluster with a kubelet needs it (the module's docstring).
+    """
     apiserver = find_kube_tool("kube-apiserver")
     etcd = find_kube_tool("etcd")
 
@@ -454,10 +533,12 @@ def running_kube(ready_timeout: float = 90.0) -> Iterator[KubeCluster]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     cluster: KubeCluster | None = None
     try:
-        pki = _make_pki(workdir / "pki")
+        service_ip = str(next(ipaddress.ip_network(SERVICE_RANGE).hosts()))
+        pki = _make_pki(workdir / "pki", [address, service_ip])
+        mode_args = _apiserver_mode_args(pki, workdir, nodes)
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
-        server = f"https://127.0.0.1:{api_port}"
+        server = f"https://{address}:{api_port}"
         with (workdir / "etcd.log").open("wb") as log:
             procs["etcd"] = subprocess.Popen(
                 [
@@ -479,28 +560,26 @@ def running_kube(ready_timeout: float = 90.0) -> Iterator[KubeCluster]:
                 [
                     str(apiserver),
                     f"--etcd-servers={etcd_url}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
+                    f"--bind-address={address}",
+                    f"--advertise-address={address}",
                     f"--secure-port={api_port}",
                     f"--cert-dir={workdir / 'certs'}",
                     f"--tls-cert-file={pki.serving_cert}",
                     f"--tls-private-key-file={pki.serving_key}",
                     f"--client-ca-file={pki.ca_cert}",
-                    "--authorization-mode=RBAC",
                     f"--service-account-issuer={server}",
                     f"--service-account-key-file={pki.sa_key}",
                     f"--service-account-signing-key-file={pki.sa_key}",
-                    "--service-cluster-ip-range=10.96.0.0/16",  # a Service per Tenant, 1,000+
+                    f"--service-cluster-ip-range={SERVICE_RANGE}",
                     "--allow-privileged=true",
-                    "--disable-admission-plugins=ServiceAccount",
-                    "--endpoint-reconciler-type=none",
+                    *mode_args,
                     "--v=1",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         kubeconfig = workdir / "kubeconfig"
-        _write_kubeconfig(kubeconfig, server, pki)
+        _write_kubeconfig(kubeconfig, server, pki.ca_cert, pki.admin_cert, pki.admin_key)
         cluster = KubeCluster(
             server=server,
             kubeconfig=kubeconfig,
@@ -508,6 +587,7 @@ def running_kube(ready_timeout: float = 90.0) -> Iterator[KubeCluster]:
             admin_cert=pki.admin_cert,
             admin_key=pki.admin_key,
             workdir=workdir,
+            ca_key=pki.ca_key,
         )
         _wait_ready(cluster, procs, ready_timeout)
         yield cluster

@@ -1,7 +1,8 @@
 """The Dockerfile the chart's image is built from carries every component and the backup tools.
 
 No container runtime is needed: these read the Dockerfile and pyproject.toml.
-The image itself is built by ``docker build .`` (see the Dockerfile's header).
+The image itself is built by ``make image`` (buildah, hack/build-image.sh) or
+``docker build .``, and run by tests/e2e/test_image.py.
 """
 
 from __future__ import annotations
@@ -50,3 +51,23 @@ def test_the_client_version_is_pinned_with_the_debian_release_that_ships_it() ->
     assert base and major
     # Debian bookworm ships PostgreSQL 15: the base's release decides the client's major.
     assert (base.group(1).rsplit("-", 1)[-1], major.group(1)) == ("bookworm", "15")
+
+
+def test_the_build_stage_is_the_runtime_python_unless_told_otherwise() -> None:
+    # The venv copied into the final stage names its interpreter by path: both stages'
+    # bases must have the same Python at the same place, so by default they are one image.
+    assert re.search(r"(?m)^ARG BUILD_IMAGE=\$\{PYTHON_IMAGE\}$", DOCKERFILE)
+    build, final = stages()[0], stages()[-1]
+    assert build.startswith("FROM ${BUILD_IMAGE} AS build")
+    assert final.startswith("FROM ${PYTHON_IMAGE} AS runtime")
+
+
+def test_the_dependencies_install_before_the_sources_are_copied_and_are_checked() -> None:
+    # Their layer then survives a change to the sources; the wheel goes in without
+    # resolving again, and `pip check` fails the build if it needs anything not there.
+    build = stages()[0]
+    deps = build.index("--requirement /tmp/requirements.txt")
+    assert deps < build.index("COPY stowage/ stowage/")
+    assert "COPY pyproject.toml ./" in build[:deps]
+    assert "pip install --no-deps /wheels/stowage-*.whl" in build
+    assert build.index("pip install --no-deps") < build.index("pip check")

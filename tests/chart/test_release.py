@@ -16,33 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
-from stowage_testing.tools import eventually, free_port, missing, terminate
+from stowage_testing.registry import release_tools, running_registry
 from tests.chart.support import CHART, REPO, Helm, HelmError
 
 pytestmark = pytest.mark.helm
-
-VERSIONS = REPO / "hack" / "release-tools" / "versions.env"
-
-
-def release_tools() -> Path:
-    """Where hack/build-release-tools.sh caches registry and helm-docs; fails if absent."""
-    pins = dict(
-        line.split("=", 1)
-        for line in VERSIONS.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    )
-    root = Path(os.environ.get("STOWAGE_TOOLS_DIR") or "/var/cache/stowage/tools")
-    tag = (
-        f"release-distribution-{pins['DISTRIBUTION_VERSION']}-helm-docs-{pins['HELM_DOCS_VERSION']}"
-    )
-    bin_dir = root / tag / "bin"
-    if not ((bin_dir / "registry").is_file() and (bin_dir / "helm-docs").is_file()):
-        missing("the release tools (registry, helm-docs)", "run hack/build-release-tools.sh")
-    return bin_dir
 
 
 @dataclass(frozen=True)
@@ -81,36 +61,8 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OCI registry on loopback (plain HTTP); its host:port."""
-    tmp = tmp_path_factory.mktemp("registry")
-    address = f"127.0.0.1:{free_port()}"
-    config = tmp / "config.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "version": 0.1,
-                "log": {"level": "warn"},
-                "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
-                "http": {"addr": address},
-            }
-        )
-    )
-    with (tmp / "registry.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [str(release_tools() / "registry"), "serve", str(config)], stdout=log, stderr=log
-        )
-
-    def answers() -> bool:
-        assert proc.poll() is None, (tmp / "registry.log").read_text()
-        try:
-            return httpx.get(f"http://{address}/v2/", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        eventually(answers, 15, "the registry answers /v2/")
-        yield address
-    finally:
-        terminate(proc, grace=10)
+    with running_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running.address
 
 
 def test_make_release_pushes_a_signed_chart_that_pulls_back_verified(
