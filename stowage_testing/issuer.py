@@ -53,15 +53,20 @@ def sign_token(
 
 
 @contextmanager
-def serve_in_thread(app: Starlette, port: int) -> Iterator[None]:
-    """Serve ``app`` over real HTTP on loopback from a background thread.
+def serve_in_thread(
+    app: Starlette, port: int, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None
+) -> Iterator[None]:
+    """Serve ``app`` over real HTTP on ``host`` (loopback by default) from a background thread.
+
+    ``tls`` is a (certificate, key) pair of PEM files: then it serves HTTPS.
 
     On asyncio's own loop: uvloop's (uvicorn's choice when it is installed)
     cannot close from a thread that is not the main one.
     """
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio"
-    )
+        app, host=host, port=port, log_config=None, access_log=False, loop="asyncio",
+        ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -115,15 +120,22 @@ class Issuer:
 
 
 @contextmanager
-def running_issuer(tmp: Path) -> Iterator[Issuer]:
+def running_issuer(
+    tmp: Path, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None
+) -> Iterator[Issuer]:
+    """The issuer at ``http://host:port/dev-auth``, on loopback unless ``host`` says otherwise.
+
+    With ``tls`` (certificate and key PEM files, the certificate naming ``host``) it is
+    ``https://host:port/dev-auth``.
+    """
     port = free_port()
     key_file = tmp / "issuer.jwk.json"
     resources: set[str] = set()
     server = DevAuthServer(
         load_or_create_key(key_file),
-        f"http://127.0.0.1:{port}/dev-auth",
+        f"{'https' if tls else 'http'}://{host}:{port}/dev-auth",
         resources=resources,
         state_file=tmp / "issuer-state.json",
     )
-    with serve_in_thread(Starlette(routes=server.routes()), port):
+    with serve_in_thread(Starlette(routes=server.routes()), port, host, tls):
         yield Issuer(server, port, key_file, resources)

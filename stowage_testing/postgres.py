@@ -140,11 +140,13 @@ def running_postgres() -> Iterator[PostgresServer]:
 # Over 60 lines on purpose: initdb, configuration, start and teardown of one throwaway cluster, in
 # the order they run.
 @contextmanager
-def running_own_postgres(options: str = "") -> Iterator[PostgresServer]:
+def running_own_postgres(options: str = "", host: str = "127.0.0.1") -> Iterator[PostgresServer]:
     """Start a fresh cluster whatever the environment says: one the test may stop and start.
 
     ``options`` are more server options (``-c ssl=on -c ssl_cert_file=...``); files they
     name must be readable by the user the server runs as (``postgres`` under root).
+    ``host`` is where clients reach it: besides loopback, the server listens there too and
+    admits password (SCRAM) logins from any address (e.g. a test cluster's pods).
     """
     initdb = find_program("initdb", PG_DIRS)
     pg_ctl = find_program("pg_ctl", PG_DIRS)
@@ -191,8 +193,12 @@ def running_own_postgres(options: str = "") -> Iterator[PostgresServer]:
             "--no-sync",
         ],
     )
+    if host != "127.0.0.1":
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
+    listen = "127.0.0.1" if host == "127.0.0.1" else f"127.0.0.1,{host}"
     opts = (
-        f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
+        f"-h {listen} -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB"
         + (f" {options}" if options else "")
     )
@@ -213,7 +219,7 @@ def running_own_postgres(options: str = "") -> Iterator[PostgresServer]:
         ],
     )
     cluster = _Cluster(pg_ctl, data, opts, base / "log", run_user)
-    server = PostgresServer("127.0.0.1", port, "postgres", password, cluster)
+    server = PostgresServer(host, port, "postgres", password, cluster)
     try:
         _wait_accepting(server, 30)
         yield server

@@ -231,6 +231,13 @@ def tracing_env(settings: OperatorSettings) -> list[dict[str, Any]]:
     return [{"name": name, "value": value} for name, value in sorted(settings.tracing.items())]
 
 
+#: How long a stopping worker pod keeps serving before it gets SIGTERM: long enough for
+#: kube-proxy on every node to stop sending it new connections.
+PRE_STOP_SECONDS = 5
+#: The preStop sleep, the worker's gRPC grace (``tenant_worker._server``, 5 s) and slack.
+TERMINATION_GRACE_SECONDS = 30
+
+
 def deployment(
     tenant: TenantRef,
     spec: Mapping[str, Any],
@@ -248,6 +255,8 @@ def deployment(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security(),
+        # The preStop sleep, then the worker's own drain (gRPC grace), then the kill.
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "containers": [
             {
                 "name": "worker",
@@ -280,6 +289,9 @@ def deployment(
                 ],
                 "readinessProbe": probe,
                 "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 6},
+                # Keep serving while the pod's removal from the Service reaches kube-proxy:
+                # only then does SIGTERM make the worker finish its calls and stop.
+                "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
                 "resources": _resources(spec),
                 "securityContext": container_security(),
                 "volumeMounts": [

@@ -141,6 +141,11 @@ workload template, so `helm template` and `helm install` both fail early.
 {{- if and (gt $most 1) (not (include "stowage.redis.url" .)) }}
 {{- fail (printf "gateway: %d replicas need Redis to share rate limits between them (each replica would otherwise enforce its own limit, multiplying every tenant's rate by the replica count): set redis.url to an existing Redis, or redis.deploy=true for a small one run by the chart, or gateway.replicas=1" $most) }}
 {{- end }}
+{{- if ge ($g.preStopSleepSeconds | int) ($g.terminationGracePeriodSeconds | int) }}
+{{- if $g.preStopSleepSeconds }}
+{{- fail (printf "gateway.preStopSleepSeconds (%v) must be shorter than gateway.terminationGracePeriodSeconds (%v): the pod needs time to finish its requests after the sleep" $g.preStopSleepSeconds $g.terminationGracePeriodSeconds) }}
+{{- end }}
+{{- end }}
 {{- if and $g.autoscaling.enabled (gt ($g.autoscaling.minReplicas | int) ($g.autoscaling.maxReplicas | int)) }}
 {{- fail "gateway.autoscaling.minReplicas must not exceed gateway.autoscaling.maxReplicas" }}
 {{- end }}
