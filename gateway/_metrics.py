@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from stowage.runtime.metrics import summed_registry
 
 
 class Metrics:
@@ -66,6 +68,4 @@ class Metrics:
 
 def _summed(multiprocess_dir: Path) -> CollectorRegistry:
     """A registry of every process's samples in ``multiprocess_dir``, summed."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
-    return registry
+    return summed_registry(str(multiprocess_dir))

@@ -22,8 +22,9 @@ import os
 import sys
 import tempfile
 
-from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+from prometheus_client import start_http_server
 
+from stowage.runtime.metrics import summed_registry
 from stowage.runtime.supervisor import Command, ListenError, Supervisor
 from stowage.runtime.supervisor import claim_free_port as claim_free_address
 from tenant_worker._settings import CHILD_OF_ENV, WorkerSettings
@@ -78,8 +79,7 @@ def supervise(settings: WorkerSettings, log_level: str = "INFO") -> int:
     with tempfile.TemporaryDirectory(prefix="stowage-worker-metrics-") as metrics_dir:
         httpd = None
         if settings.metrics_port:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+            registry = summed_registry(metrics_dir)
             httpd, _ = start_http_server(settings.metrics_port, registry=registry)
         supervisor = Supervisor(
             "worker",
