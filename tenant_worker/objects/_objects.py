@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import bindparam, select
 
-from stowage.values import MAX_TTL_SECONDS
-from tenant_worker._errors import InvalidArgument, NotFound, QuotaExceeded
-from tenant_worker._policy import Quotas
+from tenant_worker._errors import InvalidArgument, NotFound
 from tenant_worker._records import CallContext, DeleteResult, ObjectRecord, Page, PutResult
 from tenant_worker.objects import _cursor
 from tenant_worker.objects._object_writes import (
@@ -36,6 +33,9 @@ from tenant_worker.storage._store import (
     Store,
     check_key,
     check_object_id,
+    check_object_size,
+    check_put_arguments,
+    expiry,
     is_live,
     live_clause,
     record_from_json,
@@ -67,22 +67,6 @@ def _replayed_delete(first: dict[str, Any]) -> DeleteResult:
 
 def _key_ref(owner: str, key: str, operation: str, rhash: str) -> KeyRef | None:
     return KeyRef(owner, key, operation, rhash) if key else None
-
-
-def _check_size(size: int, quotas: Quotas) -> None:
-    if size > quotas.max_object_bytes:
-        raise QuotaExceeded(
-            "maxObjectBytes",
-            f"object is {size} bytes, the limit is {quotas.max_object_bytes} bytes "
-            "per object (quotas.maxObjectBytes); store less data in one object",
-        )
-
-
-def _expiry(now: datetime, ttl_seconds: int, retention: timedelta | None) -> datetime | None:
-    """The earlier of the object's TTL and the collection's retention, if either applies."""
-    ttl_expiry = now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    retention_expiry = now + retention if retention else None
-    return min((t for t in (ttl_expiry, retention_expiry) if t is not None), default=None)
 
 
 class Objects:
@@ -123,20 +107,12 @@ class Objects:
         owner = require_user(ctx)
         policy = self.store.policy()
         coll = policy.personal(collection)
-        if object_id:
-            check_object_id(object_id)
-        check_key(idempotency_key)
-        if expected_version is not None and expected_version < 0:
-            raise InvalidArgument("expected_version", "must be 0 (create only) or a version")
-        if not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
-            raise InvalidArgument(
-                "ttl_seconds", f"must be 0 (no TTL) up to {MAX_TTL_SECONDS} (100 years)"
-            )
+        check_put_arguments(object_id, idempotency_key, expected_version, ttl_seconds)
         data = loads_object(data_json, "data_json")
         check_value(data, "data")
         coll.validate(data)
         encoded = dumps(data)
-        _check_size(len(encoded), policy.quotas)
+        check_object_size(len(encoded), policy.quotas)
         rhash = request_hash("put", collection, object_id, encoded, expected_version, ttl_seconds)
         now = utcnow()
         retention = policy.retention(collection)
@@ -150,7 +126,7 @@ class Objects:
             now=now,
             retention=retention,
         )
-        expires_at = _expiry(now, ttl_seconds, retention)
+        expires_at = expiry(now, ttl_seconds, retention)
         return PutPlan(target, data, encoded, coll.schema_version, expires_at, policy.quotas)
 
     async def get(self, ctx: CallContext, collection: str, object_id: str) -> ObjectRecord:

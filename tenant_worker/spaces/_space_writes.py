@@ -12,7 +12,7 @@ in autocommit; on SQLite a few statements in one transaction (``_put``,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
@@ -20,12 +20,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from stowage.values import MAX_TTL_SECONDS
 from tenant_worker._errors import (
     Conflict,
-    InvalidArgument,
     NotFound,
-    QuotaExceeded,
     WorkerError,
     WriteRace,
 )
@@ -73,6 +70,9 @@ from tenant_worker.storage._store import (
     Totals,
     check_key,
     check_object_id,
+    check_object_size,
+    check_put_arguments,
+    expiry,
     first_result,
     is_live,
     quota_refusal,
@@ -152,34 +152,17 @@ class SpaceWrites:
         user = require_user(ctx)
         policy = self.store.policy()
         coll = shared_collection(policy, collection)
-        if object_id:
-            check_object_id(object_id)
-        check_key(idempotency_key)
-        if expected_version is not None and expected_version < 0:
-            raise InvalidArgument("expected_version", "must be 0 (create only) or a version")
-        if not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
-            raise InvalidArgument(
-                "ttl_seconds", f"must be 0 (no TTL) up to {MAX_TTL_SECONDS} (100 years)"
-            )
+        check_put_arguments(object_id, idempotency_key, expected_version, ttl_seconds)
         data = loads_object(data_json, "data_json")
         check_value(data, "data")
         coll.validate(data)
         encoded = dumps(data)
-        limit = policy.quotas.max_object_bytes
-        if len(encoded) > limit:
-            raise QuotaExceeded(
-                "maxObjectBytes",
-                f"object is {len(encoded)} bytes, the limit is {limit} bytes per object "
-                "(quotas.maxObjectBytes); store less data in one object",
-            )
+        check_object_size(len(encoded), policy.quotas)
         rhash = request_hash(
             "space.put", space, collection, object_id, encoded, expected_version, ttl_seconds
         )
         now = utcnow()
         retention = policy.retention(collection)
-        ttl_expiry = now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
-        retention_expiry = now + retention if retention else None
-        expires = [t for t in (ttl_expiry, retention_expiry) if t is not None]
         return Write(
             ctx=ctx,
             user=user,
@@ -193,7 +176,7 @@ class SpaceWrites:
             data=data,
             encoded=encoded,
             schema_version=coll.schema_version,
-            expires_at=min(expires) if expires else None,
+            expires_at=expiry(now, ttl_seconds, retention),
         )
 
     async def _locked(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
-from stowage.values import string_problem
+from stowage.values import MAX_TTL_SECONDS, string_problem
 from tenant_worker._errors import InvalidArgument, QuotaExceeded, Unauthenticated, WorkerError
 from tenant_worker._policy import Quotas, TenantPolicy
 from tenant_worker._records import CallContext, ObjectRecord, UserId
@@ -375,6 +375,38 @@ def require_user(ctx: CallContext) -> UserId:
 def check_object_id(object_id: str) -> None:
     if not OBJECT_ID.match(object_id):
         raise InvalidArgument("id", "must be 1-128 characters of A-Z a-z 0-9 . _ : - (not first)")
+
+
+def check_put_arguments(
+    object_id: str, idempotency_key: str, expected_version: int | None, ttl_seconds: int
+) -> None:
+    """The ids and numbers of a Put (personal or in a space), before its data is read."""
+    if object_id:
+        check_object_id(object_id)
+    check_key(idempotency_key)
+    if expected_version is not None and expected_version < 0:
+        raise InvalidArgument("expected_version", "must be 0 (create only) or a version")
+    if not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise InvalidArgument(
+            "ttl_seconds", f"must be 0 (no TTL) up to {MAX_TTL_SECONDS} (100 years)"
+        )
+
+
+def check_object_size(size: int, quotas: Quotas) -> None:
+    """An object's encoded size against ``quotas.maxObjectBytes``."""
+    if size > quotas.max_object_bytes:
+        raise QuotaExceeded(
+            "maxObjectBytes",
+            f"object is {size} bytes, the limit is {quotas.max_object_bytes} bytes "
+            "per object (quotas.maxObjectBytes); store less data in one object",
+        )
+
+
+def expiry(now: datetime, ttl_seconds: int, retention: timedelta | None) -> datetime | None:
+    """The earlier of an object's TTL and its collection's retention, if either applies."""
+    ttl_expiry = now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    retention_expiry = now + retention if retention else None
+    return min((t for t in (ttl_expiry, retention_expiry) if t is not None), default=None)
 
 
 def check_key(key: str) -> None:

@@ -151,6 +151,14 @@ def user() -> str:
     return f"user-{secrets.token_hex(5)}"
 
 
+def proc_status(pid: int, field: str) -> int:
+    """A process's ``field`` of /proc/<pid>/status (VmRSS, VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.files.conftest import Platform
+from tests.files.conftest import Platform, proc_status
 
 pytestmark = [pytest.mark.anyio]
 
@@ -19,13 +19,6 @@ SIZE = 25 * 2**20
 PIECE = 2**20
 #: Growth of a process's peak resident memory over the transfer that still counts as flat.
 BOUND = 15 * 2**20
-
-
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {field} for {pid}")
 
 
 def _reset_peak(pid: int) -> None:
@@ -53,7 +46,7 @@ async def test_a_25_mb_file_streams_up_and_down_with_flat_memory_in_gateway_and_
     async with httpx.AsyncClient(timeout=120) as http:
         for pid in pids.values():
             _reset_peak(pid)
-        before = {name: _status(pid, "VmRSS") for name, pid in pids.items()}
+        before = {name: proc_status(pid, "VmRSS") for name, pid in pids.items()}
         started = time.perf_counter()
         put = await http.put(
             created["upload"]["url"],
@@ -64,9 +57,9 @@ async def test_a_25_mb_file_streams_up_and_down_with_flat_memory_in_gateway_and_
         assert put.status_code == 200, put.text
         assert put.json()["file"]["sha256"] == sent.hexdigest()
         for name, pid in pids.items():
-            figures[name] = {"rss_before": before[name], "upload_peak": _status(pid, "VmHWM")}
+            figures[name] = {"rss_before": before[name], "upload_peak": proc_status(pid, "VmHWM")}
             _reset_peak(pid)
-            figures[name]["download_before"] = _status(pid, "VmRSS")
+            figures[name]["download_before"] = proc_status(pid, "VmRSS")
         got = await platform.tool(user, "files_get", {"id": created["file"]["id"]})
         received, count = hashlib.sha256(), 0
         started = time.perf_counter()
@@ -82,7 +75,7 @@ async def test_a_25_mb_file_streams_up_and_down_with_flat_memory_in_gateway_and_
           f"download {SIZE / mb / down_seconds:.1f} MiB/s")  # fmt: skip
     for name, pid in pids.items():
         f = figures[name]
-        f["download_peak"], f["rss_after"] = _status(pid, "VmHWM"), _status(pid, "VmRSS")
+        f["download_peak"], f["rss_after"] = proc_status(pid, "VmHWM"), proc_status(pid, "VmRSS")
         up = f["upload_peak"] - f["rss_before"]
         down = f["download_peak"] - f["download_before"]
         print(

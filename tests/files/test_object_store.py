@@ -37,7 +37,7 @@ from stowage_testing.postgres import PostgresServer
 from stowage_testing.s3 import S3Server, s3_server
 from stowage_testing.tools import eventually
 from stowage_testing.worker import running_worker
-from tests.files.conftest import Platform, random_bytes, sha256
+from tests.files.conftest import Platform, proc_status, random_bytes, sha256
 
 pytestmark = [pytest.mark.anyio]
 
@@ -432,7 +432,7 @@ async def _transfer(
         up_rate = size / MiB / (time.perf_counter() - started)
         assert put.status_code == 200, put.text
         for name, pid in pids.items():
-            up[name] = _status(pid, "VmHWM") - before[name]
+            up[name] = proc_status(pid, "VmHWM") - before[name]
         before = {name: _reset_peak(pid) for name, pid in pids.items()}
         got = await platform.tool(user, "files_get", {"id": created["file"]["id"]})
         received, count = hashlib.sha256(), 0
@@ -445,7 +445,7 @@ async def _transfer(
         down_rate = size / MiB / (time.perf_counter() - started)
     assert count == size and received.hexdigest() == sent.hexdigest()
     return {
-        name: (up[name], _status(pid, "VmHWM") - before[name], up_rate, down_rate)
+        name: (up[name], proc_status(pid, "VmHWM") - before[name], up_rate, down_rate)
         for name, pid in pids.items()
     }
 
@@ -488,17 +488,10 @@ async def test_memory_stays_flat_in_the_file_size_through_the_bucket(
 BOUND = 8 * PART
 
 
-def _status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {field} for {pid}")
-
-
 def _reset_peak(pid: int) -> int:
     """Start the process's peak resident memory afresh; its resident memory now."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-    return _status(pid, "VmRSS")
+    return proc_status(pid, "VmRSS")
 
 
 def test_the_worker_refuses_an_object_store_without_a_bucket_or_credentials() -> None:
