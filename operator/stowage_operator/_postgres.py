@@ -289,11 +289,12 @@ async def template_lock(
 ) -> AsyncIterator[None]:
     """Held by one operator at a time per region and ``key``: a session advisory lock.
 
-    Its connection is taken outside the region's admin slots (the build it guards
-    needs slots of its own) and closed at the end, which releases the lock even
-    when the holder fails.
+    Its connection holds one of the region's admin slots like any other (the cap is
+    the operator's whole count of admin connections), so what it guards must make do
+    with the others: a caller needs a cap of two at least. It is closed at the end,
+    which releases the lock even when the holder fails.
     """
-    async with _connect(creds, connect_timeout, None) as conn:
+    async with _admin(creds, connect_timeout) as conn:
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
         yield
 

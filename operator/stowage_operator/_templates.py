@@ -12,7 +12,9 @@ creates it, the migrations run in it as :data:`~stowage_operator._postgres.TEMPL
 and only then is it closed to connections and renamed, so a clone never
 copies a half-migrated schema and no session is ever left in it (a copy
 needs none there). One build at a time per region: a lock per region in this
-process, and a PostgreSQL advisory lock across operators. A build that
+process, and a PostgreSQL advisory lock across operators. The advisory lock's
+session takes one of the region's admin slots and the build another, so an
+operator capped at one admin connection per region builds no template. A build that
 fails is not tried again for a while; meanwhile tenants are provisioned the
 old way (an empty database, then the migrations).
 """
@@ -51,9 +53,11 @@ def building_name(name: str) -> str:
 class Templates:
     """Each region server's template database, built on first use and when the schema moves on."""
 
-    def __init__(self, migrator: Migrator, connect_timeout: float) -> None:
+    def __init__(self, migrator: Migrator, connect_timeout: float, max_connections: int) -> None:
         self._migrator = migrator
         self._timeout = connect_timeout
+        #: The lock's session and the build's, each in an admin slot of their own.
+        self._enabled = max_connections >= 2
         #: Per region server, the template known to be ready.
         self._ready: dict[tuple[str, int], str] = {}
         #: Per region server, until when a failed build is not tried again.
@@ -64,6 +68,8 @@ class Templates:
         """The region's ready template database; None when there is none to copy (the
         worker's migrations are not installed, or the build failed a moment ago)."""
         key = (admin.host, admin.port)
+        if not self._enabled:
+            return None
         if (ready := self._ready.get(key)) is not None:
             return ready
         if time.monotonic() < self._failed_until.get(key, 0.0):

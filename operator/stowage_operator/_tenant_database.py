@@ -77,7 +77,9 @@ class TenantDatabase:
         self._settings = settings
         # Tenant migrations run in a small pool of processes (Alembic is process-global).
         self._migrator = Migrator(settings.migration_processes)
-        self._templates = Templates(self._migrator, settings.postgres_timeout)
+        self._templates = Templates(
+            self._migrator, settings.postgres_timeout, settings.max_admin_connections
+        )
         # Per Tenant, the database this process last made sure of: where, whose, which password.
         self._ensured: dict[tuple[str, str], tuple[str, int, str, str, str]] = {}
 

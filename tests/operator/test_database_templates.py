@@ -11,6 +11,7 @@ template, and the old one goes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -244,7 +245,9 @@ def test_a_new_head_revision_builds_a_new_template_and_drops_the_old(tmp_path: P
             migrators = [Migrator(1, migrations) for _ in range(operators)]
             try:
                 return list(
-                    await asyncio.gather(*(Templates(m, 10).template(admin) for m in migrators))
+                    await asyncio.gather(
+                        *(Templates(m, 10, max_connections=2).template(admin) for m in migrators)
+                    )
                 )
             finally:
                 for m in migrators:
@@ -293,6 +296,21 @@ def test_a_new_head_revision_builds_a_new_template_and_drops_the_old(tmp_path: P
             assert owner == ("stowage_ns_acme",)
 
 
+def test_an_operator_capped_at_one_admin_connection_builds_no_template(
+    postgres: PostgresServer,
+) -> None:
+    # The advisory lock's session and the build's would need two slots: with one, the
+    # tenants are provisioned the old way (an empty database, then the migrations).
+    migrator = Migrator(1)
+    admin = dataclasses.replace(_admin(postgres), slots=asyncio.Semaphore(1))
+    try:
+        template = asyncio.run(Templates(migrator, 10, max_connections=1).template(admin))
+    finally:
+        migrator.close()
+    assert template is None
+    assert admin.slots is not None and not admin.slots.locked()
+
+
 def test_a_copy_interrupted_before_it_was_handed_over_is_handed_over_on_the_next_pass(
     kube: KubeCluster, namespace: str, region: str, postgres: PostgresServer
 ) -> None:
@@ -300,7 +318,9 @@ def test_a_copy_interrupted_before_it_was_handed_over_is_handed_over_on_the_next
     # copy of the template whose objects the template role still owns.
     migrator = Migrator(1)
     try:
-        template = asyncio.run(Templates(migrator, 10).template(_admin(postgres)))
+        template = asyncio.run(
+            Templates(migrator, 10, max_connections=2).template(_admin(postgres))
+        )
     finally:
         migrator.close()
     assert template is not None
