@@ -14,8 +14,9 @@ each: ``_tenant_database`` (Secret, database, role, migrations),
 ``_backup_schedule`` (CronJobs, scratch database, ``status.backup``),
 ``_status`` (conditions and Ready) → ``_regions`` (Region, admin credentials,
 health) and ``_applying`` (apply/delete through the owned-object cache) →
-``_recent``, ``_backup_jobs`` (the backup Jobs and pods) and ``_owned`` (the
-objects the operator applied), both kept by ``_watches`` →
+``_recent``, ``_backup_jobs`` (the backup Jobs and pods), ``_owned`` (the
+objects the operator applied) and ``_worker_pods`` (the workers' restarts and
+last exits, as metrics), kept by ``_watches`` →
 ``_kube``/``_postgres`` (adapters).
 ``_types``, ``_naming``, ``_manifests``, ``_backups``, ``_backup_status``,
 ``_spec`` and ``_conditions`` are plain values and functions: no I/O there.

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import kopf
+from prometheus_client import REGISTRY
 
 from stowage.crd import GROUP, REGION_PLURAL, TENANT_PLURAL, VERSION
 from stowage_operator import _kube
@@ -23,6 +24,7 @@ from stowage_operator._owned import Owned
 from stowage_operator._reconcile import Reconciler
 from stowage_operator._settings import OperatorSettings
 from stowage_operator._types import Trigger
+from stowage_operator._worker_pods import WorkerPods
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +135,22 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, settings: OperatorSetti
         memo.backup_jobs.start()
         memo.owned = Owned(kube, settings.namespaces)
         memo.owned.start()
+        memo.worker_pods = WorkerPods(kube, settings.namespaces)
+        memo.worker_pods.start()
+        REGISTRY.register(memo.worker_pods)
         memo.reconciler = Reconciler(kube, settings, memo.backup_jobs, memo.owned)
         memo.reconciler.start()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
-        for watches in (getattr(memo, "backup_jobs", None), getattr(memo, "owned", None)):
+        worker_pods = getattr(memo, "worker_pods", None)
+        if worker_pods is not None:
+            REGISTRY.unregister(worker_pods)
+        for watches in (
+            getattr(memo, "backup_jobs", None),
+            getattr(memo, "owned", None),
+            worker_pods,
+        ):
             if watches is not None:
                 await watches.stop()
         reconciler = getattr(memo, "reconciler", None)

@@ -146,6 +146,11 @@ class Watched:
         store = self._store_of(namespace)
         return [store.objects[uid] for uid in store.by_tenant.get((namespace, tenant), ())]
 
+    def objects(self) -> list[Body]:
+        """Every object kept, across the watched namespaces: a copy, safe to read from
+        another thread (the metrics server's) while the watches change the stores."""
+        return [obj for store in self._stores.values() for obj in list(store.objects.values())]
+
     def get(self, namespace: str, name: str) -> Body | None:
         store = self._store_of(namespace)
         uid = store.by_name.get((namespace, name))

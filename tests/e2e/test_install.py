@@ -13,20 +13,26 @@ acknowledged write lost).
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import psycopg
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from stowage_testing.cluster import Cluster
 from stowage_testing.gateway import mcp_client, tool_error
 from stowage_testing.images import push_image
-from stowage_testing.operator import secret_data
+from stowage_testing.operator import API, secret_data, tenant_doc
 from tests.e2e.release import (
     NAMESPACE,
+    REGION,
     RELEASE,
     STOWAGE_REPOSITORY,
     TENANT,
@@ -35,6 +41,7 @@ from tests.e2e.release import (
     installed_release,
 )
 from tests.e2e.traffic import Outcome, table, traffic_during
+from tests.monitoring.test_rules import RULES, alerts, promtool
 
 pytestmark = [pytest.mark.timeout(900)]
 
@@ -384,3 +391,151 @@ def test_the_release_policies_admit_the_scrapers_and_refuse_other_pods(release: 
     # The gateway is the entry point: any pod reaches its HTTP port (gatewayFrom is empty).
     entry = cluster.run_pod("intruder", "entry", ["get", f"http://{gateway}:8000/healthz", "20"])
     assert entry.succeeded, entry.logs
+
+
+#: A Tenant whose worker cannot fit its memory limit: the kernel kills it as it starts.
+HUNGRY = "hungry"
+
+
+def _worker_exits(release: Release, tenant: str) -> list[dict[str, Any]]:
+    """The container statuses of ``tenant``'s worker pods, as the kubelet reports them."""
+    pods = release.cluster.kube.list("v1", "Pod", TENANTS)
+    return [
+        status
+        for pod in pods
+        if pod["metadata"]["name"].startswith(f"tenant-{tenant}-worker-")
+        for status in (pod.get("status") or {}).get("containerStatuses") or []
+    ]
+
+
+def _oom_restarts(release: Release) -> int:
+    """Restarts of the hungry worker's containers, once one last ended OOMKilled; else 0."""
+    exits = _worker_exits(release, HUNGRY)
+    killed = [s for s in exits if (s.get("lastState") or {}).get("terminated", {}).get("reason")
+              == "OOMKilled"]  # fmt: skip
+    return sum(int(s.get("restartCount", 0)) for s in exits) if killed else 0
+
+
+def _operator_samples(release: Release, attempt: Iterator[int]) -> dict[str, float]:
+    """The operator's stowage_tenant_worker_* samples of the hungry Tenant, scraped the way
+    Prometheus scrapes them (a pod the release's policy admits), by name and reason."""
+    operator = _pod_ip(release, NAMESPACE, f"{RELEASE}-operator-")
+    outcome = release.cluster.run_pod(
+        "monitoring",
+        f"scrape-oom-{next(attempt)}",
+        ["get", f"http://{operator}:9090/metrics", "20"],
+        {"app.kubernetes.io/name": "prometheus"},
+    )
+    assert outcome.succeeded, outcome.logs
+    text = outcome.logs[outcome.logs.index("# HELP") :]
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.startswith("stowage_tenant_worker_") and s.labels.get("tenant") == HUNGRY:
+                assert s.labels["namespace"] == TENANTS, s
+                found[s.name + s.labels.get("reason", "")] = s.value
+    return found
+
+
+def _alert_fires_on(restarts: tuple[float, float], killed: float) -> str:
+    """Run the chart's StowageTenantWorkerOOMKilled over two scrapes of these values a minute
+    apart (promtool's rule unit test); return promtool's output, failing if it did not fire."""
+    [rule] = [r for r in alerts() if r["alert"] == "StowageTenantWorkerOOMKilled"]
+
+    def rendered(text: str) -> str:
+        return text.replace("{{ $labels.namespace }}", TENANTS).replace(
+            "{{ $labels.tenant }}", HUNGRY
+        )
+
+    labels = f'namespace="{TENANTS}",tenant="{HUNGRY}"'
+    case = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": f"stowage_tenant_worker_restarts{{{labels}}}",
+                        "values": f"{restarts[0]:g} {restarts[1]:g}x10",
+                    },
+                    {
+                        "series": "stowage_tenant_worker_last_terminated"
+                        f'{{{labels},reason="OOMKilled"}}',
+                        "values": f"{killed:g}x11",
+                    },
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "2m",
+                        "alertname": "StowageTenantWorkerOOMKilled",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": rule["labels"]["severity"],
+                                    "namespace": TENANTS,
+                                    "tenant": HUNGRY,
+                                },
+                                "exp_annotations": {
+                                    k: rendered(v) for k, v in rule["annotations"].items()
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "oom_test.yaml"
+        path.write_text(yaml.safe_dump(case))
+        done = subprocess.run(
+            [str(promtool()), "test", "rules", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_worker_killed_for_memory_shows_in_the_operators_metrics_and_fires_the_alert(
+    release: Release,
+) -> None:
+    kube = release.cluster.kube
+    release.cluster.create_namespace("monitoring")
+    resources = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "32Mi"}}
+    kube.apply(tenant_doc(HUNGRY, TENANTS, REGION, worker={"replicas": 1, "resources": resources}))
+    attempt = iter(range(1000))
+    try:
+        # The kernel kills the worker as it loads; the kubelet restarts it, and reports why.
+        release.cluster.wait_for(lambda: _oom_restarts(release) >= 1, 240, "an OOM kill")
+        first: dict[str, float] = {}
+        release.cluster.wait_for(
+            lambda: first.update(_operator_samples(release, attempt)) or first, 120,
+            "the operator reporting the hungry worker",
+        )  # fmt: skip
+        # The next kill, a scrape later (the kubelet's back-off: 10 s, then 20 s, …).
+        second: dict[str, float] = {}
+        release.cluster.wait_for(
+            lambda: second.update(_operator_samples(release, attempt)) or (
+                second["stowage_tenant_worker_restarts"]
+                > first["stowage_tenant_worker_restarts"]
+            ),
+            240,
+            "a further restart in the operator's metrics",
+        )  # fmt: skip
+        print(f"\nhungry worker: {_worker_exits(release, HUNGRY)}")
+        print(f"operator's samples: first scrape {first}, later scrape {second}")
+        killed = second["stowage_tenant_worker_last_terminatedOOMKilled"]
+        assert killed >= 1
+        restarts = (
+            first["stowage_tenant_worker_restarts"],
+            second["stowage_tenant_worker_restarts"],
+        )
+        print(_alert_fires_on(restarts, killed))
+    finally:
+        kube.delete(API, "Tenant", HUNGRY, TENANTS)
+        release.cluster.wait_for(
+            lambda: kube.get(API, "Tenant", HUNGRY, TENANTS) is None, 120, "hungry deleted"
+        )

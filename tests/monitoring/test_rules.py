@@ -119,6 +119,8 @@ def test_alerts_cover_what_a_platform_team_must_act_on() -> None:
         "stowage_backup_scheduled_since_timestamp_seconds",
         "stowage_backup_last_drill_success",
         "stowage_backup_last_drill_timestamp_seconds",
+        "stowage_tenant_worker_restarts",
+        "stowage_tenant_worker_last_terminated",
         "stowage:tool_call_errors:ratio_rate3d",  # burn rate, the slow tier
         'up{job="stowage-gateway"}',
         'up{job="stowage-operator"}',

@@ -267,7 +267,9 @@ ClusterRole's in scope=cluster, each watched namespace's Role in scope=namespace
 # What those runs ended with, for the Tenant's status.backup and the
 # stowage_backup_* metrics: the tenant's finished Jobs (their conditions) and
 # their pods (the JSON result in the container's termination message),
-# listed and watched by the backup task's label; read-only, never written.
+# listed and watched by the backup task's label; and the workers' pods (their
+# restarts and last exits, the stowage_tenant_worker_* metrics) by the workers'
+# label. Read-only, never written.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch]
