@@ -4,8 +4,9 @@ A component uploads to and downloads from its links with ``fetch`` from the
 host's sandbox origin (on ChatGPT a per-app origin the tenant cannot list in
 advance), so the gateway's own CORS rules (``--allowed-origins``, for browser
 MCP clients) would refuse it. A link needs no such rule: it is itself the
-credential, bound to the tenant, user, file, method and expiry, and the gateway
-sets no cookies. So link paths answer every origin with
+credential, bound to the tenant, user, file (or the user's export archive,
+``/t/<tenant>/files/export``, which this path covers too), method and expiry,
+and the gateway sets no cookies. So link paths answer every origin with
 ``Access-Control-Allow-Origin: *`` and never ``Allow-Credentials`` (a browser
 then sends no cookies or HTTP auth with the request), as object stores do for
 presigned URLs. Everything else goes to the app's own CORS rules unchanged.
@@ -19,7 +20,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: ``/t/<tenant>/files/<file>``, the links' path (``gateway._app`` routes it).
+#: ``/t/<tenant>/files/<file>``, the links' path (``gateway._app`` routes it), and with
+#: ``export`` for ``<file>`` the export archive's.
 LINK_PATH = re.compile(r"^/t/[^/]+/files/[^/]+$")
 METHODS = "GET, HEAD, PUT"
 #: What a view may send: the body's type, a byte range, its own request id.

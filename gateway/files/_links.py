@@ -1,4 +1,5 @@
-"""The links a files tool result carries: signed URLs on the tenant's own MCP host."""
+"""The links a tool result carries: signed URLs on the tenant's own MCP host, to a file
+(``/t/<tenant>/files/<id>``) or to the user's export archive (``/t/<tenant>/files/export``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from urllib.parse import urlencode
 
 from gateway._types import Tenant, UserId
 from gateway.files._keys import SigningKeys
-from gateway.files._signing import Grant, Method, query
+from gateway.files._signing import EXPORT_PATH, Grant, Kind, Method, query
 
 #: How long a link lasts, by default (the gateway's ``--file-link-seconds``).
 LINK_SECONDS = 15 * 60
@@ -49,6 +50,13 @@ class TenantLinks:
 
     def download(self, user: UserId, file_id: str) -> dict[str, Any]:
         return self._link(Grant(self.tenant.name, user, file_id, Method.GET, self._expires()))
+
+    def export(self, user: UserId) -> dict[str, Any]:
+        """A GET link to ``user``'s export archive (``gateway.files._archive``)."""
+        grant = Grant(
+            self.tenant.name, user, EXPORT_PATH, Method.GET, self._expires(), kind=Kind.EXPORT
+        )
+        return self._link(grant)
 
 
 class Links:

@@ -1,5 +1,7 @@
 """``/t/{tenant}/files/{file}``: a signed link used. PUT streams the body to the worker,
-GET (and HEAD) streams the file back, with byte ranges.
+GET (and HEAD) streams the file back, with byte ranges. ``/t/{tenant}/files/export``
+(an export link, signed as one: ``_signing``) streams the user's export archive
+(``_archive``).
 
 The link is checked before anything else is read (tenant, signature, method,
 expiry), then the rate limits apply as for a tool call (the user's bucket
@@ -16,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -34,10 +37,11 @@ from gateway._errors import (
 from gateway._ratelimit import Bucket, RateLimiter
 from gateway._types import CorrelationId, Tenant, UserId
 from gateway.directory._directory import TenantDirectory
+from gateway.files._archive import export_archive
 from gateway.files._keys import SigningKeys
-from gateway.files._serving import file_headers, parse_range, refusal_headers
-from gateway.files._signing import Grant, LinkRefused, Method, check, read_grant
-from gateway.forwarding._worker import WorkerClient, WorkerPool
+from gateway.files._serving import archive_headers, file_headers, parse_range, refusal_headers
+from gateway.files._signing import Grant, Kind, LinkRefused, Method, check, read_grant
+from gateway.forwarding._worker import FileExport, WorkerClient, WorkerPool
 from stowage.wire import CORRELATION_ID, new_correlation_id
 
 log = logging.getLogger("gateway.files")
@@ -141,6 +145,8 @@ class FileEndpoint:
         worker = self.workers.client(tenant.endpoint, tenant.name)
         user = UserId(grant.user)
         try:
+            if grant.kind is Kind.EXPORT:
+                return await self._export(request, worker, user, tenant, cid)
             if grant.method is Method.PUT:
                 return await self._upload(request, worker, user, grant, cid)
             return await self._download(request, worker, user, grant, cid)
@@ -248,3 +254,41 @@ class FileEndpoint:
             download.close()
             return Response(status_code=status, headers=headers)
         return StreamingResponse(download.body, status_code=status, headers=headers)
+
+    async def _export(
+        self,
+        request: Request,
+        worker: WorkerClient,
+        user: UserId,
+        tenant: Tenant,
+        cid: CorrelationId,
+    ) -> Response:
+        """The user's export archive, streamed; a refusal before its first byte is an answer."""
+        now = datetime.now(UTC)
+        headers = archive_headers(f"stowage-export-{tenant.name}-{now:%Y%m%dT%H%M%SZ}.tar")
+        if request.method == "HEAD":
+            return Response(status_code=200, headers=headers)
+        exported = await worker.export_user_data(user, cid)
+        files = await worker.open_file_export(user, cid, seconds=self.transfer_seconds)
+        archive = export_archive(exported, files.parts, tenant=tenant.name, now=now)
+        return StreamingResponse(_closing(archive, files, tenant.name, cid), headers=headers)
+
+
+async def _closing(
+    body: AsyncIterator[bytes], files: FileExport, tenant: str, cid: CorrelationId
+) -> AsyncIterator[bytes]:
+    """``body``; the worker's stream ends with it, also when the client goes away. A failure
+    once the archive has begun can only break it off (the client sees an incomplete
+    download, without the manifest): logged here, then raised to end the connection."""
+    try:
+        async for piece in body:
+            yield piece
+    except WorkerError as e:
+        log.warning(
+            "export archive broken off: %s",
+            e.message,
+            extra={"tenant": tenant, "correlation_id": cid},
+        )
+        raise
+    finally:
+        files.close()

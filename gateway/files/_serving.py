@@ -1,4 +1,5 @@
-"""How a file is served: safe response headers and HTTP byte ranges. No I/O here.
+"""How a file (or an export archive) is served: safe response headers and HTTP byte
+ranges. No I/O here.
 
 Only inert raster images (PNG, JPEG, GIF, WebP, when the bytes show the type
 declared) are shown inline; everything else is an attachment, and markup a
@@ -71,6 +72,19 @@ def file_headers(file: dict[str, Any]) -> dict[str, str]:
         "cache-control": "private, no-store",
         "accept-ranges": "bytes",
         "etag": f'"{file["sha256"]}-{file["version"]}"',
+        "referrer-policy": "no-referrer",
+    }
+
+
+def archive_headers(filename: str) -> dict[str, str]:
+    """The headers of a user's export archive (a tar stream, its length unknown ahead)."""
+    return {
+        "content-type": "application/x-tar",
+        "content-disposition": _disposition(filename, inline=False),
+        "x-content-type-options": "nosniff",
+        "content-security-policy": CONTENT_SECURITY_POLICY,
+        "cross-origin-resource-policy": "same-site",
+        "cache-control": "private, no-store",
         "referrer-policy": "no-referrer",
     }
 

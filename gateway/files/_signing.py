@@ -1,9 +1,13 @@
-"""A file link's grant and its signature. No I/O here.
+"""A link's grant and its signature. No I/O here.
 
 The signed text names every part of the grant on its own line, so no two
-grants share one: ``stowage-file-link/v1``, tenant, user, file, method
-(``get`` or ``put``), expiry (Unix seconds), and for an upload the exact size
-and the sha256 (empty when none was declared).
+grants share one: what the link is for (``stowage-file-link/v1`` for a file,
+``stowage-export-link/v1`` for a user's export archive), tenant, user, file
+(``export`` for the archive), method (``get`` or ``put``), expiry (Unix
+seconds), and for an upload the exact size and the sha256 (empty when none was
+declared). The kind comes from the path (:data:`EXPORT_PATH` where a file id
+would be, never one: file ids are hex), so a file link is refused as an export
+link and an export link as a file link: their signed texts differ.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 _SIGNED_AS = "stowage-file-link/v1"
+_EXPORT_SIGNED_AS = "stowage-export-link/v1"
+#: The last segment of an export archive's link, ``/t/<tenant>/files/export``.
+EXPORT_PATH = "export"
 _USER = re.compile(r"^[0-9a-f]{32}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -31,6 +38,17 @@ class Method(StrEnum):
     @classmethod
     def of(cls, http_method: str) -> Method | None:
         return {"GET": cls.GET, "HEAD": cls.GET, "PUT": cls.PUT}.get(http_method.upper())
+
+
+class Kind(StrEnum):
+    """What a link leads to: one file, or the user's export archive."""
+
+    FILE = "file"
+    EXPORT = "export"
+
+    @classmethod
+    def of(cls, path_segment: str) -> Kind:
+        return cls.EXPORT if path_segment == EXPORT_PATH else cls.FILE
 
 
 class LinkRefused(Exception):
@@ -54,9 +72,11 @@ class Grant:
     #: An upload's exact size and sha256 (lower-case hex, "" when not declared).
     size: int = 0
     sha256: str = ""
+    kind: Kind = Kind.FILE
 
     def signed_text(self) -> bytes:
-        parts = [_SIGNED_AS, self.tenant, self.user, self.file_id, self.method.value]
+        label = _EXPORT_SIGNED_AS if self.kind is Kind.EXPORT else _SIGNED_AS
+        parts = [label, self.tenant, self.user, self.file_id, self.method.value]
         parts += [str(self.expires), str(self.size), self.sha256]
         return "\n".join(parts).encode()
 
@@ -91,7 +111,7 @@ def read_grant(tenant: str, file_id: str, params: Mapping[str, str]) -> tuple[Gr
     sha256 = params.get("h", "")
     if not _USER.match(user) or (sha256 and not _SHA256.match(sha256)) or size < 0:
         raise LinkRefused(400, "malformed_link", "This file link is malformed; ask for a new one.")
-    return Grant(tenant, user, file_id, method, expires, size, sha256), sig
+    return Grant(tenant, user, file_id, method, expires, size, sha256, Kind.of(file_id)), sig
 
 
 def _signed_by(keys: Sequence[bytes], grant: Grant, sig: str) -> bool:
@@ -111,12 +131,19 @@ def check(
 ) -> None:
     """Refuse (403) a link signed by none of ``keys`` (forged or altered), one used for
     another method, or an expired one."""
+    exporting = grant.kind is Kind.EXPORT
     if not _signed_by(keys, grant, sig):
         raise LinkRefused(
             403,
             "invalid_signature",
             "This link's signature does not match: it was altered, or it is for another "
-            "file or tenant. Ask the app for a new link (files_get or files_create_upload).",
+            + (
+                "user, tenant or kind of link (an export link is not a file link). Ask the "
+                "app for a new one (my_data_export)."
+                if exporting
+                else "file or tenant. Ask the app for a new link (files_get or "
+                "files_create_upload)."
+            ),
         )
     if used_as is not grant.method:
         allowed = "downloading it (GET)" if grant.method is Method.GET else "uploading it (PUT)"
@@ -130,5 +157,9 @@ def check(
             403,
             "link_expired",
             "This link has expired (links last a few minutes). Ask the app for a new one: "
-            "files_get for a download, files_create_upload for an upload.",
+            + (
+                "my_data_export gives a new export link."
+                if exporting
+                else "files_get for a download, files_create_upload for an upload."
+            ),
         )

@@ -296,6 +296,37 @@ class Download:
         self._call.cancel()
 
 
+@dataclass(frozen=True)
+class ExportedFile:
+    """A file of an export: exactly ``file["size"]`` bytes of this version follow it."""
+
+    file: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file an export leaves out (no bytes follow), and why (``awaiting_upload``, ``deleted``)."""
+
+    file: dict[str, Any]
+    reason: str
+
+
+#: What a user's file export streams: a file, its bytes a piece at a time, or a skipped file.
+ExportPart = ExportedFile | SkippedFile | bytes
+
+
+@dataclass
+class FileExport:
+    """A user's files streaming: ``parts`` is read once; :meth:`close` ends the call when
+    it is not read to the end."""
+
+    parts: AsyncIterator[ExportPart]
+    _call: Any
+
+    def close(self) -> None:
+        self._call.cancel()
+
+
 def _export_preferences(out: dict[str, Any], found: dict[str, Any]) -> None:
     if (unreadable := found.pop(UNREADABLE, None)) is not None:
         out["unreadable_preferences"] = unreadable
@@ -890,6 +921,48 @@ class WorkerClient:
         return Download(
             file_dict(head.file), head.start, head.length, head.satisfiable, body(), call
         )
+
+    async def open_file_export(
+        self, user: UserId, cid: CorrelationId, *, seconds: float
+    ) -> FileExport:
+        """Start streaming the user's files (``ExportFiles``): each file, then its bytes.
+
+        The first answer is awaited here, so a worker that refuses (or is down) raises
+        WorkerError before anything is sent on; ``seconds`` bounds the whole stream.
+        """
+        call = self._stub.ExportFiles(
+            pb.ExportFilesRequest(), timeout=seconds, metadata=self._metadata(cid, user)
+        )
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as e:
+            raise _translate(e) from e
+        except BaseException:
+            call.cancel()
+            raise
+
+        def part(message: pb.ExportFileMessage) -> ExportPart:
+            kind = message.WhichOneof("part")
+            if kind == "data":
+                return message.data
+            if kind == "file":
+                return ExportedFile(file_dict(message.file))
+            if kind == "skipped":
+                return SkippedFile(file_dict(message.skipped.file), message.skipped.reason)
+            raise PermanentError("the tenant worker sent an export part of no known kind")
+
+        async def parts() -> AsyncIterator[ExportPart]:
+            try:
+                message = first
+                while message is not grpc.aio.EOF:
+                    yield part(message)
+                    message = await call.read()
+            except grpc.aio.AioRpcError as e:
+                raise _translate(e) from e
+            finally:
+                call.cancel()
+
+        return FileExport(parts(), call)
 
 
 class WorkerPool:

@@ -43,6 +43,8 @@ class FileLinks(Protocol):
 
     def download(self, user: UserId, file_id: str) -> dict[str, Any]: ...
 
+    def export(self, user: UserId) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -133,9 +135,11 @@ async def usage(call: Invocation) -> dict[str, Any]:
 async def export(call: Invocation) -> dict[str, Any]:
     exported = await call.worker.export_user_data(call.user, call.cid)
     try:
+        links = call.file_links()
         for file in exported.get("files", ()):
             if file["version"] > 0:
-                file["download"] = call.file_links().download(call.user, file["id"])
+                file["download"] = links.download(call.user, file["id"])
+        exported["archive"] = links.export(call.user)
     except LinksUnavailable:
         pass  # the export stands without links: each file's metadata and sha256 are in it
     return exported

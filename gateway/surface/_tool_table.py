@@ -304,6 +304,18 @@ _EXPORT_OUT = {
             "a short-lived download link each.",
             "items": {"type": "object"},
         },
+        "archive": {
+            "type": "object",
+            "description": "A short-lived link (GET) to everything above as one tar archive: "
+            "export.json, every file's bytes under files/<id>/<name>, and manifest.json "
+            "listing each file streamed with its sha256.",
+            "properties": {
+                "url": {"type": "string"},
+                "method": {"type": "string"},
+                "expires_at": {"type": "string"},
+            },
+            "required": ["url", "method", "expires_at"],
+        },
     },
     "required": ["user_id", "identities", "objects"],
 }
@@ -376,8 +388,9 @@ BUILTIN_TOOLS = (
     ToolRow(
         "my_data_export",
         "Export my data",
-        "Export everything stored about the signed-in user: identities, preferences and all "
-        "objects. Use only when the user asks for a copy of their data.",
+        "Export everything stored about the signed-in user: identities, preferences, all "
+        "objects and files, with a link to download it all as one archive. Use only when "
+        "the user asks for a copy of their data.",
         op.export,
         {"properties": {}},
         _EXPORT_OUT,

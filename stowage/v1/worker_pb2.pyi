@@ -720,3 +720,25 @@ class DownloadFileMessage(_message.Message):
     head: DownloadHead
     data: bytes
     def __init__(self, head: _Optional[_Union[DownloadHead, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ExportFilesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SkippedFile(_message.Message):
+    __slots__ = ("file", "reason")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    file: FileInfo
+    reason: str
+    def __init__(self, file: _Optional[_Union[FileInfo, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExportFileMessage(_message.Message):
+    __slots__ = ("file", "data", "skipped")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    file: FileInfo
+    data: bytes
+    skipped: SkippedFile
+    def __init__(self, file: _Optional[_Union[FileInfo, _Mapping]] = ..., data: _Optional[bytes] = ..., skipped: _Optional[_Union[SkippedFile, _Mapping]] = ...) -> None: ...

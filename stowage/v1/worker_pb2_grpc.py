@@ -199,6 +199,11 @@ class TenantWorkerStub:
                 request_serializer=stowage_dot_v1_dot_worker__pb2.DownloadFileRequest.SerializeToString,
                 response_deserializer=stowage_dot_v1_dot_worker__pb2.DownloadFileMessage.FromString,
                 _registered_method=True)
+        self.ExportFiles = channel.unary_stream(
+                '/stowage.v1.TenantWorker/ExportFiles',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.ExportFilesRequest.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ExportFileMessage.FromString,
+                _registered_method=True)
 
 
 class TenantWorkerServicer:
@@ -426,6 +431,16 @@ class TenantWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportFiles(self, request, context):
+        """The calling user's files for their export archive, oldest first: each file's metadata
+        (the version whose bytes follow: exactly size_bytes of them, read at that version),
+        then its bytes; a file left out (deleted or expired meanwhile, or never uploaded) as
+        `skipped`, with no bytes. Nothing when the tenant stores no files.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -593,6 +608,11 @@ def add_TenantWorkerServicer_to_server(servicer, server):
                     servicer.DownloadFile,
                     request_deserializer=stowage_dot_v1_dot_worker__pb2.DownloadFileRequest.FromString,
                     response_serializer=stowage_dot_v1_dot_worker__pb2.DownloadFileMessage.SerializeToString,
+            ),
+            'ExportFiles': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportFiles,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.ExportFilesRequest.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ExportFileMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1486,6 +1506,33 @@ class TenantWorker:
             '/stowage.v1.TenantWorker/DownloadFile',
             stowage_dot_v1_dot_worker__pb2.DownloadFileRequest.SerializeToString,
             stowage_dot_v1_dot_worker__pb2.DownloadFileMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stowage.v1.TenantWorker/ExportFiles',
+            stowage_dot_v1_dot_worker__pb2.ExportFilesRequest.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ExportFileMessage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,7 +17,8 @@ transaction at the end; the file's row says where its bytes are
 are noted in ``file_object_deletions`` in that same transaction and deleted once
 it commits, or on a later housekeeping pass (``_objects``).
 
-Layers (``.importlinter``): ``_files`` (metadata, usage, export, purge) |
+Layers (``.importlinter``): ``_export`` (each file's bytes at one version,
+for the export archive) → ``_files`` (metadata, usage, export, purge) |
 ``_transfer`` (streaming uploads and downloads) | ``_erasure`` (an erasure
 step) → ``_objects`` (parts of an upload, objects to delete) → ``_rows`` (rows,
 liveness, quota checks) | ``_bucket`` (the S3 adapter) → ``_values`` |
@@ -26,6 +27,8 @@ liveness, quota checks) | ``_bucket`` (the S3 adapter) → ``_values`` |
 
 from tenant_worker.files._bucket import Bucket, BucketUnavailable, ObjectMissing
 from tenant_worker.files._erasure import FileErasure
+from tenant_worker.files._export import FileExport
+from tenant_worker.files._export import Skipped as SkippedFile
 from tenant_worker.files._files import Files
 from tenant_worker.files._objects import ObjectDeletions
 from tenant_worker.files._transfer import FileTransfers
@@ -44,6 +47,7 @@ __all__ = [
     "ByteRange",
     "DownloadHead",
     "FileErasure",
+    "FileExport",
     "FileRecord",
     "FileTransfers",
     "Files",
@@ -51,5 +55,6 @@ __all__ = [
     "ObjectDeletions",
     "ObjectMissing",
     "ObjectStoreConfig",
+    "SkippedFile",
     "UploadHeader",
 ]

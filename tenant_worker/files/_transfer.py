@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -322,7 +322,7 @@ class FileTransfers:
 
     async def download(
         self, ctx: CallContext, file_id: str, byte_range: ByteRange | None = None
-    ) -> AsyncIterator[DownloadHead | bytes]:
+    ) -> AsyncGenerator[DownloadHead | bytes, None]:
         """The file's head, then (unless the range is unsatisfiable) its bytes in order.
 
         On PostgreSQL one REPEATABLE READ transaction: a new version committed

@@ -54,7 +54,14 @@ from tenant_worker._records import (
     SpaceObjectRecord,
     UserId,
 )
-from tenant_worker.files import DownloadHead, Files, FileTransfers, UploadHeader
+from tenant_worker.files import (
+    DownloadHead,
+    FileExport,
+    Files,
+    FileTransfers,
+    SkippedFile,
+    UploadHeader,
+)
 from tenant_worker.housekeeping._housekeeping import Housekeeping
 from tenant_worker.objects._objects import Objects
 from tenant_worker.people._access import Access
@@ -642,6 +649,28 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
                     yield pb.DownloadFileMessage(head=head)
                 else:
                     yield pb.DownloadFileMessage(data=part)
+        except Exception as e:
+            await call.fail(context, e)
+        finally:
+            call.done()
+
+    async def ExportFiles(
+        self, request: pb.ExportFilesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.ExportFileMessage]:
+        call = _Call(self.tenant, "ExportFiles")
+        try:
+            ctx = call_context(context, self.tenant, needs_user=True, instance=self.instance)
+            call.correlation_id = ctx.correlation_id
+            if self.files is None or self.transfers is None:
+                return
+            async for part in FileExport(self.files, self.transfers).stream(ctx):
+                if isinstance(part, bytes):
+                    yield pb.ExportFileMessage(data=part)
+                elif isinstance(part, SkippedFile):
+                    skipped = pb.SkippedFile(file=file_message(part.file), reason=part.reason)
+                    yield pb.ExportFileMessage(skipped=skipped)
+                else:
+                    yield pb.ExportFileMessage(file=file_message(part))
         except Exception as e:
             await call.fail(context, e)
         finally:
