@@ -18,6 +18,9 @@ does, the previous version's chunks go), so the quotas hold and both sides do th
 same work. Platform and baseline alternate ``repeats`` times; MB/s is bytes moved
 over the round's wall time, with the CPU milliseconds per MiB of each process
 (gateway, worker, PostgreSQL, and this process as the client).
+
+The same rows for a tenant whose files live in the Region's bucket are
+``bench._bucket_files``; they move their bytes with the helpers here.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import hashlib
 import json
 import os
 import secrets
+import statistics
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -77,7 +81,7 @@ class FileRound:
     ratio_to_baseline: float | None = None
 
 
-class _Platform:
+class PlatformFiles:
     """The bench user's files, moved through the gateway's signed links."""
 
     def __init__(self, url: str, token: str, files: int, size: int) -> None:
@@ -159,10 +163,16 @@ class _Baseline:
         return got
 
 
-async def _in_parallel(concurrency: int, jobs: list[Callable[[], Awaitable[int]]]) -> int:
-    """Run ``jobs`` ``concurrency`` at a time; the failures."""
+async def in_parallel(
+    concurrency: int,
+    jobs: Sequence[Callable[[], Awaitable[int]]],
+    failures: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run ``jobs`` ``concurrency`` at a time; the failures (of the kinds counted: HTTP,
+    psycopg, a short transfer, and ``failures``)."""
     queue = list(jobs)
     errors = 0
+    counted: tuple[type[Exception], ...] = (httpx.HTTPError, psycopg.Error, RuntimeError, *failures)
 
     async def lane() -> None:
         nonlocal errors
@@ -170,14 +180,15 @@ async def _in_parallel(concurrency: int, jobs: list[Callable[[], Awaitable[int]]
             job = queue.pop()
             try:
                 await job()
-            except (httpx.HTTPError, psycopg.Error, RuntimeError):
+            except counted:
                 errors += 1
 
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return errors
 
 
-async def _platform_moves(direction: str, links: list[str], data: bytes, concurrency: int) -> int:
+async def platform_moves(direction: str, links: list[str], data: bytes, concurrency: int) -> int:
+    """Upload ``data`` to each link (PUT), or download each link's file (GET); the failures."""
     async with httpx.AsyncClient(timeout=120) as http:
 
         async def put(url: str) -> int:
@@ -196,7 +207,7 @@ async def _platform_moves(direction: str, links: list[str], data: bytes, concurr
             return got
 
         move = put if direction == "upload" else get
-        return await _in_parallel(concurrency, [partial(move, u) for u in links])
+        return await in_parallel(concurrency, [partial(move, u) for u in links])
 
 
 async def _baseline_moves(
@@ -221,13 +232,13 @@ async def _baseline_moves(
             finally:
                 free.put_nowait(conn)
 
-        return await _in_parallel(concurrency, [partial(move, f) for f in baseline.ids])
+        return await in_parallel(concurrency, [partial(move, f) for f in baseline.ids])
     finally:
         for conn in conns:
             await conn.close()
 
 
-def _timed(
+def timed(
     target: str,
     direction: str,
     concurrency: int,
@@ -236,6 +247,7 @@ def _timed(
     groups: dict[str, list[int]],
     run: Callable[[], Coroutine[Any, Any, int]],
 ) -> FileRound:
+    """One round: ``run()`` (its failures) timed, with the CPU of ``groups`` and this process."""
     meter = CpuMeter(groups)
     meter.start()
     client_before = time.process_time()
@@ -261,9 +273,16 @@ def offer_files(write_tenants: Callable[[dict[str, Any]], None], url: str, token
     """Write the gateway's tenants with ``files`` (``write_tenants(FILES_SPEC)``) and wait
     until the tenant offers the files tools."""
     write_tenants(FILES_SPEC)
+    wait_for_files(url, token)
+
+
+def wait_for_files(url: str, token: str) -> None:
+    """Until the tenant at ``url`` offers the files tools (the gateway reloaded its tenants)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        tools = post(url, rpc("tools/list"), token).json()["result"]["tools"]
+        reply = post(url, rpc("tools/list"), token)
+        # Before the reload a new tenant is not there yet (404).
+        tools = reply.json()["result"]["tools"] if reply.status_code == 200 else []
         if any(t["name"] == "files_create_upload" for t in tools):
             return
         time.sleep(0.1)
@@ -285,7 +304,7 @@ def files_rounds(
     files = concurrency * 2
     data = os.urandom(size)
     print(f"  files: {files} files of {size_mib} MiB, {concurrency} at a time", flush=True)
-    platform = _Platform(url, token, files, size)
+    platform = PlatformFiles(url, token, files, size)
     baseline = _Baseline(postgres)
     baseline.create(files)
     pg_only = {"postgres": groups["postgres"]}
@@ -294,25 +313,31 @@ def files_rounds(
         for direction in ("upload", "download"):
             links = (platform.upload_links if direction == "upload" else platform.download_links)()
             print(f"  {direction} {PLATFORM}, {concurrency} at a time", flush=True)
-            through = partial(_platform_moves, direction, links, data, concurrency)
-            rounds.append(_timed(PLATFORM, direction, concurrency, files, size, groups, through))
+            through = partial(platform_moves, direction, links, data, concurrency)
+            rounds.append(timed(PLATFORM, direction, concurrency, files, size, groups, through))
             print(f"  {direction} {BASELINE}, {concurrency} at a time", flush=True)
             direct = partial(_baseline_moves, baseline, direction, data, concurrency)
-            rounds.append(_timed(BASELINE, direction, concurrency, files, size, pg_only, direct))
+            rounds.append(timed(BASELINE, direction, concurrency, files, size, pg_only, direct))
     print(f"  sha256 of the bytes moved: {hashlib.sha256(data).hexdigest()[:16]}…", flush=True)
     return with_ratios(rounds)
 
 
-def with_ratios(rounds: list[FileRound]) -> list[FileRound]:
-    """Each platform round's MB/s over the mean of the baseline's in the same direction."""
+def with_ratios(
+    rounds: list[FileRound], platform: str = PLATFORM, baseline: str = BASELINE
+) -> list[FileRound]:
+    """Each ``platform`` round's MB/s over the mean of the ``baseline`` rounds' in the same
+    direction; the other rounds as they are."""
     base: dict[str, list[float]] = {}
     for r in rounds:
-        if r.target == BASELINE:
+        if r.target == baseline:
             base.setdefault(r.direction, []).append(r.mb_per_s)
     out = []
     for r in rounds:
         b = base.get(r.direction)
-        ratio = round(r.mb_per_s / (sum(b) / len(b)), 3) if b and r.target == PLATFORM else None
+        if r.target != platform or not b:
+            out.append(r)
+            continue
+        ratio = round(r.mb_per_s / (sum(b) / len(b)), 3)
         out.append(FileRound(**{**asdict(r), "ratio_to_baseline": ratio}))
     return out
 
@@ -332,14 +357,40 @@ def print_files_table(rounds: list[FileRound]) -> None:
         )
         print(f"{r.target:<{width}}{r.direction:>9}{r.concurrency:>5}{r.mib:>7.0f}"
               f"{r.mb_per_s:>8.1f}{r.errors:>7}{ratio:>8}{cpus}")  # fmt: skip
-    print("(x base: MB/s over psycopg's in the same direction; cpu columns: CPU milliseconds "
-          "per MiB moved of each process)")  # fmt: skip
+    print("(x base: MB/s over the mean of its baseline's rounds in the same direction: psycopg "
+          "for the database rows, aiobotocore for the bucket rows; cpu columns: CPU "
+          "milliseconds per MiB moved of each process)")  # fmt: skip
+    for row in ratio_summary(rounds):
+        spread = f"{row['min_ratio']:.2f} to {row['max_ratio']:.2f}, {row['rounds']} rounds"
+        print(f"  {row['target']}, {row['direction']}: median x base "
+              f"{row['median_ratio']:.2f} ({spread})")  # fmt: skip
+
+
+def ratio_summary(rounds: list[FileRound]) -> list[dict[str, Any]]:
+    """Per platform target and direction: the median of its rounds' ratios, and their spread
+    (min to max); a change is worth keeping only when its median moves by more than that."""
+    found: dict[tuple[str, str], list[float]] = {}
+    for r in rounds:
+        if r.ratio_to_baseline is not None:
+            found.setdefault((r.target, r.direction), []).append(r.ratio_to_baseline)
+    return [
+        {
+            "target": target,
+            "direction": direction,
+            "rounds": len(ratios),
+            "median_ratio": round(statistics.median(ratios), 3),
+            "min_ratio": round(min(ratios), 3),
+            "max_ratio": round(max(ratios), 3),
+        }
+        for (target, direction), ratios in found.items()
+    ]
 
 
 def write_files_json(rounds: list[FileRound], notes: dict[str, object]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     payload = {"benchmark": "platform-files", "at": stamp, "notes": notes,
+               "ratio_summary": ratio_summary(rounds),
                "rounds": [asdict(r) for r in rounds]}  # fmt: skip
     text = json.dumps(payload, indent=2)
     path = RESULTS / f"platform-files-{stamp}.json"

@@ -27,7 +27,12 @@ summed over its processes, Redis's is its own column.
 
 With ``--files`` (``make bench`` passes it) the files rows (``bench._files``): MB/s of
 uploads and downloads through signed links (gateway → worker → PostgreSQL chunks)
-beside psycopg writing and reading the same chunks, with the ratio.
+beside psycopg writing and reading the same chunks, with the ratio; then the same for
+a tenant whose files live in an S3-compatible bucket (``bench._bucket_files``: a moto
+server and a second worker, gateway → worker → multipart upload) beside aiobotocore
+putting and getting the same bytes in the same parts. ``--concurrency`` with no value
+and the components and spaces rows at 0 leave only the rows asked for (no save+get
+table then).
 
 With ``--tracing off 1% 100%`` (``make bench`` passes it) the tracing rows
 (``bench._tracing``): save+get with tracing off, with 1 % and with 100 % of the
@@ -45,16 +50,27 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from bench import _profile
 from bench._baseline import start_baseline, stop
+from bench._bucket_files import PART, bucket_files_rounds
 from bench._cpu import CpuMeter, parent_of
-from bench._files import files_rounds, keys_dir, offer_files, print_files_table, write_files_json
+from bench._files import (
+    FILES_SPEC,
+    files_rounds,
+    keys_dir,
+    offer_files,
+    print_files_table,
+    write_files_json,
+)
 from bench._spaces import Spaces, spaces_rounds
 from bench._stack import COLLECTIONS, OPEN_LIMITS, TENANT, start_stack
 from bench._stats import RESULTS
@@ -360,12 +376,18 @@ def scale_rounds(
 
 
 def _tenants(
-    shell: GatewayProcess, issuer: Issuer, worker: str, components: bool, **extra: object
+    shell: GatewayProcess,
+    issuer: Issuer,
+    worker: str,
+    components: bool,
+    also: Sequence[dict[str, Any]] = (),
+    **extra: object,
 ) -> None:
+    """Write the gateway's tenants: the bench tenant (``extra`` in its spec), then ``also``."""
     spec: dict[str, object] = {"rateLimits": OPEN_LIMITS, "collections": COLLECTIONS, **extra}
     if components:
         spec["components"] = [notes_component()]
-    shell.write_tenants([tenant_entry(TENANT, shell, issuer, worker, **spec)])
+    shell.write_tenants([tenant_entry(TENANT, shell, issuer, worker, **spec), *also])
 
 
 def _wait_for_components(url: str, token: str, present: bool) -> None:
@@ -460,6 +482,19 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--file-mib", type=int, default=8, help="size of each file in the files rows, MiB"
+    )
+    parser.add_argument(
+        "--bucket-file-mib",
+        type=int,
+        default=25,
+        help="with --files, size of each file in the rows of files in an S3-compatible "
+        "bucket (moto), MiB; 0 leaves those rows out",
+    )
+    parser.add_argument(
+        "--bucket-files-concurrency",
+        type=int,
+        default=2,
+        help="transfers at a time in the bucket files rows",
     )
     parser.add_argument(
         "--tracing",
@@ -560,6 +595,17 @@ def main() -> None:
                 concurrency=args.files_concurrency,
                 size_mib=args.file_mib,
             )
+            if args.bucket_file_mib:
+                file_rows += bucket_files_rounds(
+                    work,
+                    parts.postgres,
+                    shell,
+                    parts.issuer,
+                    partial(_tenants, shell, parts.issuer, worker, False, files=FILES_SPEC),
+                    {"gateway": groups["gateway"], "postgres": groups["postgres"]},
+                    concurrency=args.bucket_files_concurrency,
+                    size_mib=args.bucket_file_mib,
+                )
             _tenants(shell, parts.issuer, worker, False)
         if args.tracing:
             rounds += tracing_rounds(measure, parts, work, PLATFORM, args.tracing,
@@ -574,15 +620,23 @@ def main() -> None:
             _profiled_round(args.profile, url, max(args.concurrency), args.seconds, groups, token)
         print()
         rounds = with_ratios(rounds)
-        print_table(rounds)
         summary = ratio_summary(rounds)
-        print()
-        print_ratio_summary(summary)
+        if rounds:
+            print_table(rounds)
+            print()
+            print_ratio_summary(summary)
         if file_rows:
             print()
             print_files_table(file_rows)
             write_files_json(file_rows, {"file_mib": args.file_mib,
-                                         "concurrency": args.files_concurrency})  # fmt: skip
+                                         "concurrency": args.files_concurrency,
+                                         "bucket_file_mib": args.bucket_file_mib,
+                                         "bucket_concurrency": args.bucket_files_concurrency,
+                                         "bucket_part_bytes": PART,
+                                         "bucket_server": "moto in server mode (in memory) "
+                                         "on 127.0.0.1"})  # fmt: skip
+        if not rounds:
+            return
         write_json(
             "platform",
             rounds,

@@ -77,6 +77,41 @@ def _answer(status: int, code: str, message: str, cid: str, **extra: Any) -> Res
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+#: How an answer names a store the worker could not use, by a word of the worker's own
+#: UNAVAILABLE message (its bucket adapter says "the object store <endpoint> (bucket
+#: <name>) could not be reached to …", its database adapter "database unavailable: …").
+#: That message names the endpoint and the bucket: it goes to the gateway's log, under
+#: the correlation id, and not to whoever holds the link.
+_STORES = (
+    ("object store", "The tenant's file store (its S3-compatible bucket)"),
+    ("database", "The tenant's database"),
+)
+
+
+def _unavailable(error: TemporaryError, retry: int, cid: str) -> str:
+    """What a 503 says: which of the tenant's stores failed, when the worker's answer says
+    so, in the gateway's words; else the adapter's message (the worker itself is down)."""
+    said = _worker_said(error)
+    for word, store in _STORES:
+        if word in said:
+            log.warning(
+                "file link refused, a store is unavailable: %s",
+                said,
+                extra={"correlation_id": cid},
+            )
+            what = "refused the worker's request" if " refused " in said else "could not be reached"
+            return f"{store} {what}. No file was changed; retry in {retry} s."
+    return error.message
+
+
+def _worker_said(error: WorkerError) -> str:
+    """The message of the worker's own gRPC status, which the adapter chains (``raise …
+    from``); "" when there is none."""
+    details = getattr(error.__cause__, "details", None)
+    said = details() if callable(details) else None
+    return said if isinstance(said, str) else ""
+
+
 def _worker_refusal(error: WorkerError, cid: str) -> Response:
     if isinstance(error, NotFound | UnknownUser):
         return _answer(404, "not_found", error.message, cid)
@@ -86,7 +121,8 @@ def _worker_refusal(error: WorkerError, cid: str) -> Response:
         return _answer(400, "invalid_upload", error.message, cid, field=error.field)
     if isinstance(error, TemporaryError):
         retry = max(1, math.ceil(error.delay))
-        return _answer(503, "unavailable", error.message, cid, headers={"retry-after": retry})
+        message = _unavailable(error, retry, cid)
+        return _answer(503, "unavailable", message, cid, headers={"retry-after": retry})
     if isinstance(error, LinksUnavailable):
         return _answer(503, error.code, error.message, cid)
     return _answer(502, "storage_failed", error.message, cid)

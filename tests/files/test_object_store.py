@@ -364,6 +364,11 @@ async def test_an_object_store_that_goes_away_mid_upload_fails_it_clearly_and_ke
     data = random_bytes(3 * PART)
     created = await platform.upload_link(user, data, tenant="outage")
     file_id = created["file"]["id"]
+    # A file stored while the store is up, and a link for another small upload.
+    stored = await _upload(platform, user, random_bytes(1000), tenant="outage")
+    stored_file = await platform.tool(user, "files_get", {"id": stored}, tenant="outage")
+    small = random_bytes(2000)
+    small_link = await platform.upload_link(user, small, tenant="outage")
 
     async def body() -> AsyncIterator[bytes]:
         yield data[: PART + MiB]  # the first part goes to the store
@@ -377,6 +382,31 @@ async def test_an_object_store_that_goes_away_mid_upload_fails_it_clearly_and_ke
     # The gateway answers a worker's UNAVAILABLE with 503; when the worker's refusal
     # crosses the rest of the body still being sent, gRPC may report it as INTERNAL (502).
     assert failed.status_code in (502, 503), failed.text
+    # Once the store is away, a link's answer says so, in words for whoever holds the link:
+    # reading a stored file and a whole small upload (no body left to cross the refusal).
+    async with httpx.AsyncClient(timeout=120) as http:
+        download = await http.get(stored_file.structured_content["download"]["url"])
+        upload = await http.put(small_link["upload"]["url"], content=small)
+    for answer in (download, upload):
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "1", answer.text
+        assert answer.json()["error"] == "unavailable"
+        assert answer.json()["message"] == (
+            "The tenant's file store (its S3-compatible bucket) could not be reached. "
+            "No file was changed; retry in 1 s."
+        )
+    # Never the store's endpoint, bucket, credentials or the worker's exceptions.
+    internals = (
+        f"127.0.0.1:{server.port}",
+        stores.buckets["outage"],
+        server.access_key_id,
+        server.secret_access_key,
+        "ConnectionError",
+        "Traceback",
+    )
+    for answer in (failed, download, upload):
+        assert answer.json()["message"] and answer.json()["correlation_id"]
+        assert not [i for i in internals if i in answer.text], answer.text
+    assert _file_row(platform, small_link["file"]["id"], "outage").version == 0
     # The file has no version pointing at bytes that are not there.
     row = _file_row(platform, file_id, "outage")
     assert (row.version, row.content, row.storage) == (0, None, "database")
