@@ -2,10 +2,14 @@
 
 Two pairs of rounds, alternating so that drift on a shared machine falls on both:
 
-- save+get of personal ``items`` beside save+get of a shared collection's objects in a
-  space (``board_save``/``board_get``): the worker checks the caller's membership and
-  role in the same transaction as each write and read, so the CPU per call of the worker
-  and PostgreSQL shows what the check costs;
+- save+get of personal ``items`` beside save+get of a shared collection's objects
+  (``board_save``/``board_get``) in spaces of their own, one space per object, and in one
+  space that every connection writes to. The worker checks the caller's membership and
+  role in the same transaction as each write and read; in spaces of their own the CPU per
+  call of the worker and PostgreSQL shows what that check costs, as personal objects
+  contend only on their own rows. In one space every write also waits for the others:
+  the space's row numbers its changes in commit order (the change feed), so its writes
+  are serialised, which is what a busy shared board costs;
 - the first page of ``board_list`` (10 objects, so both answers hold the same number;
   the large space's adds a cursor) in a space of 10 objects beside one of 10,000: the
   page comes from the (space, collection, object id) key, so it should cost the same.
@@ -100,11 +104,15 @@ def spaces_rounds(
     large one's. Each pair alternates ``repeats`` times."""
     print(f"  seeding spaces of {SMALL} and {LARGE} objects ...", flush=True)
     shared = spaces.create("bench save+get")
+    # One space per object the connections write (wrk spreads them over at most
+    # concurrency + 1 objects: bench/tool_calls.lua, BENCH_OBJECTS).
+    own = ",".join(spaces.create(f"bench own {i}") for i in range(concurrency + 1))
     small, large = spaces.create("bench small", SMALL), spaces.create("bench large", LARGE)
     collection = str(SHARED["name"])
     rounds = []
     for _ in range(repeats):
-        for label, space in (("personal", ""), ("in a space", shared)):
+        pairs = (("personal", ""), ("in spaces of their own", own), ("in one space", shared))
+        for label, space in pairs:
             print(f"  save+get {label}, {concurrency} connections, {seconds}s", flush=True)
             rounds.append(
                 measure(f"{target} save+get {label}", url, concurrency, seconds, groups, token,

@@ -468,8 +468,8 @@ def _arguments() -> argparse.Namespace:
         "--spaces-concurrency",
         type=int,
         default=16,
-        help="connections of the spaces rows (save+get in a space and personal; the first "
-        "page of a space of 10 and of 10,000 objects); 0 leaves them out",
+        help="connections of the spaces rows (save+get personal, in spaces of their own and "
+        "in one space; the first page of a space of 10 and of 10,000 objects); 0 leaves them out",
     )
     parser.add_argument(
         "--files",

@@ -8,6 +8,9 @@
 -- BENCH_COLLECTION (default items) names the collection; with BENCH_SPACE the objects
 -- are in that space (a shared collection's <collection>_save/_get with "space"), and
 -- with BENCH_LIST=1 every request, the warm-up's too, lists the first 10 objects.
+-- BENCH_SPACE may name several spaces, comma-separated: each object is then in one of
+-- them (object k of thread t in space (t-1)*BENCH_OBJECTS+k, modulo their number), so
+-- with as many spaces as objects no two writers share a space.
 -- BENCH_TOKEN, when set, is sent as the bearer token. A response that is not
 -- HTTP 200 or is a tool error counts as an error. done() prints one JSON line:
 -- requests, duration, errors and latency percentiles in microseconds.
@@ -17,11 +20,18 @@ local objects = tonumber(os.getenv("BENCH_OBJECTS") or "8")
 local saves_only = os.getenv("BENCH_SAVES_ONLY") == "1"
 local tools_list = os.getenv("BENCH_TOOLS_LIST") == "1"
 local collection = os.getenv("BENCH_COLLECTION") or "items"
-local space = os.getenv("BENCH_SPACE") or ""
+local spaces = {}
+for name in string.gmatch(os.getenv("BENCH_SPACE") or "", "[^,]+") do
+  table.insert(spaces, name)
+end
 local lists = os.getenv("BENCH_LIST") == "1"
-local where = ""
-if space ~= "" then
-  where = string.format('"space":"%s",', space)
+
+-- The "space" argument of object k (0-based) of this thread, or "" for personal objects.
+local function where(k)
+  if #spaces == 0 then
+    return ""
+  end
+  return string.format('"space":"%s",', spaces[((tid - 1) * objects + k) % #spaces + 1])
 end
 local threads = {}
 
@@ -52,20 +62,21 @@ function request()
   if lists then
     return wrk.format(nil, nil, nil, string.format(
       '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":' ..
-      '{"name":"%s_list","arguments":{%s"page_size":10}}}', counter, collection, where))
+      '{"name":"%s_list","arguments":{%s"page_size":10}}}', counter, collection, where(0)))
   end
-  local pair = math.floor((counter - 1) / 2)
-  local object = string.format("bench-%d-%d", tid, pair % objects)
-  local call
+  local k = math.floor((counter - 1) / 2) % objects
   if saves_only then
-    object = string.format("bench-%d-%d", tid, (counter - 1) % objects)
+    k = (counter - 1) % objects
   end
+  local object = string.format("bench-%d-%d", tid, k)
+  local call
   if saves_only or counter % 2 == 1 then
     call = string.format(
       '{"name":"%s_save","arguments":{%s"id":"%s","data":{"n":%d,"text":"hello world"}}}',
-      collection, where, object, counter)
+      collection, where(k), object, counter)
   else
-    call = string.format('{"name":"%s_get","arguments":{%s"id":"%s"}}', collection, where, object)
+    call = string.format('{"name":"%s_get","arguments":{%s"id":"%s"}}', collection, where(k),
+      object)
   end
   local body = string.format('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}',
     counter, call)

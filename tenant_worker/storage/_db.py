@@ -61,6 +61,23 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: The longest statement whose placeholders psycopg converts once and then remembers.
+#: psycopg's own limit (4 KiB) keeps ORM-made statements of ever-changing text out of its
+#: cache; the worker's hot writes are a few fixed statements of 3 to 11 KiB (a Put is one
+#: statement: ``objects._pg_writes``, ``spaces._pg_space_writes``), which it would convert
+#: again on every call (50 to 80 µs of CPU a Put).
+CACHED_STATEMENT_BYTES = 16 * 1024
+
+
+def _cache_long_statements() -> None:
+    """Let psycopg remember the conversion of statements up to :data:`CACHED_STATEMENT_BYTES`
+    (its limit is a module setting; ``tests/tenant_worker/test_statements.py`` holds it)."""
+    from psycopg import _queries
+
+    if _queries.MAX_CACHED_STATEMENT_LENGTH < CACHED_STATEMENT_BYTES:
+        _queries.MAX_CACHED_STATEMENT_LENGTH = CACHED_STATEMENT_BYTES
+
+
 def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
@@ -79,6 +96,7 @@ def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> Asyn
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    _cache_long_statements()
     return create_async_engine(
         url,
         pool_size=pool_size,
