@@ -157,6 +157,24 @@ class TemporaryError(WorkerError):
         self.delay = delay
 
 
+class StoreUnavailable(TemporaryError):
+    """One of the tenant's stores failed the worker: ``store`` (``database``,
+    ``object-store``), unreachable or ``refused``. The message says which in words for
+    the caller; ``said`` is the worker's own message (it names the store's address: for
+    the log, not the answer)."""
+
+    _WHAT = {
+        "database": "the tenant's database",
+        "object-store": "the tenant's file store (its S3-compatible bucket)",
+    }
+
+    def __init__(self, store: str, refused: bool, said: str, delay: float = 1.0) -> None:
+        what = self._WHAT.get(store, f"the tenant's {store}")
+        how = "refused the worker's request" if refused else "could not be reached"
+        super().__init__(f"{what} {how}", delay)
+        self.store, self.refused, self.said = store, refused, said
+
+
 class PermanentError(WorkerError):
     """The worker refused the call for a reason retrying will not fix."""
 

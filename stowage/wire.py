@@ -54,6 +54,11 @@ ROLE_NEEDED_KEY = "stowage-role-needed-bin"
 #: quota's ``quotas.maxObjectBytes``), UTF-8 (a path may name any key). The contract
 #: travels here, never in the message.
 FIELD_KEY = "stowage-field-bin"
+#: Trailing metadata of an UNAVAILABLE answer when one of the tenant's stores failed:
+#: which (``database`` or ``object-store``) and how (``unreachable``, or ``refused``
+#: when it answered with an error), as ``<store> <how>``, UTF-8. The worker's message
+#: names the store's address; a caller that must not show it says this instead.
+UNAVAILABLE_STORE_KEY = "stowage-unavailable-store-bin"
 
 #: MCP surface: where a tool error's details sit in the result's ``_meta`` (the same
 #: JSON is the result's text). An error result has no ``structuredContent``: it
@@ -128,6 +133,7 @@ __all__ = [
     "TOOL_ERROR_META_KEY",
     "TRACEPARENT_KEY",
     "TRACESTATE_KEY",
+    "UNAVAILABLE_STORE_KEY",
     "USER_ID",
     "USER_ID_KEY",
     "field_path",

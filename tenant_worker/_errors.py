@@ -66,7 +66,17 @@ class WrongInstance(WorkerError):
 
 
 class StorageUnavailable(WorkerError):
-    """The database cannot be reached; retriable."""
+    """The tenant's data cannot be written or read now; retriable.
+
+    ``store`` names the store that failed (``database``, ``object-store``), and
+    ``refused`` whether it answered with an error rather than not at all; no store
+    when none failed (a write that kept losing races).
+    """
+
+    def __init__(self, message: str, store: str | None = "database", refused: bool = False):
+        super().__init__(message)
+        self.store = store
+        self.refused = refused
 
 
 class WriteRace(WorkerError):

@@ -30,6 +30,7 @@ from gateway._errors import (
     LinksUnavailable,
     NotFound,
     QuotaExceeded,
+    StoreUnavailable,
     TemporaryError,
     UnknownUser,
     WorkerError,
@@ -77,39 +78,18 @@ def _answer(status: int, code: str, message: str, cid: str, **extra: Any) -> Res
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-#: How an answer names a store the worker could not use, by a word of the worker's own
-#: UNAVAILABLE message (its bucket adapter says "the object store <endpoint> (bucket
-#: <name>) could not be reached to …", its database adapter "database unavailable: …").
-#: That message names the endpoint and the bucket: it goes to the gateway's log, under
-#: the correlation id, and not to whoever holds the link.
-_STORES = (
-    ("object store", "The tenant's file store (its S3-compatible bucket)"),
-    ("database", "The tenant's database"),
-)
-
-
 def _unavailable(error: TemporaryError, retry: int, cid: str) -> str:
-    """What a 503 says: which of the tenant's stores failed, when the worker's answer says
-    so, in the gateway's words; else the adapter's message (the worker itself is down)."""
-    said = _worker_said(error)
-    for word, store in _STORES:
-        if word in said:
-            log.warning(
-                "file link refused, a store is unavailable: %s",
-                said,
-                extra={"correlation_id": cid},
-            )
-            what = "refused the worker's request" if " refused " in said else "could not be reached"
-            return f"{store} {what}. No file was changed; retry in {retry} s."
-    return error.message
-
-
-def _worker_said(error: WorkerError) -> str:
-    """The message of the worker's own gRPC status, which the adapter chains (``raise …
-    from``); "" when there is none."""
-    details = getattr(error.__cause__, "details", None)
-    said = details() if callable(details) else None
-    return said if isinstance(said, str) else ""
+    """What a 503 says: which of the tenant's stores failed, when the worker said so (the
+    worker's own words, which name the store's address, go to the log); else the
+    adapter's message (the worker itself is down)."""
+    if not isinstance(error, StoreUnavailable):
+        return error.message
+    log.warning(
+        "file link refused, a store is unavailable: %s", error.said, extra={"correlation_id": cid}
+    )
+    return (
+        f"{error.message[:1].upper()}{error.message[1:]}. No file was changed; retry in {retry} s."
+    )
 
 
 def _worker_refusal(error: WorkerError, cid: str) -> Response:

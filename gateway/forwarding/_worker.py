@@ -31,6 +31,7 @@ from gateway._errors import (
     PermanentError,
     PermissionDenied,
     QuotaExceeded,
+    StoreUnavailable,
     TemporaryError,
     UnknownUser,
     UnreadableData,
@@ -52,6 +53,7 @@ from stowage.wire import (
     INSTANCE_KEY,
     ROLE_NEEDED_KEY,
     TENANT_KEY,
+    UNAVAILABLE_STORE_KEY,
     USER_ID_KEY,
 )
 
@@ -165,6 +167,15 @@ def _field(error: grpc.aio.AioRpcError) -> str | None:
     return None
 
 
+def _store_unavailable(error: grpc.aio.AioRpcError) -> StoreUnavailable | None:
+    """Which of the tenant's stores failed, from an UNAVAILABLE answer's trailing metadata."""
+    for key, value in error.trailing_metadata() or ():
+        if key == UNAVAILABLE_STORE_KEY and isinstance(value, bytes):
+            store, _, how = value.decode("utf-8", errors="replace").partition(" ")
+            return StoreUnavailable(store, how == "refused", error.details() or "")
+    return None
+
+
 def _role_needed(error: grpc.aio.AioRpcError) -> str | None:
     """The role a refused action in a space needs, from the trailing metadata."""
     for key, value in error.trailing_metadata() or ():
@@ -251,6 +262,8 @@ def _outcome(error: grpc.aio.AioRpcError) -> WorkerError:
             "not this tenant's, which refused the call",
             delay=5.0,
         )
+    if code == grpc.StatusCode.UNAVAILABLE and (store := _store_unavailable(error)) is not None:
+        return store
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return TemporaryError(f"the tenant worker is unavailable ({code.name})", delay=1.0)
     return PermanentError(f"the tenant worker failed ({code.name})")

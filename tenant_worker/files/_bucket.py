@@ -35,6 +35,9 @@ _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 class BucketUnavailable(StorageUnavailable):
     """The object store did not answer, or refused the request; retriable."""
 
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message, store="object-store", refused=refused)
+
 
 class ObjectMissing(NotFound):
     """The object is not in the bucket (deleted, or never completed)."""
@@ -111,7 +114,8 @@ class Bucket:
                 raise ObjectMissing(f"the file's bytes are gone from the {where}") from e
             raise BucketUnavailable(
                 f"the {where} refused to {doing}: {code or 'error'} "
-                f"{error.get('Message') or ''}".rstrip()
+                f"{error.get('Message') or ''}".rstrip(),
+                refused=True,
             ) from e
         except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as e:
             raise BucketUnavailable(

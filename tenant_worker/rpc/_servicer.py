@@ -27,6 +27,7 @@ from stowage.wire import (
     INSTANCE_KEY,
     ROLE_NEEDED_KEY,
     TENANT_KEY,
+    UNAVAILABLE_STORE_KEY,
     USER_ID,
     USER_ID_KEY,
     new_correlation_id,
@@ -165,6 +166,9 @@ def _status(error: WorkerError) -> tuple[grpc.StatusCode, tuple[tuple[str, bytes
         trailing = ((FIELD_KEY, error.field.encode()),)
     elif isinstance(error, PermissionDenied):
         trailing = ((ROLE_NEEDED_KEY, error.role_needed.encode()),)
+    elif isinstance(error, StorageUnavailable) and error.store is not None:
+        how = "refused" if error.refused else "unreachable"
+        trailing = ((UNAVAILABLE_STORE_KEY, f"{error.store} {how}".encode()),)
     return code, trailing
 
 

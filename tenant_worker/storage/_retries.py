@@ -52,7 +52,8 @@ async def write_once(
                 return replayed(first)
             raise
     raise StorageUnavailable(
-        "the write kept losing races with concurrent writes of the same object; retry it"
+        "the write kept losing races with concurrent writes of the same object; retry it",
+        store=None,
     ) from lost
 
 

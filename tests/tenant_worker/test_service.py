@@ -14,6 +14,7 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from stowage.wire import UNAVAILABLE_STORE_KEY
 from stowage_testing.postgres import PostgresServer
 from stowage_testing.tools import eventually
 from stowage_testing.worker import WorkerProcess, running_worker
@@ -99,6 +100,9 @@ def test_database_going_away_is_unavailable_and_the_worker_recovers(
             )
             error = status_of(lambda: client.put("items", "during", {"v": 1}))
             assert error.code() == grpc.StatusCode.UNAVAILABLE
+            # Which store failed, for a caller that must not show the worker's message.
+            trailing = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+            assert trailing[UNAVAILABLE_STORE_KEY] == b"database unreachable"
             assert status_of(lambda: client.get("items", "before")).code() == (
                 grpc.StatusCode.UNAVAILABLE
             )
