@@ -201,21 +201,24 @@ def undeclared_sources(html: str, domains: Domains) -> list[str]:
     return refused
 
 
-def resource_uri(component: Component) -> str:
+def resource_uri(component: Component, links_origin: str | None = None) -> str:
     """``ui://components/<name>/<digest>``: the digest is of everything the resource carries.
 
-    The HTML, its domains and its display preference: change any of them and
-    the URI changes, so hosts that cache a template by its URI fetch the new one.
+    The HTML, its domains and its display preference, and ``links_origin``, the
+    origin of the tenant's file links the gateway adds to its domains: change any
+    of them and the URI changes, so hosts that cache a template by its URI fetch
+    the new one.
     """
+    carried = [
+        component.html,
+        component.title,
+        component.description,
+        [component.domains.connect, component.domains.resource, component.domains.frame],
+        component.prefers_border,
+    ]
+    # Only when there is one: the URIs of tenants that keep no files stay as they were.
     served = json.dumps(
-        [
-            component.html,
-            component.title,
-            component.description,
-            [component.domains.connect, component.domains.resource, component.domains.frame],
-            component.prefers_border,
-        ],
-        separators=(",", ":"),
+        [*carried, links_origin] if links_origin else carried, separators=(",", ":")
     )
     digest = hashlib.sha256(served.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"ui://components/{component.name}/{digest}"

@@ -14,8 +14,9 @@ per tenant settings object (with its tool catalogue):
   ``ui.visibility: ["app"]`` and ``openai/visibility: "private"``, which tell the
   host to keep it from the model while the view may still call it.
 
-URIs are versioned by content (:func:`stowage.apps.resource_uri`): a changed
-component is a new URI, so no host serves a stale copy. A component whose
+URIs are versioned by content (:func:`stowage.apps.resource_uri`, the links'
+origin included): a changed component, or a tenant's files moving to another
+origin, is a new URI, so no host serves a stale copy. A component whose
 ``htmlFrom`` ConfigMap could not be read (``Component.resolved`` false) is not
 served and links no tool; its app-only tools stay hidden from the model.
 """
@@ -98,7 +99,7 @@ def build_components(
     for component in components:
         if not component.resolved:
             continue
-        uri = component.uri
+        uri = apps.resource_uri(component, links_origin)
         meta = _resource_meta(component, links_origin)
         resources.append(
             types.Resource(

@@ -135,6 +135,10 @@ def test_the_uri_changes_with_anything_the_resource_carries_and_only_then() -> N
         assert parse_tenant_spec(_spec(**change)).components[0].uri != base.uri
     # Linking another tool changes the tools, not the resource.
     assert parse_tenant_spec(_spec(tools=["notes_get"])).components[0].uri == base.uri
+    # The origin of the tenant's file links joins the resource's domains, and so its URI.
+    on_a = resource_uri(base, "https://mcp.a.example")
+    assert on_a not in (base.uri, resource_uri(base, "https://mcp.b.example"))
+    assert on_a == resource_uri(base, "https://mcp.a.example")
 
 
 @pytest.mark.parametrize(
