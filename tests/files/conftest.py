@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -161,6 +162,14 @@ def proc_status(pid: int, field: str) -> int:
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+def with_query(url: str, **changes: str) -> str:
+    """``url`` with these query parameters changed (a link altered or forged)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(changes)
+    return parts._replace(query=urlencode(query)).geturl()
 
 
 def sha256(data: bytes) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.files.conftest import Platform, proc_status, random_bytes, sha256
+from tests.files.conftest import Platform, proc_status, random_bytes, sha256, with_query
 from tests.files.test_object_store import bucket_platform, stores  # noqa: F401
 
 pytestmark = [pytest.mark.anyio]
@@ -71,13 +71,6 @@ def _reset_peak(pid: int) -> int:
 async def _download(url: str, **headers: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=120) as http:
         return await http.get(url, headers=headers)
-
-
-def _with_query(url: str, **changes: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query.update(changes)
-    return parts._replace(query=urlencode(query)).geturl()
 
 
 async def test_the_archive_holds_every_file_with_its_sha256_the_export_and_a_manifest(
@@ -165,11 +158,11 @@ async def test_an_expired_altered_or_file_link_is_refused_as_an_export_link_sayi
     assert "my_data_export" in expired.json()["message"]
     assert expired.headers["x-content-type-options"] == "nosniff"
 
-    altered = await _download(_with_query(url, e=str(int(time.time()) + 3600)))
+    altered = await _download(with_query(url, e=str(int(time.time()) + 3600)))
     assert altered.status_code == 403 and altered.json()["error"] == "invalid_signature"
-    forged = await _download(_with_query(url, s="A" * 43))
+    forged = await _download(with_query(url, s="A" * 43))
     assert forged.status_code == 403 and forged.json()["error"] == "invalid_signature"
-    someone_else = await _download(_with_query(url, u="0" * 32))
+    someone_else = await _download(with_query(url, u="0" * 32))
     assert someone_else.status_code == 403
 
     # A file's link does not open the archive, nor the archive's link a file.

@@ -10,18 +10,11 @@ import httpx
 import pytest
 
 from stowage_testing.tools import eventually
-from tests.files.conftest import Platform, random_bytes, sha256
+from tests.files.conftest import Platform, random_bytes, sha256, with_query
 
 pytestmark = [pytest.mark.anyio]
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
-
-
-def _with_query(url: str, **changes: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query.update(changes)
-    return parts._replace(query=urlencode(query)).geturl()
 
 
 async def test_a_file_goes_up_and_comes_back_through_its_links_with_ranges(
@@ -91,10 +84,10 @@ async def test_expired_forged_wrong_method_and_other_file_links_are_refused_sayi
     other = await platform.upload_link(user, b"other")
     url = created["upload"]["url"]
     async with httpx.AsyncClient(timeout=30) as http:
-        expired = await http.put(_with_query(url, e=str(int(time.time()) - 1)), content=data)
+        expired = await http.put(with_query(url, e=str(int(time.time()) - 1)), content=data)
         assert expired.status_code == 403
         assert expired.json()["error"] == "invalid_signature"  # the expiry is signed too
-        forged = await http.put(_with_query(url, s="A" * 43), content=data)
+        forged = await http.put(with_query(url, s="A" * 43), content=data)
         assert forged.status_code == 403 and forged.json()["error"] == "invalid_signature"
         wrong_method = await http.get(url)
         assert wrong_method.status_code == 403 and wrong_method.json()["error"] == "wrong_method"
