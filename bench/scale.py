@@ -5,8 +5,11 @@ process (as its tests run it; with ``--checkout DIR``, first that copy's, in a
 process of its own, on its own servers); N Tenants are created at once and the time to
 each one's Ready condition, the CPU seconds of the operator (this process and
 its migration processes), of the API server with etcd and of PostgreSQL, and
-the reconcile errors retried are reported. Then, with every Tenant of every
-round present, the operator's idle CPU (resyncs only) as a share of one core.
+the reconcile errors retried are reported. With ``--warm`` the bursts meet an
+operator that has served the region a while (its template built, its spare
+databases made: ``--spare-databases``); without, the first burst also waits for
+the template. Then, with every Tenant of every round present, the operator's
+idle CPU (resyncs only) as a share of one core.
 
 Gateway: a gateway process reading a tenants file of N tenants (YAML and the
 JSON fast path), each declaring one collection with a JSON Schema: the same
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import yaml
 from prometheus_client import REGISTRY
 from stowage_operator import OperatorSettings
@@ -229,11 +233,29 @@ def operator_idle(postgres: PostgresServer, tenants: int, seconds: float) -> dic
     }
 
 
+def _warm_up(kube: KubeCluster, region: str, postgres: PostgresServer, spares: int) -> None:
+    """One Tenant first, then until the region's ``spares`` spare databases are there: the
+    bursts then meet an operator that has been serving the region for a while."""
+    print(f"  operator: warming up (one Tenant, then {spares} spare databases)", flush=True)
+    operator_round(kube, region, 1, postgres)
+    deadline = time.monotonic() + 300
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'stowage-spare-')"
+            ).fetchone()
+            if row is not None and row[0] >= spares:
+                return
+            time.sleep(0.2)
+
+
 def operator_table(
-    counts: list[int], idle_seconds: float = 0.0
+    counts: list[int], idle_seconds: float = 0.0, warm: bool = False, spares: int | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per count of Tenants created at once, then (after ``idle_seconds`` > 0) the
-    idle CPU with every Tenant of every round present, resyncing at the default interval."""
+    idle CPU with every Tenant of every round present, resyncing at the default interval.
+    ``warm``: first one Tenant, and until the spare databases are made (``spares``, or the
+    operator's default); else the first burst also waits for the region's template."""
     rows = []
     idle: dict[str, Any] = {}
     with running_kube() as kube, running_postgres() as pg:
@@ -244,7 +266,14 @@ def operator_table(
         settings = dataclasses.replace(
             operator_settings(kube, "scale-*"), resync_seconds=OperatorSettings().resync_seconds
         )
+        # (A checkout from before spare databases has no such setting: it keeps none.)
+        pool = getattr(settings, "spare_databases", 0)
+        if spares is not None and hasattr(settings, "spare_databases"):
+            settings = dataclasses.replace(settings, spare_databases=spares)
+            pool = spares
         with running_operator(settings):
+            if warm:
+                _warm_up(kube, region, pg, pool)
             for count in counts:
                 print(f"  operator: {count} Tenants at once", flush=True)
                 rows.append(operator_round(kube, region, count, pg))
@@ -449,13 +478,28 @@ def main() -> None:
         default=[1, 10000],
         help="Tenant resources for the gateway's Kubernetes source (none: skip it)",
     )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="before the operator rounds, one Tenant and then until the region's spare "
+        "databases are made (else the first round also waits for the template)",
+    )
+    parser.add_argument(
+        "--spare-databases",
+        type=int,
+        help="the operator's spare databases per region (default: the operator's default)",
+    )
     parser.add_argument("--skip-operator", action="store_true")
     parser.add_argument("--skip-gateway", action="store_true")
     args = parser.parse_args()
     operator: list[dict[str, Any]] = []
     if args.checkout is not None and not args.skip_operator:
         operator = checkout_operator_table(args.checkout, args.tenants)
-    mine, idle = ([], {}) if args.skip_operator else operator_table(args.tenants, args.idle_seconds)
+    mine, idle = (
+        ([], {})
+        if args.skip_operator
+        else operator_table(args.tenants, args.idle_seconds, args.warm, args.spare_databases)
+    )
     operator += [{"operator": "this", **row} for row in mine] if args.checkout else mine
     gateway = (
         []

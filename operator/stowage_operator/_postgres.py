@@ -42,6 +42,8 @@ class Provisioned:
     created_database: bool
     #: The database was created as a clone of a migrated template (no migrations needed).
     cloned: bool = False
+    #: The spare database (a clone made ahead of demand) that became this one, if any.
+    spare: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ async def ensure_database(
     password: str,
     connect_timeout: float,
     template: str | None = None,
+    spare: str | None = None,
 ) -> Provisioned:
     """Make ``role`` (with ``password``) the owner of ``database``, which PUBLIC cannot reach.
 
@@ -178,13 +181,16 @@ async def ensure_database(
 
     With ``template`` (a migrated template database, :func:`publish_template`), a
     missing database is created as its copy and its objects handed to ``role``
-    (:func:`adopt_template_objects`); the result says ``cloned``.
+    (:func:`adopt_template_objects`); the result says ``cloned``. With ``spare`` too (a
+    copy of that template made ahead of demand, :func:`create_spare`), the missing database
+    is that spare, renamed, when it is still there: the rename is the claim, so of two
+    operators claiming one spare only one gets it, and the other makes its own copy.
     """
     # One admin slot for both connections: a copy is handed over as soon as it is made,
     # not after every other tenant waiting for a slot has had its copy made.
     async with creds.slots or contextlib.nullcontext():
         async with _connect(creds, connect_timeout, None) as conn:
-            made = await _ensure_role_and_database(conn, database, role, password, template)
+            made = await _ensure_role_and_database(conn, database, role, password, template, spare)
         if made.cloned:
             async with _connect(creds, connect_timeout, database) as conn:
                 await _adopt(conn, role)
@@ -197,6 +203,7 @@ async def _ensure_role_and_database(
     role: str,
     password: str,
     template: str | None,
+    spare: str | None = None,
 ) -> Provisioned:
     role_id = sql.Identifier(role)
     db_id = sql.Identifier(database)
@@ -222,28 +229,53 @@ async def _ensure_role_and_database(
     created_database = not await _exists(
         conn, "SELECT 1 FROM pg_database WHERE datname = %s", database
     )
-    if created_database and template:
+    claimed = False
+    if not created_database:
+        await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
+    elif spare is not None and await _claim(conn, spare, database, role):
+        claimed = True
+    elif template:
         await conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
                 db_id, role_id, sql.Identifier(template)
             )
         )
-    elif created_database:
-        await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, role_id))
     else:
-        await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, role_id))
+        await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db_id, role_id))
     await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
-    cloned = created_database and bool(template)
+    cloned = claimed or (created_database and bool(template))
     if created_role or created_database:
         log.info(
             "provisioned database %s (role created: %s, database created: %s%s)",
             database,
             created_role,
             created_database,
-            f", from template {template}" if cloned else "",
+            (f", spare {spare}" if claimed else f", from template {template}") if cloned else "",
             extra={"database": database},
         )
-    return Provisioned(created_role, created_database, cloned)
+    return Provisioned(created_role, created_database, cloned, spare if claimed else None)
+
+
+async def _claim(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], spare: str, database: str, role: str
+) -> bool:
+    """Rename ``spare`` to ``database``, owned by ``role`` and open to connections, in one
+    transaction; False when the spare is gone (another operator claimed or dropped it) or in
+    use. Nothing else renames a database, so no two callers ever get the same spare."""
+    db_id = sql.Identifier(database)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(spare), db_id)
+            )
+            await conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db_id, sql.Identifier(role))
+            )
+            await conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(db_id))
+    except (psycopg.errors.InvalidCatalogName, psycopg.errors.ObjectInUse) as e:
+        log.info("spare database %s not claimed (%s); copying the template", spare, e.sqlstate)
+        return False
+    return True
 
 
 async def adopt_template_objects(
@@ -271,10 +303,10 @@ async def _adopt(conn: psycopg.AsyncConnection[tuple[object, ...]], role: str) -
         await conn.execute(sql.SQL("DROP OWNED BY {}").format(template_id))
 
 
-async def template_databases(
+async def databases_named(
     creds: AdminCredentials, connect_timeout: float, prefix: str
 ) -> list[str]:
-    """The databases named ``prefix…`` (the region's templates, finished or not)."""
+    """The databases named ``prefix…`` (the region's templates, or spares), in name order."""
     async with _admin(creds, connect_timeout) as conn:
         cur = await conn.execute(
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname",
@@ -418,3 +450,26 @@ async def drop_template(creds: AdminCredentials, name: str, connect_timeout: flo
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
     log.info("dropped template database %s", name)
+
+
+async def create_spare(
+    creds: AdminCredentials, name: str, template: str, connect_timeout: float
+) -> None:
+    """A copy of ``template`` named ``name`` that PUBLIC cannot reach and no session may enter
+    (not even autovacuum's, which would keep it from being renamed) until it is claimed."""
+    db_id = sql.Identifier(name)
+    async with _admin(creds, connect_timeout) as conn:
+        await conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} ALLOW_CONNECTIONS false").format(
+                db_id, sql.Identifier(template)
+            )
+        )
+        await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db_id))
+
+
+async def drop_spare(creds: AdminCredentials, name: str, connect_timeout: float) -> None:
+    """Drop a spare database (of a schema gone, or beyond the pool's size). A spare claimed
+    meanwhile has another name by then, so this never drops a tenant's database."""
+    async with _admin(creds, connect_timeout) as conn:
+        await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    log.info("dropped spare database %s", name)

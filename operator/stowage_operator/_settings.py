@@ -119,6 +119,7 @@ class OperatorSettings:
     postgres_timeout: float = 10.0
     health_port: int = 0
     max_admin_connections: int = 8
+    spare_databases: int = 0
     migration_processes: int = 2
     log_level: str = "INFO"
     # Tracing: the standard OTEL_* variables the operator was given (its own traces
@@ -216,6 +217,13 @@ SETTINGS: tuple[Setting, ...] = (
         "STOWAGE_OPERATOR_MAX_ADMIN_CONNECTIONS",
         "admin connections open at once to one region's PostgreSQL",
         config.at_least(1),
+    ),
+    Setting(
+        "spare_databases",
+        "STOWAGE_OPERATOR_SPARE_DATABASES",
+        "copies of a region's template database kept ready for new tenants (0: none); "
+        "a burst of new Tenants is provisioned faster by as many",
+        config.at_least(0),
     ),
     Setting(
         "migration_processes",

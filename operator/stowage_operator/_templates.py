@@ -103,12 +103,12 @@ class Templates:
     async def _ensure(self, admin: AdminCredentials, name: str) -> None:
         """Build ``name`` unless it exists; drop the region's other templates (older
         schemas, interrupted builds). Both under the lock: no build is then under way."""
-        existing = await _postgres.template_databases(admin, self._timeout, TEMPLATE_PREFIX)
+        existing = await _postgres.databases_named(admin, self._timeout, TEMPLATE_PREFIX)
         if existing == [name]:
             return
         async with _postgres.template_lock(admin, self._timeout, TEMPLATE_PREFIX):
             # Another operator may have built it while this one waited for the lock.
-            existing = await _postgres.template_databases(admin, self._timeout, TEMPLATE_PREFIX)
+            existing = await _postgres.databases_named(admin, self._timeout, TEMPLATE_PREFIX)
             if name not in existing:
                 await self._build(admin, name)
             for stale in existing:

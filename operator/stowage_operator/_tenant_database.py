@@ -8,13 +8,16 @@ only when the database is new, on a trigger other than the resync, or when
 they never succeeded.
 
 A new database is a copy of the region's migrated template (``_templates``),
-its objects handed to the tenant's role: it needs no migrations. Without a
+its objects handed to the tenant's role: it needs no migrations. The copy is
+one of the region's spares (``_spares``), made ahead of demand, while there is
+one; the pool is refilled in the background after every pass. Without a
 template (the worker's migrations not installed, or its build failing) it is
 created empty and migrated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Mapping
@@ -28,6 +31,7 @@ from stowage_operator._kube import Kube, decoded
 from stowage_operator._migrating import Migrator
 from stowage_operator._regions import Regions, fingerprint
 from stowage_operator._settings import OperatorSettings
+from stowage_operator._spares import Spares
 from stowage_operator._templates import Templates
 from stowage_operator._types import (
     AdminCredentials,
@@ -80,6 +84,7 @@ class TenantDatabase:
         self._templates = Templates(
             self._migrator, settings.postgres_timeout, settings.max_admin_connections
         )
+        self._spares = Spares(self._templates, settings.postgres_timeout, settings.spare_databases)
         # Per Tenant, the database this process last made sure of: where, whose, which password.
         self._ensured: dict[tuple[str, str], tuple[str, int, str, str, str]] = {}
 
@@ -89,7 +94,8 @@ class TenantDatabase:
             self._migrator.warm()
 
     def close(self) -> None:
-        """Stop the migration processes."""
+        """Stop the spares' refills and the migration processes."""
+        self._spares.close()
         self._migrator.close()
 
     async def ensure(
@@ -168,21 +174,37 @@ class TenantDatabase:
         password, and the region's catalog still showing the database, owner and grants."""
         key = (ref.namespace, ref.name)
         done = (admin.host, admin.port, database, role, fingerprint(password))
+        # Without migrations to run here there is no schema to copy, nor spares to keep.
+        copies = self._settings.run_migrations
+        if copies:
+            self._spares.refill(admin)  # after a restart too: the resyncs fill the pool
         if trigger is Trigger.RESYNC and self._ensured.get(key) == done:
             catalog = await self._regions.catalog(admin)
             if catalog.provisioned(database, role):
                 return _postgres.Provisioned(created_role=False, created_database=False)
         self._ensured.pop(key, None)
-        # Without migrations to run here there is no schema to copy either.
-        template = await self._templates.template(admin) if self._settings.run_migrations else None
+        template = await self._templates.template(admin) if copies else None
+        spare = None if template is None else self._spares.take(admin, template)
+        made = None
         try:
-            made = await _postgres.ensure_database(
-                admin, database, role, password, self._settings.postgres_timeout, template
-            )
+            # Meanwhile no spare is made; after the burst the pool fills again.
+            with self._spares.serving(admin) if copies else contextlib.nullcontext():
+                made = await _postgres.ensure_database(
+                    admin,
+                    database,
+                    role,
+                    password,
+                    self._settings.postgres_timeout,
+                    template,
+                    spare,
+                )
         except DatabaseError:
             if template is not None:  # perhaps gone: look again on the next attempt
                 self._templates.forget(admin)
             raise
+        finally:
+            if spare is not None and (made is None or made.spare != spare):
+                self._spares.release(spare)  # not claimed: offered again while it is there
         self._ensured[key] = done
         return made
 

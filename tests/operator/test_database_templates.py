@@ -5,7 +5,8 @@ and creates each new tenant database as its copy, handing every object to the
 tenant's role: the copy must be indistinguishable from a database the
 migrations filled as that role, closed to other tenants' roles, and backed up
 and drilled the same way. A newer schema (another head revision) gets a new
-template, and the old one goes.
+template, and the old one goes. Copies made ahead of demand (spares) are handed
+out by renaming them: each to one tenant only, and only of the current schema.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from psycopg import sql
 from stowage_operator import _naming
 from stowage_operator._migrating import Migrator
 from stowage_operator._postgres import TEMPLATE_ROLE, ensure_database, ensure_scratch_database
+from stowage_operator._spares import SPARE_PREFIX, Spares, spare_prefix
 from stowage_operator._templates import TEMPLATE_PREFIX, Templates, template_name
 from stowage_operator._types import AdminCredentials, Namespace, TenantName
 
@@ -343,3 +345,163 @@ def test_a_copy_interrupted_before_it_was_handed_over_is_handed_over_on_the_next
         assert _template_role_holds_nothing_in(conn)
         owners = {r[2] for r in _catalog(conn, creds["username"])["relations"]}
     assert owners == {"<owner>"}
+
+
+def _databases(server: PostgresServer, prefix: str) -> list[tuple[str, bool, bool]]:
+    """Each database named ``prefix…``: its name, whether sessions may enter it, and whether
+    PUBLIC holds any privilege on it."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname, datallowconn, datacl IS NULL OR EXISTS "
+            "(SELECT 1 FROM aclexplode(datacl) a WHERE a.grantee = 0) "
+            "FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname",
+            (prefix,),
+        ).fetchall()
+    return [(str(name), bool(allowed), bool(public)) for name, allowed, public in rows]
+
+
+def _write_revision(migrations: Path, revision: str, down: str) -> None:
+    (migrations / "versions" / f"{revision}_probe.py").write_text(
+        '"""A revision after the others."""\n\n'
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n\n"
+        f"revision = {revision!r}\n"
+        f"down_revision = {down!r}\n"
+        "branch_labels = None\n"
+        "depends_on = None\n\n\n"
+        "def upgrade() -> None:\n"
+        f'    op.create_table("probe_{revision}", sa.Column("id", sa.Integer, primary_key=True))\n'
+        "\n\n"
+        "def downgrade() -> None:\n"
+        f'    op.drop_table("probe_{revision}")\n'
+    )
+
+
+def test_a_tenant_given_a_spare_gets_the_template_copy_handed_over_and_the_pool_refills() -> None:
+    with running_postgres() as server:
+        admin = _admin(server)
+        migrator = Migrator(1)
+
+        async def scenario() -> tuple[str | None, str | None, Any]:
+            templates = Templates(migrator, 10, max_connections=2)
+            spares = Spares(templates, 10, size=2)
+            await spares.fill(admin)
+            template = await templates.template(admin)
+            assert template is not None
+            before = _databases(server, SPARE_PREFIX)
+            spare = spares.take(admin, template)
+            made = await ensure_database(
+                admin, "stowage_ns_acme", "stowage_ns_acme", "pw", 10, template, spare
+            )
+            await spares.fill(admin)
+            return spare, template, (before, made)
+
+        try:
+            spare, template, (before, made) = asyncio.run(scenario())
+        finally:
+            migrator.close()
+        assert template is not None and spare is not None
+        # Two spares of the current template, closed to sessions and to PUBLIC.
+        assert len(before) == 2 and spare in [name for name, _, _ in before]
+        assert all(n.startswith(spare_prefix(template)) and not a and not p for n, a, p in before)
+        assert made.created_database and made.cloned and made.spare == spare
+        # The spare became the tenant's database, and another took its place.
+        after = _databases(server, SPARE_PREFIX)
+        assert len(after) == 2 and spare not in [name for name, _, _ in after]
+        assert _databases(server, "stowage_ns_acme") == [("stowage_ns_acme", True, False)]
+
+        reference, reference_role = _migrated_reference(server)
+        with psycopg.connect(server.dsn("stowage_ns_acme"), autocommit=True) as conn:
+            claimed = _catalog(conn, "stowage_ns_acme")
+            assert _template_role_holds_nothing_in(conn)
+            owner = conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+            ).fetchone()
+        with psycopg.connect(server.dsn(reference), autocommit=True) as conn:
+            migrated = _catalog(conn, reference_role)
+        assert owner == ("stowage_ns_acme",)
+        assert claimed == migrated
+
+
+def test_two_operators_offered_one_spare_hand_it_to_one_tenant_only() -> None:
+    with running_postgres() as server:
+        admin = _admin(server)
+        migrator = Migrator(1)
+
+        async def scenario() -> tuple[str, list[Any]]:
+            templates = Templates(migrator, 10, max_connections=2)
+            await Spares(templates, 10, size=1).fill(admin)
+            template = await templates.template(admin)
+            assert template is not None
+            # Each operator's own view of the pool holds the same spare.
+            [spare] = [name for name, _, _ in _databases(server, SPARE_PREFIX)]
+            made = await asyncio.gather(
+                *(
+                    ensure_database(
+                        admin, f"stowage_ns_{t}", f"stowage_ns_{t}", "pw", 10, template, spare
+                    )
+                    for t in ("acme", "globex")
+                )
+            )
+            return spare, list(made)
+
+        try:
+            spare, made = asyncio.run(scenario())
+        finally:
+            migrator.close()
+        assert sorted(m.spare or "" for m in made) == ["", spare]
+        assert all(m.created_database and m.cloned for m in made)
+        head = asyncio.run(Migrator(1).head())
+        for tenant in ("acme", "globex"):
+            database = f"stowage_ns_{tenant}"
+            with psycopg.connect(server.dsn(database), autocommit=True) as conn:
+                assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+                    (head,)
+                ]
+                assert _template_role_holds_nothing_in(conn)
+                owners = {r[2] for r in _catalog(conn, database)["relations"]}
+            assert owners == {"<owner>"}
+        assert _databases(server, SPARE_PREFIX) == []
+
+
+def test_spares_of_an_older_schema_are_dropped_and_never_handed_out(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(WORKER_MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    with running_postgres() as server:
+        admin = _admin(server)
+
+        async def operator_fills(size: int) -> tuple[Spares, str | None]:
+            """A new operator (its own migration process) starting with a pool of ``size``."""
+            migrator = Migrator(1, migrations)
+            try:
+                templates = Templates(migrator, 10, max_connections=2)
+                spares = Spares(templates, 10, size=size)
+                await spares.fill(admin)
+                return spares, await templates.template(admin) if size else None
+            finally:
+                migrator.close()
+
+        old_spares, old = asyncio.run(operator_fills(2))
+        old_head = asyncio.run(Migrator(1, migrations).head())
+        assert old is not None and old_head is not None
+        _write_revision(migrations, "9999", old_head)
+        _, new = asyncio.run(operator_fills(2))
+        assert new == template_name("9999")
+
+        names = [name for name, _, _ in _databases(server, SPARE_PREFIX)]
+        assert len(names) == 2 and all(n.startswith(spare_prefix(new)) for n in names)
+        # The old ones are gone: one the old operator still offers is no longer there to take,
+        # and a view of the old pool never offers a spare as the new template's.
+        stale = old_spares.take(admin, old)
+        assert stale is not None and stale not in names
+        assert old_spares.take(admin, new) is None
+        made = asyncio.run(
+            ensure_database(admin, "stowage_ns_acme", "stowage_ns_acme", "pw", 10, new, stale)
+        )
+        assert made.cloned and made.spare is None
+        with psycopg.connect(server.dsn("stowage_ns_acme"), autocommit=True) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
+
+        # An operator keeping no spares drops those an earlier pool left.
+        asyncio.run(operator_fills(0))
+        assert _databases(server, SPARE_PREFIX) == []
