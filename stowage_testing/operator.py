@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from stowage_operator import OperatorSettings, run_operator
+from stowage_operator import OperatorSettings, _naming, run_operator
+from stowage_operator._types import TenantName
 
 from stowage.crd import API_VERSION, REGION_KIND
 from stowage_testing.kube import KubeCluster
@@ -382,3 +383,50 @@ def _job_condition(kind: str, reason: str, at: str, message: str = "") -> dict[s
 
 def _stamp(at: datetime.datetime) -> str:
     return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def worker_pod(kube: KubeCluster, namespace: str, tenant: str, name: str, **labels: str) -> None:
+    """A pod of ``tenant``'s worker as its Deployment makes one (the labels), never scheduled:
+    there is no kubelet in the test control plane; :func:`report_restarts` writes its status."""
+    kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/pods",
+        json={
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {**_naming.labels(TenantName(tenant)), **labels},
+            },
+            "spec": {"containers": [{"name": "worker", "image": "stowage:test"}]},
+        },
+    )
+
+
+def report_restarts(kube: KubeCluster, namespace: str, name: str, count: int, reason: str) -> None:
+    """The status the kubelet writes for pod ``name`` once its container was restarted
+    ``count`` times, the last exit for ``reason`` (``OOMKilled``, ``Error``)."""
+    status: dict[str, Any] = {
+        "name": "worker",
+        "image": "stowage:test",
+        "imageID": "",
+        "ready": True,
+        "restartCount": count,
+        "started": True,
+        "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}},
+        "lastState": {
+            "terminated": {
+                "exitCode": 137,
+                "reason": reason,
+                "startedAt": "2026-12-07T09:59:00Z",
+                "finishedAt": "2026-12-07T09:59:58Z",
+            }
+        },
+    }
+    kube.request(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+        json={"status": {"phase": "Running", "containerStatuses": [status]}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )

@@ -242,6 +242,28 @@ def database_and_quota_panels() -> tuple[Builder[Panel], ...]:
     )
 
 
+def restart_panels() -> tuple[Builder[Panel], ...]:
+    """The workers' restarts, and those after an OOM kill (from the operator's pod watch)."""
+    return (
+        graph(
+            "Worker restarts",
+            "Restarts of each tenant's worker containers in the last 15 minutes, and how many "
+            "last ended OOMKilled; StowageTenantWorkerOOMKilled warns when both are above 0.",
+            "short",
+            query(
+                f"max by (namespace, tenant) "
+                f"(increase(stowage_tenant_worker_restarts{{{T}}}[15m]))",
+                "restarts {{namespace}}/{{tenant}}",
+            ),
+            query(
+                f"max by (namespace, tenant) "
+                f'(stowage_tenant_worker_last_terminated{{{T},reason="OOMKilled"}})',
+                "last exit OOMKilled {{namespace}}/{{tenant}}",
+            ),
+        ),
+    )
+
+
 def retention_panels() -> tuple[Builder[Panel], ...]:
     """The retention purges: what they remove and whether they keep up."""
     return (
@@ -387,6 +409,7 @@ def rows(d: Dashboard) -> Dashboard:
         "Tenant workers",
         *worker_rpc_panels(),
         *database_and_quota_panels(),
+        *restart_panels(),
         *retention_panels(),
     )
     d = row(d, "Operator", *operator_panels())

@@ -71,6 +71,8 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
         "stowage_worker_database_up",
         "stowage_worker_quota_used_ratio",
         "stowage_worker_purged_objects_total",
+        "stowage_tenant_worker_restarts",  # restarts, and OOM kills
+        "stowage_tenant_worker_last_terminated",
         "stowage_operator_reconciliations_total",
         "stowage_operator_errors_total",
         "stowage_backup_last_success_timestamp_seconds",  # last backup age

@@ -46,10 +46,12 @@ from stowage_testing.operator import (
     finished_job,
     make_region,
     operator_settings,
+    report_restarts,
     running_operator,
     secret_data,
     tenant_doc,
     wait_for_tenant,
+    worker_pod,
 )
 from stowage_testing.postgres import PostgresServer
 from stowage_testing.tools import eventually, free_port
@@ -115,6 +117,10 @@ def _provision_tenant(kube: KubeCluster, postgres: PostgresServer, namespace: st
     )
     wait_for_tenant(kube, namespace, TENANT, timeout=90)
     _finish_backup_and_drill(kube, namespace)
+    # The worker runs as a process here; its pod, as the kubelet reports it after the worker
+    # was killed for memory once, is what the operator's restart series are made of.
+    worker_pod(kube, namespace, TENANT, f"tenant-{TENANT}-worker-0")
+    report_restarts(kube, namespace, f"tenant-{TENANT}-worker-0", 1, "OOMKilled")
 
 
 def _finish_backup_and_drill(kube: KubeCluster, namespace: str) -> None:

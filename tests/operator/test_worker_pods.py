@@ -9,58 +9,11 @@ worker for memory (tests/e2e/test_install.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import REGISTRY
-from stowage_operator import _naming
-from stowage_operator._types import TenantName
 
 from stowage_testing.kube import KubeCluster
+from stowage_testing.operator import report_restarts, worker_pod
 from stowage_testing.tools import eventually
-
-
-def _worker_pod(kube: KubeCluster, namespace: str, tenant: str, name: str, **labels: str) -> None:
-    kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/pods",
-        json={
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {**_naming.labels(TenantName(tenant)), **labels},
-            },
-            "spec": {"containers": [{"name": "worker", "image": "stowage:test"}]},
-        },
-    )
-
-
-def _restarted(kube: KubeCluster, namespace: str, name: str, count: int, reason: str) -> None:
-    """The status the kubelet writes once the container was restarted ``count`` times."""
-    status: dict[str, Any] = {
-        "name": "worker",
-        "image": "stowage:test",
-        "imageID": "",
-        "ready": True,
-        "restartCount": count,
-        "started": True,
-        "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}},
-        "lastState": {
-            "terminated": {
-                "exitCode": 137,
-                "reason": reason,
-                "startedAt": "2026-12-07T09:59:00Z",
-                "finishedAt": "2026-12-07T09:59:58Z",
-            }
-        },
-    }
-    kube.request(
-        "PATCH",
-        f"/api/v1/namespaces/{namespace}/pods/{name}/status",
-        json={"status": {"phase": "Running", "containerStatuses": [status]}},
-        headers={"Content-Type": "application/merge-patch+json"},
-    )
 
 
 def _sample(metric: str, namespace: str, tenant: str, **labels: str) -> float | None:
@@ -70,20 +23,20 @@ def _sample(metric: str, namespace: str, tenant: str, **labels: str) -> float | 
 def test_a_worker_restarted_after_an_oom_kill_shows_in_the_metrics(
     kube: KubeCluster, namespace: str
 ) -> None:
-    _worker_pod(kube, namespace, "acme", "tenant-acme-worker-a")
-    _worker_pod(kube, namespace, "acme", "tenant-acme-worker-b")
-    _worker_pod(kube, namespace, "globex", "tenant-globex-worker-a")
+    worker_pod(kube, namespace, "acme", "tenant-acme-worker-a")
+    worker_pod(kube, namespace, "acme", "tenant-acme-worker-b")
+    worker_pod(kube, namespace, "globex", "tenant-globex-worker-a")
     # A backup pod of acme that ended OOMKilled is not a worker: not counted.
-    _worker_pod(kube, namespace, "acme", "tenant-acme-backup-x", **{"stowage.dev/task": "backup"})
-    _restarted(kube, namespace, "tenant-acme-backup-x", 1, "OOMKilled")
+    worker_pod(kube, namespace, "acme", "tenant-acme-backup-x", **{"stowage.dev/task": "backup"})
+    report_restarts(kube, namespace, "tenant-acme-backup-x", 1, "OOMKilled")
 
     restarts = "stowage_tenant_worker_restarts"
     terminated = "stowage_tenant_worker_last_terminated"
     eventually(lambda: _sample(restarts, namespace, "acme") == 0, what="acme's workers reported")
 
-    _restarted(kube, namespace, "tenant-acme-worker-a", 2, "OOMKilled")
-    _restarted(kube, namespace, "tenant-acme-worker-b", 1, "OOMKilled")
-    _restarted(kube, namespace, "tenant-globex-worker-a", 1, "Error")
+    report_restarts(kube, namespace, "tenant-acme-worker-a", 2, "OOMKilled")
+    report_restarts(kube, namespace, "tenant-acme-worker-b", 1, "OOMKilled")
+    report_restarts(kube, namespace, "tenant-globex-worker-a", 1, "Error")
     eventually(
         lambda: _sample(terminated, namespace, "acme", reason="OOMKilled") == 2,
         what="acme's two OOM kills reported",
