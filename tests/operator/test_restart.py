@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -79,6 +80,21 @@ def _tenant_roles(postgres: PostgresServer, prefix: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _metrics_once_reconciled(proc: subprocess.Popen[bytes], port: int, log: Path) -> str:
+    """The operator's /metrics once it counts a successful reconcile (within 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log.read_text()
+        with contextlib.suppress(httpx.TransportError):
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            if 'stowage_operator_reconciliations_total{outcome="ok"' in text:
+                return text
+        assert time.monotonic() < deadline, (
+            f"no successful reconcile within 60s:\n{log.read_text()}"
+        )
+        time.sleep(0.2)
+
+
 def test_operator_killed_mid_provisioning_converges_without_duplicate_databases(
     kube: KubeCluster, postgres: PostgresServer, region: str, tmp_path: Path
 ) -> None:
@@ -98,10 +114,11 @@ def test_operator_killed_mid_provisioning_converges_without_duplicate_databases(
         kill_with_descendants(first)
 
     metrics_port = free_port()
-    with operator_process(kube, namespace, log, metrics_port):
+    with operator_process(kube, namespace, log, metrics_port) as second:
         tenant = wait_for_tenant(kube, namespace, "acme", timeout=60)
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    assert 'stowage_operator_reconciliations_total{outcome="ok"' in metrics
+        # The first may have made the Tenant Ready just before it was killed: wait for the
+        # second's own reconcile (its resume pass), once it is up and serving metrics.
+        metrics = _metrics_once_reconciled(second, metrics_port, log)
     assert "stowage_operator_reconcile_duration_seconds_bucket" in metrics
 
     assert _tenant_databases(postgres, prefix) == [tenant["status"]["database"]["name"]]
