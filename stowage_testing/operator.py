@@ -226,6 +226,15 @@ def roles(dsn: str) -> set[str]:
 
 # Over 60 lines on purpose: the four API writes the Job controller and kubelet would make, in their
 # order, each one literal object.
+def _create_pod(kube: KubeCluster, metadata: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """A pod as the API server stores it (there is no kubelet: nobody runs it)."""
+    return kube.request(
+        "POST",
+        f"/api/v1/namespaces/{metadata['namespace']}/pods",
+        json={"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec},
+    )
+
+
 def finished_job(
     kube: KubeCluster,
     namespace: str,
@@ -270,25 +279,20 @@ def finished_job(
         },
     )
     pod_template = job["spec"]["template"]
-    pod = kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/pods",
-        json={
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{name}-x7k2p",
-                "namespace": namespace,
-                "labels": {
-                    **pod_template["metadata"]["labels"],
-                    "batch.kubernetes.io/job-name": name,
-                    "job-name": name,
-                    "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
-                },
-                "ownerReferences": [_owner(job)],
+    pod = _create_pod(
+        kube,
+        {
+            "name": f"{name}-x7k2p",
+            "namespace": namespace,
+            "labels": {
+                **pod_template["metadata"]["labels"],
+                "batch.kubernetes.io/job-name": name,
+                "job-name": name,
+                "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
             },
-            "spec": pod_template["spec"],
+            "ownerReferences": [_owner(job)],
         },
+        pod_template["spec"],
     )
     terminated: dict[str, Any] = {
         "exitCode": 0 if succeeded else 1,
@@ -388,19 +392,14 @@ def _stamp(at: datetime.datetime) -> str:
 def worker_pod(kube: KubeCluster, namespace: str, tenant: str, name: str, **labels: str) -> None:
     """A pod of ``tenant``'s worker as its Deployment makes one (the labels), never scheduled:
     there is no kubelet in the test control plane; :func:`report_restarts` writes its status."""
-    kube.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/pods",
-        json={
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {**_naming.labels(TenantName(tenant)), **labels},
-            },
-            "spec": {"containers": [{"name": "worker", "image": "stowage:test"}]},
+    _create_pod(
+        kube,
+        {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**_naming.labels(TenantName(tenant)), **labels},
         },
+        {"containers": [{"name": "worker", "image": "stowage:test"}]},
     )
 
 
