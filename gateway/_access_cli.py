@@ -185,7 +185,7 @@ async def _list_async(settings: AccessSettings, tenant: str) -> int:
     after, more = 0, True
     try:
         while more:
-            page, more = await worker.list_revocations(cid, after)
+            page, more = await worker.list_revocations(cid, after, seconds=settings.timeout)
             for r in page:
                 whose = "all identities" if r.identity is None else f"identity {r.identity[:16]}…"
                 print(f"{r.id}\t{_iso(r.revoked_before)}\t{whose}")

@@ -20,7 +20,9 @@ How it stays right:
   a restarted gateway never forgets one. If the worker cannot be read, the
   tenant's standing is UNKNOWN (the gate then refuses tool calls, which need
   the worker anyway) and the read is tried again at most every
-  ``retry_after`` seconds.
+  ``retry_after`` seconds. A worker that answers UNAVAILABLE (starting, or
+  its connection being made) is asked again within ``read_seconds``, so a
+  tenant's first call waits for it rather than fail.
 - **Every replica within seconds.** A revocation made through this gateway is
   applied here at once and pushed through Redis (when configured) to every
   other replica; a replica catches up from the workers after every
@@ -93,11 +95,13 @@ class Revocations:
         bus: RevocationBus | None = None,
         max_entries: int = 100_000,
         retry_after: float = 1.0,
+        read_seconds: float = 5.0,
     ) -> None:
         self._workers = workers
         self._bus = bus
         self._max_entries = max_entries
         self._retry_after = retry_after
+        self._read_seconds = read_seconds
         self._tenants: dict[str, _TenantRevocations] = {}
 
     # --- the request path -------------------------------------------------------
@@ -186,7 +190,9 @@ class Revocations:
         worker = self._workers.client(tenant.endpoint, tenant.name)
         more = True
         while more:
-            page, more = await worker.list_revocations(_cid(), state.last_id)
+            page, more = await worker.list_revocations(
+                _cid(), state.last_id, seconds=self._read_seconds
+            )
             for revocation in page:
                 self._apply(tenant.name, state, revocation)
                 state.last_id = max(state.last_id, revocation.id)

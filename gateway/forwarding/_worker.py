@@ -380,9 +380,18 @@ class WorkerClient:
             md.append((USER_ID_KEY, user))
         return md
 
-    async def _call(self, attempt: Callable[[float], Awaitable[T]], *, retry: bool) -> T:
-        """Run ``attempt(timeout)``; on UNAVAILABLE retry reads until the deadline."""
-        deadline = time.monotonic() + self.timeout
+    async def _call(
+        self,
+        attempt: Callable[[float], Awaitable[T]],
+        *,
+        retry: bool,
+        seconds: float | None = None,
+    ) -> T:
+        """Run ``attempt(timeout)``; on UNAVAILABLE retry reads until the deadline.
+
+        The deadline is ``seconds`` from now, else the client's timeout.
+        """
+        deadline = time.monotonic() + (self.timeout if seconds is None else seconds)
         backoff = 0.05
         while True:
             remaining = deadline - time.monotonic()
@@ -619,21 +628,24 @@ class WorkerClient:
         return _revocation(await self._call(attempt, retry=False))
 
     async def list_revocations(
-        self, cid: CorrelationId, after_id: int, *, limit: int = 0
+        self, cid: CorrelationId, after_id: int, *, limit: int = 0, seconds: float
     ) -> tuple[list[Revocation], bool]:
         """Revocations after ``after_id`` (oldest first) and whether more remain.
 
-        One attempt, no retries: a gateway that cannot read them answers for
-        itself (see :mod:`gateway.auth._revocations`) rather than wait.
+        A worker that is UNAVAILABLE is asked again for at most ``seconds``: short,
+        because a gateway that cannot read them answers for itself (see
+        :mod:`gateway.auth._revocations`) rather than keep its requests waiting.
         """
         request = pb.ListRevocationsRequest(after_id=after_id, limit=limit)
-        reply: pb.ListRevocationsResponse
-        try:
-            reply = await self._stub.ListRevocations(
-                request, timeout=self.timeout, metadata=self._metadata(cid, None)
+        md = self._metadata(cid, None)
+
+        async def attempt(remaining: float) -> pb.ListRevocationsResponse:
+            reply: pb.ListRevocationsResponse = await self._stub.ListRevocations(
+                request, timeout=remaining, metadata=md
             )
-        except grpc.aio.AioRpcError as e:
-            raise _translate(e) from e
+            return reply
+
+        reply = await self._call(attempt, retry=True, seconds=seconds)
         return [_revocation(r) for r in reply.revocations], reply.more
 
     # --- shared spaces ---------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway._types import AuthConfig, Principal, Tenant, TenantName
+from gateway.auth._revocations import Revocations, Standing
+from gateway.forwarding._worker import WorkerPool
+from stowage.tenant_spec import TenantSpec
 from stowage_testing.gateway import (
     WORKER_POLICY,
     GatewayProcess,
@@ -94,6 +100,36 @@ def test_a_killed_worker_gives_retriable_errors_then_recovers_with_nothing_half_
     assert replayed["replayed"] is True and replayed["object"]["version"] == 2
     metrics = httpx.get(f"{gateway.base}/metrics").text
     assert 'stowage_gateway_upstream_errors_total{code="UNAVAILABLE",tenant="acme"}' in metrics
+
+
+@pytest.mark.anyio
+async def test_a_tenants_first_call_waits_for_a_worker_still_coming_up_to_read_revocations(
+    own_worker: WorkerProcess,
+) -> None:
+    """The first read of a tenant's revocations asks a worker that answers UNAVAILABLE
+    again, within its budget: a worker coming up (a new pod, a restart) makes its first
+    call wait, not fail. Without the budget, that call is refused."""
+    spec = TenantSpec(auth=AuthConfig("https://issuer.example", "https://acme.example/mcp"))
+    tenant = Tenant(TenantName("acme"), own_worker.address, spec)
+    principal = Principal("https://issuer.example", "someone", issued_at=time.time())
+
+    async def standings() -> tuple[Standing, Standing]:
+        pool = WorkerPool(timeout=10)
+        try:
+            own_worker.kill()
+            impatient = await Revocations(pool, read_seconds=0).standing(tenant, principal)
+            starting = threading.Thread(target=own_worker.start)
+            starting.start()
+            try:
+                patient = await Revocations(pool, read_seconds=60).standing(tenant, principal)
+            finally:
+                starting.join()
+            return impatient, patient
+        finally:
+            await pool.close()
+
+    assert await standings() == (Standing.UNKNOWN, Standing.GOOD)
+    gc.collect()  # the closed channels, and with the last of them gRPC's poller thread
 
 
 def test_malformed_json_rpc_gets_a_json_rpc_error_and_the_gateway_stays_up(
