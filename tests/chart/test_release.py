@@ -46,10 +46,14 @@ def make_key(home: Path, name: str) -> SigningKey:
             timeout=60,
         ).stdout
 
-    gpg("--quick-gen-key", name, "rsa2048", "sign", "never")
     secret, public = home / "secring.gpg", home / "pubring.gpg"
-    secret.write_bytes(gpg("--export-secret-keys", name))
-    public.write_bytes(gpg("--export", name))
+    try:
+        gpg("--quick-gen-key", name, "rsa2048", "sign", "never")
+        secret.write_bytes(gpg("--export-secret-keys", name))
+        public.write_bytes(gpg("--export", name))
+    finally:
+        # gpg starts an agent for the home, which outlives it: stop it with the key made.
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False, timeout=30)
     return SigningKey(name, secret, public)
 
 
