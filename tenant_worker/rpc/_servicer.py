@@ -103,6 +103,8 @@ Resp = TypeVar("Resp")
 _T = TypeVar("_T")
 #: How long a cancelled upload may take to see its stream end and roll back.
 _CANCELLED_UPLOAD_GRACE = 30.0
+#: How long a refused upload goes on reading the rest of its body before answering.
+_REFUSED_UPLOAD_DRAIN = 10.0
 
 
 #: The gRPC service, as its spans name it (``stowage.tracing.rpc.server_span``).
@@ -626,7 +628,11 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             h = first.header
             header = UploadHeader(file_id=h.id, size=h.size, sha256=h.sha256)
             upload = self._transfers().upload(ctx, header, _upload_bytes(requests))
-            record = await _finished_even_if_cancelled(upload)
+            try:
+                record = await _finished_even_if_cancelled(upload)
+            except Exception:
+                await _drain(requests, header.size, context)
+                raise
             return file_message(record)
         except Exception as e:
             await call.fail(context, e)
@@ -700,6 +706,32 @@ async def _finished_even_if_cancelled(work: Awaitable[_T]) -> _T:
         else:
             task.cancel()
         raise
+
+
+async def _drain(
+    requests: AsyncIterator[pb.UploadFileMessage],
+    size: int,
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> None:
+    """Read and drop the rest of a refused upload's body: at most ``size`` bytes, briefly.
+
+    A refusal mid-body (a quota reached, the store gone away) answered at once
+    crosses the bytes the gateway is still sending, and gRPC may then report the
+    call to it as INTERNAL instead of this refusal. Read to the end, the body's
+    sender finishes writing and reads the refusal itself. The gateway never
+    sends more than the header's size, which the file's limit bounds.
+    """
+    remaining = context.time_remaining()
+    seconds = _REFUSED_UPLOAD_DRAIN if remaining is None else min(remaining, _REFUSED_UPLOAD_DRAIN)
+    left = size
+    try:
+        async with asyncio.timeout(seconds):
+            async for message in requests:
+                left -= len(message.data)
+                if left < 0:
+                    return
+    except (TimeoutError, grpc.aio.AioRpcError, grpc.RpcError):
+        return  # the refusal goes out as it is; the gateway then reports what it can
 
 
 async def _upload_bytes(requests: AsyncIterator[pb.UploadFileMessage]) -> AsyncIterator[bytes]:

@@ -379,9 +379,13 @@ async def test_an_object_store_that_goes_away_mid_upload_fails_it_clearly_and_ke
         failed = await http.put(
             created["upload"]["url"], content=body(), headers={"content-length": str(len(data))}
         )
-    # The gateway answers a worker's UNAVAILABLE with 503; when the worker's refusal
-    # crosses the rest of the body still being sent, gRPC may report it as INTERNAL (502).
-    assert failed.status_code in (502, 503), failed.text
+    # The worker reads the rest of the body before refusing, so its UNAVAILABLE reaches
+    # the gateway as such (never gRPC's INTERNAL of a refusal crossing the bytes still sent).
+    assert failed.status_code == 503 and failed.headers["retry-after"] == "1", failed.text
+    assert failed.json()["message"] == (
+        "The tenant's file store (its S3-compatible bucket) could not be reached. "
+        "No file was changed; retry in 1 s."
+    )
     # Once the store is away, a link's answer says so, in words for whoever holds the link:
     # reading a stored file and a whole small upload (no body left to cross the refusal).
     async with httpx.AsyncClient(timeout=120) as http:
