@@ -20,9 +20,10 @@ How it stays right:
   a restarted gateway never forgets one. If the worker cannot be read, the
   tenant's standing is UNKNOWN (the gate then refuses tool calls, which need
   the worker anyway) and the read is tried again at most every
-  ``retry_after`` seconds. A worker that answers UNAVAILABLE (starting, or
-  its connection being made) is asked again within ``read_seconds``, so a
-  tenant's first call waits for it rather than fail.
+  ``retry_after`` seconds. A tool call asks again (``patient``) for up to
+  ``read_seconds``: a worker coming up (a new pod, a restart) makes it wait
+  rather than fail. Other requests never wait for a worker, and callers
+  queued behind a read that fails take its outcome instead of trying again.
 - **Every replica within seconds.** A revocation made through this gateway is
   applied here at once and pushed through Redis (when configured) to every
   other replica; a replica catches up from the workers after every
@@ -42,6 +43,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -80,6 +82,8 @@ class _TenantRevocations:
     last_id: int = 0
     loaded: bool = False
     failed_at: float = -math.inf
+    #: Reads tried so far: a caller that waited for the lock while one failed takes its outcome.
+    reads: int = 0
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
@@ -106,11 +110,16 @@ class Revocations:
 
     # --- the request path -------------------------------------------------------
 
-    async def standing(self, tenant: Tenant, principal: Principal) -> Standing:
-        """Whether ``principal``'s token was revoked; loads the tenant's revocations once."""
+    async def standing(
+        self, tenant: Tenant, principal: Principal, *, patient: bool = False
+    ) -> Standing:
+        """Whether ``principal``'s token was revoked; loads the tenant's revocations once.
+
+        ``patient``: while they cannot be read, ask again for up to ``read_seconds``.
+        """
         state = self._tenants.get(tenant.name)
         if state is None or not state.loaded:
-            state = await self._load(tenant)
+            state = await (self._load_patiently(tenant) if patient else self._load(tenant))
             if state is None:
                 return Standing.UNKNOWN
         # The later of the identity's own revocation and the tenant-wide one.
@@ -162,13 +171,34 @@ class Revocations:
                     extra={"tenant": name},
                 )
 
-    async def _load(self, tenant: Tenant) -> _TenantRevocations | None:
+    async def _load_patiently(self, tenant: Tenant) -> _TenantRevocations | None:
+        """:meth:`_load`, again after a jittered pause while ``read_seconds`` allow."""
+        deadline = time.monotonic() + self._read_seconds
+        backoff = 0.05
+        while (state := await self._load(tenant, again=True)) is None:
+            pause = random.uniform(0, backoff)  # full jitter
+            if time.monotonic() + pause >= deadline:
+                return None
+            await anyio.sleep(pause)
+            backoff = min(backoff * 2, 1.0)
+        return state
+
+    async def _load(self, tenant: Tenant, *, again: bool = False) -> _TenantRevocations | None:
+        """The tenant's revocations, read once; None while they cannot be read.
+
+        A read that failed less than ``retry_after`` ago is not tried again unless
+        ``again``; one that failed while this caller waited for it never is.
+        """
         state = self._tenants.setdefault(tenant.name, _TenantRevocations())
+        reads = state.reads
         async with state.lock:
             if state.loaded:
                 return state
-            if time.monotonic() - state.failed_at < self._retry_after:
+            if state.reads != reads:
                 return None
+            if not again and time.monotonic() - state.failed_at < self._retry_after:
+                return None
+            state.reads += 1
             try:
                 await self._catch_up(tenant, state)
             except WorkerError as e:
@@ -190,9 +220,7 @@ class Revocations:
         worker = self._workers.client(tenant.endpoint, tenant.name)
         more = True
         while more:
-            page, more = await worker.list_revocations(
-                _cid(), state.last_id, seconds=self._read_seconds
-            )
+            page, more = await worker.list_revocations(_cid(), state.last_id)
             for revocation in page:
                 self._apply(tenant.name, state, revocation)
                 state.last_id = max(state.last_id, revocation.id)

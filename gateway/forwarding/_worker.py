@@ -628,13 +628,13 @@ class WorkerClient:
         return _revocation(await self._call(attempt, retry=False))
 
     async def list_revocations(
-        self, cid: CorrelationId, after_id: int, *, limit: int = 0, seconds: float
+        self, cid: CorrelationId, after_id: int, *, limit: int = 0, seconds: float | None = None
     ) -> tuple[list[Revocation], bool]:
         """Revocations after ``after_id`` (oldest first) and whether more remain.
 
-        A worker that is UNAVAILABLE is asked again for at most ``seconds``: short,
-        because a gateway that cannot read them answers for itself (see
-        :mod:`gateway.auth._revocations`) rather than keep its requests waiting.
+        One attempt, unless ``seconds`` are given to ask a worker that is UNAVAILABLE
+        again: the gateway decides itself how long a request waits for them (see
+        :mod:`gateway.auth._revocations`).
         """
         request = pb.ListRevocationsRequest(after_id=after_id, limit=limit)
         md = self._metadata(cid, None)
@@ -645,7 +645,7 @@ class WorkerClient:
             )
             return reply
 
-        reply = await self._call(attempt, retry=True, seconds=seconds)
+        reply = await self._call(attempt, retry=seconds is not None, seconds=seconds)
         return [_revocation(r) for r in reply.revocations], reply.more
 
     # --- shared spaces ---------------------------------------------------------------

@@ -10,7 +10,9 @@ Two reasons to turn a valid token away, each counted in ``auth_failures``:
   allow-lists (``_access.admits``): 403 ``access_denied``.
 
 The caller's standing goes on to the tool-call checks: revocations that
-cannot be read yet (``Standing.UNKNOWN``) refuse only tool calls.
+cannot be read yet (``Standing.UNKNOWN``) refuse only tool calls, and only
+once a tool call has waited a few seconds for them (``tool_call_standing``):
+a worker coming up makes a call wait, not fail.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from gateway.auth._access import NOT_OPEN, admits
 from gateway.auth._revocations import Revocations, Standing
 from gateway.gate._asgi import Refused, Reply
 from gateway.gate._challenges import Challenges, challenge_reply
-from gateway.gate._tool_call import peek_tool_call
+from gateway.gate._tool_call import ToolCall, peek_tool_call
 
 #: What a client is told about a revoked token (the 401's ``error_description``).
 REVOKED = "access to this app was revoked; sign in again to connect"
@@ -49,8 +51,8 @@ class Admission:
         """The caller's standing once it is neither revoked nor kept out by the launch stage."""
         standing = await self._revocations.standing(tenant, principal)
         if standing is Standing.REVOKED:
-            self._metrics.auth_failures.labels(tenant.name, "revoked").inc()
-            raise Refused(await self._revoked(tenant, cid, scope, receive))
+            call = await peek_tool_call(scope, receive, self._body_limit)
+            raise Refused(self._revoked(tenant, cid, call))
         if not admits(tenant.access, principal):
             self._metrics.auth_failures.labels(tenant.name, "not_open").inc()
             body = {"error": "access_denied", "error_description": NOT_OPEN}
@@ -58,12 +60,21 @@ class Admission:
             raise Refused(Reply(403, body, headers))
         return standing
 
-    async def _revoked(
-        self, tenant: Tenant, cid: CorrelationId, scope: Scope, receive: Receive
-    ) -> Reply:
+    async def tool_call_standing(
+        self, tenant: Tenant, principal: Principal, cid: CorrelationId, call: ToolCall
+    ) -> Standing:
+        """For ``call`` by a caller whose standing is UNKNOWN: the revocations read again,
+        for a few seconds while the worker cannot answer (``Revocations.standing``'s
+        ``patient``); refused as :meth:`standing` refuses if they say it was revoked."""
+        standing = await self._revocations.standing(tenant, principal, patient=True)
+        if standing is Standing.REVOKED:
+            raise Refused(self._revoked(tenant, cid, call))
+        return standing
+
+    def _revoked(self, tenant: Tenant, cid: CorrelationId, call: ToolCall | None) -> Reply:
         """401 for a revoked grant; for ChatGPT's tool call, the Apps SDK's challenge."""
+        self._metrics.auth_failures.labels(tenant.name, "revoked").inc()
         challenge = self._challenges.value(tenant.name, "invalid_token", REVOKED)
-        call = await peek_tool_call(scope, receive, self._body_limit)
         return challenge_reply(
             call, 401, "invalid_token", REVOKED, challenge, code="access_revoked", cid=cid
         )

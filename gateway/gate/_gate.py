@@ -40,7 +40,7 @@ from gateway._ratelimit import RateLimiter
 from gateway._settings import GatewaySettings
 from gateway._types import CorrelationId, Tenant
 from gateway.auth._auth import TokenVerifier
-from gateway.auth._revocations import Revocations
+from gateway.auth._revocations import Revocations, Standing
 from gateway.directory._directory import TenantDirectory
 from gateway.gate._admission import Admission
 from gateway.gate._asgi import ASGIApp, Refused
@@ -137,6 +137,11 @@ class McpGate:
         ctx = CallContext(tenant, principal, cid)
         call = tool_call(scope, body.message)
         if call is not None:
+            if standing is Standing.UNKNOWN:
+                with _SPANS.span("gateway.check_revocations", record_exception=False):
+                    standing = await self._admission.tool_call_standing(
+                        tenant, principal, cid, call
+                    )
             await self._checks.clear(ctx, call, standing)
         await self._dispatch.forward(ctx, body, scope, receive, send)
 

@@ -106,9 +106,9 @@ def test_a_killed_worker_gives_retriable_errors_then_recovers_with_nothing_half_
 async def test_a_tenants_first_call_waits_for_a_worker_still_coming_up_to_read_revocations(
     own_worker: WorkerProcess,
 ) -> None:
-    """The first read of a tenant's revocations asks a worker that answers UNAVAILABLE
-    again, within its budget: a worker coming up (a new pod, a restart) makes its first
-    call wait, not fail. Without the budget, that call is refused."""
+    """A tool call asks a worker that cannot yet tell the tenant's revocations again,
+    within a budget: a worker coming up (a new pod, a restart) makes the tenant's first
+    call wait, not fail. Any other request (or a call without a budget) does not wait."""
     spec = TenantSpec(auth=AuthConfig("https://issuer.example", "https://acme.example/mcp"))
     tenant = Tenant(TenantName("acme"), own_worker.address, spec)
     principal = Principal("https://issuer.example", "someone", issued_at=time.time())
@@ -117,11 +117,12 @@ async def test_a_tenants_first_call_waits_for_a_worker_still_coming_up_to_read_r
         pool = WorkerPool(timeout=10)
         try:
             own_worker.kill()
-            impatient = await Revocations(pool, read_seconds=0).standing(tenant, principal)
+            revocations = Revocations(pool, read_seconds=60)
+            impatient = await revocations.standing(tenant, principal)
             starting = threading.Thread(target=own_worker.start)
             starting.start()
             try:
-                patient = await Revocations(pool, read_seconds=60).standing(tenant, principal)
+                patient = await revocations.standing(tenant, principal, patient=True)
             finally:
                 starting.join()
             return impatient, patient
