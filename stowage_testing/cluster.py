@@ -39,7 +39,6 @@ ipset from Debian's packages (``hack/test-deps.sh``).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import io
@@ -62,7 +61,7 @@ from typing import Any
 import yaml
 
 from stowage_testing.kube import REPO, SERVICE_RANGE, KubeCluster, KubeError, running_kube
-from stowage_testing.tools import find_program, missing, terminate
+from stowage_testing.tools import die_with_parent, find_program, missing, terminate
 
 __all__ = [
     "CLUSTER_DOMAIN",
@@ -238,14 +237,6 @@ def write_image_archive(
 
 # -- processes in the node's namespaces ---------------------------------------------------
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In a child before exec: be killed when the test process dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
 
 @dataclass
 class _Node:
@@ -271,7 +262,7 @@ class _Node:
                 [*self.enter, *argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.procs[name] = proc
         return proc
@@ -300,7 +291,7 @@ def _start_holder(workdir: Path, probe: Path) -> _Node:
     """A process owning a new network and mount namespace, the node's home."""
     holder = subprocess.Popen(
         ["unshare", "--net", "--mount", "--propagation", "private", "--", str(probe), "pause"],
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
         env={"STOWAGE_CLUSTER": str(workdir)},  # how a later sweep knows it (_holder_alive)
     )
     (workdir / "holder.pid").write_text(str(holder.pid))

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from stowage_testing.tools import find_program, free_port, missing, terminate
+from stowage_testing.tools import die_with_parent, find_program, free_port, missing, terminate
 
 REPO = Path(__file__).resolve().parents[1]
 VERSIONS = REPO / "hack" / "kube-tools" / "versions.env"
@@ -554,6 +554,7 @@ def running_kube(
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         with (workdir / "kube-apiserver.log").open("wb") as log:
             procs["kube-apiserver"] = subprocess.Popen(
@@ -577,6 +578,7 @@ def running_kube(
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         kubeconfig = workdir / "kubeconfig"
         _write_kubeconfig(kubeconfig, server, pki.ca_cert, pki.admin_cert, pki.admin_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import shutil
@@ -87,6 +88,19 @@ def eventually(predicate: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what or predicate}")
         time.sleep(0.05)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec (``preexec_fn``): be killed when the thread that started it
+    ends, so a test process that dies however it dies (SIGKILL too) takes it along.
+
+    Only for a child started on a thread that lives as long as the child should.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def kill_with_descendants(proc: subprocess.Popen[bytes]) -> None:
