@@ -82,37 +82,54 @@ if ((${#packages[@]})); then
     done
 fi
 
+# Two groups run side by side, each in its own order: the Go builds (CPU) here, and
+# beside them the images and the downloads (mostly network and disk), whose messages
+# follow once the Go builds are done. On a fresh machine this saves the downloads' time.
+side_log="$(mktemp)"
+(
+    # The project's image from its Dockerfile (buildah, on a Debian bookworm base made
+    # with debootstrap), the pause image and the chart's Redis (Debian's redis-server on
+    # that base), as OCI archives in the cache (a few minutes the first time, nothing to
+    # do when this tree's images are cached).
+    "$here/build-image.sh" >/dev/null
+    "$here/build-image.sh" pause >/dev/null
+    "$here/build-image.sh" redis >/dev/null
+    # The Prometheus Operator CRDs the chart's monitors are validated against.
+    if [[ -x "$here/fetch-prometheus-operator-crds.sh" ]]; then
+        "$here/fetch-prometheus-operator-crds.sh" >/dev/null
+    fi
+    # Node 22 and the third-party MCP clients of tests/clients (nothing to do when cached).
+    "$here/node-tools.sh" >/dev/null
+    "$here/keycloak.sh" >/dev/null  # Keycloak 26 (Maven Central, pinned) for tests/keycloak
+    # The components' pinned npm packages (esbuild, ext-apps, the MCP client,
+    # playwright-core for tests/components), into the same cache (nothing to do when cached).
+    "$here/build-components.sh" --install
+) >"$side_log" 2>&1 &
+side=$!
+# Whatever happens here, the side group is waited for: nothing is left running.
+side_done() {
+    local status=0
+    wait "$side" || status=$?
+    cat "$side_log" >&2
+    rm -f "$side_log"
+    return "$status"
+}
+trap 'side_done || true' EXIT
+
 # The Kubernetes binaries (prints progress; nothing to do when cached).
 "$here/build-kube-tools.sh" >/dev/null
 # The e2e tier's node and add-ons: kubelet, kube-proxy, kube-controller-manager,
 # kube-scheduler, CoreDNS, kube-router (prints progress; nothing to do when cached).
 "$here/build-cluster-tools.sh" >/dev/null
-
 # The chart's release tools: the OCI registry and helm-docs (tests/chart/test_release.py).
 "$here/build-release-tools.sh" >/dev/null
-
-# The project's image from its Dockerfile (buildah, on a Debian bookworm base made with
-# debootstrap), the pause image and the chart's Redis (Debian's redis-server on that base), as
-# OCI archives in the same cache (prints progress; a few minutes the first time, nothing to do
-# when this tree's images are cached).
-"$here/build-image.sh" >/dev/null
-"$here/build-image.sh" pause >/dev/null
-"$here/build-image.sh" redis >/dev/null
-
 # The trace backend (Jaeger v2) of tests/tracing (nothing to do when cached).
 "$here/build-trace-tools.sh" >/dev/null
 
-# The Prometheus Operator CRDs the chart's monitors are validated against.
-if [[ -x "$here/fetch-prometheus-operator-crds.sh" ]]; then
-    "$here/fetch-prometheus-operator-crds.sh" >/dev/null
+trap - EXIT
+if ! side_done; then
+    say "building the images or fetching the downloads failed (its messages are above)"
+    exit 1
 fi
-
-# Node 22 and the third-party MCP clients of tests/clients (nothing to do when cached).
-"$here/node-tools.sh" >/dev/null
-"$here/keycloak.sh" >/dev/null  # Keycloak 26 (Maven Central, pinned) for tests/keycloak
-
-# The components' pinned npm packages (esbuild, ext-apps, the MCP client, playwright-core
-# for tests/components), into the same cache (nothing to do when cached).
-"$here/build-components.sh" --install
 
 say "ready"
