@@ -2,15 +2,17 @@
 
 moto's server speaks the S3 REST API over HTTP (SigV4-signed requests,
 multipart uploads, ranges, batch deletes), keeps everything in memory, and
-starts in about a second. ``s3_server()`` yields an ``S3Server`` that a test may
-stop (the store becomes unreachable, as a bucket whose endpoint went away) and
-start again on the same port; ``client()`` is boto3's, for tests to look into
-the bucket themselves.
+starts in about a second; given an ``Authority`` (a private CA made by the
+test), it speaks HTTPS with a certificate that CA signed. ``s3_server()``
+yields an ``S3Server`` that a test may stop (the store becomes unreachable, as
+a bucket whose endpoint went away) and start again on the same port;
+``client()`` is boto3's, for tests to look into the bucket themselves.
 """
 
 from __future__ import annotations
 
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from stowage_testing.tls import Authority
 from stowage_testing.tools import free_port, missing, terminate
 
 HOW = "install the dev extras (pip install -e '.[dev]', which brings moto[server])"
@@ -37,10 +40,27 @@ class S3Server:
     access_key_id: str = field(default_factory=lambda: f"AKIA{secrets.token_hex(8).upper()}")
     secret_access_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
     proc: subprocess.Popen[bytes] | None = None
+    #: The private CA that signs the server's certificate; None: plain HTTP.
+    authority: Authority | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.authority is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate a client trusts the server by (PEM); None over plain HTTP."""
+        return None if self.authority is None else self.workdir / "ca.pem"
+
+    def _tls_args(self) -> list[str]:
+        if self.authority is None:
+            return []
+        cert, key = self.authority.server("127.0.0.1")
+        (self.workdir / "server.pem").write_bytes(cert)
+        (self.workdir / "server-key.pem").write_bytes(key)
+        (self.workdir / "ca.pem").write_text(self.authority.pem)
+        return ["-c", str(self.workdir / "server.pem"), "-k", str(self.workdir / "server-key.pem")]
 
     @property
     def log_file(self) -> Path:
@@ -53,15 +73,28 @@ class S3Server:
         assert not self.running(), "already running"
         log = self.log_file.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [
+                *(sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)),
+                *self._tls_args(),
+            ],
             stdout=log,
             stderr=log,
         )
         log.close()
+        try:
+            self._wait_until_up(timeout)
+        except BaseException:
+            terminate(self.proc, grace=10)
+            raise
+
+    def _wait_until_up(self, timeout: float) -> None:
+        assert self.proc is not None
+        verify = True if self.ca_file is None else ssl.create_default_context(cafile=self.ca_file)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{self.endpoint}/moto-api/", timeout=1.0).status_code < 500:
+                answer = httpx.get(f"{self.endpoint}/moto-api/", timeout=1.0, verify=verify)
+                if answer.status_code < 500:
                     return
             except httpx.HTTPError:
                 pass
@@ -83,6 +116,7 @@ class S3Server:
             region_name=REGION,
             aws_access_key_id=self.access_key_id,
             aws_secret_access_key=self.secret_access_key,
+            verify=None if self.ca_file is None else str(self.ca_file),
         )
 
     def create_bucket(self, name: str | None = None) -> str:
@@ -106,8 +140,11 @@ class S3Server:
         return sorted(str(u["Key"]) for u in answer.get("Uploads") or ())
 
     def worker_env(self, bucket: str, prefix: str, **more: str) -> dict[str, str]:
-        """A worker's variables for ``bucket``, as the operator sets them."""
+        """A worker's variables for ``bucket``, as the operator sets them (over HTTPS,
+        with the CA file its Region's ``caSecretRef`` would mount)."""
+        ca = {} if self.ca_file is None else {"STOWAGE_OBJECT_STORE_CA_FILE": str(self.ca_file)}
         return {
+            **ca,
             "STOWAGE_OBJECT_STORE_ENDPOINT": self.endpoint,
             "STOWAGE_OBJECT_STORE_BUCKET": bucket,
             "STOWAGE_OBJECT_STORE_REGION": REGION,
@@ -119,15 +156,16 @@ class S3Server:
 
 
 @contextmanager
-def s3_server(workdir: Path) -> Iterator[S3Server]:
-    """Start moto's S3 server and yield it; fail with what to install without moto."""
+def s3_server(workdir: Path, authority: Authority | None = None) -> Iterator[S3Server]:
+    """Start moto's S3 server (over HTTPS with a certificate ``authority`` signs, when
+    given) and yield it; fail with what to install without moto."""
     try:
         import boto3  # noqa: F401
         import moto.server  # noqa: F401
     except ImportError:
         missing("moto's S3 server", HOW)
     workdir.mkdir(parents=True, exist_ok=True)
-    server = S3Server(workdir)
+    server = S3Server(workdir, authority=authority)
     server.start()
     try:
         yield server

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
@@ -19,6 +21,7 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import SSLError as BotoSSLError
 
 from tenant_worker._errors import NotFound, StorageUnavailable
 from tenant_worker.files._values import ObjectStoreConfig
@@ -30,6 +33,14 @@ READ_BYTES = 256 * 2**10
 #: Keys one DeleteObjects request may name (S3's limit).
 DELETE_BATCH = 1000
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+#: OpenSSL's reason in an error's text, up to the quote or bracket that wraps it.
+_TLS_REASON = re.compile(r"\[SSL: [A-Z0-9_]+\][^'\"\]]*")
+
+
+def _tls_reason(error: BaseException) -> str:
+    """What the TLS check said (``[SSL: CERTIFICATE_VERIFY_FAILED] …``), else the error's type."""
+    found = _TLS_REASON.search(str(error))
+    return found.group(0).strip() if found else type(error).__name__
 
 
 class BucketUnavailable(StorageUnavailable):
@@ -116,6 +127,12 @@ class Bucket:
                 f"the {where} refused to {doing}: {code or 'error'} "
                 f"{error.get('Message') or ''}".rstrip(),
                 refused=True,
+            ) from e
+        except (BotoSSLError, aiohttp.ClientSSLError, ssl.SSLError) as e:
+            raise BucketUnavailable(
+                f"the {where} could not be reached to {doing}: its TLS certificate was not "
+                f"accepted ({_tls_reason(e)}); a private CA's certificate goes in the Region's "
+                "spec.objectStore.caSecretRef"
             ) from e
         except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as e:
             raise BucketUnavailable(
