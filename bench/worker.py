@@ -9,7 +9,10 @@ Beside throughput and latency it reports the CPU milliseconds per call of the
 worker's process tree (all its processes) and of the PostgreSQL cluster, and,
 with ``--processes 1 2``, a scale row: the same load on a worker serving with
 two processes. ``--profile DIR`` records the one-process worker with py-spy
-(raw folded stacks) during the highest concurrency.
+(raw folded stacks) during the highest concurrency. ``--compare CHECKOUT`` adds a
+one-process worker running the code of another checkout of the repository (the
+same tables), in rounds interleaved with this one's, for a before/after on a
+busy machine.
 """
 
 from __future__ import annotations
@@ -151,6 +154,8 @@ async def bench_psycopg(
 
 
 BASELINE = "raw psycopg (baseline)"
+WORKER = "worker over gRPC"
+COMPARE = "worker over gRPC (compared)"
 
 
 async def _bench_at(
@@ -160,14 +165,21 @@ async def _bench_at(
 
 
 @contextlib.contextmanager
-def _worker(server: PostgresServer, tmp: Path, processes: int) -> Iterator[WorkerProcess]:
-    """A worker serving with ``processes`` processes, on a fresh database."""
-    db = _fresh(server, f"bench_worker{processes}")
+def _worker(
+    server: PostgresServer, tmp: Path, processes: int, checkout: Path | None = None
+) -> Iterator[WorkerProcess]:
+    """A worker serving with ``processes`` processes, on a fresh database; with
+    ``checkout``, running that checkout's code instead of this one's."""
+    name = f"w{processes}" if checkout is None else "compare"
+    db = _fresh(server, f"bench_{name}")
+    env = {}
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(checkout / "operator")])
     with contextlib.ExitStack() as stack:
         os.environ["STOWAGE_WORKER_PROCESSES"] = str(processes)  # read by the worker at start
         try:
             worker = stack.enter_context(
-                running_worker(server.sqlalchemy_url(db), tmp / f"w{processes}", {})
+                running_worker(server.sqlalchemy_url(db), tmp / name, {}, env=env)
             )
         finally:
             os.environ.pop("STOWAGE_WORKER_PROCESSES", None)
@@ -191,7 +203,7 @@ def _round(
 
 
 def _levels(
-    server: PostgresServer, workers: dict[int, WorkerProcess], args: argparse.Namespace
+    server: PostgresServer, workers: dict[str, WorkerProcess], args: argparse.Namespace
 ) -> tuple[list[Row], list[dict[str, Any]]]:
     """Each level: the baseline, then each worker, back to back; rows and CPU per call."""
     rows: list[Row] = []
@@ -208,13 +220,13 @@ def _levels(
         )
         rows += r
         cpu.append(c)
-        for n, worker in workers.items():
-            target = "worker over gRPC" + (f", {n} processes" if n > 1 else "")
+        for target, worker in workers.items():
             assert worker.proc is not None
             spies = []
-            if args.profile and n == 1 and level == max(args.concurrency):
-                pids = {f"worker-{level}": worker.proc.pid}
-                spies = _profile.record(pids, min(6.0, args.seconds), args.profile)
+            profiled = f"worker-{level}" if target == WORKER else f"compare-{level}"
+            if args.profile and target in (WORKER, COMPARE) and level == max(args.concurrency):
+                spies = _profile.record({profiled: worker.proc.pid}, min(6.0, args.seconds),
+                                        args.profile)  # fmt: skip
             meter = CpuMeter({"worker": [worker.proc.pid], "postgres": postgres})
             bench = functools.partial(_bench_at, worker.address, args.seconds)
             r, c = _round(target, level, args.seconds, bench, meter)
@@ -222,7 +234,7 @@ def _levels(
             cpu.append(c)
             for spy in spies:
                 spy.wait()
-                print(_profile.top(args.profile / f"worker-{level}.folded"))
+                print(_profile.top(args.profile / f"{profiled}.folded"))
     return rows, cpu
 
 
@@ -234,13 +246,30 @@ def main() -> None:
         "--processes", type=int, nargs="+", default=[1, 2], help="worker processes to compare"
     )
     parser.add_argument("--profile", type=Path, help="write py-spy folded stacks here")
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout whose worker runs beside this one's"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="times to run every level, interleaved"
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(running_postgres())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        workers = {n: stack.enter_context(_worker(server, tmp, n)) for n in args.processes}
-        rows, cpu = _levels(server, workers, args)
+        workers = {
+            WORKER + (f", {n} processes" if n > 1 else ""): stack.enter_context(
+                _worker(server, tmp, n)
+            )
+            for n in args.processes
+        }
+        if args.compare is not None:
+            workers[COMPARE] = stack.enter_context(_worker(server, tmp, 1, args.compare))
+        rows, cpu = [], []
+        for _ in range(args.rounds):
+            r, c = _levels(server, workers, args)
+            rows += r
+            cpu += c
     rows = with_ratios(rows, BASELINE)
     print()
     for c in cpu:
