@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenant_worker._errors import Conflict, NotFound, WorkerError, WriteRace
 from tenant_worker._policy import Quotas, TenantPolicy
 from tenant_worker._records import CallContext, DeleteResult, ObjectRecord, PutResult, UserId
 from tenant_worker.objects import _pg_writes
+from tenant_worker.storage._db import one_row
 from tenant_worker.storage._models import StoredObject
 from tenant_worker.storage._retries import Replayed
 from tenant_worker.storage._store import (
@@ -164,7 +164,8 @@ def growth(plan: PutPlan, prior: ObjectRow | None) -> tuple[int, int]:
 async def put_in_one_statement(store: Store, plan: PutPlan) -> PutResult:
     t = plan.target
     async with store.statements() as conn:
-        row = (await conn.execute(_pg_writes.PUT, _put_params(store, plan))).one()
+        found = await one_row(conn, _pg_writes.PUT, _put_params(store, plan))
+        row = _one(found)
         if row.written_version is not None:
             return plan.result(row.written_version, _utc(row.written_created_at))
         await _refuse_keyed(store, conn, t, row)
@@ -183,7 +184,8 @@ async def put_in_one_statement(store: Store, plan: PutPlan) -> PutResult:
 
 async def delete_in_one_statement(store: Store, t: Target) -> DeleteResult:
     async with store.statements() as conn:
-        row = (await conn.execute(_pg_writes.DELETE, _target_params(t))).one()
+        found_row = await one_row(conn, _pg_writes.DELETE, _target_params(t))
+        row = _one(found_row)
         if row.removed_version is not None:
             return DeleteResult(t.collection, t.object_id, row.removed_version)
         await _refuse_keyed(store, conn, t, row)
@@ -193,7 +195,18 @@ async def delete_in_one_statement(store: Store, t: Target) -> DeleteResult:
     raise WriteRace(f"{t.where} changed while it was deleted")
 
 
-async def _refuse_keyed(store: Store, conn: AsyncConnection, t: Target, row: Row[Any]) -> None:
+_Seen = _pg_writes.PutRow | _pg_writes.DeleteRow
+_RowT = TypeVar("_RowT")
+
+
+def _one(row: _RowT | None) -> _RowT:
+    """The row a write statement always returns."""
+    if row is None:
+        raise AssertionError("a write statement returned no row")
+    return row
+
+
+async def _refuse_keyed(store: Store, conn: AsyncConnection, t: Target, row: _Seen) -> None:
     """Raise Replayed when the statement found the call's key used before (forget a stale one)."""
     if row.first_operation is None or t.ref is None:
         return
@@ -206,7 +219,7 @@ async def _refuse_keyed(store: Store, conn: AsyncConnection, t: Target, row: Row
     raise Replayed(first_result(t.ref, first))
 
 
-def _prior(row: Row[Any]) -> StoredRow | None:
+def _prior(row: _Seen) -> StoredRow | None:
     if row.version is None:
         return None
     return StoredRow(

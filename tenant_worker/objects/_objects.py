@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import bindparam, select
 
@@ -24,6 +25,7 @@ from tenant_worker.objects._object_writes import (
     put_in_one_statement,
     put_in_transaction,
 )
+from tenant_worker.storage._db import Prepared, one_row
 from tenant_worker.storage._json import check_value, dumps, loads_object, request_hash
 from tenant_worker.storage._models import StoredObject, utcnow
 from tenant_worker.storage._retries import write_once
@@ -49,6 +51,31 @@ _GET = select(_OBJECTS).where(
     _OBJECTS.c.owner == bindparam("owner"),
     _OBJECTS.c.collection == bindparam("collection"),
     _OBJECTS.c.object_id == bindparam("object_id"),
+)
+
+
+class _Stored(NamedTuple):
+    """An object as :data:`_PG_GET` returns it (an ``ObjectRow``)."""
+
+    collection: str
+    object_id: str
+    data: dict[str, Any]
+    schema_version: int
+    version: int
+    size_bytes: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    correlation_id: str
+
+
+#: ``_GET`` on PostgreSQL: prepared, run on the driver's connection.
+_PG_GET = Prepared(
+    "SELECT collection, object_id, data, schema_version, version, size_bytes, created_at,"
+    " updated_at, expires_at, correlation_id FROM objects"
+    " WHERE owner = $1 AND collection = $2 AND object_id = $3",
+    ("owner", "collection", "object_id"),
+    _Stored._make,
 )
 
 
@@ -135,8 +162,12 @@ class Objects:
         policy.personal(collection)
         check_object_id(object_id)
         key = {"owner": owner, "collection": collection, "object_id": object_id}
+        row: ObjectRow | None
         async with self.store.statements() as conn:
-            row = cast("ObjectRow | None", (await conn.execute(_GET, key)).one_or_none())
+            if self.store.is_postgres:
+                row = await one_row(conn, _PG_GET, key)
+            else:
+                row = cast("ObjectRow | None", (await conn.execute(_GET, key)).one_or_none())
         if row is None or not is_live(row, policy.retention(collection), utcnow()):
             raise NotFound(f"{collection}/{object_id} does not exist")
         return to_record(row, policy)

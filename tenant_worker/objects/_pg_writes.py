@@ -20,21 +20,45 @@ cast once, in ``p``, so each has one type wherever it is used.
 
 from __future__ import annotations
 
-from sqlalchemy import TextClause, text
+from typing import Any, NamedTuple
 
-_PARAMS = """
+from tenant_worker.storage._db import Prepared, placeholders
+
+#: The parameters both statements take, in order, with their types.
+_TARGET = (
+    ("owner", "varchar"),
+    ("collection", "varchar"),
+    ("object_id", "varchar"),
+    ("key", "varchar"),
+    ("request_hash", "varchar"),
+    ("now", "timestamptz"),
+    ("retained_after", "timestamptz"),
+    ("expected", "bigint"),
+    ("correlation_id", "varchar"),
+    ("slot", "integer"),
+)
+#: A Put's parameters after those.
+_PUT_ONLY = (
+    ("data", "jsonb"),
+    ("schema_version", "integer"),
+    ("size", "bigint"),
+    ("expires_at", "timestamptz"),
+    ("max_objects", "bigint"),
+    ("max_bytes", "bigint"),
+    ("user_max_objects", "bigint"),
+    ("user_max_bytes", "bigint"),
+    ("record", "jsonb"),
+)
+_PUT_PARAMS, _PUT_CASTS = placeholders(_TARGET + _PUT_ONLY)
+_DELETE_PARAMS, _DELETE_CASTS = placeholders(_TARGET)
+
+
+def _params(casts: str) -> str:
+    return f"""
 p AS (
-    SELECT CAST(:owner AS varchar) AS owner,
-           CAST(:collection AS varchar) AS collection,
-           CAST(:object_id AS varchar) AS object_id,
-           CAST(:key AS varchar) AS key,
-           CAST(:request_hash AS varchar) AS request_hash,
-           CAST(:now AS timestamptz) AS now,
-           CAST(:retained_after AS timestamptz) AS retained_after,
-           CAST(:expected AS bigint) AS expected,
-           CAST(:correlation_id AS varchar) AS correlation_id,
-           CAST(:slot AS integer) AS slot{extra}
+    SELECT {casts}
 )"""
+
 
 _FOUND = """
 found AS (
@@ -66,18 +90,7 @@ _SEEN = """
 
 _PUT = (
     "WITH"
-    + _PARAMS.format(
-        extra=""",
-           CAST(:data AS jsonb) AS data,
-           CAST(:schema_version AS integer) AS schema_version,
-           CAST(:size AS bigint) AS size,
-           CAST(:expires_at AS timestamptz) AS expires_at,
-           CAST(:max_objects AS bigint) AS max_objects,
-           CAST(:max_bytes AS bigint) AS max_bytes,
-           CAST(:user_max_objects AS bigint) AS user_max_objects,
-           CAST(:user_max_bytes AS bigint) AS user_max_bytes,
-           CAST(:record AS jsonb) AS record"""
-    )
+    + _params(_PUT_CASTS)
     + ","
     + _FOUND
     + """,
@@ -189,7 +202,7 @@ LEFT JOIN first_use ON true
 
 _DELETE = (
     "WITH"
-    + _PARAMS.format(extra="")
+    + _params(_DELETE_CASTS)
     + ","
     + _FOUND
     + """,
@@ -246,7 +259,58 @@ LEFT JOIN first_use ON true
 """
 )
 
+
+class PutRow(NamedTuple):
+    """The row of :data:`PUT`: its columns in order (those of an outer join are NULL when
+    there was no row to join)."""
+
+    ok: bool
+    tenant_objects: int
+    tenant_bytes: int
+    user_objects: int
+    user_bytes: int
+    written_version: Any
+    written_created_at: Any
+    live: bool
+    collection: Any
+    object_id: Any
+    data: Any
+    schema_version: Any
+    version: Any
+    size_bytes: Any
+    created_at: Any
+    updated_at: Any
+    expires_at: Any
+    correlation_id: Any
+    first_operation: Any
+    first_request_hash: Any
+    first_response: Any
+    first_created_at: Any
+
+
+class DeleteRow(NamedTuple):
+    """The row of :data:`DELETE`: its columns in order (as :class:`PutRow`)."""
+
+    ok: bool
+    removed_version: Any
+    live: bool
+    collection: Any
+    object_id: Any
+    data: Any
+    schema_version: Any
+    version: Any
+    size_bytes: Any
+    created_at: Any
+    updated_at: Any
+    expires_at: Any
+    correlation_id: Any
+    first_operation: Any
+    first_request_hash: Any
+    first_response: Any
+    first_created_at: Any
+
+
 #: A Put: parameters as in ``_object_writes._put_params``.
-PUT: TextClause = text(_PUT)
+PUT = Prepared(_PUT, _PUT_PARAMS, PutRow._make)
 #: A Delete: parameters as in ``_object_writes._target_params``.
-DELETE: TextClause = text(_DELETE)
+DELETE = Prepared(_DELETE, _DELETE_PARAMS, DeleteRow._make)

@@ -36,7 +36,9 @@ the database key, given as its padded inner and outer keys: see
 
 from __future__ import annotations
 
-from sqlalchemy import TextClause, text
+from typing import Any, NamedTuple
+
+from tenant_worker.storage._db import Prepared, placeholders
 
 
 def _handle(user: str) -> str:
@@ -58,32 +60,54 @@ def _author(user: str) -> str:
                 ELSE jsonb_build_array({handle}, coalesce({name}, {handle})) END"""
 
 
-_PARAMS = """
+#: The parameters both statements take, in order, with their types.
+_TARGET = (
+    ("space", "varchar"),
+    ("user_id", "varchar"),
+    ("writers", "varchar[]"),
+    ("collection", "varchar"),
+    ("object_id", "varchar"),
+    ("operation", "varchar"),
+    ("key", "varchar"),
+    ("request_hash", "varchar"),
+    ("now", "timestamptz"),
+    ("retained_after", "timestamptz"),
+    ("expected", "bigint"),
+    ("correlation_id", "varchar"),
+    ("slot", "integer"),
+    ("detail", "jsonb"),
+    ("ipad", "bytea"),
+    ("opad", "bytea"),
+    ("context", "bytea"),
+    ("handle_prefix", "varchar"),
+    ("handle_hex", "integer"),
+    ("names", "boolean"),
+    ("pseudonym", "varchar"),
+    ("pseudonym_chars", "integer"),
+    ("former", "varchar"),
+)
+#: A Put's parameters after those.
+_PUT_ONLY = (
+    ("data", "jsonb"),
+    ("schema_version", "integer"),
+    ("size", "bigint"),
+    ("expires_at", "timestamptz"),
+    ("max_objects", "bigint"),
+    ("max_bytes", "bigint"),
+    ("user_max_objects", "bigint"),
+    ("user_max_bytes", "bigint"),
+    ("record", "jsonb"),
+)
+_PUT_PARAMS, _PUT_CASTS = placeholders(_TARGET + _PUT_ONLY)
+_DELETE_PARAMS, _DELETE_CASTS = placeholders(_TARGET)
+
+
+def _params(casts: str) -> str:
+    return f"""
 p AS (
-    SELECT CAST(:space AS varchar) AS space,
-           CAST(:user_id AS varchar) AS user_id,
-           CAST(:writers AS varchar[]) AS writers,
-           CAST(:collection AS varchar) AS collection,
-           CAST(:object_id AS varchar) AS object_id,
-           CAST(:operation AS varchar) AS operation,
-           CAST(:key AS varchar) AS key,
-           CAST(:request_hash AS varchar) AS request_hash,
-           CAST(:now AS timestamptz) AS now,
-           CAST(:retained_after AS timestamptz) AS retained_after,
-           CAST(:expected AS bigint) AS expected,
-           CAST(:correlation_id AS varchar) AS correlation_id,
-           CAST(:slot AS integer) AS slot,
-           CAST(:detail AS jsonb) AS detail,
-           CAST(:ipad AS bytea) AS ipad,
-           CAST(:opad AS bytea) AS opad,
-           CAST(:context AS bytea) AS context,
-           CAST(:handle_prefix AS varchar) AS handle_prefix,
-           CAST(:handle_hex AS integer) AS handle_hex,
-           CAST(:names AS boolean) AS names,
-           CAST(:pseudonym AS varchar) AS pseudonym,
-           CAST(:pseudonym_chars AS integer) AS pseudonym_chars,
-           CAST(:former AS varchar) AS former{extra}
+    SELECT {casts}
 )"""
+
 
 #: The space and the membership (locked first), the object (locked, for a role that may
 #: write), the key's first use.
@@ -142,18 +166,7 @@ LEFT JOIN first_use ON true"""
 
 _PUT = (
     "WITH"
-    + _PARAMS.format(
-        extra=""",
-           CAST(:data AS jsonb) AS data,
-           CAST(:schema_version AS integer) AS schema_version,
-           CAST(:size AS bigint) AS size,
-           CAST(:expires_at AS timestamptz) AS expires_at,
-           CAST(:max_objects AS bigint) AS max_objects,
-           CAST(:max_bytes AS bigint) AS max_bytes,
-           CAST(:user_max_objects AS bigint) AS user_max_objects,
-           CAST(:user_max_bytes AS bigint) AS user_max_bytes,
-           CAST(:record AS jsonb) AS record"""
-    )
+    + _params(_PUT_CASTS)
     + ","
     + _LOCKED
     + """,
@@ -297,7 +310,7 @@ LEFT JOIN written_by ON true
 
 _DELETE = (
     "WITH"
-    + _PARAMS.format(extra="")
+    + _params(_DELETE_CASTS)
     + ","
     + _LOCKED
     + """,
@@ -369,7 +382,64 @@ LEFT JOIN removed ON true
 """
 )
 
-#: A Put in a space: parameters as in ``_space_objects._put_params``.
-PUT: TextClause = text(_PUT)
-#: A Delete in a space: parameters as in ``_space_objects._target_params``.
-DELETE: TextClause = text(_DELETE)
+
+class PutRow(NamedTuple):
+    """The row of :data:`PUT`: its columns in order (those of an outer join are NULL when
+    there was no row to join)."""
+
+    ok: bool
+    tenant_objects: int
+    tenant_bytes: int
+    user_objects: int
+    user_bytes: int
+    written_version: Any
+    written_created_at: Any
+    written_created_by: Any
+    role: Any
+    me: Any
+    found_created_by: Any
+    found_updated_by: Any
+    live: bool
+    data: Any
+    schema_version: Any
+    version: Any
+    size_bytes: Any
+    created_at: Any
+    updated_at: Any
+    expires_at: Any
+    correlation_id: Any
+    first_operation: Any
+    first_request_hash: Any
+    first_response: Any
+    first_created_at: Any
+
+
+class DeleteRow(NamedTuple):
+    """The row of :data:`DELETE`: its columns in order (as :class:`PutRow`)."""
+
+    removed_version: Any
+    role: Any
+    me: Any
+    found_created_by: Any
+    found_updated_by: Any
+    live: bool
+    data: Any
+    schema_version: Any
+    version: Any
+    size_bytes: Any
+    created_at: Any
+    updated_at: Any
+    expires_at: Any
+    correlation_id: Any
+    first_operation: Any
+    first_request_hash: Any
+    first_response: Any
+    first_created_at: Any
+
+
+#: What either statement saw.
+SeenRow = PutRow | DeleteRow
+#: A Put in a space: parameters as in ``_write_plan.put_params``.
+PUT = Prepared(_PUT, _PUT_PARAMS, PutRow._make)
+#: A Delete in a space: parameters as in ``_write_plan.target_params``.
+DELETE = Prepared(_DELETE, _DELETE_PARAMS, DeleteRow._make)

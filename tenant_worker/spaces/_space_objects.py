@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
@@ -35,6 +36,7 @@ from tenant_worker.spaces._access import (
 )
 from tenant_worker.spaces._space_writes import SpaceWrites
 from tenant_worker.spaces._write_plan import OBJECTS, shared_collection
+from tenant_worker.storage._db import Prepared, one_row
 from tenant_worker.storage._models import Space, SpaceChange, UserProfile, utcnow
 from tenant_worker.storage._store import (
     check_object_id,
@@ -71,6 +73,44 @@ _GET = (
     )
     .where(MEMBERS.c.space_id == bindparam("space"), MEMBERS.c.user_id == bindparam("user"))
 )
+
+
+class _Got(NamedTuple):
+    """A row of :data:`_PG_GET` (an ``ObjectRow`` when the object was found)."""
+
+    role: str
+    space_id: str | None
+    collection: str
+    object_id: str | None
+    data: dict[str, Any]
+    schema_version: int
+    version: int
+    size_bytes: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    correlation_id: str
+    created_by: str
+    updated_by: str
+    created_by_name: str | None
+    updated_by_name: str | None
+
+
+#: ``_GET`` on PostgreSQL: prepared, run on the driver's connection.
+_PG_GET = Prepared(
+    "SELECT m.role, o.space_id, o.collection, o.object_id, o.data, o.schema_version,"
+    " o.version, o.size_bytes, o.created_at, o.updated_at, o.expires_at, o.correlation_id,"
+    " o.created_by, o.updated_by,"
+    " creator.display_name AS created_by_name, editor.display_name AS updated_by_name"
+    " FROM space_members AS m"
+    " LEFT OUTER JOIN space_objects AS o"
+    " ON o.space_id = m.space_id AND o.collection = $3 AND o.object_id = $4"
+    " LEFT OUTER JOIN user_profiles AS creator ON creator.user_id = o.created_by"
+    " LEFT OUTER JOIN user_profiles AS editor ON editor.user_id = o.updated_by"
+    " WHERE m.space_id = $1 AND m.user_id = $2",
+    ("space", "user", "collection", "object_id"),
+    _Got._make,
+)
 DEFAULT_FEED_PAGE = 100
 MAX_FEED_PAGE = 1000
 _EXPORT_BATCH = 200
@@ -98,8 +138,12 @@ class SpaceObjects(SpaceWrites):
         if not SPACE_ID.match(space):
             raise no_such_space(space)
         key = {"space": space, "user": user, "collection": collection, "object_id": object_id}
+        row: Any
         async with self.store.statements() as conn:
-            row = (await conn.execute(_GET, key)).one_or_none()
+            if self.store.is_postgres:
+                row = await one_row(conn, _PG_GET, key)
+            else:
+                row = (await conn.execute(_GET, key)).one_or_none()
             handle_key = await self.handles.key(conn)
         if row is None:
             raise no_such_space(space)

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -45,6 +44,7 @@ from tenant_worker.spaces._access import (
     no_such_space,
     role_in,
 )
+from tenant_worker.spaces._pg_space_writes import SeenRow
 from tenant_worker.spaces._roles import Role, require
 from tenant_worker.spaces._write_plan import (
     OBJECTS,
@@ -60,6 +60,7 @@ from tenant_worker.spaces._write_plan import (
     target_params,
     utc,
 )
+from tenant_worker.storage._db import one_row
 from tenant_worker.storage._json import check_value, dumps, loads_object, request_hash
 from tenant_worker.storage._models import Space, SpaceChange, SpaceObject, utcnow
 from tenant_worker.storage._retries import Replayed, write_once
@@ -206,7 +207,10 @@ class SpaceWrites:
             raise no_such_space(w.space)
         async with self.store.statements() as conn:
             params = put_params(w, self.store.policy(), await self.handles.key(conn))
-            row = (await conn.execute(_pg_space_writes.PUT, params)).one()
+            found = await one_row(conn, _pg_space_writes.PUT, params)
+            if found is None:
+                raise AssertionError("a write statement returned no row")
+            row = found
             if row.role is None:
                 raise no_such_space(w.space)
             require(Role(row.role), Role.EDITOR, "saving", w.space)
@@ -221,7 +225,7 @@ class SpaceWrites:
             await self._refuse_keyed(conn, w, row)
         raise self._put_refusal(w, row)
 
-    async def _refuse_keyed(self, conn: AsyncConnection, w: Write, row: Row[Any]) -> None:
+    async def _refuse_keyed(self, conn: AsyncConnection, w: Write, row: SeenRow) -> None:
         """Replayed when the statement found the call's key used before (a stale one is
         forgotten, and the write runs again); as a personal Put does."""
         if row.first_operation is None or w.ref is None:
@@ -234,7 +238,7 @@ class SpaceWrites:
             raise WriteRace("the idempotency key was past its time; it is forgotten")
         raise Replayed(first_result(w.ref, first))
 
-    def _put_refusal(self, w: Write, row: Row[Any]) -> WorkerError:
+    def _put_refusal(self, w: Write, row: _pg_space_writes.PutRow) -> WorkerError:
         """Why the statement wrote nothing: a stale version, a quota, or a lost race."""
         policy = self.store.policy()
         expected = w.expected_version
@@ -378,7 +382,10 @@ class SpaceWrites:
             raise no_such_space(w.space)
         async with self.store.statements() as conn:
             params = target_params(w, self.store.policy(), await self.handles.key(conn))
-            row = (await conn.execute(_pg_space_writes.DELETE, params)).one()
+            seen = await one_row(conn, _pg_space_writes.DELETE, params)
+            if seen is None:
+                raise AssertionError("a write statement returned no row")
+            row = seen
             if row.role is None:
                 raise no_such_space(w.space)
             require(Role(row.role), Role.EDITOR, "deleting", w.space)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenant_worker._errors import (
@@ -40,6 +39,7 @@ from tenant_worker.spaces._access import (
     PSEUDONYM_SHOWN,
     Handles,
 )
+from tenant_worker.spaces._pg_space_writes import SeenRow
 from tenant_worker.spaces._roles import Role, at_least
 from tenant_worker.storage._models import SpaceObject
 from tenant_worker.storage._store import (
@@ -132,7 +132,7 @@ def conflict_of(w: Write, current: SpaceObjectRecord) -> Conflict:
     )
 
 
-def found_object(w: Write, row: Row[Any], policy: TenantPolicy) -> SpaceObjectRecord:
+def found_object(w: Write, row: SeenRow, policy: TenantPolicy) -> SpaceObjectRecord:
     """The object as a write statement found it, with its authors (for a conflict)."""
     return SpaceObjectRecord(
         space=w.space,
@@ -152,7 +152,7 @@ class _PriorRow:
     """The object as the write statement found it (an ``ObjectRow`` for ``to_record``)."""
 
     w: Write
-    row: Row[Any]
+    row: SeenRow
 
     @property
     def collection(self) -> str:

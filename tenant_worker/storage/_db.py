@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Generic, TypeVar
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -61,23 +64,6 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-#: The longest statement whose placeholders psycopg converts once and then remembers.
-#: psycopg's own limit (4 KiB) keeps ORM-made statements of ever-changing text out of its
-#: cache; the worker's hot writes are a few fixed statements of 3 to 11 KiB (a Put is one
-#: statement: ``objects._pg_writes``, ``spaces._pg_space_writes``), which it would convert
-#: again on every call (50 to 80 µs of CPU a Put).
-CACHED_STATEMENT_BYTES = 16 * 1024
-
-
-def _cache_long_statements() -> None:
-    """Let psycopg remember the conversion of statements up to :data:`CACHED_STATEMENT_BYTES`
-    (its limit is a module setting; ``tests/tenant_worker/test_statements.py`` holds it)."""
-    from psycopg import _queries
-
-    if _queries.MAX_CACHED_STATEMENT_LENGTH < CACHED_STATEMENT_BYTES:
-        _queries.MAX_CACHED_STATEMENT_LENGTH = CACHED_STATEMENT_BYTES
-
-
 def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
@@ -96,13 +82,103 @@ def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> Asyn
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    _cache_long_statements()
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=10,
     )
+
+
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True)
+class Prepared(Generic[RowT]):
+    """A hot PostgreSQL statement, run by :func:`one_row` on the pooled driver connection.
+
+    ``sql`` is in PostgreSQL's own form: its parameters are ``$1``, ``$2``… in the
+    order of ``params``, so psycopg sends the text as it is (no placeholders to
+    convert). It is prepared once per connection and then only executed; its
+    row, a tuple, becomes a ``RowT`` by ``row`` (a ``NamedTuple``'s ``_make``),
+    whose fields name the statement's result columns in order.
+    """
+
+    sql: str
+    params: tuple[str, ...]
+    row: Callable[[Iterable[Any]], RowT]
+    _args: Callable[[Mapping[str, Any]], Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        get = itemgetter(*self.params)
+        if len(self.params) == 1:
+            object.__setattr__(self, "_args", lambda values: (get(values),))
+        else:
+            object.__setattr__(self, "_args", get)
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The statement's positional parameters, taken from ``values`` by name."""
+        args: tuple[Any, ...] = self._args(values)
+        return args
+
+
+def placeholders(params: Iterable[tuple[str, str]]) -> tuple[tuple[str, ...], str]:
+    """Names of ``(name, type)`` parameters and the SQL of a row casting each to its type:
+    ``CAST($1 AS type) AS name, …`` (each parameter is cast once, where it enters)."""
+    pairs = list(params)
+    columns = ",\n           ".join(
+        f"CAST(${i} AS {sql_type}) AS {name}" for i, (name, sql_type) in enumerate(pairs, 1)
+    )
+    return tuple(name for name, _ in pairs), columns
+
+
+async def one_row(
+    conn: AsyncConnection, statement: Prepared[RowT], values: Mapping[str, Any]
+) -> RowT | None:
+    """Run ``statement`` on ``conn``'s own psycopg connection, prepared; its first row.
+
+    ``conn`` is in autocommit (:func:`autocommit`, ``Store.statements``): the
+    statement commits as it returns, and no transaction of SQLAlchemy's is
+    left open behind its back. Errors come out as SQLAlchemy's (``IntegrityError``, ``OperationalError``…,
+    the driver's error chained), so :func:`translated_errors` reads them as it
+    reads any other; a connection the error broke is invalidated, so the pool
+    drops it.
+    """
+    driver = await _driver_connection(conn)
+    if not driver.autocommit:
+        raise RuntimeError("a prepared statement runs on a connection in autocommit")
+    args = statement.args(values)
+    try:
+        cursor = psycopg.AsyncRawCursor(driver)
+        await cursor.execute(statement.sql, args, prepare=True)
+        row = await cursor.fetchone()
+    except psycopg.Error as e:
+        broken = driver.broken or driver.closed
+        if broken:
+            await conn.invalidate()
+        raise DBAPIError.instance(
+            statement.sql,
+            None,
+            e,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=broken,
+            dialect=conn.dialect,
+        ) from e
+    return None if row is None else statement.row(row)
+
+
+async def _driver_connection(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``conn`` (checked out, so it stays ``conn``'s)."""
+    sync = conn.sync_connection
+    if sync is not None and not sync.invalidated:
+        proxied = sync.connection
+    else:
+        proxied = await conn.get_raw_connection()
+    driver = proxied.driver_connection
+    if not isinstance(driver, psycopg.AsyncConnection):
+        raise TypeError(f"not a psycopg connection: {type(driver).__name__}")
+    return driver
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
