@@ -27,37 +27,62 @@ concurrent call is a unique violation (``WriteRace``: run again, then replay
 it); a quota may be overshot by the writes in flight, never by more.
 
 The statement returns what it saw (the role, ``found``, the totals, the key's
-first use) and the authors as other members see them, so a refusal is worked
-out in Python from exactly that. Authors are computed here as
-``_access.Handles`` does (the member handle is HMAC-SHA256 of the user id under
-the database key, given as its padded inner and outer keys: see
-``Handles.pads``), because the key row remembers them with the result.
+first use), the authors' user ids and the display names the tenant shows, so
+the result, or a refusal, is worked out in Python from exactly that (authors
+as other members see them: ``_access.Handles.author``). The caller's own
+handle comes in as a parameter (``me``). Only the key row, which remembers
+the result to replay, needs another member's handle in the statement: for a
+keyed Put that replaces an object someone else created it is computed here
+as ``Handles`` does (HMAC-SHA256 of the user id under the database key, given
+as its padded inner and outer keys: see ``Handles.pads``).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from tenant_worker.spaces._access import (
+    FORMER_MEMBER,
+    HANDLE_CONTEXT,
+    HANDLE_HEX,
+    HANDLE_PREFIX,
+    PSEUDONYM_PREFIX,
+    PSEUDONYM_SHOWN,
+)
 from tenant_worker.storage._db import Prepared, placeholders
+
+
+def _literal(value: str | bytes) -> str:
+    """A constant of ``_access`` as an SQL literal (none holds a quote or a backslash)."""
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'::bytea"
+    if "'" in value or "\\" in value:
+        raise ValueError(f"not a plain constant: {value!r}")
+    return f"'{value}'"
+
+
+def _name(user: str) -> str:
+    """SQL for the display name the tenant shows for a user id (``p.names``), or NULL."""
+    return (
+        "CASE WHEN p.names THEN (SELECT nullif(pr.display_name, '') FROM user_profiles AS pr "
+        f"WHERE pr.user_id = {user}) END"
+    )
 
 
 def _handle(user: str) -> str:
     """SQL for ``Handles.of(key, user)``: HMAC-SHA256 from the padded keys, as hex, cut."""
-    digest = f"sha256(p.opad || sha256(p.ipad || p.context || convert_to({user}, 'UTF8')))"
-    return f"p.handle_prefix || left(encode({digest}, 'hex'), p.handle_hex)"
+    message = f"{_literal(HANDLE_CONTEXT)} || convert_to({user}, 'UTF8')"
+    digest = f"sha256(p.opad || sha256(p.ipad || {message}))"
+    return f"{_literal(HANDLE_PREFIX)} || left(encode({digest}, 'hex'), {HANDLE_HEX})"
 
 
 def _author(user: str) -> str:
     """SQL for ``Handles.author``: jsonb [member, name] of a user id, pseudonym or NULL."""
     handle = _handle(user)
-    name = (
-        "(SELECT nullif(pr.display_name, '') FROM user_profiles AS pr "
-        f"WHERE p.names AND pr.user_id = {user})"
-    )
     return f"""CASE WHEN {user} IS NULL THEN NULL
-                WHEN left({user}, 1) = p.pseudonym
-                THEN jsonb_build_array(left({user}, p.pseudonym_chars), p.former)
-                ELSE jsonb_build_array({handle}, coalesce({name}, {handle})) END"""
+                WHEN left({user}, 1) = {_literal(PSEUDONYM_PREFIX)}
+                THEN jsonb_build_array(left({user}, {PSEUDONYM_SHOWN}), {_literal(FORMER_MEMBER)})
+                ELSE jsonb_build_array({handle}, coalesce({_name(user)}, {handle})) END"""
 
 
 #: The parameters both statements take, in order, with their types.
@@ -76,18 +101,13 @@ _TARGET = (
     ("correlation_id", "varchar"),
     ("slot", "integer"),
     ("detail", "jsonb"),
-    ("ipad", "bytea"),
-    ("opad", "bytea"),
-    ("context", "bytea"),
-    ("handle_prefix", "varchar"),
-    ("handle_hex", "integer"),
     ("names", "boolean"),
-    ("pseudonym", "varchar"),
-    ("pseudonym_chars", "integer"),
-    ("former", "varchar"),
 )
 #: A Put's parameters after those.
 _PUT_ONLY = (
+    ("me", "varchar"),
+    ("ipad", "bytea"),
+    ("opad", "bytea"),
     ("data", "jsonb"),
     ("schema_version", "integer"),
     ("size", "bigint"),
@@ -136,29 +156,21 @@ first_use AS (
     WHERE k.owner = p.user_id AND k.key = p.key
 )"""
 
-#: The caller and the found object's authors, as other members see them.
-_AUTHORS = f"""
-authors AS (
-    SELECT {_author("p.user_id")} AS me,
-           {_author("found.created_by")} AS found_created_by,
-           {_author("found.updated_by")} AS found_updated_by
-    FROM p
-    LEFT JOIN found ON true
-)"""
-
 #: What both statements return beside their own outcome: the role, the object as found
-#: (its data only when the write was refused: a conflict returns it), its authors, and the
-#: key's first use.
-_SEEN = """
-       access.role, authors.me, authors.found_created_by, authors.found_updated_by,
+#: (its data only when the write was refused: a conflict returns it), its authors' ids and,
+#: for a refusal, their names; the key's first use.
+_SEEN = f"""
+       access.role,
        coalesce(found.live, false) AS live,
        CASE WHEN gate.ok THEN NULL ELSE found.data END AS data,
        found.schema_version, found.version, found.size_bytes, found.created_at,
        found.updated_at, found.expires_at, found.correlation_id,
+       found.created_by AS found_created_by, found.updated_by AS found_updated_by,
+       CASE WHEN NOT gate.ok THEN {_name("found.created_by")} END AS found_created_by_name,
+       CASE WHEN NOT gate.ok THEN {_name("found.updated_by")} END AS found_updated_by_name,
        first_use.operation AS first_operation, first_use.request_hash AS first_request_hash,
        first_use.response AS first_response, first_use.created_at AS first_created_at
 FROM p
-CROSS JOIN authors
 CROSS JOIN gate
 LEFT JOIN access ON true
 LEFT JOIN found ON true
@@ -276,12 +288,9 @@ charged_owner AS (
     SET objects = u.objects + EXCLUDED.objects, bytes = u.bytes + EXCLUDED.bytes
 ),
 """
-    + _AUTHORS
-    + """,
-written_by AS (
-    SELECT CASE WHEN written.created_by = p.user_id THEN authors.me
-                ELSE authors.found_created_by END AS created_by
-    FROM written, p, authors
+    + f"""
+me AS (
+    SELECT {_name("p.user_id")} AS name FROM p
 ),
 remembered AS (
     INSERT INTO idempotency_keys (owner, key, operation, request_hash, response, created_at)
@@ -290,21 +299,25 @@ remembered AS (
                'space', p.space,
                'object', p.record || jsonb_build_object('version', written.version,
                                                         'created_at', written.created_at),
-               'created_by', written_by.created_by,
-               'updated_by', authors.me,
+               'created_by', CASE WHEN written.created_by = p.user_id
+                                  THEN jsonb_build_array(p.me, coalesce(me.name, p.me))
+                                  ELSE {_author("written.created_by")} END,
+               'updated_by', jsonb_build_array(p.me, coalesce(me.name, p.me)),
                'created', written.version = 1)::text, 'UTF8'),
            p.now
-    FROM written, written_by, authors, p
+    FROM written, me, p
     WHERE p.key <> ''
 )
 SELECT gate.ok,
        gate.tenant_objects, gate.tenant_bytes, gate.user_objects, gate.user_bytes,
        written.version AS written_version, written.created_at AS written_created_at,
-       written_by.created_by AS written_created_by,"""
+       written.created_by AS written_created_by,
+       CASE WHEN written.created_by <> p.user_id THEN {_name("written.created_by")} END
+           AS written_created_by_name,
+       CASE WHEN written.version IS NOT NULL THEN {_name("p.user_id")} END AS me_name,"""
     + _SEEN
     + """
 LEFT JOIN written ON true
-LEFT JOIN written_by ON true
 """
 )
 
@@ -372,9 +385,7 @@ remembered AS (
            p.now
     FROM removed, p
     WHERE p.key <> ''
-),"""
-    + _AUTHORS
-    + """
+)
 SELECT removed.version AS removed_version,"""
     + _SEEN
     + """
@@ -395,10 +406,9 @@ class PutRow(NamedTuple):
     written_version: Any
     written_created_at: Any
     written_created_by: Any
+    written_created_by_name: Any
+    me_name: Any
     role: Any
-    me: Any
-    found_created_by: Any
-    found_updated_by: Any
     live: bool
     data: Any
     schema_version: Any
@@ -408,6 +418,10 @@ class PutRow(NamedTuple):
     updated_at: Any
     expires_at: Any
     correlation_id: Any
+    found_created_by: Any
+    found_updated_by: Any
+    found_created_by_name: Any
+    found_updated_by_name: Any
     first_operation: Any
     first_request_hash: Any
     first_response: Any
@@ -419,9 +433,6 @@ class DeleteRow(NamedTuple):
 
     removed_version: Any
     role: Any
-    me: Any
-    found_created_by: Any
-    found_updated_by: Any
     live: bool
     data: Any
     schema_version: Any
@@ -431,6 +442,10 @@ class DeleteRow(NamedTuple):
     updated_at: Any
     expires_at: Any
     correlation_id: Any
+    found_created_by: Any
+    found_updated_by: Any
+    found_created_by_name: Any
+    found_updated_by_name: Any
     first_operation: Any
     first_request_hash: Any
     first_response: Any

@@ -27,7 +27,6 @@ from tenant_worker._errors import (
 )
 from tenant_worker._policy import TenantPolicy
 from tenant_worker._records import (
-    Author,
     CallContext,
     DeleteResult,
     SpaceObjectRecord,
@@ -206,8 +205,10 @@ class SpaceWrites:
         if not SPACE_ID.match(w.space):
             raise no_such_space(w.space)
         async with self.store.statements() as conn:
-            params = put_params(w, self.store.policy(), await self.handles.key(conn))
-            found = await one_row(conn, _pg_space_writes.PUT, params)
+            key = await self.handles.key(conn)
+            found = await one_row(
+                conn, _pg_space_writes.PUT, put_params(w, self.store.policy(), key)
+            )
             if found is None:
                 raise AssertionError("a write statement returned no row")
             row = found
@@ -215,15 +216,19 @@ class SpaceWrites:
                 raise no_such_space(w.space)
             require(Role(row.role), Role.EDITOR, "saving", w.space)
             if row.written_version is not None:
+                me = Handles.author(key, w.user, row.me_name)
+                creator = row.written_created_by
                 record = SpaceObjectRecord(
                     space=w.space,
                     object=w.record(row.written_version, utc(row.written_created_at)),
-                    created_by=Author(*row.written_created_by),
-                    updated_by=Author(*row.me),
+                    created_by=me
+                    if creator == w.user
+                    else Handles.author(key, creator, row.written_created_by_name),
+                    updated_by=me,
                 )
                 return SpacePutResult(record, created=row.written_version == 1)
             await self._refuse_keyed(conn, w, row)
-        raise self._put_refusal(w, row)
+        raise self._put_refusal(w, row, key)
 
     async def _refuse_keyed(self, conn: AsyncConnection, w: Write, row: SeenRow) -> None:
         """Replayed when the statement found the call's key used before (a stale one is
@@ -238,13 +243,13 @@ class SpaceWrites:
             raise WriteRace("the idempotency key was past its time; it is forgotten")
         raise Replayed(first_result(w.ref, first))
 
-    def _put_refusal(self, w: Write, row: _pg_space_writes.PutRow) -> WorkerError:
+    def _put_refusal(self, w: Write, row: _pg_space_writes.PutRow, key: bytes) -> WorkerError:
         """Why the statement wrote nothing: a stale version, a quota, or a lost race."""
         policy = self.store.policy()
         expected = w.expected_version
         stale = row.version is not None and row.live and expected is not None
         if stale and (expected == 0 or row.version != expected):
-            return conflict_of(w, found_object(w, row, policy))
+            return conflict_of(w, found_object(w, row, policy, key))
         if not row.live and expected:
             return NotFound(f"{w.where} does not exist (expected version {expected})")
         d_objects = 1 if row.version is None else 0
@@ -381,8 +386,10 @@ class SpaceWrites:
         if not SPACE_ID.match(w.space):
             raise no_such_space(w.space)
         async with self.store.statements() as conn:
-            params = target_params(w, self.store.policy(), await self.handles.key(conn))
-            seen = await one_row(conn, _pg_space_writes.DELETE, params)
+            key = await self.handles.key(conn)
+            seen = await one_row(
+                conn, _pg_space_writes.DELETE, target_params(w, self.store.policy())
+            )
             if seen is None:
                 raise AssertionError("a write statement returned no row")
             row = seen
@@ -395,7 +402,7 @@ class SpaceWrites:
         if row.version is None or not row.live:
             raise NotFound(f"{w.where} does not exist")
         if w.expected_version is not None and row.version != w.expected_version:
-            raise conflict_of(w, found_object(w, row, self.store.policy()))
+            raise conflict_of(w, found_object(w, row, self.store.policy(), key))
         raise WriteRace(f"{w.where} changed while it was deleted")
 
     async def _delete(self, w: Write) -> DeleteResult:

@@ -31,12 +31,6 @@ from tenant_worker._records import (
     UserId,
 )
 from tenant_worker.spaces._access import (
-    FORMER_MEMBER,
-    HANDLE_CONTEXT,
-    HANDLE_HEX,
-    HANDLE_PREFIX,
-    PSEUDONYM_PREFIX,
-    PSEUDONYM_SHOWN,
     Handles,
 )
 from tenant_worker.spaces._pg_space_writes import SeenRow
@@ -132,13 +126,15 @@ def conflict_of(w: Write, current: SpaceObjectRecord) -> Conflict:
     )
 
 
-def found_object(w: Write, row: SeenRow, policy: TenantPolicy) -> SpaceObjectRecord:
+def found_object(
+    w: Write, row: SeenRow, policy: TenantPolicy, handle_key: bytes
+) -> SpaceObjectRecord:
     """The object as a write statement found it, with its authors (for a conflict)."""
     return SpaceObjectRecord(
         space=w.space,
         object=to_record(_PriorRow(w, row), policy),
-        created_by=Author(*row.found_created_by),
-        updated_by=Author(*row.found_updated_by),
+        created_by=Handles.author(handle_key, row.found_created_by, row.found_created_by_name),
+        updated_by=Handles.author(handle_key, row.found_updated_by, row.found_updated_by_name),
     )
 
 
@@ -197,9 +193,8 @@ class _PriorRow:
         return str(self.row.correlation_id)
 
 
-def target_params(w: Write, policy: TenantPolicy, handle_key: bytes) -> dict[str, Any]:
+def target_params(w: Write, policy: TenantPolicy) -> dict[str, Any]:
     """The parameters ``_pg_space_writes.PUT`` and ``DELETE`` share."""
-    inner, outer = Handles.pads(handle_key)
     return {
         "space": w.space,
         "user_id": w.user,
@@ -217,25 +212,22 @@ def target_params(w: Write, policy: TenantPolicy, handle_key: bytes) -> dict[str
         # space's own spreads spaces over them; its writers queue on the space's lock anyway.
         "slot": usage_slot(w.space),
         "detail": json.dumps({"space": w.space}),
-        "ipad": inner,
-        "opad": outer,
-        "context": HANDLE_CONTEXT,
-        "handle_prefix": HANDLE_PREFIX,
-        "handle_hex": HANDLE_HEX,
         "names": policy.spec.identity.name_claim is not None,
-        "pseudonym": PSEUDONYM_PREFIX,
-        "pseudonym_chars": PSEUDONYM_SHOWN,
-        "former": FORMER_MEMBER,
     }
 
 
 def put_params(w: Write, policy: TenantPolicy, handle_key: bytes) -> dict[str, Any]:
-    """The parameters of ``_pg_space_writes.PUT``."""
+    """The parameters of ``_pg_space_writes.PUT``: the caller's handle, the database key
+    for another member's (see ``_pg_space_writes``), the object, the quotas."""
     q = policy.quotas
     # What the key remembers, less the version and creation time only the write knows.
     record = record_to_json(w.record(0, w.now))
+    inner, outer = Handles.pads(handle_key)
     return {
-        **target_params(w, policy, handle_key),
+        **target_params(w, policy),
+        "me": Handles.of(handle_key, w.user),
+        "ipad": inner,
+        "opad": outer,
         "data": w.encoded.decode(),
         "schema_version": w.schema_version,
         "size": len(w.encoded),

@@ -139,10 +139,10 @@ async def one_row(
 
     ``conn`` is in autocommit (:func:`autocommit`, ``Store.statements``): the
     statement commits as it returns, and no transaction of SQLAlchemy's is
-    left open behind its back. Errors come out as SQLAlchemy's (``IntegrityError``, ``OperationalError``…,
-    the driver's error chained), so :func:`translated_errors` reads them as it
-    reads any other; a connection the error broke is invalidated, so the pool
-    drops it.
+    left open behind its back. Errors come out as SQLAlchemy's
+    (``IntegrityError``, ``OperationalError``…, the driver's error chained), so
+    :func:`translated_errors` reads them as it reads any other; a connection
+    the error broke is invalidated, so the pool drops it.
     """
     driver = await _driver_connection(conn)
     if not driver.autocommit:
