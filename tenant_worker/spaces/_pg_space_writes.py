@@ -146,8 +146,8 @@ found AS (
            (o.expires_at IS NULL OR o.expires_at > p.now)
            AND (p.retained_after IS NULL OR o.updated_at > p.retained_after) AS live
     FROM space_objects AS o, p, access
-    WHERE o.space_id = access.id AND o.collection = p.collection AND o.object_id = p.object_id
-      AND access.role = ANY (p.writers)
+    WHERE o.space_id = p.space AND o.collection = p.collection AND o.object_id = p.object_id
+      AND o.space_id = access.id AND access.role = ANY (p.writers)
     FOR UPDATE OF o
 ),
 first_use AS (

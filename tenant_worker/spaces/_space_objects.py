@@ -96,19 +96,37 @@ class _Got(NamedTuple):
     updated_by_name: str | None
 
 
-#: ``_GET`` on PostgreSQL: prepared, run on the driver's connection.
-_PG_GET = Prepared(
+_PG_COLUMNS = (
     "SELECT m.role, o.space_id, o.collection, o.object_id, o.data, o.schema_version,"
     " o.version, o.size_bytes, o.created_at, o.updated_at, o.expires_at, o.correlation_id,"
     " o.created_by, o.updated_by,"
-    " creator.display_name AS created_by_name, editor.display_name AS updated_by_name"
+)
+_PG_FROM = (
     " FROM space_members AS m"
     " LEFT OUTER JOIN space_objects AS o"
     " ON o.space_id = m.space_id AND o.collection = $3 AND o.object_id = $4"
-    " LEFT OUTER JOIN user_profiles AS creator ON creator.user_id = o.created_by"
-    " LEFT OUTER JOIN user_profiles AS editor ON editor.user_id = o.updated_by"
-    " WHERE m.space_id = $1 AND m.user_id = $2",
-    ("space", "user", "collection", "object_id"),
+)
+_PG_WHERE = " WHERE m.space_id = $1 AND m.user_id = $2"
+_PG_KEY = ("space", "user", "collection", "object_id")
+#: ``_GET`` on PostgreSQL, for a tenant that shows display names: prepared, run on the
+#: driver's connection.
+_PG_GET_NAMED = Prepared(
+    _PG_COLUMNS
+    + " creator.display_name AS created_by_name, editor.display_name AS updated_by_name"
+    + _PG_FROM
+    + " LEFT OUTER JOIN user_profiles AS creator ON creator.user_id = o.created_by"
+    + " LEFT OUTER JOIN user_profiles AS editor ON editor.user_id = o.updated_by"
+    + _PG_WHERE,
+    _PG_KEY,
+    _Got._make,
+)
+#: The same for a tenant that shows none: no names to look up.
+_PG_GET = Prepared(
+    _PG_COLUMNS
+    + " CAST(NULL AS varchar) AS created_by_name, CAST(NULL AS varchar) AS updated_by_name"
+    + _PG_FROM
+    + _PG_WHERE,
+    _PG_KEY,
     _Got._make,
 )
 DEFAULT_FEED_PAGE = 100
@@ -138,10 +156,11 @@ class SpaceObjects(SpaceWrites):
         if not SPACE_ID.match(space):
             raise no_such_space(space)
         key = {"space": space, "user": user, "collection": collection, "object_id": object_id}
+        names = policy.spec.identity.name_claim is not None
         row: Any
         async with self.store.statements() as conn:
             if self.store.is_postgres:
-                row = await one_row(conn, _PG_GET, key)
+                row = await one_row(conn, _PG_GET_NAMED if names else _PG_GET, key)
             else:
                 row = (await conn.execute(_GET, key)).one_or_none()
             handle_key = await self.handles.key(conn)
@@ -149,7 +168,6 @@ class SpaceObjects(SpaceWrites):
             raise no_such_space(space)
         if row.object_id is None or not is_live(row, policy.retention(collection), utcnow()):
             raise NotFound(f"{collection}/{object_id} does not exist in space {space}")
-        names = policy.spec.identity.name_claim is not None
 
         def author(user_id: str, display_name: str | None) -> Author:
             return Handles.author(handle_key, user_id, display_name if names else None)

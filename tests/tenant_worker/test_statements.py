@@ -35,6 +35,7 @@ HOT: dict[str, Prepared[Any]] = {
     "space put": _pg_space_writes.PUT,
     "space delete": _pg_space_writes.DELETE,
     "space get": _space_objects._PG_GET,
+    "space get with names": _space_objects._PG_GET_NAMED,
 }
 
 
