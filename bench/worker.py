@@ -175,6 +175,7 @@ def _worker(
     env = {}
     if checkout is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(checkout / "operator")])
+        env["PYTHONSAFEPATH"] = "1"  # not this checkout, the working directory, first
     with contextlib.ExitStack() as stack:
         os.environ["STOWAGE_WORKER_PROCESSES"] = str(processes)  # read by the worker at start
         try:
