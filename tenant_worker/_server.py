@@ -146,8 +146,9 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
             settings.default_page_size,
             settings.max_page_size,
             ObjectDeletions(store, bucket),
+            handles,
         ),
-        transfers=FileTransfers(store, bucket),
+        transfers=FileTransfers(store, bucket, handles),
     )
 
 

@@ -8,7 +8,8 @@ The archive holds, in this order:
   names (the worker reads each at one version: ``tenant_worker.files._export``);
 - ``manifest.json``, last, so it lists what was streamed: per file its id,
   name, path, content type, size, the sha256 computed here while its bytes
-  passed and the sha256 stored with it, and its version; and the files left
+  passed and the sha256 stored with it, its version (and its space, for a file
+  of a shared space); and the files left
   out (deleted meanwhile, or never uploaded) with why.
 
 Memory stays flat in the files' sizes: a piece at a time passes through, and
@@ -80,6 +81,7 @@ class _Entry:
             "stored_sha256": f["sha256"],
             "version": f["version"],
             "updated_at": f["updated_at"],
+            **({"space": f["space"]} if f.get("space") else {}),
         }
 
 

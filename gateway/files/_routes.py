@@ -29,6 +29,7 @@ from gateway._errors import (
     InvalidArgument,
     LinksUnavailable,
     NotFound,
+    PermissionDenied,
     QuotaExceeded,
     StoreUnavailable,
     TemporaryError,
@@ -95,6 +96,8 @@ def _unavailable(error: TemporaryError, retry: int, cid: str) -> str:
 def _worker_refusal(error: WorkerError, cid: str) -> Response:
     if isinstance(error, NotFound | UnknownUser):
         return _answer(404, "not_found", error.message, cid)
+    if isinstance(error, PermissionDenied):
+        return _answer(403, error.code, error.message, cid, role_needed=error.role_needed)
     if isinstance(error, QuotaExceeded):
         return _answer(413, "too_large", error.message, cid, field=error.field)
     if isinstance(error, InvalidArgument):

@@ -284,6 +284,9 @@ def file_dict(f: pb.FileInfo) -> dict[str, Any]:
         "created_at": _iso(f.created_at),
         "updated_at": _iso(f.updated_at),
         "expires_at": _iso(f.expires_at) if f.HasField("expires_at") else None,
+        "space": f.space or None,
+        "created_by": _author(f.created_by) if f.HasField("created_by") else None,
+        "updated_by": _author(f.updated_by) if f.HasField("updated_by") else None,
     }
 
 
@@ -834,9 +837,15 @@ class WorkerClient:
         size: int,
         file_id: str,
         ttl_seconds: int,
+        space: str = "",
     ) -> dict[str, Any]:
         request = pb.CreateFileRequest(
-            name=name, content_type=content_type, size=size, id=file_id, ttl_seconds=ttl_seconds
+            name=name,
+            content_type=content_type,
+            size=size,
+            id=file_id,
+            ttl_seconds=ttl_seconds,
+            space=space,
         )
         return file_dict(await self._unary("CreateFile", request, user, cid, read=False))
 
@@ -845,9 +854,9 @@ class WorkerClient:
         return file_dict(reply)
 
     async def list_files(
-        self, user: UserId, cid: CorrelationId, *, page_size: int, cursor: str
+        self, user: UserId, cid: CorrelationId, *, page_size: int, cursor: str, space: str = ""
     ) -> dict[str, Any]:
-        request = pb.ListFilesRequest(page_size=page_size, cursor=cursor)
+        request = pb.ListFilesRequest(page_size=page_size, cursor=cursor, space=space)
         reply = await self._unary("ListFiles", request, user, cid, read=True)
         return {
             "files": [file_dict(f) for f in reply.files],

@@ -283,6 +283,7 @@ async def files_create_upload(call: Invocation) -> dict[str, Any]:
         size=size,
         file_id=call.args.get("id", ""),
         ttl_seconds=call.whole("ttl_seconds") or 0,
+        space=call.args.get("space", ""),
     )
     upload = links.upload(call.user, file["id"], size, sha256)
     upload["headers"] = {"content-type": file["declared_type"]}
@@ -301,6 +302,7 @@ async def files_list(call: Invocation) -> dict[str, Any]:
         call.cid,
         page_size=call.whole("page_size") or 0,
         cursor=call.args.get("cursor", ""),
+        space=call.args.get("space", ""),
     )
 
 

@@ -715,6 +715,13 @@ _FILE_OUT = {
         "created_at": _TIMESTAMP,
         "updated_at": _TIMESTAMP,
         "expires_at": nullable(_TIMESTAMP),
+        "space": nullable(
+            {"type": "string", "description": "The shared space it lives in; null: yours."}
+        ),
+        "created_by": nullable({**_AUTHOR, "description": "In a space: who created it."}),
+        "updated_by": nullable(
+            {**_AUTHOR, "description": "In a space: who uploaded its current version."}
+        ),
     },
     "required": ["id", "name", "content_type", "size", "version", "status"],
 }
@@ -727,8 +734,10 @@ FILE_TOOLS = (
         "Create a file (an image, PDF, audio note, export) for the signed-in user and get a "
         "short-lived upload link. Call when a component has bytes to keep: the component, not "
         "the model, PUTs exactly `size` bytes to upload.url with upload.headers (never send "
-        "the bytes through the conversation). Pass id to upload a new version of an existing "
-        "file. Returns the file's id: keep it in the object or widget state that refers to it.",
+        "the bytes through the conversation). Pass space to put the file in a shared space "
+        "(needs the editor or owner role there; every member can then read it). Pass id to "
+        "upload a new version of an existing file. Returns the file's id: keep it in the "
+        "object or widget state that refers to it.",
         op.files_create_upload,
         {
             "properties": {
@@ -751,6 +760,11 @@ FILE_TOOLS = (
                     "not match it is refused.",
                 },
                 "id": {**_FILE_ID, "description": "Upload a new version of this file."},
+                "space": {
+                    **_SPACE,
+                    "description": "Create the file in this shared space (from spaces_list); "
+                    "leave out for the user's own file.",
+                },
                 "ttl_seconds": {
                     "type": "integer",
                     "minimum": 0,
@@ -798,12 +812,13 @@ FILE_TOOLS = (
     ToolRow(
         "files_list",
         "List my files",
-        "List the signed-in user's files, oldest first, one page at a time (no links; "
-        "files_get gives one). Use to find a file the user refers to; pass next_cursor for "
-        "the next page.",
+        "List the signed-in user's own files, or with space the files of that shared space, "
+        "oldest first, one page at a time (no links; files_get gives one). Use to find a "
+        "file the user refers to; pass next_cursor for the next page.",
         op.files_list,
         {
             "properties": {
+                "space": {**_SPACE, "description": "List this shared space's files instead."},
                 "page_size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                 "cursor": {"type": "string", "maxLength": 512},
             },
@@ -822,8 +837,9 @@ FILE_TOOLS = (
     ToolRow(
         "files_delete",
         "Delete a file",
-        "Delete one of the signed-in user's files and its bytes. Use only when the user asks "
-        "to remove it; links to it stop working at once.",
+        "Delete one of the signed-in user's files, or a file of a shared space (needs the "
+        "editor or owner role there), with its bytes. Use only when the user asks to remove "
+        "it; links to it stop working at once.",
         op.files_delete,
         {"properties": {"id": _FILE_ID}, "required": ["id"]},
         {"type": "object", "properties": {"deleted": _FILE_OUT}, "required": ["deleted"]},

@@ -608,7 +608,7 @@ class ListTenantSpacesResponse(_message.Message):
     def __init__(self, spaces: _Optional[_Iterable[_Union[TenantSpace, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class FileInfo(_message.Message):
-    __slots__ = ("id", "name", "declared_type", "sniffed_type", "size_bytes", "sha256", "version", "created_at", "updated_at", "expires_at", "correlation_id")
+    __slots__ = ("id", "name", "declared_type", "sniffed_type", "size_bytes", "sha256", "version", "created_at", "updated_at", "expires_at", "correlation_id", "space", "created_by", "updated_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -620,6 +620,9 @@ class FileInfo(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     declared_type: str
@@ -631,21 +634,26 @@ class FileInfo(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     correlation_id: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., declared_type: _Optional[str] = ..., sniffed_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+    space: str
+    created_by: Author
+    updated_by: Author
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., declared_type: _Optional[str] = ..., sniffed_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., space: _Optional[str] = ..., created_by: _Optional[_Union[Author, _Mapping]] = ..., updated_by: _Optional[_Union[Author, _Mapping]] = ...) -> None: ...
 
 class CreateFileRequest(_message.Message):
-    __slots__ = ("name", "content_type", "size", "id", "ttl_seconds")
+    __slots__ = ("name", "content_type", "size", "id", "ttl_seconds", "space")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
     name: str
     content_type: str
     size: int
     id: str
     ttl_seconds: int
-    def __init__(self, name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., id: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    space: str
+    def __init__(self, name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., id: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., space: _Optional[str] = ...) -> None: ...
 
 class GetFileRequest(_message.Message):
     __slots__ = ("id",)
@@ -654,12 +662,14 @@ class GetFileRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
-    __slots__ = ("page_size", "cursor")
+    __slots__ = ("page_size", "cursor", "space")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     cursor: str
-    def __init__(self, page_size: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    space: str
+    def __init__(self, page_size: _Optional[int] = ..., cursor: _Optional[str] = ..., space: _Optional[str] = ...) -> None: ...
 
 class ListFilesResponse(_message.Message):
     __slots__ = ("files", "next_cursor")

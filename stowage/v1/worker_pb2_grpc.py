@@ -392,7 +392,10 @@ class TenantWorkerServicer:
         the field `files.maxFileBytes` or `files.size` for a body over the limit or over
         its declared size, or a quota's field.
 
-        A file the caller will upload to (or, with an id, a new version of theirs).
+        A file the caller will upload to (or, with an id, a new version of theirs), of their
+        own or in a shared space. In a space, creating, uploading and deleting need the
+        editor role, reading the viewer role (PERMISSION_DENIED naming the role needed); a
+        file in a space the caller is not a member of is NOT_FOUND, as a missing one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

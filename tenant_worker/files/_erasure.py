@@ -1,7 +1,10 @@
-"""What erasing a user does to their files: every file and all its bytes go, in the
+"""What erasing a user does to their own files: every one and all its bytes go, in the
 erasure's transaction (an erasure step, ``People(erasure_steps=…)``). Objects in
 the Region's bucket are noted for deletion in that transaction; whoever ran the
-erasure deletes them once it committed (``Files.delete_objects``)."""
+erasure deletes them once it committed (``Files.delete_objects``).
+
+The files they wrote in shared spaces follow the tenant's ``spaces.erasure``
+(``tenant_worker.spaces.SpaceErasure``, the step before this one)."""
 
 from __future__ import annotations
 
@@ -25,11 +28,12 @@ class FileErasure:
 
     async def __call__(self, s: AsyncSession, ctx: CallContext, user: UserId) -> dict[str, Any]:
         conn = await s.connection()
-        owned = select(StoredFile.id).where(StoredFile.owner == user)
+        own = (StoredFile.owner == user) & StoredFile.space_id.is_(None)
+        owned = select(StoredFile.id).where(own)
         in_bucket = (
             await conn.execute(
                 select(StoredFile.content).where(
-                    StoredFile.owner == user,
+                    own,
                     StoredFile.storage == IN_BUCKET,
                     StoredFile.content.is_not(None),
                 )
@@ -39,13 +43,7 @@ class FileErasure:
         await ObjectDeletions.queue(conn, objects, ORPHANED)
         chunks = await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(owned)))
         sizes = (
-            (
-                await conn.execute(
-                    delete(StoredFile)
-                    .where(StoredFile.owner == user)
-                    .returning(StoredFile.size_bytes)
-                )
-            )
+            (await conn.execute(delete(StoredFile).where(own).returning(StoredFile.size_bytes)))
             .scalars()
             .all()
         )

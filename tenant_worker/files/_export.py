@@ -1,5 +1,8 @@
 """The calling user's files for their export archive: each file's bytes at one version.
 
+The archive holds their own files and the space files they created or last
+uploaded (each marked with its space), as the export of space objects does.
+
 A file is never torn: each is read as one download (:meth:`FileTransfers.download`),
 so its bytes are those of the version its metadata names, or the stream fails.
 
@@ -56,7 +59,7 @@ class FileExport:
             return
         cursor = ""
         while True:
-            page, cursor = await self.files.list(ctx, self.files.max_page, cursor)
+            page, cursor = await self.files.exported(ctx, self.files.max_page, cursor)
             for listed in page:
                 async for part in self._one(ctx, listed):
                     yield part
@@ -69,7 +72,7 @@ class FileExport:
         if not listed.ready:
             yield Skipped(listed, AWAITING_UPLOAD)
             return
-        async with aclosing(self.transfers.download(ctx, listed.id)) as parts:
+        async with aclosing(self.transfers.download(ctx, listed.id, for_export=True)) as parts:
             try:
                 head = await anext(parts)
             except NotFound:

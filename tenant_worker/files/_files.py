@@ -1,20 +1,28 @@
 """Files as metadata: create (an upload to come), get, list, delete; usage, export, purge.
 
-Deleting a file whose bytes are in the Region's bucket notes its object for
-deletion in the same transaction and deletes it once that commits (``_objects``).
+A file is the caller's own, or lives in a shared space (``space``): then creating
+one, or deleting it, needs the editor role there, reading it the viewer role
+(``_rows.file_row``), and its bytes count against the space's size and its
+owner's quota. Deleting a file whose bytes are in the Region's bucket notes its
+object for deletion in the same transaction and deletes it once that commits
+(``_objects``).
 """
 
 from __future__ import annotations
 
 import base64
+import builtins
 import logging
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from stowage.values import MAX_TTL_SECONDS, string_problem
 from tenant_worker._errors import InvalidArgument
@@ -22,14 +30,17 @@ from tenant_worker._records import CallContext
 from tenant_worker.files._objects import ORPHANED, ObjectDeletions
 from tenant_worker.files._rows import (
     COLUMNS,
+    Holder,
+    charge,
     check_file_id,
     check_quota,
     expired_clause,
     expiry,
-    owned_row,
+    file_row,
+    records,
     retention,
     settings,
-    to_record,
+    space_for_upload,
 )
 from tenant_worker.files._sniff import media_type
 from tenant_worker.files._values import (
@@ -40,7 +51,8 @@ from tenant_worker.files._values import (
     FilesUsage,
     object_name,
 )
-from tenant_worker.storage._models import FileChunk, StoredFile, utcnow
+from tenant_worker.spaces import Handles, Role, role_in
+from tenant_worker.storage._models import FileChunk, Space, StoredFile, utcnow
 from tenant_worker.storage._store import Store, require_user
 
 log = logging.getLogger(__name__)
@@ -86,8 +98,11 @@ class Files:
         default_page: int = 50,
         max_page: int = 200,
         deletions: ObjectDeletions | None = None,
+        handles: Handles | None = None,
     ) -> None:
         self.store = store
+        #: Space files' authors as the space's members see them.
+        self.handles = handles or Handles()
         self.default_page = default_page
         self.max_page = max_page
         #: The objects of the Region's bucket waiting to be deleted (``_objects``).
@@ -101,13 +116,74 @@ class Files:
         size: int,
         file_id: str = "",
         ttl_seconds: int = 0,
+        space: str = "",
     ) -> FileRecord:
         """A file the caller will upload ``size`` bytes to (or, with ``file_id``, a new version).
 
-        Nothing is stored of the bytes yet; the file counts as one object from now
-        on, and an upload that never comes is purged after a day.
+        With ``space``, a new file lives in that shared space (the caller must be an
+        editor or owner there). Nothing is stored of the bytes yet; the file counts
+        as one object from now on, and an upload that never comes is purged after a day.
         """
-        owner = require_user(ctx)
+        user = require_user(ctx)
+        declared = self._check_new(name, content_type, size, ttl_seconds)
+        now, kept = utcnow(), retention(self.store)
+        async with self.store.core_transaction() as conn:
+            if file_id:
+                check_file_id(file_id)
+                found = await file_row(
+                    conn, user, file_id, now, kept, needed=Role.EDITOR, doing="uploading files"
+                )
+                if space and found.row.space_id != space:
+                    raise InvalidArgument(
+                        "space", f"file {file_id} is not in space {space}; leave space out"
+                    )
+                await check_quota(self.store, conn, found.holder, size - found.row.size_bytes)
+                await conn.execute(
+                    update(StoredFile)
+                    .where(StoredFile.id == file_id)
+                    .values(name=name, declared_type=declared, correlation_id=ctx.correlation_id)
+                )
+            else:
+                file_id = uuid.uuid4().hex
+                holder = Holder(user)
+                if space:
+                    holder = Holder((await space_for_upload(conn, user, space)).owner, space)
+                await check_quota(self.store, conn, holder, size)
+                await conn.execute(
+                    insert(StoredFile).values(
+                        id=file_id,
+                        owner=user,
+                        name=name,
+                        declared_type=declared,
+                        sniffed_type=None,
+                        size_bytes=0,
+                        sha256=None,
+                        version=0,
+                        content=None,
+                        chunk_bytes=CHUNK_BYTES,
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+                        correlation_id=ctx.correlation_id,
+                        space_id=space or None,
+                        created_by=user if space else None,
+                        updated_by=user if space else None,
+                    )
+                )
+                await charge(self.store, conn, holder, 1, 0)
+                await self.store.audit_now(
+                    conn,
+                    ctx,
+                    "file.create",
+                    object_id=file_id,
+                    version=0,
+                    detail={"space": space} if space else None,
+                )
+            row = (await file_row(conn, user, file_id, now, kept)).row
+            return (await records(conn, self.store, self.handles, [row], kept))[0]
+
+    def _check_new(self, name: str, content_type: str, size: int, ttl_seconds: int) -> str:
+        """The declared media type, once the name, type, size and TTL are accepted."""
         limits = settings(self.store)
         _check_name(name)
         declared = media_type(content_type)
@@ -127,65 +203,107 @@ class Files:
             )
         if not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
             raise InvalidArgument("ttl_seconds", f"must be between 0 and {MAX_TTL_SECONDS}")
-        now, kept = utcnow(), retention(self.store)
-        async with self.store.core_transaction() as conn:
-            if file_id:
-                check_file_id(file_id)
-                row = await owned_row(conn, owner, file_id, now, kept)
-                await check_quota(self.store, conn, owner, size - row.size_bytes)
-                await conn.execute(
-                    update(StoredFile)
-                    .where(StoredFile.id == file_id)
-                    .values(name=name, declared_type=declared, correlation_id=ctx.correlation_id)
-                )
-            else:
-                file_id = uuid.uuid4().hex
-                await check_quota(self.store, conn, owner, size)
-                await conn.execute(
-                    insert(StoredFile).values(
-                        id=file_id,
-                        owner=owner,
-                        name=name,
-                        declared_type=declared,
-                        sniffed_type=None,
-                        size_bytes=0,
-                        sha256=None,
-                        version=0,
-                        content=None,
-                        chunk_bytes=CHUNK_BYTES,
-                        created_at=now,
-                        updated_at=now,
-                        expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
-                        correlation_id=ctx.correlation_id,
-                    )
-                )
-                await self.store.charge(conn, 1, 0, owner=owner)
-                await self.store.audit_now(conn, ctx, "file.create", object_id=file_id, version=0)
-            row = await owned_row(conn, owner, file_id, now, kept)
-        return to_record(row, kept)
+        return declared
 
     async def get(self, ctx: CallContext, file_id: str) -> FileRecord:
-        owner = require_user(ctx)
+        user = require_user(ctx)
         settings(self.store)
         check_file_id(file_id)
         kept = retention(self.store)
         async with self.store.core_transaction() as conn:
-            row = await owned_row(conn, owner, file_id, utcnow(), kept)
-        return to_record(row, kept)
+            row = (await file_row(conn, user, file_id, utcnow(), kept)).row
+            return (await records(conn, self.store, self.handles, [row], kept))[0]
 
     async def list(
-        self, ctx: CallContext, page_size: int = 0, cursor: str = ""
+        self, ctx: CallContext, page_size: int = 0, cursor: str = "", space: str = ""
     ) -> tuple[list[FileRecord], str]:
-        """The caller's live files, oldest first, one page; and the next page's cursor."""
-        owner = require_user(ctx)
+        """The caller's live files (or, with ``space``, that space's), oldest first, one page;
+        and the next page's cursor."""
+        user = require_user(ctx)
         settings(self.store)
         if page_size < 0:
             raise InvalidArgument("page_size", "must not be negative")
         size = min(page_size or self.default_page, self.max_page)
         now, kept = utcnow(), retention(self.store)
+        whose = (
+            StoredFile.space_id == space
+            if space
+            else and_(StoredFile.owner == user, StoredFile.space_id.is_(None))
+        )
         query = (
             select(*COLUMNS)
-            .where(StoredFile.owner == owner, ~expired_clause(kept, now))
+            .where(whose, ~expired_clause(kept, now))
+            .order_by(StoredFile.created_at, StoredFile.id)
+            .limit(size + 1)
+        )
+        if (after := _after(cursor)) is not None:
+            query = query.where(tuple_(StoredFile.created_at, StoredFile.id) > after)
+        async with self.store.core_transaction() as conn:
+            if space:
+                await role_in(conn, space, user, lock=False)
+            rows = (await conn.execute(query)).all()
+            page = await records(conn, self.store, self.handles, rows[:size], kept)
+        more = len(rows) > size
+        return page, _cursor(rows[size - 1].created_at, rows[size - 1].id) if more else ""
+
+    async def delete(self, ctx: CallContext, file_id: str) -> FileRecord:
+        """Delete the file and its bytes (in a space: an editor's or owner's); returns it as
+        it was."""
+        user = require_user(ctx)
+        settings(self.store)
+        check_file_id(file_id)
+        kept = retention(self.store)
+        async with self.store.core_transaction() as conn:
+            found = await file_row(
+                conn,
+                user,
+                file_id,
+                utcnow(),
+                kept,
+                needed=Role.EDITOR,
+                doing="deleting files",
+                lock_space=True,
+            )
+            record = (await records(conn, self.store, self.handles, [found.row], kept))[0]
+            freed = await _drop(conn, file_id)
+            await charge(self.store, conn, found.holder, -1, -freed, enforce=False)
+            await self.store.audit_now(
+                conn,
+                ctx,
+                "file.delete",
+                object_id=file_id,
+                version=found.row.version,
+                detail={"bytes": freed, **({"space": found.space.id} if found.space else {})},
+            )
+        await self.deletions.flush()
+        return record
+
+    async def usage(self, ctx: CallContext) -> FilesUsage:
+        """The caller's own files and their bytes (expired ones until the purge removes them);
+        space files count in their space's size."""
+        owner = require_user(ctx)
+        limits = self.store.policy().spec.files
+        async with self.store.reading() as s:
+            count, used = (
+                await s.execute(
+                    select(func.count(), func.coalesce(func.sum(StoredFile.size_bytes), 0)).where(
+                        _own(owner)
+                    )
+                )
+            ).one()
+        return FilesUsage(int(count), int(used), limits.max_file_bytes if limits else 0)
+
+    async def exported(
+        self, ctx: CallContext, page_size: int = 0, cursor: str = ""
+    ) -> tuple[builtins.list[FileRecord], str]:
+        """One page of what the caller's export holds: their own live files and the space
+        files they created or last uploaded (marked with their space), oldest first."""
+        user = require_user(ctx)
+        size = min(page_size or self.max_page, self.max_page)
+        now, kept = utcnow(), retention(self.store)
+        query = (
+            select(*COLUMNS)
+            .where(_exported(user))
             .order_by(StoredFile.created_at, StoredFile.id)
             .limit(size + 1)
         )
@@ -193,58 +311,15 @@ class Files:
             query = query.where(tuple_(StoredFile.created_at, StoredFile.id) > after)
         async with self.store.core_transaction() as conn:
             rows = (await conn.execute(query)).all()
-        page = [to_record(r, kept) for r in rows[:size]]
+            live = [r for r in rows[:size] if (u := expiry(r, kept)) is None or u > now]
+            page = await records(conn, self.store, self.handles, live, kept)
         more = len(rows) > size
         return page, _cursor(rows[size - 1].created_at, rows[size - 1].id) if more else ""
 
-    async def delete(self, ctx: CallContext, file_id: str) -> FileRecord:
-        """Delete the caller's file and its bytes; returns it as it was."""
-        owner = require_user(ctx)
-        settings(self.store)
-        check_file_id(file_id)
-        kept = retention(self.store)
-        async with self.store.core_transaction() as conn:
-            row = await owned_row(conn, owner, file_id, utcnow(), kept)
-            locked = (
-                await conn.execute(
-                    select(StoredFile.size_bytes, StoredFile.content, StoredFile.storage)
-                    .where(StoredFile.id == file_id)
-                    .with_for_update()
-                )
-            ).one()
-            if locked.storage == IN_BUCKET and locked.content is not None:
-                await ObjectDeletions.queue(conn, [object_name(locked.content)], ORPHANED)
-            await conn.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
-            await conn.execute(delete(StoredFile).where(StoredFile.id == file_id))
-            await self.store.charge(conn, -1, -locked.size_bytes, owner=owner, enforce=False)
-            await self.store.audit_now(
-                conn,
-                ctx,
-                "file.delete",
-                object_id=file_id,
-                version=row.version,
-                detail={"bytes": locked.size_bytes},
-            )
-        await self.deletions.flush()
-        return to_record(row, kept)
-
-    async def usage(self, ctx: CallContext) -> FilesUsage:
-        """The caller's files and their bytes (expired ones until the purge removes them)."""
-        owner = require_user(ctx)
-        limits = self.store.policy().spec.files
-        async with self.store.reading() as s:
-            count, used = (
-                await s.execute(
-                    select(func.count(), func.coalesce(func.sum(StoredFile.size_bytes), 0)).where(
-                        StoredFile.owner == owner
-                    )
-                )
-            ).one()
-        return FilesUsage(int(count), int(used), limits.max_file_bytes if limits else 0)
-
     async def export(self, ctx: CallContext) -> AsyncIterator[FileRecord]:
-        """The caller's live files with their digests, in one consistent read."""
-        owner = require_user(ctx)
+        """The caller's live files with their digests (and the space files they created or
+        last uploaded), in one consistent read."""
+        user = require_user(ctx)
         if self.store.policy().spec.files is None:
             return
         now, kept = utcnow(), retention(self.store)
@@ -253,22 +328,24 @@ class Files:
             while True:
                 query = (
                     select(*COLUMNS)
-                    .where(StoredFile.owner == owner)
+                    .where(_exported(user))
                     .order_by(StoredFile.created_at, StoredFile.id)
                     .limit(_EXPORT_BATCH)
                 )
                 if after is not None:
                     query = query.where(tuple_(StoredFile.created_at, StoredFile.id) > after)
                 rows = (await conn.execute(query)).all()
-                for row in rows:
-                    if (until := expiry(row, kept)) is None or until > now:
-                        yield to_record(row, kept)
+                live = [r for r in rows if (until := expiry(r, kept)) is None or until > now]
+                for record in await records(conn, self.store, self.handles, live, kept):
+                    yield record
                 if len(rows) < _EXPORT_BATCH:
                     break
                 after = (rows[-1].created_at, rows[-1].id)
 
     async def purge_expired(self, ctx: CallContext, limit: int = 50) -> tuple[int, bool]:
-        """Delete up to ``limit`` expired files with their bytes; (purged, more remain)."""
+        """Delete up to ``limit`` expired files with their bytes; (purged, more remain).
+
+        A space file's bytes leave its space's size and its owner's quota."""
         limit = max(1, min(limit, MAX_BATCH))
         kept = retention(self.store)
         async with self.store.core_transaction() as conn:
@@ -277,11 +354,13 @@ class Files:
                     select(
                         StoredFile.id,
                         StoredFile.owner,
+                        StoredFile.space_id,
                         StoredFile.size_bytes,
                         StoredFile.content,
                         StoredFile.storage,
                     )
                     .where(expired_clause(kept, utcnow()))
+                    .order_by(StoredFile.space_id, StoredFile.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
@@ -297,13 +376,14 @@ class Files:
             await ObjectDeletions.queue(conn, objects, ORPHANED)
             await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(ids)))
             await conn.execute(delete(StoredFile).where(StoredFile.id.in_(ids)))
-            freed: Counter[str] = Counter()
-            counted: Counter[str] = Counter()
+            holders = await _holders(conn, rows)
+            freed: Counter[Holder] = Counter()
+            counted: Counter[Holder] = Counter()
             for r in rows:
-                freed[r.owner] += r.size_bytes
-                counted[r.owner] += 1
-            for owner, n in counted.items():
-                await self.store.charge(conn, -n, -freed[owner], owner=owner, enforce=False)
+                freed[holders[r.id]] += r.size_bytes
+                counted[holders[r.id]] += 1
+            for holder, n in counted.items():
+                await charge(self.store, conn, holder, -n, -freed[holder], enforce=False)
             await self.store.audit_now(
                 conn, ctx, "files.purge", detail={"count": len(rows), "bytes": sum(freed.values())}
             )
@@ -318,3 +398,48 @@ class Files:
         on every housekeeping pass; so is an interrupted upload's object.
         """
         return await self.deletions.flush_all()
+
+
+def _own(user: str) -> ColumnElement[bool]:
+    """The user's own files (not those they put in spaces)."""
+    return and_(StoredFile.owner == user, StoredFile.space_id.is_(None))
+
+
+def _exported(user: str) -> ColumnElement[bool]:
+    """What the user's export holds: their own files, and the space files they wrote."""
+    wrote = or_(StoredFile.created_by == user, StoredFile.updated_by == user)
+    return or_(_own(user), and_(StoredFile.space_id.is_not(None), wrote))
+
+
+async def _drop(conn: AsyncConnection, file_id: str) -> int:
+    """Delete a file and its chunks, noting its object in the bucket for deletion; its size."""
+    locked = (
+        await conn.execute(
+            select(StoredFile.size_bytes, StoredFile.content, StoredFile.storage)
+            .where(StoredFile.id == file_id)
+            .with_for_update()
+        )
+    ).one()
+    if locked.storage == IN_BUCKET and locked.content is not None:
+        await ObjectDeletions.queue(conn, [object_name(locked.content)], ORPHANED)
+    await conn.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
+    await conn.execute(delete(StoredFile).where(StoredFile.id == file_id))
+    return int(locked.size_bytes)
+
+
+async def _holders(conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, Holder]:
+    """Whose quota each purged file counted against (a space's rows are locked first)."""
+    spaces = sorted({r.space_id for r in rows if r.space_id})
+    owners: dict[str, str] = {}
+    if spaces:
+        found = await conn.execute(
+            select(Space.id, Space.owner)
+            .where(Space.id.in_(spaces))
+            .order_by(Space.id)
+            .with_for_update()
+        )
+        owners = {r.id: r.owner for r in found}
+    return {
+        r.id: Holder(owners[r.space_id], r.space_id) if r.space_id in owners else Holder(r.owner)
+        for r in rows
+    }

@@ -20,14 +20,14 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenant_worker.files._bucket import Bucket, BucketUnavailable
-from tenant_worker.storage._models import FileObjectDeletion, utcnow
+from tenant_worker.storage._models import ORPHANED_OBJECT, FileObjectDeletion, utcnow
 from tenant_worker.storage._store import Store
 
 log = logging.getLogger(__name__)
 
 #: Why a key waits in ``file_object_deletions``.
 UPLOADING = "upload"
-ORPHANED = "delete"
+ORPHANED = ORPHANED_OBJECT
 #: Keys a flush takes at a time.
 FLUSH_BATCH = 500
 

@@ -23,12 +23,14 @@ from tenant_worker._records import CallContext
 from tenant_worker.files._bucket import Bucket, BucketUnavailable
 from tenant_worker.files._objects import ORPHANED, UPLOADING, ObjectDeletions, ObjectWriter
 from tenant_worker.files._rows import (
+    Access,
+    charge,
     check_file_id,
     check_quota,
-    owned_row,
+    file_row,
+    records,
     retention,
     settings,
-    to_record,
 )
 from tenant_worker.files._sniff import GENERIC, HEAD_BYTES, sniff
 from tenant_worker.files._values import (
@@ -43,6 +45,7 @@ from tenant_worker.files._values import (
     UploadHeader,
     object_name,
 )
+from tenant_worker.spaces import Handles, Role
 from tenant_worker.storage._db import translated_errors
 from tenant_worker.storage._models import FileChunk, StoredFile, utcnow
 from tenant_worker.storage._store import Store, require_user
@@ -149,15 +152,27 @@ class FileTransfers:
     bucket was configured stay readable.
     """
 
-    def __init__(self, store: Store, bucket: Bucket | None = None) -> None:
+    def __init__(
+        self, store: Store, bucket: Bucket | None = None, handles: Handles | None = None
+    ) -> None:
         self.store = store
         self.bucket = bucket
         self.deletions = ObjectDeletions(store, bucket)
+        self.handles = handles or Handles()
+
+    async def _writable(self, conn: AsyncConnection, user: str, file_id: str) -> Access:
+        """The file, if ``user`` may upload to it (theirs, or an editor's in its space)."""
+        kept = retention(self.store)
+        return await file_row(
+            conn, user, file_id, utcnow(), kept, needed=Role.EDITOR, doing="uploading files"
+        )
 
     async def upload(
         self, ctx: CallContext, header: UploadHeader, pieces: AsyncIterator[bytes]
     ) -> FileRecord:
-        """Store the bytes of ``pieces`` as the next version of the caller's file.
+        """Store the bytes of ``pieces`` as the next version of the caller's file (or of a
+        space file, by an editor or owner of its space: checked at the start and again,
+        with the space locked, when the upload commits).
 
         The size limit and the quotas are checked as the bytes arrive, the length
         and the sha256 at the end; any refusal, and a stream that breaks off,
@@ -183,22 +198,22 @@ class FileTransfers:
         pieces: AsyncIterator[bytes],
     ) -> FileRecord:
         """Chunks in one transaction: a refusal or a broken stream rolls them all back."""
-        kept = retention(self.store)
         async with self.store.core_transaction() as conn:
-            before = await owned_row(conn, owner, header.file_id, utcnow(), kept)
+            before = await self._writable(conn, owner, header.file_id)
             content = uuid.uuid4().hex
             chunks = _Chunks(conn, header.file_id, content)
             received = _Received(header)
             async for piece in pieces:
                 received.take(piece)
                 if await chunks.add(piece):
-                    await check_quota(self.store, conn, owner, received.size - before.size_bytes)
+                    growth = received.size - before.row.size_bytes
+                    await check_quota(self.store, conn, before.holder, growth)
             sha256, sniffed = received.finish(limits)
             await chunks.close()
             new = _Content(content, IN_DATABASE, received.size, sha256, sniffed)
-            row, old = await self._commit(conn, ctx, owner, header, new)
+            record, old = await self._commit(conn, ctx, owner, header, new)
         await self._drop(old)
-        return to_record(row, kept)
+        return record
 
     async def _upload_to_bucket(
         self,
@@ -213,11 +228,10 @@ class FileTransfers:
         metadata points at it in one short transaction at the end. The key is noted for
         deletion before the first byte (due a day later) and taken off in that last
         transaction, so an upload that fails or is cut off anywhere keeps nothing."""
-        kept = retention(self.store)
         content = uuid.uuid4().hex
         key = object_name(content)
         async with self.store.core_transaction() as conn:
-            before = await owned_row(conn, owner, header.file_id, utcnow(), kept)
+            before = await self._writable(conn, owner, header.file_id)
             await ObjectDeletions.queue(conn, [key], UPLOADING, utcnow() + PENDING_LIFETIME)
         writer = ObjectWriter(bucket, key)
         received = _Received(header)
@@ -226,19 +240,19 @@ class FileTransfers:
                 received.take(piece)
                 if await writer.add(piece):
                     async with self.store.core_transaction() as conn:
-                        growth = received.size - before.size_bytes
-                        await check_quota(self.store, conn, owner, growth)
+                        growth = received.size - before.row.size_bytes
+                        await check_quota(self.store, conn, before.holder, growth)
             sha256, sniffed = received.finish(limits)
             await writer.finish()
             async with self.store.core_transaction() as conn:
                 new = _Content(content, IN_BUCKET, received.size, sha256, sniffed)
-                row, old = await self._commit(conn, ctx, owner, header, new)
+                record, old = await self._commit(conn, ctx, owner, header, new)
                 await ObjectDeletions.forget(conn, [key])
         except BaseException:
             await self._discard(writer)
             raise
         await self._drop(old)
-        return to_record(row, kept)
+        return record
 
     async def _discard(self, writer: ObjectWriter) -> None:
         """Keep nothing of a failed upload; what cannot be undone now, the key's row undoes
@@ -263,12 +277,31 @@ class FileTransfers:
         owner: str,
         header: UploadHeader,
         new: _Content,
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[FileRecord, str | None]:
         """Point the file at the new content, drop the previous one, count the bytes, audit.
 
-        Returns the row and the key of the previous version's object, if it had one (it
+        The caller's right to upload is read again, a space file's space locked (a
+        member removed or made a viewer meanwhile keeps nothing). Returns the file
+        and the key of the previous version's object, if it had one (it
         is noted for deletion in this transaction; deleted once it commits).
         """
+        kept = retention(self.store)
+        try:
+            allowed = await file_row(
+                conn,
+                owner,
+                header.file_id,
+                utcnow(),
+                kept,
+                needed=Role.EDITOR,
+                doing="uploading files",
+                lock_space=True,
+            )
+        except NotFound as e:
+            raise NotFound(
+                f"file {header.file_id} was deleted during the upload, or is no longer "
+                "yours or in a space of yours; nothing was kept"
+            ) from e
         current = (
             await conn.execute(
                 select(
@@ -277,7 +310,7 @@ class FileTransfers:
                     StoredFile.size_bytes,
                     StoredFile.version,
                 )
-                .where(StoredFile.id == header.file_id, StoredFile.owner == owner)
+                .where(StoredFile.id == header.file_id)
                 # NO KEY UPDATE: concurrent uploads hold KEY SHARE on the row (their
                 # chunks' foreign key); a plain FOR UPDATE would deadlock with them.
                 .with_for_update(key_share=True)
@@ -306,24 +339,31 @@ class FileTransfers:
                 chunk_bytes=CHUNK_BYTES,
                 updated_at=now,
                 correlation_id=ctx.correlation_id,
+                **({"updated_by": owner} if allowed.space is not None else {}),
             )
         )
-        await self.store.charge(conn, 0, new.size - current.size_bytes, owner=owner)
+        await charge(self.store, conn, allowed.holder, 0, new.size - current.size_bytes)
+        detail: dict[str, Any] = {"bytes": new.size}
+        if allowed.space is not None:
+            detail["space"] = allowed.space.id
         await self.store.audit_now(
-            conn,
-            ctx,
-            "file.upload",
-            object_id=header.file_id,
-            version=version,
-            detail={"bytes": new.size},
+            conn, ctx, "file.upload", object_id=header.file_id, version=version, detail=detail
         )
-        row = await owned_row(conn, owner, header.file_id, now, retention(self.store))
-        return row, old
+        row = (await file_row(conn, owner, header.file_id, now, kept)).row
+        return (await records(conn, self.store, self.handles, [row], kept))[0], old
 
     async def download(
-        self, ctx: CallContext, file_id: str, byte_range: ByteRange | None = None
+        self,
+        ctx: CallContext,
+        file_id: str,
+        byte_range: ByteRange | None = None,
+        *,
+        for_export: bool = False,
     ) -> AsyncGenerator[DownloadHead | bytes, None]:
         """The file's head, then (unless the range is unsatisfiable) its bytes in order.
+
+        The caller reads their own file, or one in a space where they are a member
+        (any role); ``for_export`` also a space file they created or last uploaded.
 
         On PostgreSQL one REPEATABLE READ transaction: a new version committed
         meanwhile does not reach this reader. On SQLite each batch is read on
@@ -337,8 +377,11 @@ class FileTransfers:
         kept = retention(self.store)
         async with self._snapshot() as read:
             async with read() as conn:
-                row = await owned_row(conn, owner, file_id, utcnow(), kept)
-            head = _head(row, kept, byte_range)
+                row = (
+                    await file_row(conn, owner, file_id, utcnow(), kept, authored=for_export)
+                ).row
+                record = (await records(conn, self.store, self.handles, [row], kept))[0]
+            head = _head(row, record, byte_range)
             if row.storage != IN_BUCKET:
                 yield head
                 if head.satisfiable:
@@ -417,9 +460,8 @@ async def _read(read: Any, row: Any, start: int, length: int) -> AsyncIterator[b
         seq = upto + 1
 
 
-def _head(row: Any, kept: Any, byte_range: ByteRange | None) -> DownloadHead:
+def _head(row: Any, record: FileRecord, byte_range: ByteRange | None) -> DownloadHead:
     """What a download of ``row`` says first: the file and the range that follows."""
-    record = to_record(row, kept)
     if row.version == 0:
         raise NotFound(f"file {row.id} has no bytes yet: upload them first")
     found = (byte_range or ByteRange()).resolve(row.size_bytes)

@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tenant_worker._records import Author
+from tenant_worker.storage._models import IN_BUCKET_STORAGE
+from tenant_worker.storage._models import object_name as object_name
+
 #: Bytes per stored chunk: every chunk of a content is this long but the last.
 CHUNK_BYTES = 256 * 2**10
 #: A file created for an upload that never came is purged after this long.
@@ -18,7 +22,7 @@ MAX_NAME_LENGTH = 255
 MIN_PART_BYTES = 5 * 2**20
 #: Where a file's bytes are (``files.storage``).
 IN_DATABASE = "database"
-IN_BUCKET = "bucket"
+IN_BUCKET = IN_BUCKET_STORAGE
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,6 @@ class ObjectStoreConfig:
     part_bytes: int = MIN_PART_BYTES
 
 
-def object_name(content: str) -> str:
-    """The object holding one content (one version of one file), under the tenant's prefix.
-
-    The database keeps names without the prefix, so they stay right wherever the
-    prefix is.
-    """
-    return f"files/{content}"
-
-
 @dataclass(frozen=True)
 class FileRecord:
     """A file as callers see it."""
@@ -75,6 +70,12 @@ class FileRecord:
     updated_at: datetime
     expires_at: datetime | None
     correlation_id: str
+    #: The shared space the file lives in; None: the caller's own file.
+    space: str | None = None
+    #: In a space: who created it and who uploaded its current version, as the
+    #: space's members see them (as on a space's objects).
+    created_by: Author | None = None
+    updated_by: Author | None = None
 
     @property
     def ready(self) -> bool:

@@ -132,9 +132,14 @@ def file_message(r: FileRecord) -> pb.FileInfo:
         created_at=timestamp(r.created_at),
         updated_at=timestamp(r.updated_at),
         correlation_id=r.correlation_id,
+        space=r.space or "",
     )
     if r.expires_at is not None:
         msg.expires_at.CopyFrom(timestamp(r.expires_at))
+    if r.created_by is not None:
+        msg.created_by.CopyFrom(author_message(r.created_by))
+    if r.updated_by is not None:
+        msg.updated_by.CopyFrom(author_message(r.updated_by))
     return msg
 
 

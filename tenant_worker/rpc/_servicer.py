@@ -496,7 +496,16 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     async def LeaveSpace(
         self, request: pb.LeaveSpaceRequest, ctx: CallContext
     ) -> pb.LeaveSpaceResponse:
-        return pb.LeaveSpaceResponse(space_deleted=await self.spaces.leave(ctx, request.space))
+        deleted = await self.spaces.leave(ctx, request.space)
+        if deleted:
+            await self._delete_file_objects()
+        return pb.LeaveSpaceResponse(space_deleted=deleted)
+
+    async def _delete_file_objects(self) -> None:
+        """Delete from the Region's bucket what a space that went noted for deletion (its
+        files' objects); what fails now, a later housekeeping pass deletes."""
+        if self.files is not None:
+            await self.files.delete_objects()
 
     @unary()
     async def PutSpaceObject(
@@ -595,6 +604,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             request.size,
             request.id,
             request.ttl_seconds,
+            request.space,
         )
         return file_message(record)
 
@@ -606,7 +616,9 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     async def ListFiles(
         self, request: pb.ListFilesRequest, ctx: CallContext
     ) -> pb.ListFilesResponse:
-        found, cursor = await self._files().list(ctx, request.page_size, request.cursor)
+        found, cursor = await self._files().list(
+            ctx, request.page_size, request.cursor, request.space
+        )
         return pb.ListFilesResponse(files=[file_message(f) for f in found], next_cursor=cursor)
 
     @unary()

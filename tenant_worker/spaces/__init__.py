@@ -13,11 +13,25 @@ an erasure does in spaces) → ``_space_writes`` (put, delete, purge) →
 no I/O) → ``_access`` (membership and role checks, authors, quota moves) →
 ``_roles`` | ``_cursor`` | ``_pg_space_writes`` (values and SQL, no I/O). No
 gRPC here.
+
+The files of a space (``tenant_worker.files``) check access with ``role_in`` and
+``require``; a space that goes (its last member left) takes its files with it
+(``_access.hand_over``).
 """
 
-from tenant_worker.spaces._access import Handles
+from tenant_worker.spaces._access import Handles, SpaceRow, role_in
 from tenant_worker.spaces._erasure import SpaceErasure
 from tenant_worker.spaces._members import Spaces
+from tenant_worker.spaces._roles import Role, require
 from tenant_worker.spaces._space_objects import SpaceObjects
 
-__all__ = ["Handles", "SpaceErasure", "SpaceObjects", "Spaces"]
+__all__ = [
+    "Handles",
+    "Role",
+    "SpaceErasure",
+    "SpaceObjects",
+    "SpaceRow",
+    "Spaces",
+    "require",
+    "role_in",
+]

@@ -15,13 +15,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from tenant_worker._errors import NotFound
 from tenant_worker._records import Author, MemberRecord, SpaceRecord
 from tenant_worker.spaces._roles import Role
-from tenant_worker.storage._models import AUDIT_KEY, Key, Space, SpaceMember, UserProfile
+from tenant_worker.storage._models import (
+    AUDIT_KEY,
+    IN_BUCKET_STORAGE,
+    ORPHANED_OBJECT,
+    FileChunk,
+    FileObjectDeletion,
+    Key,
+    Space,
+    SpaceMember,
+    StoredFile,
+    UserProfile,
+    object_name,
+    utcnow,
+)
 from tenant_worker.storage._store import Store
 
 Conn = AsyncConnection | AsyncSession
@@ -222,7 +236,8 @@ def space_record(row: Any, role: str, members: int) -> SpaceRecord:
 
 async def hand_over(conn: Conn, store: Store, space: SpaceRow, leaving: str) -> str | None:
     """After ``leaving`` left: an owner remains (the earliest member is promoted if none),
-    the space's size moves to the remaining owner's quota, or the space goes when empty.
+    the space's size moves to the remaining owner's quota, or the space goes when empty,
+    with its objects and its files.
 
     Returns the new quota owner, or None when the space was deleted.
     """
@@ -234,6 +249,7 @@ async def hand_over(conn: Conn, store: Store, space: SpaceRow, leaving: str) -> 
         )
     ).all()
     if not rows:
+        await drop_files(conn, StoredFile.space_id == space.id)
         await conn.execute(delete(Space).where(Space.id == space.id))
         await store.charge(conn, -space.objects, -space.bytes, owner=space.owner, enforce=False)
         return None
@@ -249,6 +265,35 @@ async def hand_over(conn: Conn, store: Store, space: SpaceRow, leaving: str) -> 
         await move_quota(conn, store, space, owners[0])
         return str(owners[0])
     return space.owner
+
+
+async def drop_files(conn: Conn, which: ColumnElement[bool]) -> list[Any]:
+    """Delete the files ``which`` selects (of a space that goes, or an erased author's),
+    with their chunks; their objects in the Region's bucket are noted for deletion in
+    this transaction (the files service deletes them once it commits). Returns each
+    one's ``space_id`` and ``size_bytes``; the caller moves the totals."""
+    in_bucket = (
+        await conn.execute(
+            select(StoredFile.content).where(
+                which,
+                StoredFile.storage == IN_BUCKET_STORAGE,
+                StoredFile.content.is_not(None),
+            )
+        )
+    ).scalars()
+    keys = [object_name(str(c)) for c in in_bucket]
+    if keys:
+        now = utcnow()
+        await conn.execute(
+            insert(FileObjectDeletion),
+            [{"key": k, "due_at": now, "reason": ORPHANED_OBJECT} for k in keys],
+        )
+    files = select(StoredFile.id).where(which)
+    await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(files)))
+    gone = await conn.execute(
+        delete(StoredFile).where(which).returning(StoredFile.space_id, StoredFile.size_bytes)
+    )
+    return list(gone.all())
 
 
 async def move_quota(conn: Conn, store: Store, space: SpaceRow, to: str) -> None:

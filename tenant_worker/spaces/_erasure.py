@@ -9,6 +9,11 @@ with its quota). What they wrote in shared spaces follows ``spaces.erasure``:
 - ``pseudonymise``: those objects stay, their authorship becomes a pseudonym
   (``~`` + random hex, one per erasure: it groups their work, names nobody).
 
+The files they created or last uploaded in spaces follow the same policy: deleted
+with their bytes (chunks, and the bucket's objects noted for deletion in this
+transaction), or kept under the same pseudonym. A kept file they created now
+belongs to its space's owner (after the hand-over above), so it outlives them.
+
 Either way the feed's and the objects' authorship never names them again. The
 policy applied is recorded in the erasure's audit row (``space_erasure``), so a
 restore from backup replays what was done (``tenant_worker._erasures``).
@@ -21,11 +26,25 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from stowage.tenant_spec import SpaceErasure as Policy
 from tenant_worker._records import CallContext, UserId
-from tenant_worker.spaces._access import MEMBERS, PSEUDONYM_PREFIX, SpaceRow, hand_over
-from tenant_worker.storage._models import Space, SpaceChange, SpaceMember, SpaceObject, utcnow
+from tenant_worker.spaces._access import (
+    MEMBERS,
+    PSEUDONYM_PREFIX,
+    SpaceRow,
+    drop_files,
+    hand_over,
+)
+from tenant_worker.storage._models import (
+    Space,
+    SpaceChange,
+    SpaceMember,
+    SpaceObject,
+    StoredFile,
+    utcnow,
+)
 from tenant_worker.storage._store import Store
 
 _OBJECTS = SpaceObject.__table__
@@ -60,6 +79,11 @@ class SpaceErasure:
         touched = (
             (await conn.execute(select(_OBJECTS.c.space_id).where(mine).distinct())).scalars().all()
         )
+        files_touched = (
+            (await conn.execute(select(StoredFile.space_id).where(_files_of(user)).distinct()))
+            .scalars()
+            .all()
+        )
         member_of = (
             (await conn.execute(select(MEMBERS.c.space_id).where(MEMBERS.c.user_id == user)))
             .scalars()
@@ -69,22 +93,24 @@ class SpaceErasure:
             r.id: SpaceRow(*r)
             for r in await conn.execute(
                 select(*_COLUMNS)
-                .where(Space.id.in_(sorted(set(touched) | set(member_of))))
+                .where(Space.id.in_(sorted(set(touched) | set(files_touched) | set(member_of))))
                 .order_by(Space.id)
                 .with_for_update()
             )
         }
-        deleted = 0
+        deleted = files_deleted = 0
         if policy is Policy.DELETE:
+            files_deleted = await self._delete_files(conn, spaces, user)
             for space in spaces.values():
                 deleted += await self._delete_written(conn, ctx, space, user, pseudonym)
         else:
-            for column in ("created_by", "updated_by"):
-                await conn.execute(
-                    update(SpaceObject)
-                    .where(getattr(SpaceObject, column) == user)
-                    .values({column: pseudonym})
-                )
+            for model in (SpaceObject, StoredFile):
+                for column in ("created_by", "updated_by"):
+                    await conn.execute(
+                        update(model)
+                        .where(getattr(model, column) == user)
+                        .values({column: pseudonym})
+                    )
         await conn.execute(
             update(SpaceChange).where(SpaceChange.author == user).values(author=pseudonym)
         )
@@ -102,12 +128,35 @@ class SpaceErasure:
             )
             if await hand_over(conn, self.store, SpaceRow(*found), user) is None:
                 gone += 1
+        # The space files kept that they created pass to their space's (new) owner.
+        space_owner = select(Space.owner).where(Space.id == StoredFile.space_id)
+        await conn.execute(
+            update(StoredFile)
+            .where(StoredFile.owner == user, StoredFile.space_id.is_not(None))
+            .values(owner=space_owner.scalar_subquery())
+        )
         return {
             "spaces_left": len(member_of),
             "spaces_deleted": gone,
             "space_objects_deleted": deleted,
+            "space_files_deleted": files_deleted,
             "space_erasure": policy.value,
         }
+
+    async def _delete_files(self, conn: Any, spaces: dict[str, SpaceRow], user: str) -> int:
+        """Delete the space files ``user`` created or last uploaded; their spaces' sizes and
+        their owners' quotas shrink by them."""
+        gone = await drop_files(conn, _files_of(user))
+        for space_id in sorted({r.space_id for r in gone}):
+            mine = [r.size_bytes for r in gone if r.space_id == space_id]
+            await conn.execute(
+                update(Space)
+                .where(Space.id == space_id)
+                .values(objects=Space.objects - len(mine), bytes=Space.bytes - sum(mine))
+            )
+            owner = spaces[space_id].owner
+            await self.store.charge(conn, -len(mine), -sum(mine), owner=owner, enforce=False)
+        return len(gone)
 
     async def _delete_written(
         self, conn: Any, ctx: CallContext, space: SpaceRow, user: str, pseudonym: str
@@ -156,3 +205,9 @@ class SpaceErasure:
         )
         await self.store.charge(conn, -len(rows), -freed, owner=space.owner, enforce=False)
         return len(rows)
+
+
+def _files_of(user: str) -> ColumnElement[bool]:
+    """The space files ``user`` created or last uploaded."""
+    wrote = or_(StoredFile.created_by == user, StoredFile.updated_by == user)
+    return StoredFile.space_id.is_not(None) & wrote

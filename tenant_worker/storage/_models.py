@@ -340,6 +340,7 @@ class StoredFile(Base):
         Index("ix_files_owner", "owner"),
         Index("ix_files_expires_at", "expires_at"),
         Index("ix_files_updated_at", "updated_at"),
+        Index("ix_files_space_id", "space_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -361,6 +362,29 @@ class StoredFile(Base):
     #: Where the current content's bytes are: ``database`` (chunks) or ``bucket``
     #: (one object in the Region's object store; migration 0007).
     storage: Mapped[str] = mapped_column(String(16), server_default="database")
+    #: The shared space the file lives in (None: the owner's own file; migration 0008).
+    #: A space file is read and written by the space's members by their role; it counts
+    #: against the space's size and its owner's quota, not against ``owner``'s.
+    space_id: Mapped[str | None] = mapped_column(String(32))
+    #: Who created it and who uploaded its current version, in a space (as on
+    #: ``space_objects``: a user id, or an erased author's pseudonym); None outside one.
+    created_by: Mapped[str | None] = mapped_column(String(41))
+    updated_by: Mapped[str | None] = mapped_column(String(41))
+
+
+#: ``files.storage`` of a file whose bytes are one object of the Region's bucket.
+IN_BUCKET_STORAGE = "bucket"
+#: ``file_object_deletions.reason`` of an object nothing points at any more.
+ORPHANED_OBJECT = "delete"
+
+
+def object_name(content: str) -> str:
+    """The object holding one content (one version of one file), under the tenant's prefix.
+
+    The database keeps names without the prefix, so they stay right wherever the
+    prefix is.
+    """
+    return f"files/{content}"
 
 
 class FileObjectDeletion(Base):

@@ -146,6 +146,7 @@ def test_erasure_deletes_everything_of_the_user_and_records_that_it_happened(
         "spaces_left": 0,
         "spaces_deleted": 0,
         "space_objects_deleted": 0,
+        "space_files_deleted": 0,
         "space_erasure": "pseudonymise",
         # and of their files (none here)
         "files_deleted": 0,
