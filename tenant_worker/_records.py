@@ -30,6 +30,8 @@ class ObjectRecord:
     expires_at: datetime | None
     correlation_id: str
     size_bytes: int
+    #: The files this version names (ids, in the order given; none when saved without).
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

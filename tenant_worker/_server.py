@@ -25,7 +25,14 @@ from tenant_worker import _metrics
 from tenant_worker._policy import PolicyError, Quotas, TenantPolicy, load_policy
 from tenant_worker._records import CallContext
 from tenant_worker._settings import WorkerSettings
-from tenant_worker.files import Bucket, FileErasure, Files, FileTransfers, ObjectDeletions
+from tenant_worker.files import (
+    Bucket,
+    FileErasure,
+    FileLinks,
+    Files,
+    FileTransfers,
+    ObjectDeletions,
+)
 from tenant_worker.housekeeping._housekeeping import Housekeeping, Measurements
 from tenant_worker.objects._objects import Objects
 from tenant_worker.people._access import Access
@@ -132,14 +139,17 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
     handles = Handles()
     object_store = settings.object_store()
     bucket = Bucket(object_store) if object_store is not None else None
+    links = FileLinks(store, handles)
     return WorkerServicer(
         settings.tenant,
-        Objects(store, settings.default_page_size, settings.max_page_size),
+        Objects(store, settings.default_page_size, settings.max_page_size, links.check),
         People(store, erasure_steps=(SpaceErasure(store), FileErasure(store))),
         Housekeeping(store, settings.purge_batch),
         Access(store),
         Spaces(store, handles),
-        SpaceObjects(store, handles, settings.default_page_size, settings.max_page_size),
+        SpaceObjects(
+            store, handles, settings.default_page_size, settings.max_page_size, links.check
+        ),
         settings.instance,
         files=Files(
             store,
@@ -149,6 +159,7 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
             handles,
         ),
         transfers=FileTransfers(store, bucket, handles),
+        links=links,
     )
 
 

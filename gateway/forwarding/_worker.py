@@ -15,7 +15,15 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, Unpack
@@ -114,9 +122,30 @@ def object_dict(o: pb.StoredObject) -> dict[str, Any]:
         "updated_at": _iso(o.updated_at),
         "expires_at": _iso(o.expires_at) if o.HasField("expires_at") else None,
     }
+    if o.file_ids:
+        # The files the version names that still exist (the surface adds their links).
+        out["files"] = [_linked_file(f) for f in o.files]
     if unreadable is not None:
         out[UNREADABLE] = unreadable
     return out
+
+
+def _linked_file(f: pb.FileInfo) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "name": f.name,
+        "content_type": f.sniffed_type or f.declared_type,
+        "size": f.size_bytes,
+        "status": "ready" if f.version > 0 else "awaiting_upload",
+    }
+
+
+def exported(found: dict[str, Any], o: pb.StoredObject) -> dict[str, Any]:
+    """An object as the export holds it: the ids of the files its version names."""
+    found.pop("files", None)
+    if o.file_ids:
+        found["file_ids"] = list(o.file_ids)
+    return found
 
 
 def preferences_dict(p: pb.Preferences) -> dict[str, Any]:
@@ -457,6 +486,7 @@ class WorkerClient:
         expected_version: int | None,
         idempotency_key: str,
         ttl_seconds: int,
+        files: Sequence[str] = (),
     ) -> dict[str, Any]:
         request = pb.PutObjectRequest(
             collection=collection,
@@ -464,6 +494,7 @@ class WorkerClient:
             data_json=json.dumps(data, separators=(",", ":")).encode(),
             idempotency_key=idempotency_key,
             ttl_seconds=ttl_seconds,
+            files=files,
         )
         if expected_version is not None:
             request.expected_version = expected_version
@@ -591,9 +622,12 @@ class WorkerClient:
                 elif kind == "preferences":
                     _export_preferences(out, preferences_dict(record.preferences))
                 elif kind == "object":
-                    _export_object(out, object_dict(record.object))
+                    _export_object(out, exported(object_dict(record.object), record.object))
                 elif kind == "space_object":
-                    shared = {**space_object_dict(record.space_object), "shared": True}
+                    shared = exported(
+                        {**space_object_dict(record.space_object), "shared": True},
+                        record.space_object.object,
+                    )
                     _export_object(out, shared)
                 elif kind == "file":
                     out.setdefault("files", []).append(file_dict(record.file))
@@ -713,6 +747,7 @@ class WorkerClient:
         expected_version: int | None,
         idempotency_key: str,
         ttl_seconds: int,
+        files: Sequence[str] = (),
     ) -> dict[str, Any]:
         request = pb.PutSpaceObjectRequest(
             space=space,
@@ -721,6 +756,7 @@ class WorkerClient:
             data_json=json.dumps(data, separators=(",", ":")).encode(),
             idempotency_key=idempotency_key,
             ttl_seconds=ttl_seconds,
+            files=files,
         )
         if expected_version is not None:
             request.expected_version = expected_version
@@ -850,8 +886,18 @@ class WorkerClient:
         return file_dict(await self._unary("CreateFile", request, user, cid, read=False))
 
     async def get_file(self, user: UserId, cid: CorrelationId, *, file_id: str) -> dict[str, Any]:
+        """The file, with ``linked_from`` (the objects that name it) and whether there are
+        ``more_linked_from``."""
         reply = await self._unary("GetFile", pb.GetFileRequest(id=file_id), user, cid, read=True)
-        return file_dict(reply)
+        linked = [
+            {"collection": o.collection, "id": o.id, **({"space": o.space} if o.space else {})}
+            for o in reply.linked_from
+        ]
+        return {
+            **file_dict(reply),
+            "linked_from": linked,
+            "more_linked_from": reply.more_linked_from,
+        }
 
     async def list_files(
         self, user: UserId, cid: CorrelationId, *, page_size: int, cursor: str, space: str = ""

@@ -74,8 +74,19 @@ class Invocation:
 Operation = Callable[[Invocation], Awaitable[dict[str, Any]]]
 
 
+def _with_file_links(call: Invocation, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with a download link on each uploaded file its objects name (an object
+    without files costs nothing here)."""
+    objects = [result["object"]] if "object" in result else result.get("objects", [])
+    for obj in objects:
+        for file in obj.get("files", ()):
+            if file["status"] == "ready":
+                file["download"] = call.file_links().download(call.user, file["id"])
+    return result
+
+
 async def save(call: Invocation) -> dict[str, Any]:
-    return await call.worker.put_object(
+    saved = await call.worker.put_object(
         call.user,
         call.cid,
         collection=call.collection,
@@ -84,23 +95,27 @@ async def save(call: Invocation) -> dict[str, Any]:
         expected_version=call.whole("expected_version"),
         idempotency_key=call.args.get("idempotency_key", ""),
         ttl_seconds=call.whole("ttl_seconds") or 0,
+        files=call.args.get("files", ()),
     )
+    return _with_file_links(call, saved)
 
 
 async def get(call: Invocation) -> dict[str, Any]:
-    return await call.worker.get_object(
+    found = await call.worker.get_object(
         call.user, call.cid, collection=call.collection, object_id=call.args["id"]
     )
+    return _with_file_links(call, found)
 
 
 async def list_page(call: Invocation) -> dict[str, Any]:
-    return await call.worker.list_objects(
+    page = await call.worker.list_objects(
         call.user,
         call.cid,
         collection=call.collection,
         page_size=call.whole("page_size") or 0,
         cursor=call.args.get("cursor", ""),
     )
+    return _with_file_links(call, page)
 
 
 async def delete(call: Invocation) -> dict[str, Any]:
@@ -216,7 +231,7 @@ async def space_changes(call: Invocation) -> dict[str, Any]:
 
 
 async def space_save(call: Invocation) -> dict[str, Any]:
-    return await call.worker.put_space_object(
+    saved = await call.worker.put_space_object(
         call.user,
         call.cid,
         space=call.args["space"],
@@ -226,21 +241,24 @@ async def space_save(call: Invocation) -> dict[str, Any]:
         expected_version=call.whole("expected_version"),
         idempotency_key=call.args.get("idempotency_key", ""),
         ttl_seconds=call.whole("ttl_seconds") or 0,
+        files=call.args.get("files", ()),
     )
+    return _with_file_links(call, saved)
 
 
 async def space_object_get(call: Invocation) -> dict[str, Any]:
-    return await call.worker.get_space_object(
+    found = await call.worker.get_space_object(
         call.user,
         call.cid,
         space=call.args["space"],
         collection=call.collection,
         object_id=call.args["id"],
     )
+    return _with_file_links(call, found)
 
 
 async def space_object_list(call: Invocation) -> dict[str, Any]:
-    return await call.worker.list_space_objects(
+    page = await call.worker.list_space_objects(
         call.user,
         call.cid,
         space=call.args["space"],
@@ -248,6 +266,7 @@ async def space_object_list(call: Invocation) -> dict[str, Any]:
         page_size=call.whole("page_size") or 0,
         cursor=call.args.get("cursor", ""),
     )
+    return _with_file_links(call, page)
 
 
 async def space_object_delete(call: Invocation) -> dict[str, Any]:
@@ -293,7 +312,11 @@ async def files_create_upload(call: Invocation) -> dict[str, Any]:
 
 async def files_get(call: Invocation) -> dict[str, Any]:
     file = await call.worker.get_file(call.user, call.cid, file_id=call.args["id"])
-    return _with_download(call, file)
+    linked = {
+        "linked_from": file.pop("linked_from"),
+        "more_linked_from": file.pop("more_linked_from"),
+    }
+    return {**_with_download(call, file), **linked}
 
 
 async def files_list(call: Invocation) -> dict[str, Any]:

@@ -54,6 +54,30 @@ def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"anyOf": [dict(schema), {"type": "null"}]}
 
 
+_LINK_PROPERTIES: dict[str, Any] = {
+    "url": {"type": "string", "format": "uri"},
+    "method": {"type": "string", "enum": ["GET", "PUT"]},
+    "expires_at": _TIMESTAMP,
+}
+_LINK = {
+    "type": "object",
+    "properties": _LINK_PROPERTIES,
+    "required": ["url", "method", "expires_at"],
+}
+_LINKED_FILE_OUT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "content_type": {"type": "string"},
+        "size": {"type": "integer", "minimum": 0},
+        "status": {"type": "string", "enum": ["awaiting_upload", "ready"]},
+        "download": _LINK,
+    },
+    "required": ["id", "name", "content_type", "size", "status"],
+}
+
+
 def object_schema(data: Mapping[str, Any]) -> dict[str, Any]:
     """A stored object whose ``data`` follows ``data``, as tool results carry it."""
     return {
@@ -67,6 +91,13 @@ def object_schema(data: Mapping[str, Any]) -> dict[str, Any]:
             "created_at": _TIMESTAMP,
             "updated_at": _TIMESTAMP,
             "expires_at": nullable(_TIMESTAMP),
+            "files": {
+                "type": "array",
+                "items": _LINKED_FILE_OUT,
+                "description": "The files this version names that still exist (a file "
+                "deleted or expired since drops out), each with a short-lived download link "
+                "once uploaded.",
+            },
         },
         "required": ["collection", "id", "version", "schema_version", "data"],
     }
@@ -691,16 +722,6 @@ _FILE_ID = {
     "pattern": "^[0-9a-f]{32}$",
     "description": "The file's id (from files_create_upload or files_list).",
 }
-_LINK_PROPERTIES: dict[str, Any] = {
-    "url": {"type": "string", "format": "uri"},
-    "method": {"type": "string", "enum": ["GET", "PUT"]},
-    "expires_at": _TIMESTAMP,
-}
-_LINK = {
-    "type": "object",
-    "properties": _LINK_PROPERTIES,
-    "required": ["url", "method", "expires_at"],
-}
 _FILE_OUT = {
     "type": "object",
     "properties": {
@@ -724,6 +745,27 @@ _FILE_OUT = {
         ),
     },
     "required": ["id", "name", "content_type", "size", "version", "status"],
+}
+
+#: The ``files`` argument of an object save, for a tenant that stores files.
+LINKED_FILES_ARG = {
+    "type": "array",
+    "maxItems": 16,
+    "uniqueItems": True,
+    "items": _FILE_ID,
+    "description": "Files this version of the object names, by id (from files_create_upload "
+    "or files_list): the user's own files, or for an object in a space files of that space. "
+    "A save without files names none. get and list return the object with these files and "
+    "short-lived download links; a file deleted since drops out.",
+}
+_LINKING_OBJECT = {
+    "type": "object",
+    "properties": {
+        "collection": {"type": "string"},
+        "id": {"type": "string"},
+        "space": {"type": "string", "description": "Set for an object in a shared space."},
+    },
+    "required": ["collection", "id"],
 }
 
 #: The tools of a tenant whose spec has ``files``.
@@ -796,15 +838,21 @@ FILE_TOOLS = (
         "files_get",
         "Get a file",
         "Read a file's details (name, type, size, sha256, version) and a short-lived download "
-        "link for a component to show or fetch it. Call when you know the file's id (from an "
-        "object, a widget's state or files_list). The link expires in minutes: get a new one "
-        "rather than storing it.",
+        "link for a component to show or fetch it, and the objects that name it (linked_from, "
+        "at most 50; more_linked_from when there are others). Call when you know the file's id "
+        "(from an object, a widget's state or files_list). The link expires in minutes: get a "
+        "new one rather than storing it.",
         op.files_get,
         {"properties": {"id": _FILE_ID}, "required": ["id"]},
         {
             "type": "object",
-            "properties": {"file": _FILE_OUT, "download": _LINK},
-            "required": ["file"],
+            "properties": {
+                "file": _FILE_OUT,
+                "download": _LINK,
+                "linked_from": {"type": "array", "items": _LINKING_OBJECT},
+                "more_linked_from": {"type": "boolean"},
+            },
+            "required": ["file", "linked_from", "more_linked_from"],
         },
         read_only=True,
         idempotent=True,

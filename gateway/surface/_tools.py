@@ -26,6 +26,7 @@ from gateway.surface._operations import Operation
 from gateway.surface._tool_table import (
     BUILTIN_TOOLS,
     FILE_TOOLS,
+    LINKED_FILES_ARG,
     NAME,
     OBJECT_TOOLS,
     SPACE_OBJECT_TOOLS,
@@ -125,8 +126,11 @@ def _object_tools(
     data: Mapping[str, Any],
     collection: str | None,
     rows: tuple[ToolRow, ...] = OBJECT_TOOLS,
+    files: bool = False,
 ) -> list[ToolSpec]:
-    """The :data:`OBJECT_TOOLS` (or ``rows``) of one collection: ``collection``, or any (None)."""
+    """The :data:`OBJECT_TOOLS` (or ``rows``) of one collection: ``collection``, or any (None).
+
+    ``files``: the tenant stores files, so a save may name them (``LINKED_FILES_ARG``)."""
     pick = {} if collection else {"collection": {**NAME, "default": BUILTIN_COLLECTION}}
     one, many = _nouns(prefix)
     where = f"the {many} collection" if collection else "a schemaless collection (default: items)"
@@ -136,6 +140,8 @@ def _object_tools(
     for row in rows:
         input_schema = _fill(row.input_schema, slots)
         input_schema["properties"] = {**pick, **input_schema["properties"]}
+        if files and row.name == "save":
+            input_schema["properties"]["files"] = dict(LINKED_FILES_ARG)
         filled = replace(
             row,
             name=f"{prefix}_{row.name}",
@@ -148,8 +154,8 @@ def _object_tools(
     return specs
 
 
-def _builtin_tools() -> list[ToolSpec]:
-    tools = _object_tools(BUILTIN_COLLECTION, {"type": "object"}, None)
+def _builtin_tools(files: bool) -> list[ToolSpec]:
+    tools = _object_tools(BUILTIN_COLLECTION, {"type": "object"}, None, files=files)
     return tools + [_spec(row, None) for row in BUILTIN_TOOLS]
 
 
@@ -179,17 +185,20 @@ def _linked(spec: ToolSpec, link: Mapping[str, Any] | None) -> ToolSpec:
 def build_catalogue(tenant: Tenant) -> Catalogue:
     links_origin = tenant.origin if tenant.spec.files is not None else None
     components = build_components(tenant.spec.components, links_origin)
-    specs = _builtin_tools()
+    files = tenant.spec.files is not None
+    specs = _builtin_tools(files)
     shared = [c for c in tenant.collections if c.shared and c.name != BUILTIN_COLLECTION]
     for collection in shared:
         data = _embeddable(collection.schema or {"type": "object"})
-        specs += _object_tools(collection.name, data, collection.name, SPACE_OBJECT_TOOLS)
+        specs += _object_tools(collection.name, data, collection.name, SPACE_OBJECT_TOOLS, files)
     specs += [_spec(row, None) for row in SPACE_TOOLS] if shared else []
     specs += [_spec(row, None) for row in FILE_TOOLS] if tenant.spec.files is not None else []
     for collection in tenant.collections:
         if collection.schema is None or collection.name == BUILTIN_COLLECTION or collection.shared:
             continue
-        specs += _object_tools(collection.name, _embeddable(collection.schema), collection.name)
+        specs += _object_tools(
+            collection.name, _embeddable(collection.schema), collection.name, files=files
+        )
     tools: dict[str, ToolSpec] = {}
     for spec in specs:
         if spec.name in tools:

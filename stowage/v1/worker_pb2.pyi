@@ -38,7 +38,7 @@ class ResolveUserResponse(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class StoredObject(_message.Message):
-    __slots__ = ("collection", "id", "data_json", "schema_version", "version", "created_at", "updated_at", "expires_at", "correlation_id", "size_bytes")
+    __slots__ = ("collection", "id", "data_json", "schema_version", "version", "created_at", "updated_at", "expires_at", "correlation_id", "size_bytes", "file_ids", "files")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DATA_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,8 @@ class StoredObject(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     id: str
     data_json: bytes
@@ -59,23 +61,27 @@ class StoredObject(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     correlation_id: str
     size_bytes: int
-    def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., schema_version: _Optional[int] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    file_ids: _containers.RepeatedScalarFieldContainer[str]
+    files: _containers.RepeatedCompositeFieldContainer[FileInfo]
+    def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., schema_version: _Optional[int] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., file_ids: _Optional[_Iterable[str]] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ...) -> None: ...
 
 class PutObjectRequest(_message.Message):
-    __slots__ = ("collection", "id", "data_json", "expected_version", "idempotency_key", "ttl_seconds")
+    __slots__ = ("collection", "id", "data_json", "expected_version", "idempotency_key", "ttl_seconds", "files")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DATA_JSON_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     id: str
     data_json: bytes
     expected_version: int
     idempotency_key: str
     ttl_seconds: int
-    def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    files: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PutObjectResponse(_message.Message):
     __slots__ = ("object", "created", "replayed")
@@ -474,7 +480,7 @@ class LeaveSpaceResponse(_message.Message):
     def __init__(self, space_deleted: _Optional[bool] = ...) -> None: ...
 
 class PutSpaceObjectRequest(_message.Message):
-    __slots__ = ("space", "collection", "id", "data_json", "expected_version", "idempotency_key", "ttl_seconds")
+    __slots__ = ("space", "collection", "id", "data_json", "expected_version", "idempotency_key", "ttl_seconds", "files")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -482,6 +488,7 @@ class PutSpaceObjectRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     space: str
     collection: str
     id: str
@@ -489,7 +496,8 @@ class PutSpaceObjectRequest(_message.Message):
     expected_version: int
     idempotency_key: str
     ttl_seconds: int
-    def __init__(self, space: _Optional[str] = ..., collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    files: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, space: _Optional[str] = ..., collection: _Optional[str] = ..., id: _Optional[str] = ..., data_json: _Optional[bytes] = ..., expected_version: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PutSpaceObjectResponse(_message.Message):
     __slots__ = ("object", "created", "replayed")
@@ -608,7 +616,7 @@ class ListTenantSpacesResponse(_message.Message):
     def __init__(self, spaces: _Optional[_Iterable[_Union[TenantSpace, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class FileInfo(_message.Message):
-    __slots__ = ("id", "name", "declared_type", "sniffed_type", "size_bytes", "sha256", "version", "created_at", "updated_at", "expires_at", "correlation_id", "space", "created_by", "updated_by")
+    __slots__ = ("id", "name", "declared_type", "sniffed_type", "size_bytes", "sha256", "version", "created_at", "updated_at", "expires_at", "correlation_id", "space", "created_by", "updated_by", "linked_from", "more_linked_from")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -623,6 +631,8 @@ class FileInfo(_message.Message):
     SPACE_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    LINKED_FROM_FIELD_NUMBER: _ClassVar[int]
+    MORE_LINKED_FROM_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     declared_type: str
@@ -637,7 +647,19 @@ class FileInfo(_message.Message):
     space: str
     created_by: Author
     updated_by: Author
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., declared_type: _Optional[str] = ..., sniffed_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., space: _Optional[str] = ..., created_by: _Optional[_Union[Author, _Mapping]] = ..., updated_by: _Optional[_Union[Author, _Mapping]] = ...) -> None: ...
+    linked_from: _containers.RepeatedCompositeFieldContainer[LinkingObject]
+    more_linked_from: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., declared_type: _Optional[str] = ..., sniffed_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., correlation_id: _Optional[str] = ..., space: _Optional[str] = ..., created_by: _Optional[_Union[Author, _Mapping]] = ..., updated_by: _Optional[_Union[Author, _Mapping]] = ..., linked_from: _Optional[_Iterable[_Union[LinkingObject, _Mapping]]] = ..., more_linked_from: _Optional[bool] = ...) -> None: ...
+
+class LinkingObject(_message.Message):
+    __slots__ = ("collection", "id", "space")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    id: str
+    space: str
+    def __init__(self, collection: _Optional[str] = ..., id: _Optional[str] = ..., space: _Optional[str] = ...) -> None: ...
 
 class CreateFileRequest(_message.Message):
     __slots__ = ("name", "content_type", "size", "id", "ttl_seconds", "space")

@@ -20,9 +20,9 @@ it commits, or on a later housekeeping pass (``_objects``).
 Layers (``.importlinter``): ``_export`` (each file's bytes at one version,
 for the export archive) → ``_files`` (metadata, usage, export, purge) |
 ``_transfer`` (streaming uploads and downloads) | ``_erasure`` (an erasure
-step) → ``_objects`` (parts of an upload, objects to delete) → ``_rows`` (rows,
-liveness, quota checks) | ``_bucket`` (the S3 adapter) → ``_values`` |
-``_sniff`` (plain values, no I/O).
+step) | ``_links`` (the files objects name) → ``_objects`` (parts of an
+upload, objects to delete) → ``_rows`` (rows, liveness, quota checks) |
+``_bucket`` (the S3 adapter) → ``_values`` | ``_sniff`` (plain values, no I/O).
 """
 
 from tenant_worker.files._bucket import Bucket, BucketUnavailable, ObjectMissing
@@ -30,6 +30,7 @@ from tenant_worker.files._erasure import FileErasure
 from tenant_worker.files._export import FileExport
 from tenant_worker.files._export import Skipped as SkippedFile
 from tenant_worker.files._files import Files
+from tenant_worker.files._links import FileLinks, LinkingObject, Wanted
 from tenant_worker.files._objects import ObjectDeletions
 from tenant_worker.files._transfer import FileTransfers
 from tenant_worker.files._values import (
@@ -48,13 +49,16 @@ __all__ = [
     "DownloadHead",
     "FileErasure",
     "FileExport",
+    "FileLinks",
     "FileRecord",
     "FileTransfers",
     "Files",
     "FilesUsage",
+    "LinkingObject",
     "ObjectDeletions",
     "ObjectMissing",
     "ObjectStoreConfig",
     "SkippedFile",
     "UploadHeader",
+    "Wanted",
 ]

@@ -9,13 +9,12 @@ from datetime import datetime, timedelta
 from tenant_worker._records import Author
 from tenant_worker.storage._models import IN_BUCKET_STORAGE
 from tenant_worker.storage._models import object_name as object_name
+from tenant_worker.storage._store import FILE_ID as FILE_ID
 
 #: Bytes per stored chunk: every chunk of a content is this long but the last.
 CHUNK_BYTES = 256 * 2**10
 #: A file created for an upload that never came is purged after this long.
 PENDING_LIFETIME = timedelta(days=1)
-#: What a file id looks like (the worker makes them: 32 lower-case hex characters).
-FILE_ID = re.compile(r"^[0-9a-f]{32}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_NAME_LENGTH = 255
 #: The smallest part of a multipart upload S3 accepts (all but the last part).

@@ -10,6 +10,12 @@ Two ways to carry a plan out, with the same outcomes:
   here, in Python, from exactly that (``version_refusal``, ``quota_refusal``).
 - SQLite (and any other database): the same steps as a few Core statements
   in one transaction (SQLite has one writer at a time, so nothing races).
+
+A Put that names files takes the second way on every database, with the
+files' check (``FileCheck``) in the same transaction; on PostgreSQL a race it
+loses there (a unique violation, a deadlock) is a ``WriteRace``, run again.
+The one statement writes versions that name no files, so a Put without files
+pays for none.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from tenant_worker.storage._db import one_row
 from tenant_worker.storage._models import StoredObject
 from tenant_worker.storage._retries import Replayed
 from tenant_worker.storage._store import (
+    FileCheck,
     FirstUse,
     KeyRef,
     ObjectRow,
@@ -37,6 +44,7 @@ from tenant_worker.storage._store import (
     Totals,
     first_result,
     is_live,
+    no_files,
     quota_refusal,
     record_to_json,
     to_record,
@@ -93,6 +101,8 @@ class PutPlan:
     schema_version: int
     expires_at: datetime | None
     quotas: Quotas
+    #: The files this version names (checked ids; empty: none).
+    files: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -111,6 +121,7 @@ class PutPlan:
             expires_at=self.expires_at,
             correlation_id=t.ctx.correlation_id,
             size_bytes=self.size,
+            files=self.files,
         )
 
     def result(self, version: int, created_at: datetime) -> PutResult:
@@ -277,13 +288,16 @@ def _put_params(store: Store, plan: PutPlan) -> dict[str, Any]:
 # --- Any database: a few statements in one transaction ---------------------------------------
 
 
-async def put_in_transaction(store: Store, plan: PutPlan) -> PutResult:
+async def put_in_transaction(
+    store: Store, plan: PutPlan, check_files: FileCheck = no_files
+) -> PutResult:
     t = plan.target
     async with store.core_transaction() as conn:
         prior, live = await _locked(store, conn, t)
         refusal = version_refusal(t, prior, live, store.policy())
         if refusal is not None:
             raise refusal
+        await check_files(conn, t.owner, plan.files, None)
         version, created_at = (1, t.now)
         if live and prior is not None:  # a live object is replaced; anything else starts over
             version, created_at = prior.version + 1, prior.created_at
@@ -362,6 +376,7 @@ async def _write_object(
         "updated_at": t.now,
         "expires_at": plan.expires_at,
         "correlation_id": t.ctx.correlation_id,
+        "files": list(plan.files) or None,
     }
     if present:
         await conn.execute(update(StoredObject).where(*_key(t)).values(values))

@@ -30,9 +30,11 @@ from tenant_worker.storage._json import check_value, dumps, loads_object, reques
 from tenant_worker.storage._models import StoredObject, utcnow
 from tenant_worker.storage._retries import write_once
 from tenant_worker.storage._store import (
+    FileCheck,
     KeyRef,
     ObjectRow,
     Store,
+    check_file_ids,
     check_key,
     check_object_id,
     check_object_size,
@@ -40,6 +42,7 @@ from tenant_worker.storage._store import (
     expiry,
     is_live,
     live_clause,
+    no_files,
     record_from_json,
     require_user,
     to_record,
@@ -97,10 +100,18 @@ def _key_ref(owner: str, key: str, operation: str, rhash: str) -> KeyRef | None:
 
 
 class Objects:
-    def __init__(self, store: Store, default_page_size: int = 20, max_page_size: int = 100):
+    def __init__(
+        self,
+        store: Store,
+        default_page_size: int = 20,
+        max_page_size: int = 100,
+        check_files: FileCheck = no_files,
+    ):
         self.store = store
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
+        #: Whether an object may name the files a Put gives (in the Put's transaction).
+        self.check_files = check_files
 
     async def put(
         self,
@@ -111,13 +122,32 @@ class Objects:
         expected_version: int | None = None,
         idempotency_key: str = "",
         ttl_seconds: int = 0,
+        files: tuple[str, ...] = (),
     ) -> PutResult:
+        """Create or replace an object; ``files`` are the user's own files this version
+        names (none: the version names no files)."""
         plan = self._plan_put(
-            ctx, collection, object_id, data_json, expected_version, idempotency_key, ttl_seconds
+            ctx,
+            collection,
+            object_id,
+            data_json,
+            expected_version,
+            idempotency_key,
+            ttl_seconds,
+            check_file_ids(files),
         )
-        write = put_in_one_statement if self.store.is_postgres else put_in_transaction
+        if self.store.is_postgres and not plan.files:
+            return await write_once(
+                self.store,
+                plan.target.ref,
+                lambda: put_in_one_statement(self.store, plan),
+                _replayed_put,
+            )
         return await write_once(
-            self.store, plan.target.ref, lambda: write(self.store, plan), _replayed_put
+            self.store,
+            plan.target.ref,
+            lambda: put_in_transaction(self.store, plan, self.check_files),
+            _replayed_put,
         )
 
     def _plan_put(
@@ -129,6 +159,7 @@ class Objects:
         expected_version: int | None,
         idempotency_key: str,
         ttl_seconds: int,
+        files: tuple[str, ...] = (),
     ) -> PutPlan:
         """Validate a Put: the caller, the ids, the numbers, the data against the schema."""
         owner = require_user(ctx)
@@ -140,7 +171,9 @@ class Objects:
         coll.validate(data)
         encoded = dumps(data)
         check_object_size(len(encoded), policy.quotas)
-        rhash = request_hash("put", collection, object_id, encoded, expected_version, ttl_seconds)
+        rhash = request_hash(
+            "put", collection, object_id, encoded, expected_version, ttl_seconds, *files
+        )
         now = utcnow()
         retention = policy.retention(collection)
         target = Target(
@@ -154,7 +187,7 @@ class Objects:
             retention=retention,
         )
         expires_at = expiry(now, ttl_seconds, retention)
-        return PutPlan(target, data, encoded, coll.schema_version, expires_at, policy.quotas)
+        return PutPlan(target, data, encoded, coll.schema_version, expires_at, policy.quotas, files)
 
     async def get(self, ctx: CallContext, collection: str, object_id: str) -> ObjectRecord:
         owner = require_user(ctx)

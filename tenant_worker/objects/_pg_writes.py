@@ -7,6 +7,8 @@ before, the expected version holds, and the growth fits every quota. Only
 then do its data-modifying parts run: the object, its audit row, the
 tenant's usage slot, the user's usage row and the key with the result to
 replay. All parts see one snapshot; they pass rows on through ``RETURNING``.
+It writes a version that names no files (``files`` NULL); a Put that names
+files runs in a transaction with their check (``_object_writes``).
 
 Races end in one of two ways, both run again by the caller: an object
 created by a concurrent call after this one looked (``ON CONFLICT DO
@@ -144,7 +146,8 @@ replaced AS (
         size_bytes = p.size,
         updated_at = p.now,
         expires_at = p.expires_at,
-        correlation_id = p.correlation_id
+        correlation_id = p.correlation_id,
+        files = NULL
     FROM gate, p
     WHERE gate.ok AND gate.present
       AND o.owner = p.owner AND o.collection = p.collection AND o.object_id = p.object_id

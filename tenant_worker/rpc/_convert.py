@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,7 +20,7 @@ from tenant_worker._records import (
     SpaceObjectRecord,
     SpaceRecord,
 )
-from tenant_worker.files import ByteRange, FileRecord
+from tenant_worker.files import ByteRange, FileRecord, LinkingObject
 from tenant_worker.storage._json import dumps
 
 
@@ -36,7 +37,11 @@ def delete_message(r: DeleteResult) -> pb.DeleteObjectResponse:
     )
 
 
-def object_message(r: ObjectRecord) -> pb.StoredObject:
+def object_message(
+    r: ObjectRecord, linked: Mapping[str, FileRecord] | None = None, space: str | None = None
+) -> pb.StoredObject:
+    """The object; with ``linked`` (the files an answer's objects name, by id), the files
+    its version names that still exist where it may name them (its owner's, or ``space``'s)."""
     msg = pb.StoredObject(
         collection=r.collection,
         id=r.id,
@@ -50,6 +55,12 @@ def object_message(r: ObjectRecord) -> pb.StoredObject:
     )
     if r.expires_at is not None:
         msg.expires_at.CopyFrom(timestamp(r.expires_at))
+    msg.file_ids.extend(r.files)
+    if r.files and linked is not None:
+        for file_id in r.files:
+            found = linked.get(file_id)
+            if found is not None and found.space == space:
+                msg.files.append(file_message(found))
     return msg
 
 
@@ -98,10 +109,12 @@ def space_message(s: SpaceRecord) -> pb.Space:
     )
 
 
-def space_object_message(o: SpaceObjectRecord) -> pb.SpaceObject:
+def space_object_message(
+    o: SpaceObjectRecord, linked: Mapping[str, FileRecord] | None = None
+) -> pb.SpaceObject:
     return pb.SpaceObject(
         space=o.space,
-        object=object_message(o.object),
+        object=object_message(o.object, linked, o.space),
         created_by=author_message(o.created_by),
         updated_by=author_message(o.updated_by),
         space_name=o.space_name,
@@ -140,6 +153,18 @@ def file_message(r: FileRecord) -> pb.FileInfo:
         msg.created_by.CopyFrom(author_message(r.created_by))
     if r.updated_by is not None:
         msg.updated_by.CopyFrom(author_message(r.updated_by))
+    return msg
+
+
+def linked_file_message(
+    r: FileRecord, linked_from: Sequence[LinkingObject], more: bool
+) -> pb.FileInfo:
+    """A file with the objects that name it (``GetFile``)."""
+    msg = file_message(r)
+    msg.linked_from.extend(
+        pb.LinkingObject(collection=o.collection, id=o.id, space=o.space or "") for o in linked_from
+    )
+    msg.more_linked_from = more
     return msg
 
 

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
@@ -58,10 +58,13 @@ from tenant_worker._records import (
 from tenant_worker.files import (
     DownloadHead,
     FileExport,
+    FileLinks,
+    FileRecord,
     Files,
     FileTransfers,
     SkippedFile,
     UploadHeader,
+    Wanted,
 )
 from tenant_worker.housekeeping._housekeeping import Housekeeping
 from tenant_worker.objects._objects import Objects
@@ -73,6 +76,7 @@ from tenant_worker.rpc._convert import (
     delete_message,
     file_message,
     identity_message,
+    linked_file_message,
     member_message,
     object_message,
     preferences_message,
@@ -274,6 +278,8 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     #: Files (metadata, and their bytes' streams); None: this worker serves none.
     files: Files | None = None
     transfers: FileTransfers | None = None
+    #: The files objects name (checked at a save, returned with a read).
+    links: FileLinks | None = None
 
     @unary(needs_user=False)
     async def ResolveUser(
@@ -297,9 +303,13 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             _optional(request, "expected_version"),
             request.idempotency_key,
             request.ttl_seconds,
+            tuple(request.files),
         )
+        linked = await self._linked(ctx, [result.object])
         return pb.PutObjectResponse(
-            object=object_message(result.object), created=result.created, replayed=result.replayed
+            object=object_message(result.object, linked),
+            created=result.created,
+            replayed=result.replayed,
         )
 
     @unary()
@@ -307,16 +317,28 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
         self, request: pb.GetObjectRequest, ctx: CallContext
     ) -> pb.GetObjectResponse:
         record = await self.objects.get(ctx, request.collection, request.id)
-        return pb.GetObjectResponse(object=object_message(record))
+        linked = await self._linked(ctx, [record])
+        return pb.GetObjectResponse(object=object_message(record, linked))
 
     @unary()
     async def ListObjects(
         self, request: pb.ListObjectsRequest, ctx: CallContext
     ) -> pb.ListObjectsResponse:
         page = await self.objects.list(ctx, request.collection, request.page_size, request.cursor)
+        linked = await self._linked(ctx, page.objects)
         return pb.ListObjectsResponse(
-            objects=[object_message(o) for o in page.objects], next_cursor=page.next_cursor
+            objects=[object_message(o, linked) for o in page.objects],
+            next_cursor=page.next_cursor,
         )
+
+    async def _linked(
+        self, ctx: CallContext, objects: Sequence[ObjectRecord], space: str | None = None
+    ) -> dict[str, FileRecord] | None:
+        """The files ``objects`` name that still exist, by id: one more read, and only
+        when one of them names files (None: none does)."""
+        if self.links is None or not any(o.files for o in objects):
+            return None
+        return await self.links.resolve(ctx, [Wanted(o.files, space) for o in objects])
 
     @unary()
     async def DeleteObject(
@@ -520,9 +542,11 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
             _optional(request, "expected_version"),
             request.idempotency_key,
             request.ttl_seconds,
+            tuple(request.files),
         )
+        linked = await self._linked(ctx, [result.object.object], request.space)
         return pb.PutSpaceObjectResponse(
-            object=space_object_message(result.object),
+            object=space_object_message(result.object, linked),
             created=result.created,
             replayed=result.replayed,
         )
@@ -532,7 +556,8 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
         self, request: pb.GetSpaceObjectRequest, ctx: CallContext
     ) -> pb.SpaceObject:
         found = await self.space_objects.get(ctx, request.space, request.collection, request.id)
-        return space_object_message(found)
+        linked = await self._linked(ctx, [found.object], request.space)
+        return space_object_message(found, linked)
 
     @unary()
     async def ListSpaceObjects(
@@ -541,8 +566,10 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
         page = await self.space_objects.list(
             ctx, request.space, request.collection, request.page_size, request.cursor
         )
+        linked = await self._linked(ctx, [o.object for o in page.objects], request.space)
         return pb.ListSpaceObjectsResponse(
-            objects=[space_object_message(o) for o in page.objects], next_cursor=page.next_cursor
+            objects=[space_object_message(o, linked) for o in page.objects],
+            next_cursor=page.next_cursor,
         )
 
     @unary()
@@ -610,7 +637,11 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
 
     @unary()
     async def GetFile(self, request: pb.GetFileRequest, ctx: CallContext) -> pb.FileInfo:
-        return file_message(await self._files().get(ctx, request.id))
+        record = await self._files().get(ctx, request.id)
+        if self.links is None:
+            return file_message(record)
+        linked_from, more = await self.links.linked_from(ctx, record)
+        return linked_file_message(record, linked_from, more)
 
     @unary()
     async def ListFiles(

@@ -239,7 +239,8 @@ replaced AS (
         updated_at = p.now,
         expires_at = p.expires_at,
         correlation_id = p.correlation_id,
-        updated_by = p.user_id
+        updated_by = p.user_id,
+        files = NULL
     FROM gate, p
     WHERE gate.ok AND gate.present
       AND o.space_id = p.space AND o.collection = p.collection AND o.object_id = p.object_id

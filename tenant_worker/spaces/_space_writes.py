@@ -8,6 +8,10 @@ row, the audit row and the quotas of the space's owner. On PostgreSQL a Put or
 a Delete is all of that in one statement (``_pg_space_writes``), one round trip
 in autocommit; on SQLite a few statements in one transaction (``_put``,
 ``_delete``).
+
+A Put that names files (of the same space) takes the transaction on every
+database, with their check (``FileCheck``) after the space is locked; the one
+statement writes versions that name none, so a Put without files pays nothing.
 """
 
 from __future__ import annotations
@@ -64,10 +68,12 @@ from tenant_worker.storage._json import check_value, dumps, loads_object, reques
 from tenant_worker.storage._models import Space, SpaceChange, SpaceObject, utcnow
 from tenant_worker.storage._retries import Replayed, write_once
 from tenant_worker.storage._store import (
+    FileCheck,
     FirstUse,
     KeyRef,
     Store,
     Totals,
+    check_file_ids,
     check_key,
     check_object_id,
     check_object_size,
@@ -75,6 +81,7 @@ from tenant_worker.storage._store import (
     expiry,
     first_result,
     is_live,
+    no_files,
     quota_refusal,
     require_user,
     to_record,
@@ -85,12 +92,19 @@ class SpaceWrites:
     """Put, delete and purge in spaces (``SpaceObjects`` adds the reads)."""
 
     def __init__(
-        self, store: Store, handles: Handles, default_page_size: int = 20, max_page_size: int = 100
+        self,
+        store: Store,
+        handles: Handles,
+        default_page_size: int = 20,
+        max_page_size: int = 100,
+        check_files: FileCheck = no_files,
     ) -> None:
         self.store = store
         self.handles = handles
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
+        #: Whether an object may name the files a Put gives (in the Put's transaction).
+        self.check_files = check_files
 
     # --- records ------------------------------------------------------------------------
 
@@ -124,7 +138,10 @@ class SpaceWrites:
         expected_version: int | None = None,
         idempotency_key: str = "",
         ttl_seconds: int = 0,
+        files: tuple[str, ...] = (),
     ) -> SpacePutResult:
+        """Create or replace an object in a space; ``files`` are files of that space this
+        version names (none: the version names no files)."""
         w = self._plan_put(
             ctx,
             space,
@@ -134,8 +151,10 @@ class SpaceWrites:
             expected_version,
             idempotency_key,
             ttl_seconds,
+            check_file_ids(files),
         )
-        put = self._put_in_one_statement if self.store.is_postgres else self._put
+        one_statement = self.store.is_postgres and not w.files
+        put = self._put_in_one_statement if one_statement else self._put
         return await write_once(self.store, w.ref, lambda: put(w), replayed_put)
 
     def _plan_put(
@@ -148,6 +167,7 @@ class SpaceWrites:
         expected_version: int | None,
         idempotency_key: str,
         ttl_seconds: int,
+        files: tuple[str, ...] = (),
     ) -> Write:
         user = require_user(ctx)
         policy = self.store.policy()
@@ -159,7 +179,14 @@ class SpaceWrites:
         encoded = dumps(data)
         check_object_size(len(encoded), policy.quotas)
         rhash = request_hash(
-            "space.put", space, collection, object_id, encoded, expected_version, ttl_seconds
+            "space.put",
+            space,
+            collection,
+            object_id,
+            encoded,
+            expected_version,
+            ttl_seconds,
+            *files,
         )
         now = utcnow()
         retention = policy.retention(collection)
@@ -177,6 +204,7 @@ class SpaceWrites:
             encoded=encoded,
             schema_version=coll.schema_version,
             expires_at=expiry(now, ttl_seconds, retention),
+            files=files,
         )
 
     async def _locked(
@@ -271,6 +299,7 @@ class SpaceWrites:
                 raise await self._conflict(conn, w, prior)
             if not live and expected:
                 raise NotFound(f"{w.where} does not exist (expected version {expected})")
+            await self.check_files(conn, w.user, w.files, w.space)
             version, created_at, created_by = 1, w.now, w.user
             if live and prior is not None:
                 version, created_at, created_by = (
@@ -289,6 +318,7 @@ class SpaceWrites:
                 "correlation_id": w.ctx.correlation_id,
                 "created_by": created_by,
                 "updated_by": w.user,
+                "files": list(w.files) or None,
             }
             if prior is not None:
                 await conn.execute(update(SpaceObject).where(*w.key()).values(values))

@@ -79,6 +79,8 @@ class Write:
     encoded: bytes = b""
     schema_version: int = 0
     expires_at: datetime | None = None
+    #: The files of the space this version names (checked ids; empty: none).
+    files: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
@@ -103,6 +105,7 @@ class Write:
             expires_at=self.expires_at,
             correlation_id=self.ctx.correlation_id,
             size_bytes=len(self.encoded),
+            files=self.files,
         )
 
     def key(self) -> tuple[ColumnElement[bool], ...]:

@@ -82,6 +82,9 @@ class StoredObject(Base):
     updated_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     correlation_id: Mapped[str] = mapped_column(String(128))
+    #: The files this version names (a JSON array of file ids), or NULL: none (migration
+    #: 0009). NULL costs a save or a read without files nothing.
+    files: Mapped[list[str] | None] = mapped_column(JsonDocument)
 
 
 class Preference(Base):
@@ -300,6 +303,8 @@ class SpaceObject(Base):
     correlation_id: Mapped[str] = mapped_column(String(128))
     created_by: Mapped[str] = mapped_column(String(41))
     updated_by: Mapped[str] = mapped_column(String(41))
+    #: The files of the space this version names (as ``objects.files``; migration 0009).
+    files: Mapped[list[str] | None] = mapped_column(JsonDocument)
 
 
 class SpaceChange(Base):

@@ -392,6 +392,44 @@ def check_put_arguments(
         )
 
 
+#: What a file id looks like (the worker makes them: 32 lower-case hex characters).
+FILE_ID = re.compile(r"^[0-9a-f]{32}$")
+#: The most files one object may name.
+MAX_LINKED_FILES = 16
+
+
+def check_file_ids(files: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The files a Put names (at most ``MAX_LINKED_FILES``, each once, each a file id)."""
+    if len(files) > MAX_LINKED_FILES:
+        raise InvalidArgument("files", f"at most {MAX_LINKED_FILES} files per object")
+    for i, file_id in enumerate(files):
+        if not FILE_ID.match(file_id):
+            raise InvalidArgument(
+                f"files[{i}]", "a file id is 32 lower-case hex characters (from files_list)"
+            )
+    if len(set(files)) != len(files):
+        raise InvalidArgument("files", "name each file once")
+    return tuple(files)
+
+
+class FileCheck(Protocol):
+    """Whether an object may name ``files``, checked in the write's own transaction
+    (``tenant_worker.files`` provides it): each must exist and be the user's own file
+    (``space`` None) or a file of ``space``; InvalidArgument naming the first that is not."""
+
+    async def __call__(
+        self, conn: AsyncConnection, user: str, files: tuple[str, ...], space: str | None
+    ) -> None: ...
+
+
+async def no_files(
+    conn: AsyncConnection, user: str, files: tuple[str, ...], space: str | None
+) -> None:
+    """The check of a worker that stores no files: an object names none."""
+    if files:
+        raise InvalidArgument("files", "this app stores no files (its spec has no files section)")
+
+
 def check_object_size(size: int, quotas: Quotas) -> None:
     """An object's encoded size against ``quotas.maxObjectBytes``."""
     if size > quotas.max_object_bytes:
@@ -482,6 +520,8 @@ def to_record(row: ObjectRow, policy: TenantPolicy) -> ObjectRecord:
         expires_at=effective_expiry(row, policy.retention(row.collection)),
         correlation_id=row.correlation_id,
         size_bytes=row.size_bytes,
+        # Rows a refused write returns carry no ``files`` column.
+        files=tuple(getattr(row, "files", None) or ()),
     )
 
 
@@ -497,6 +537,7 @@ def record_to_json(r: ObjectRecord) -> dict[str, Any]:
         "expires_at": r.expires_at.isoformat() if r.expires_at else None,
         "correlation_id": r.correlation_id,
         "size_bytes": r.size_bytes,
+        **({"files": list(r.files)} if r.files else {}),
     }
 
 
@@ -512,4 +553,5 @@ def record_from_json(d: dict[str, Any]) -> ObjectRecord:
         expires_at=datetime.fromisoformat(d["expires_at"]) if d["expires_at"] else None,
         correlation_id=d["correlation_id"],
         size_bytes=d["size_bytes"],
+        files=tuple(d.get("files", ())),
     )

@@ -11,16 +11,20 @@ import secrets
 import tarfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import grpc
 import httpx
 import pytest
 
 from gateway.files import CURRENT_KEY
 from gateway.files._signing import Grant, Method, query
+from stowage.v1 import worker_pb2 as pb
+from stowage.v1 import worker_pb2_grpc
 from stowage_testing.gateway import (
     COLLECTIONS,
     WORKER_POLICY,
@@ -106,16 +110,17 @@ def _prefix(tenant: str) -> str:
     return f"tenants/space-files/{tenant}/"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[("sqlite", "database"), ("postgres", "database"), ("postgres", "bucket")],
-    ids=["sqlite", "postgres", "postgres-bucket"],
-)
-def platform(
-    issuer: Issuer, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+@contextmanager
+def running_platform(
+    issuer: Issuer,
+    workdir: Path,
+    backend: str,
+    storage: str,
+    tenants: dict[str, dict[str, Any]],
+    request: pytest.FixtureRequest,
 ) -> Iterator[SpacePlatform]:
-    backend, storage = request.param
-    workdir = tmp_path_factory.mktemp(f"space-files-{backend}-{storage}")
+    """A gateway and a worker per tenant of ``tenants``, on ``backend``; with ``storage``
+    "bucket", new files' bytes go to a real S3 server's bucket."""
     keys_dir = workdir / "files-keys"
     keys_dir.mkdir()
     (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
@@ -124,7 +129,7 @@ def platform(
         bucket = s3.create_bucket() if s3 is not None else ""
         databases: dict[str, str] = {}
         workers = {}
-        for name, spec in TENANTS.items():
+        for name, spec in tenants.items():
             if backend == "postgres":
                 server: PostgresServer = request.getfixturevalue("postgres")
                 databases[name] = server.sqlalchemy_url(server.create_database("spacefiles"))
@@ -142,13 +147,27 @@ def platform(
         g.write_tenants(
             [
                 tenant_entry(name, g, issuer, workers[name].address, **spec)
-                for name, spec in TENANTS.items()
+                for name, spec in tenants.items()
             ]
         )
         gateway = stack.enter_context(
             running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
         )
         yield SpacePlatform(gateway, issuer, workers, databases, keys_dir, storage, s3, bucket)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("sqlite", "database"), ("postgres", "database"), ("postgres", "bucket")],
+    ids=["sqlite", "postgres", "postgres-bucket"],
+)
+def platform(
+    issuer: Issuer, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[SpacePlatform]:
+    backend, storage = request.param
+    workdir = tmp_path_factory.mktemp(f"space-files-{backend}-{storage}")
+    with running_platform(issuer, workdir, backend, storage, TENANTS, request) as found:
+        yield found
 
 
 @pytest.fixture
@@ -397,3 +416,32 @@ async def test_a_space_that_goes_with_its_last_member_takes_its_files_and_bytes(
     assert p.used(t, people["alice"]) == 0
     # The worker deleted the objects before it answered.
     assert set(p.keys(t)) == before
+
+
+async def test_an_expired_space_file_is_purged_off_the_space_and_its_owners_quota(
+    platform: SpacePlatform, people: dict[str, str]
+) -> None:
+    p, t = platform, "keep"
+    space = await _space(p, t, people, viewer=False)
+    before = set(p.keys(t))
+    file = await _upload(p, people["bob"], t, random_bytes(30_000), space=space, ttl_seconds=3600)
+    assert p.used(t, people["alice"]) == 30_000
+    # Its time is up (as if an hour had passed), and the purge runs.
+    p.rows(t, "UPDATE files SET expires_at = created_at WHERE id = :f RETURNING id", f=file["id"])
+    _purge(p, t)
+    assert p.rows(t, "SELECT id FROM files WHERE id = :f", f=file["id"]) == []
+    assert p.bytes_held(t, file["id"]) == 0
+    assert p.used(t, people["alice"]) == 0
+    detail = await p.ok(people["alice"], t, "spaces_get", {"space": space})
+    assert (detail["space"]["objects"], detail["space"]["bytes"]) == (0, 0)
+    assert set(p.keys(t)) == before
+    purged = p.rows(t, "SELECT correlation_id FROM audit_events WHERE action = 'files.purge'")
+    assert purged and all(r.correlation_id for r in purged)
+
+
+def _purge(p: SpacePlatform, tenant: str) -> None:
+    with grpc.insecure_channel(p.workers[tenant].address) as channel:
+        stub = worker_pb2_grpc.TenantWorkerStub(channel)
+        md = [("x-stowage-tenant", tenant)]
+        while stub.PurgeExpired(pb.PurgeExpiredRequest(limit=10), metadata=md, timeout=60).more:
+            pass
