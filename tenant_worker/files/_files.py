@@ -16,9 +16,8 @@ import logging
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -345,10 +344,19 @@ class Files:
     async def purge_expired(self, ctx: CallContext, limit: int = 50) -> tuple[int, bool]:
         """Delete up to ``limit`` expired files with their bytes; (purged, more remain).
 
-        A space file's bytes leave its space's size and its owner's quota."""
+        A space file's bytes leave its space's size and its owner's quota. The spaces are
+        locked before the files, in the order every write in a space takes them."""
         limit = max(1, min(limit, MAX_BATCH))
         kept = retention(self.store)
         async with self.store.core_transaction() as conn:
+            expired = expired_clause(kept, utcnow())
+            in_spaces = (
+                select(StoredFile.space_id)
+                .where(expired, StoredFile.space_id.is_not(None))
+                .limit(limit)
+            )
+            found = (await conn.execute(in_spaces)).scalars()
+            owners = await _space_owners(conn, (s for s in found if s))
             rows = (
                 await conn.execute(
                     select(
@@ -359,7 +367,7 @@ class Files:
                         StoredFile.content,
                         StoredFile.storage,
                     )
-                    .where(expired_clause(kept, utcnow()))
+                    .where(expired)
                     .order_by(StoredFile.space_id, StoredFile.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -376,7 +384,13 @@ class Files:
             await ObjectDeletions.queue(conn, objects, ORPHANED)
             await conn.execute(delete(FileChunk).where(FileChunk.file_id.in_(ids)))
             await conn.execute(delete(StoredFile).where(StoredFile.id.in_(ids)))
-            holders = await _holders(conn, rows)
+            # A space whose file expired after the first look is locked now (rare).
+            late = (r.space_id for r in rows if r.space_id and r.space_id not in owners)
+            owners |= await _space_owners(conn, late)
+            holders = {
+                r.id: Holder(owners[r.space_id], r.space_id) if r.space_id else Holder(r.owner)
+                for r in rows
+            }
             freed: Counter[Holder] = Counter()
             counted: Counter[Holder] = Counter()
             for r in rows:
@@ -427,19 +441,15 @@ async def _drop(conn: AsyncConnection, file_id: str) -> int:
     return int(locked.size_bytes)
 
 
-async def _holders(conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, Holder]:
-    """Whose quota each purged file counted against (a space's rows are locked first)."""
-    spaces = sorted({r.space_id for r in rows if r.space_id})
-    owners: dict[str, str] = {}
-    if spaces:
-        found = await conn.execute(
-            select(Space.id, Space.owner)
-            .where(Space.id.in_(spaces))
-            .order_by(Space.id)
-            .with_for_update()
-        )
-        owners = {r.id: r.owner for r in found}
-    return {
-        r.id: Holder(owners[r.space_id], r.space_id) if r.space_id in owners else Holder(r.owner)
-        for r in rows
-    }
+async def _space_owners(conn: AsyncConnection, spaces: Iterable[str]) -> dict[str, str]:
+    """The owners of ``spaces``, whose rows are locked until the transaction ends."""
+    wanted = sorted(set(spaces) - {""})
+    if not wanted:
+        return {}
+    found = await conn.execute(
+        select(Space.id, Space.owner)
+        .where(Space.id.in_(wanted))
+        .order_by(Space.id)
+        .with_for_update()
+    )
+    return {r.id: r.owner for r in found}
