@@ -23,12 +23,9 @@ from stowage.tenant_spec import Files as FilesSettings
 from tenant_worker._errors import InvalidArgument, NotFound
 from tenant_worker._records import Author
 from tenant_worker.files._values import FILE_ID, PENDING_LIFETIME, FileRecord
-from tenant_worker.spaces import Handles, Role, SpaceRow, require, role_in
+from tenant_worker.spaces import SPACE_OWNER, Handles, Role, SpaceRow, require, role_in
 from tenant_worker.storage._models import Space, StoredFile
 from tenant_worker.storage._store import Store, Totals, quota_refusal
-
-#: How a refusal names the user a space file's bytes count against.
-SPACE_OWNER = "the space's owner"
 
 COLUMNS = (
     StoredFile.id,

@@ -24,8 +24,10 @@ from tenant_worker.spaces._erasure import SpaceErasure
 from tenant_worker.spaces._members import Spaces
 from tenant_worker.spaces._roles import Role, require
 from tenant_worker.spaces._space_objects import SpaceObjects
+from tenant_worker.spaces._write_plan import SPACE_OWNER
 
 __all__ = [
+    "SPACE_OWNER",
     "Handles",
     "Role",
     "SpaceErasure",

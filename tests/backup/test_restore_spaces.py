@@ -3,11 +3,13 @@
 The erasure's audit row records what it did to the user's shared content
 (``space_erasure``); the backup reads it with each erasure and the restore
 replays that policy, whatever the worker's policy file says (the restore has
-none). An erasure with no recorded policy replays as ``delete``.
+none). An erasure with no recorded policy replays as ``delete``. The files
+members put in the space follow the same policy as their objects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -22,6 +24,39 @@ from tests.backup.conftest import BackupCli, TenantDatabase, rows
 from tests.spaces.conftest import Member, policy
 
 pytestmark = pytest.mark.postgres
+
+
+FILES = {"maxFileBytes": "1Mi"}
+
+
+def _space_file(member: Member, space: str, data: bytes) -> str:
+    """A file of ``data`` that ``member`` puts in ``space``, through CreateFile and UploadFile."""
+    created = member.call(
+        "CreateFile",
+        pb.CreateFileRequest(
+            name=f"{member.subject}.txt", content_type="text/plain", size=len(data), space=space
+        ),
+    )
+
+    def body() -> Iterator[pb.UploadFileMessage]:
+        yield pb.UploadFileMessage(header=pb.UploadFileHeader(id=created.id, size=len(data)))
+        yield pb.UploadFileMessage(data=data)
+
+    md = [("x-stowage-tenant", "acme"), ("x-stowage-user-id", member.user_id)]
+    done = member.stub.UploadFile(body(), metadata=md, timeout=30)
+    assert done.version == 1 and done.space == space
+    return str(created.id)
+
+
+def _space_files(tenant_db: TenantDatabase) -> dict[str, tuple[str, int]]:
+    """Each space file by name: its creator, and the chunks the database holds of it."""
+    with tenant_db.admin() as conn:
+        found = rows(
+            conn,
+            "SELECT f.name, f.created_by, count(c.seq) FROM files f LEFT JOIN file_chunks c "
+            "ON c.content = f.content WHERE f.space_id IS NOT NULL GROUP BY f.name, f.created_by",
+        )
+    return {str(r[0]): (str(r[1]), int(r[2])) for r in found}
 
 
 def _shared_rows(tenant_db: TenantDatabase) -> list[tuple[str, str, str]]:
@@ -42,7 +77,7 @@ def test_a_restore_replays_each_erasure_in_spaces_with_the_policy_it_recorded(
     and Dave are erased; Dave's erasure records no policy (as before spaces existed)."""
     worker = partial(running_worker, tenant_db.url, migrate=False)
     with (
-        worker(tmp_path / "w1", policy(spaces={"erasure": "delete"})) as w,
+        worker(tmp_path / "w1", policy(spaces={"erasure": "delete"}, files=FILES)) as w,
         grpc.insecure_channel(w.address) as channel,
     ):
         alice, bob, carol, dave = (
@@ -53,11 +88,12 @@ def test_a_restore_replays_each_erasure_in_spaces_with_the_policy_it_recorded(
             alice.invite(space, other)
         for member in (alice, bob, carol, dave):
             member.put(space, f"{member.subject}s", {"items": [f"{member.subject}'s"]})
+            _space_file(member, space, member.subject.encode())
         taken = backup("run").result
         assert taken
         bob.call("EraseUserData", pb.EraseUserDataRequest(confirm=True))
     with (
-        worker(tmp_path / "w2", policy(spaces={"erasure": "pseudonymise"})) as w,
+        worker(tmp_path / "w2", policy(spaces={"erasure": "pseudonymise"}, files=FILES)) as w,
         grpc.insecure_channel(w.address) as channel,
     ):
         for who in ("carol", "dave"):
@@ -87,6 +123,11 @@ def test_a_restore_replays_each_erasure_in_spaces_with_the_policy_it_recorded(
     assert [r[0] for r in after] == ["alices", "carols"]
     assert after[0][1:] == (alice.user_id, alice.user_id)
     assert after[1][1] == after[1][2] and after[1][1].startswith("~")
+    # So do their files: Bob's and Dave's gone with every chunk, Carol's kept as hers was.
+    files = _space_files(tenant_db)
+    assert sorted(files) == ["alice.txt", "carol.txt"]
+    assert files["alice.txt"] == (alice.user_id, 1)
+    assert files["carol.txt"][0].startswith("~") and files["carol.txt"][1] == 1
     with tenant_db.admin() as conn:
         for gone in (bob, carol, dave):
             assert rows(conn, "SELECT id FROM users WHERE id = %s", gone.user_id) == []
