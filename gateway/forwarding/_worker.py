@@ -122,8 +122,9 @@ def object_dict(o: pb.StoredObject) -> dict[str, Any]:
         "updated_at": _iso(o.updated_at),
         "expires_at": _iso(o.expires_at) if o.HasField("expires_at") else None,
     }
-    if o.file_ids:
-        # The files the version names that still exist (the surface adds their links).
+    if o.files:
+        # The files the version names that still exist (the surface adds their links); an
+        # answer that did not look them up (a conflict's current object) has none.
         out["files"] = [_linked_file(f) for f in o.files]
     if unreadable is not None:
         out[UNREADABLE] = unreadable
