@@ -70,12 +70,14 @@ class _Stored(NamedTuple):
     updated_at: datetime
     expires_at: datetime | None
     correlation_id: str
+    #: The file ids the version names (None: none).
+    files: list[str] | None
 
 
 #: ``_GET`` on PostgreSQL: prepared, run on the driver's connection.
 _PG_GET = Prepared(
     "SELECT collection, object_id, data, schema_version, version, size_bytes, created_at,"
-    " updated_at, expires_at, correlation_id FROM objects"
+    " updated_at, expires_at, correlation_id, files FROM objects"
     " WHERE owner = $1 AND collection = $2 AND object_id = $3",
     ("owner", "collection", "object_id"),
     _Stored._make,

@@ -92,6 +92,8 @@ class _Got(NamedTuple):
     correlation_id: str
     created_by: str
     updated_by: str
+    #: The file ids the version names (None: none).
+    files: list[str] | None
     created_by_name: str | None
     updated_by_name: str | None
 
@@ -99,7 +101,7 @@ class _Got(NamedTuple):
 _PG_COLUMNS = (
     "SELECT m.role, o.space_id, o.collection, o.object_id, o.data, o.schema_version,"
     " o.version, o.size_bytes, o.created_at, o.updated_at, o.expires_at, o.correlation_id,"
-    " o.created_by, o.updated_by,"
+    " o.created_by, o.updated_by, o.files,"
 )
 _PG_FROM = (
     " FROM space_members AS m"
