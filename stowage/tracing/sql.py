@@ -6,11 +6,15 @@ span named by its operation and table (``SELECT objects``) with
 it, placeholders and not the values bound to them (which may be a user's
 data). Statements outside a trace (the worker's housekeeping loops) start no
 trace of their own, one per statement. Listened for only while tracing is on.
+A statement run below SQLAlchemy (a prepared one, on the driver's connection)
+gets the same span from :func:`statement_span`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -73,6 +77,30 @@ def _error(exception_context: Any) -> None:
     span.end()
 
 
+@contextmanager
+def statement_span(statement: str, system: str) -> Iterator[None]:
+    """The span of one statement run below SQLAlchemy, as its engine's events make the
+    others' (nothing outside a trace, or while tracing is off)."""
+    if not _spans.in_trace():
+        yield
+        return
+    span = _TRACER.start(
+        _name(statement),
+        {"db.system.name": system, "db.query.text": statement[:_MAX_TEXT]},
+        kind=_spans.SpanKind.CLIENT,
+    )
+    try:
+        yield
+    except Exception as error:
+        code = getattr(error, "sqlstate", None)
+        if code:
+            span.set_attribute("db.response.status_code", str(code))
+        span.set_status(_spans.StatusCode.ERROR, type(error).__name__)
+        raise
+    finally:
+        span.end()
+
+
 def trace_statements(engine: AsyncEngine | Engine) -> None:
     """Open a span for each statement ``engine`` runs, when tracing is on."""
     if not _spans.enabled():
@@ -83,4 +111,4 @@ def trace_statements(engine: AsyncEngine | Engine) -> None:
     event.listen(sync, "handle_error", _error)
 
 
-__all__ = ["trace_statements"]
+__all__ = ["statement_span", "trace_statements"]

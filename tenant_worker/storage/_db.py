@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from stowage.tracing.sql import statement_span
 from tenant_worker._errors import StorageUnavailable, UnknownUser, WriteRace
 
 #: SQLSTATEs of a transaction that lost a race and may simply run again:
@@ -149,9 +150,10 @@ async def one_row(
         raise RuntimeError("a prepared statement runs on a connection in autocommit")
     args = statement.args(values)
     try:
-        cursor = psycopg.AsyncRawCursor(driver)
-        await cursor.execute(statement.sql, args, prepare=True)
-        row = await cursor.fetchone()
+        with statement_span(statement.sql, "postgresql"):
+            cursor = psycopg.AsyncRawCursor(driver)
+            await cursor.execute(statement.sql, args, prepare=True)
+            row = await cursor.fetchone()
     except psycopg.Error as e:
         broken = driver.broken or driver.closed
         if broken:
