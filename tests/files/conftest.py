@@ -7,7 +7,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,57 @@ class Platform:
         return int(count), int(size)
 
 
+def database_url(
+    backend: str, workdir: Path, tenant: str, request: pytest.FixtureRequest, name: str = "files"
+) -> str:
+    """A new database for ``tenant``: on the session's PostgreSQL, or a SQLite file."""
+    if backend == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.sqlalchemy_url(server.create_database(name))
+    return f"sqlite+aiosqlite:///{workdir / f'{tenant}.db'}"
+
+
+@contextmanager
+def running_files_platform(
+    issuer: Issuer,
+    workdir: Path,
+    tenants: dict[str, dict[str, Any]],
+    databases: dict[str, str],
+    envs: dict[str, dict[str, str]] | None = None,
+) -> Iterator[Platform]:
+    """A worker per tenant of ``tenants`` (its spec, on its database of ``databases``, with
+    its variables of ``envs``) and a gateway signing links with a master key of its own."""
+    keys_dir = workdir / "files-keys"
+    keys_dir.mkdir()
+    (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
+    shared = {"collections": COLLECTIONS, "retention": WORKER_POLICY["retention"]}
+    with ExitStack() as stack:
+        workers: dict[str, WorkerProcess] = {
+            name: stack.enter_context(
+                running_worker(
+                    databases[name],
+                    workdir / f"worker-{name}",
+                    {**shared, **spec},
+                    tenant=name,
+                    env=(envs or {}).get(name),
+                )
+            )
+            for name, spec in tenants.items()
+        }
+        g = GatewayProcess(workdir=workdir / "gateway")
+        g.workdir.mkdir()
+        g.write_tenants(
+            [
+                tenant_entry(name, g, issuer, workers[name].address, **spec)
+                for name, spec in tenants.items()
+            ]
+        )
+        gateway = stack.enter_context(
+            running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
+        )
+        yield Platform(gateway, issuer, workers, databases, keys_dir)
+
+
 @pytest.fixture(scope="package")
 def platform(
     backend: str,
@@ -117,34 +168,9 @@ def platform(
     request: pytest.FixtureRequest,
 ) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp(f"files-{backend}")
-    keys_dir = workdir / "files-keys"
-    keys_dir.mkdir()
-    (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
-    with ExitStack() as stack:
-        databases: dict[str, str] = {}
-        workers: dict[str, WorkerProcess] = {}
-        for name, spec in TENANTS.items():
-            if backend == "postgres":
-                server: PostgresServer = request.getfixturevalue("postgres")
-                databases[name] = server.sqlalchemy_url(server.create_database("files"))
-            else:
-                databases[name] = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
-            policy = {"collections": COLLECTIONS, "retention": WORKER_POLICY["retention"], **spec}
-            workers[name] = stack.enter_context(
-                running_worker(databases[name], workdir / f"worker-{name}", policy, tenant=name)
-            )
-        g = GatewayProcess(workdir=workdir / "gateway")
-        g.workdir.mkdir()
-        g.write_tenants(
-            [
-                tenant_entry(name, g, issuer, workers[name].address, **spec)
-                for name, spec in TENANTS.items()
-            ]
-        )
-        gateway = stack.enter_context(
-            running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
-        )
-        yield Platform(gateway, issuer, workers, databases, keys_dir)
+    databases = {name: database_url(backend, workdir, name, request) for name in TENANTS}
+    with running_files_platform(issuer, workdir, TENANTS, databases) as found:
+        yield found
 
 
 @pytest.fixture

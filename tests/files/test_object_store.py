@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,22 +20,21 @@ import grpc
 import httpx
 import pytest
 
-from gateway.files import CURRENT_KEY
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage_testing.gateway import (
-    COLLECTIONS,
-    WORKER_POLICY,
-    GatewayProcess,
     Issuer,
-    running_gateway,
-    tenant_entry,
 )
-from stowage_testing.postgres import PostgresServer
 from stowage_testing.s3 import S3Server, s3_server
 from stowage_testing.tools import eventually
-from stowage_testing.worker import running_worker
-from tests.files.conftest import Platform, proc_status, random_bytes, sha256
+from tests.files.conftest import (
+    Platform,
+    database_url,
+    proc_status,
+    random_bytes,
+    running_files_platform,
+    sha256,
+)
 
 pytestmark = [pytest.mark.anyio]
 
@@ -97,43 +94,19 @@ def bucket_platform(
 ) -> Iterator[Platform]:
     """The gateway and a worker per tenant, each storing new files in its bucket."""
     workdir = tmp_path_factory.mktemp(f"bucket-{backend}")
-    keys_dir = workdir / "files-keys"
-    keys_dir.mkdir()
-    (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
-    with ExitStack() as stack:
-        databases: dict[str, str] = {}
-        workers = {}
-        for name, spec in TENANTS.items():
-            if backend == "postgres":
-                server: PostgresServer = request.getfixturevalue("postgres")
-                databases[name] = server.sqlalchemy_url(server.create_database("objects"))
-            else:
-                databases[name] = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
-            policy = {"collections": COLLECTIONS, "retention": WORKER_POLICY["retention"], **spec}
-            env = stores.servers[name].worker_env(
-                stores.buckets[name],
-                Stores.prefix(name),
-                STOWAGE_OBJECT_STORE_PART_BYTES=str(PART),
-                # Purges run when a test asks for one, not on a timer of their own.
-                STOWAGE_PURGE_INTERVAL="3600",
-            )
-            workers[name] = stack.enter_context(
-                running_worker(
-                    databases[name], workdir / f"worker-{name}", policy, tenant=name, env=env
-                )
-            )
-        g = GatewayProcess(workdir=workdir / "gateway")
-        g.workdir.mkdir()
-        g.write_tenants(
-            [
-                tenant_entry(name, g, issuer, workers[name].address, **spec)
-                for name, spec in TENANTS.items()
-            ]
+    databases = {name: database_url(backend, workdir, name, request, "objects") for name in TENANTS}
+    envs = {
+        name: stores.servers[name].worker_env(
+            stores.buckets[name],
+            Stores.prefix(name),
+            STOWAGE_OBJECT_STORE_PART_BYTES=str(PART),
+            # Purges run when a test asks for one, not on a timer of their own.
+            STOWAGE_PURGE_INTERVAL="3600",
         )
-        gateway = stack.enter_context(
-            running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
-        )
-        yield Platform(gateway, issuer, workers, databases, keys_dir)
+        for name in TENANTS
+    }
+    with running_files_platform(issuer, workdir, TENANTS, databases, envs) as found:
+        yield found
 
 
 def _file_row(platform: Platform, file_id: str, tenant: str = "acme") -> Any:

@@ -6,26 +6,17 @@ talk to it, and the link says the file store could not be reached, keeping nothi
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import httpx
 import pytest
 
-from gateway.files import CURRENT_KEY
 from stowage_testing.gateway import (
-    COLLECTIONS,
-    WORKER_POLICY,
-    GatewayProcess,
     Issuer,
-    running_gateway,
-    tenant_entry,
 )
 from stowage_testing.s3 import S3Server, s3_server
 from stowage_testing.tls import Authority
-from stowage_testing.worker import running_worker
-from tests.files.conftest import Platform, random_bytes, sha256
+from tests.files.conftest import Platform, random_bytes, running_files_platform, sha256
 
 pytestmark = [pytest.mark.anyio]
 
@@ -54,34 +45,15 @@ def tls_platform(
 ) -> Iterator[Platform]:
     server, bucket = store
     workdir = tmp_path_factory.mktemp("bucket-tls")
-    keys_dir = workdir / "files-keys"
-    keys_dir.mkdir()
-    (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
-    spec = {"files": {"maxFileBytes": "20Mi"}}
-    policy = {"collections": COLLECTIONS, "retention": WORKER_POLICY["retention"], **spec}
-    with ExitStack() as stack:
-        databases, workers = {}, {}
-        for name in TENANTS:
-            databases[name] = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
-            env = server.worker_env(
-                bucket, _prefix(name), STOWAGE_OBJECT_STORE_PART_BYTES=str(PART)
-            )
-            if name == "untrusting":
-                del env["STOWAGE_OBJECT_STORE_CA_FILE"]
-            workers[name] = stack.enter_context(
-                running_worker(
-                    databases[name], workdir / f"worker-{name}", policy, tenant=name, env=env
-                )
-            )
-        g = GatewayProcess(workdir=workdir / "gateway")
-        g.workdir.mkdir()
-        g.write_tenants(
-            [tenant_entry(name, g, issuer, workers[name].address, **spec) for name in TENANTS]
-        )
-        gateway = stack.enter_context(
-            running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
-        )
-        yield Platform(gateway, issuer, workers, databases, keys_dir)
+    tenants = {name: {"files": {"maxFileBytes": "20Mi"}} for name in TENANTS}
+    databases = {name: f"sqlite+aiosqlite:///{workdir / f'{name}.db'}" for name in TENANTS}
+    envs = {
+        name: server.worker_env(bucket, _prefix(name), STOWAGE_OBJECT_STORE_PART_BYTES=str(PART))
+        for name in TENANTS
+    }
+    del envs["untrusting"]["STOWAGE_OBJECT_STORE_CA_FILE"]
+    with running_files_platform(issuer, workdir, tenants, databases, envs) as found:
+        yield found
 
 
 async def test_a_worker_given_the_regions_ca_keeps_and_serves_files_over_https(

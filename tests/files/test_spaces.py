@@ -21,25 +21,24 @@ import grpc
 import httpx
 import pytest
 
-from gateway.files import CURRENT_KEY
 from gateway.files._signing import Grant, Method, query
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
 from stowage_testing.gateway import (
     COLLECTIONS,
-    WORKER_POLICY,
-    GatewayProcess,
     Issuer,
     mcp_client,
-    running_gateway,
-    tenant_entry,
     tool_error,
 )
-from stowage_testing.postgres import PostgresServer
 from stowage_testing.s3 import S3Server, s3_server
-from stowage_testing.worker import running_worker
 from tenant_worker._erasures import replay_erasures
-from tests.files.conftest import Platform, random_bytes, sha256
+from tests.files.conftest import (
+    Platform,
+    database_url,
+    random_bytes,
+    running_files_platform,
+    sha256,
+)
 
 pytestmark = [pytest.mark.anyio]
 
@@ -121,39 +120,15 @@ def running_platform(
 ) -> Iterator[SpacePlatform]:
     """A gateway and a worker per tenant of ``tenants``, on ``backend``; with ``storage``
     "bucket", new files' bytes go to a real S3 server's bucket."""
-    keys_dir = workdir / "files-keys"
-    keys_dir.mkdir()
-    (keys_dir / CURRENT_KEY).write_text(secrets.token_hex(32))
     with ExitStack() as stack:
         s3 = stack.enter_context(s3_server(workdir / "s3")) if storage == "bucket" else None
         bucket = s3.create_bucket() if s3 is not None else ""
-        databases: dict[str, str] = {}
-        workers = {}
-        for name, spec in tenants.items():
-            if backend == "postgres":
-                server: PostgresServer = request.getfixturevalue("postgres")
-                databases[name] = server.sqlalchemy_url(server.create_database("spacefiles"))
-            else:
-                databases[name] = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
-            policy = {"retention": WORKER_POLICY["retention"], **spec}
-            env = s3.worker_env(bucket, _prefix(name)) if s3 is not None else None
-            workers[name] = stack.enter_context(
-                running_worker(
-                    databases[name], workdir / f"worker-{name}", policy, tenant=name, env=env
-                )
-            )
-        g = GatewayProcess(workdir=workdir / "gateway")
-        g.workdir.mkdir()
-        g.write_tenants(
-            [
-                tenant_entry(name, g, issuer, workers[name].address, **spec)
-                for name, spec in tenants.items()
-            ]
+        databases = {n: database_url(backend, workdir, n, request, "spacefiles") for n in tenants}
+        envs = None if s3 is None else {n: s3.worker_env(bucket, _prefix(n)) for n in tenants}
+        p = stack.enter_context(running_files_platform(issuer, workdir, tenants, databases, envs))
+        yield SpacePlatform(
+            p.gateway, p.issuer, p.workers, p.databases, p.keys_dir, storage, s3, bucket
         )
-        gateway = stack.enter_context(
-            running_gateway(g.workdir, port=g.port, extra_args=("--files-keys-dir", str(keys_dir)))
-        )
-        yield SpacePlatform(gateway, issuer, workers, databases, keys_dir, storage, s3, bucket)
 
 
 @pytest.fixture(
