@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from tenant_worker.storage._db import Prepared, placeholders
+from tenant_worker.storage._db import PUT_VALUE_PARAMS, Prepared, placeholders
 
 #: The parameters both statements take, in order, with their types.
 _TARGET = (
@@ -39,27 +39,8 @@ _TARGET = (
     ("correlation_id", "varchar"),
     ("slot", "integer"),
 )
-#: A Put's parameters after those.
-_PUT_ONLY = (
-    ("data", "jsonb"),
-    ("schema_version", "integer"),
-    ("size", "bigint"),
-    ("expires_at", "timestamptz"),
-    ("max_objects", "bigint"),
-    ("max_bytes", "bigint"),
-    ("user_max_objects", "bigint"),
-    ("user_max_bytes", "bigint"),
-    ("record", "jsonb"),
-)
-_PUT_PARAMS, _PUT_CASTS = placeholders(_TARGET + _PUT_ONLY)
-_DELETE_PARAMS, _DELETE_CASTS = placeholders(_TARGET)
-
-
-def _params(casts: str) -> str:
-    return f"""
-p AS (
-    SELECT {casts}
-)"""
+_PUT_PARAMS, _PUT_P = placeholders(_TARGET + PUT_VALUE_PARAMS)
+_DELETE_PARAMS, _DELETE_P = placeholders(_TARGET)
 
 
 _FOUND = """
@@ -92,7 +73,7 @@ _SEEN = """
 
 _PUT = (
     "WITH"
-    + _params(_PUT_CASTS)
+    + _PUT_P
     + ","
     + _FOUND
     + """,
@@ -205,7 +186,7 @@ LEFT JOIN first_use ON true
 
 _DELETE = (
     "WITH"
-    + _params(_DELETE_CASTS)
+    + _DELETE_P
     + ","
     + _FOUND
     + """,

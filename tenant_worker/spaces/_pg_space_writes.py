@@ -49,7 +49,7 @@ from tenant_worker.spaces._access import (
     PSEUDONYM_PREFIX,
     PSEUDONYM_SHOWN,
 )
-from tenant_worker.storage._db import Prepared, placeholders
+from tenant_worker.storage._db import PUT_VALUE_PARAMS, Prepared, placeholders
 
 
 def _literal(value: str | bytes) -> str:
@@ -108,25 +108,10 @@ _PUT_ONLY = (
     ("me", "varchar"),
     ("ipad", "bytea"),
     ("opad", "bytea"),
-    ("data", "jsonb"),
-    ("schema_version", "integer"),
-    ("size", "bigint"),
-    ("expires_at", "timestamptz"),
-    ("max_objects", "bigint"),
-    ("max_bytes", "bigint"),
-    ("user_max_objects", "bigint"),
-    ("user_max_bytes", "bigint"),
-    ("record", "jsonb"),
+    *PUT_VALUE_PARAMS,
 )
-_PUT_PARAMS, _PUT_CASTS = placeholders(_TARGET + _PUT_ONLY)
-_DELETE_PARAMS, _DELETE_CASTS = placeholders(_TARGET)
-
-
-def _params(casts: str) -> str:
-    return f"""
-p AS (
-    SELECT {casts}
-)"""
+_PUT_PARAMS, _PUT_P = placeholders(_TARGET + _PUT_ONLY)
+_DELETE_PARAMS, _DELETE_P = placeholders(_TARGET)
 
 
 #: The space and the membership (locked first), the object (locked, for a role that may
@@ -178,7 +163,7 @@ LEFT JOIN first_use ON true"""
 
 _PUT = (
     "WITH"
-    + _params(_PUT_CASTS)
+    + _PUT_P
     + ","
     + _LOCKED
     + """,
@@ -324,7 +309,7 @@ LEFT JOIN written ON true
 
 _DELETE = (
     "WITH"
-    + _params(_DELETE_CASTS)
+    + _DELETE_P
     + ","
     + _LOCKED
     + """,

@@ -123,14 +123,30 @@ class Prepared(Generic[RowT]):
         return args
 
 
+#: The parameters of a Put that carry the object's value and the limits it must fit, the
+#: same in the personal and the space Put (``objects._pg_writes``, ``spaces._pg_space_writes``).
+PUT_VALUE_PARAMS = (
+    ("data", "jsonb"),
+    ("schema_version", "integer"),
+    ("size", "bigint"),
+    ("expires_at", "timestamptz"),
+    ("max_objects", "bigint"),
+    ("max_bytes", "bigint"),
+    ("user_max_objects", "bigint"),
+    ("user_max_bytes", "bigint"),
+    ("record", "jsonb"),
+)
+
+
 def placeholders(params: Iterable[tuple[str, str]]) -> tuple[tuple[str, ...], str]:
-    """Names of ``(name, type)`` parameters and the SQL of a row casting each to its type:
-    ``CAST($1 AS type) AS name, …`` (each parameter is cast once, where it enters)."""
+    """Names of ``(name, type)`` parameters and the statement's ``p`` CTE: one row casting
+    each to its type, ``CAST($1 AS type) AS name, …`` (each parameter is cast once, where
+    it enters)."""
     pairs = list(params)
     columns = ",\n           ".join(
         f"CAST(${i} AS {sql_type}) AS {name}" for i, (name, sql_type) in enumerate(pairs, 1)
     )
-    return tuple(name for name, _ in pairs), columns
+    return tuple(name for name, _ in pairs), f"\np AS (\n    SELECT {columns}\n)"
 
 
 async def one_row(
