@@ -44,17 +44,29 @@ def _name(statement: str) -> str:
     return f"{operation} {target.group(1)}" if target else operation
 
 
+def _start(statement: str, system: str) -> Any:
+    """A statement's CLIENT span, named and described as every one here is."""
+    return _TRACER.start(
+        _name(statement),
+        {"db.system.name": system, "db.query.text": statement[:_MAX_TEXT]},
+        kind=_spans.SpanKind.CLIENT,
+    )
+
+
+def _failed(span: Any, error: BaseException) -> None:
+    """Mark ``span`` failed by ``error``, with its SQLSTATE when it has one."""
+    code = getattr(error, "sqlstate", None)
+    if code:
+        span.set_attribute("db.response.status_code", str(code))
+    span.set_status(_spans.StatusCode.ERROR, type(error).__name__)
+
+
 def _before(
     conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool
 ) -> None:
     if context is None or not _spans.in_trace():
         return
-    span = _TRACER.start(
-        _name(statement),
-        {"db.system.name": conn.dialect.name, "db.query.text": statement[:_MAX_TEXT]},
-        kind=_spans.SpanKind.CLIENT,
-    )
-    setattr(context, _SPAN, span)
+    setattr(context, _SPAN, _start(statement, conn.dialect.name))
 
 
 def _after(
@@ -69,11 +81,7 @@ def _error(exception_context: Any) -> None:
     span = getattr(exception_context.execution_context, _SPAN, None)
     if span is None:
         return
-    error = exception_context.original_exception
-    code = getattr(error, "sqlstate", None)
-    if code:
-        span.set_attribute("db.response.status_code", str(code))
-    span.set_status(_spans.StatusCode.ERROR, type(error).__name__)
+    _failed(span, exception_context.original_exception)
     span.end()
 
 
@@ -84,18 +92,11 @@ def statement_span(statement: str, system: str) -> Iterator[None]:
     if not _spans.in_trace():
         yield
         return
-    span = _TRACER.start(
-        _name(statement),
-        {"db.system.name": system, "db.query.text": statement[:_MAX_TEXT]},
-        kind=_spans.SpanKind.CLIENT,
-    )
+    span = _start(statement, system)
     try:
         yield
     except Exception as error:
-        code = getattr(error, "sqlstate", None)
-        if code:
-            span.set_attribute("db.response.status_code", str(code))
-        span.set_status(_spans.StatusCode.ERROR, type(error).__name__)
+        _failed(span, error)
         raise
     finally:
         span.end()
