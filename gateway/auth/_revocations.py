@@ -43,7 +43,6 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -54,7 +53,7 @@ import anyio
 
 from gateway._errors import WorkerError
 from gateway._types import CorrelationId, Principal, Revocation, Tenant, TenantName, UserId
-from gateway.forwarding._worker import WorkerClient, WorkerPool
+from gateway.forwarding._worker import Backoff, WorkerClient, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +172,10 @@ class Revocations:
 
     async def _load_patiently(self, tenant: Tenant) -> _TenantRevocations | None:
         """:meth:`_load`, again after a jittered pause while ``read_seconds`` allow."""
-        deadline = time.monotonic() + self._read_seconds
-        backoff = 0.05
+        backoff = Backoff(time.monotonic() + self._read_seconds)
         while (state := await self._load(tenant, again=True)) is None:
-            pause = random.uniform(0, backoff)  # full jitter
-            if time.monotonic() + pause >= deadline:
+            if not await backoff.pause():
                 return None
-            await anyio.sleep(pause)
-            backoff = min(backoff * 2, 1.0)
         return state
 
     async def _load(self, tenant: Tenant, *, again: bool = False) -> _TenantRevocations | None:

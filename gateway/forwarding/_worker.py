@@ -387,6 +387,24 @@ def _export_object(out: dict[str, Any], found: dict[str, Any]) -> None:
         out["objects"].append(found)
 
 
+class Backoff:
+    """Pauses between attempts: full jitter, the ceiling doubling from 50 ms to 1 s."""
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+        self._ceiling = 0.05
+
+    async def pause(self) -> bool:
+        """Sleep one pause and say True; False, without sleeping, when it would end at or
+        past the deadline (``time.monotonic()``)."""
+        pause = random.uniform(0, self._ceiling)
+        if time.monotonic() + pause >= self._deadline:
+            return False
+        await anyio.sleep(pause)
+        self._ceiling = min(self._ceiling * 2, 1.0)
+        return True
+
+
 class WorkerClient:
     """Calls to one worker. Methods return plain dicts or raise WorkerError."""
 
@@ -425,22 +443,17 @@ class WorkerClient:
         The deadline is ``seconds`` from now, else the client's timeout.
         """
         deadline = time.monotonic() + (self.timeout if seconds is None else seconds)
-        backoff = 0.05
+        backoff: Backoff | None = None  # made on a first failure: none on the usual path
         while True:
             remaining = deadline - time.monotonic()
             try:
                 return await attempt(max(remaining, 0.001))
             except grpc.aio.AioRpcError as e:
                 translated = _translate(e)
-                pause = random.uniform(0, backoff)  # full jitter
-                if (
-                    retry
-                    and e.code() == grpc.StatusCode.UNAVAILABLE
-                    and time.monotonic() + pause < deadline - 0.05
-                ):
-                    await anyio.sleep(pause)
-                    backoff = min(backoff * 2, 1.0)
-                    continue
+                if retry and e.code() == grpc.StatusCode.UNAVAILABLE:
+                    backoff = backoff or Backoff(deadline - 0.05)
+                    if await backoff.pause():
+                        continue
                 raise translated from e
 
     async def resolve_user(
