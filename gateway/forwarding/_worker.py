@@ -421,7 +421,10 @@ class WorkerClient:
         self._stub = traced_stub(stub, _SERVICE)
 
     async def close(self) -> None:
-        await self._channel.close()
+        """Close the channel once the calls under way have ended (within their timeout):
+        a call cut off here would answer CANCELLED, which says nothing of whether it
+        was applied."""
+        await self._channel.close(grace=self.timeout)
 
     def _metadata(self, cid: CorrelationId, user: UserId | None) -> list[tuple[str, str]]:
         md: list[tuple[str, str]] = [(TENANT_KEY, self.tenant), (CORRELATION_KEY, cid)]
@@ -1093,10 +1096,10 @@ class WorkerPool:
         return found
 
     async def retain(self, endpoints: set[str]) -> None:
-        """Close the channels of workers no tenant points at any more."""
-        for key in list(self._clients):
-            if key[0] not in endpoints:
-                await self._clients.pop(key).close()
+        """Close the channels of workers no tenant points at any more (together: each
+        waits for its calls under way)."""
+        unused = [self._clients.pop(key) for key in list(self._clients) if key[0] not in endpoints]
+        await asyncio.gather(*(client.close() for client in unused))
 
     async def close(self) -> None:
         await self.retain(set())

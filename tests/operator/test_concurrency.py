@@ -12,6 +12,7 @@ import uuid
 
 import psycopg
 import pytest
+from stowage_operator._postgres import APPLICATION_NAME
 
 from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import (
@@ -136,13 +137,19 @@ def _provision_under_a_cap(kube: KubeCluster, postgres: PostgresServer) -> None:
     done = threading.Event()
 
     def sample() -> None:
-        # The operator runs in this process and is the only client of this server here
-        # (migrations run in other processes): count this process's open connections to
-        # it. (pg_stat_activity would also list a backend still exiting after its
-        # client closed, one sample in a thousand.)
-        while not done.is_set():
-            seen.append(_established_from_here(postgres.port))
-            done.wait(0.005)
+        # The operator runs in this process: count this process's open connections to
+        # the server that the server knows as the operator's (by application_name), so
+        # a connection anything else in this process opens (another test's pool, say)
+        # does not count. (pg_stat_activity alone would also list a backend still
+        # exiting after its client closed, one sample in a thousand.)
+        with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+            while not done.is_set():
+                rows = conn.execute(
+                    "SELECT client_port FROM pg_stat_activity WHERE application_name = %s",
+                    (APPLICATION_NAME,),
+                ).fetchall()
+                seen.append(_established_from_here(postgres.port, {r[0] for r in rows}))
+                done.wait(0.005)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -166,8 +173,9 @@ def _provision_under_a_cap(kube: KubeCluster, postgres: PostgresServer) -> None:
     assert max(seen) >= 1  # the sampler did see the operator at work
 
 
-def _established_from_here(port: int) -> int:
-    """TCP connections of this process, in state ESTABLISHED, to ``port`` on loopback.
+def _established_from_here(port: int, local_ports: set[int]) -> int:
+    """TCP connections of this process, in state ESTABLISHED, from ``local_ports`` to
+    ``port`` on loopback.
 
     Counted by socket inode: the kernel writes /proc/net/tcp a page at a time, and a
     socket opened or closed meanwhile (other tests' too) can shift the table so that
@@ -183,7 +191,13 @@ def _established_from_here(port: int) -> int:
     with open("/proc/net/tcp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
             remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if fields[3] == "01" and remote_port == port and fields[9] in inodes:
+            if (
+                fields[3] == "01"
+                and remote_port == port
+                and local_port in local_ports
+                and fields[9] in inodes
+            ):
                 established.add(fields[9])
     return len(established)
