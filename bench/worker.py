@@ -37,8 +37,10 @@ import psycopg
 from bench import _profile
 from bench._cpu import CpuMeter, parent_of
 from bench._stats import Row, report, summarize, with_ratios
+from gateway.forwarding._stream import CallStream, StreamedChannel
 from stowage.v1 import worker_pb2 as pb
 from stowage.v1 import worker_pb2_grpc
+from stowage.wire import TENANT_KEY
 from stowage_testing.postgres import PostgresServer, running_postgres
 from stowage_testing.worker import WorkerProcess, running_worker
 from tenant_worker import migrate
@@ -75,10 +77,16 @@ async def _drive(
 
 
 async def bench_worker(
-    address: str, concurrency: int, seconds: float
+    address: str, concurrency: int, seconds: float, hop: str = "stream"
 ) -> tuple[dict[str, list[float]], float]:
+    """``hop``: "stream", the unary calls on one ``Calls`` stream as the gateway makes
+    them; "unary", an RPC a call."""
     channel = grpc.aio.insecure_channel(address)
-    stub = worker_pb2_grpc.TenantWorkerStub(channel)
+    via: Any = channel
+    calls = CallStream(channel, [(TENANT_KEY, TENANT)])
+    if hop == "stream":
+        via = StreamedChannel(channel, calls)
+    stub = worker_pb2_grpc.TenantWorkerStub(via)
     data = json.dumps(PAYLOAD).encode()
 
     async def make_ops(c: int) -> tuple[Op, Op]:
@@ -105,7 +113,8 @@ async def bench_worker(
     start = time.perf_counter()
     result = await _drive(concurrency, seconds, make_ops)
     elapsed = time.perf_counter() - start
-    await channel.close()
+    await calls.close()
+    await channel.close(grace=5)
     return result, elapsed
 
 
@@ -156,12 +165,14 @@ async def bench_psycopg(
 BASELINE = "raw psycopg (baseline)"
 WORKER = "worker over gRPC"
 COMPARE = "worker over gRPC (compared)"
+#: The suffix of a target whose calls are RPCs of their own (not on the call stream).
+UNARY = ", an RPC a call"
 
 
 async def _bench_at(
-    address: str, seconds: float, concurrency: int
+    address: str, seconds: float, hop: str, concurrency: int
 ) -> tuple[dict[str, list[float]], float]:
-    return await bench_worker(address, concurrency, seconds)
+    return await bench_worker(address, concurrency, seconds, hop)
 
 
 @contextlib.contextmanager
@@ -229,7 +240,8 @@ def _levels(
                 spies = _profile.record({profiled: worker.proc.pid}, min(6.0, args.seconds),
                                         args.profile)  # fmt: skip
             meter = CpuMeter({"worker": [worker.proc.pid], "postgres": postgres})
-            bench = functools.partial(_bench_at, worker.address, args.seconds)
+            hop = "unary" if target.endswith(UNARY) else "stream"
+            bench = functools.partial(_bench_at, worker.address, args.seconds, hop)
             r, c = _round(target, level, args.seconds, bench, meter)
             rows += r
             cpu.append(c)
@@ -253,6 +265,14 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="times to run every level, interleaved"
     )
+    parser.add_argument(
+        "--hops",
+        nargs="+",
+        choices=("stream", "unary"),
+        default=["stream", "unary"],
+        help="how the one-process worker is called: on the gateway's call stream, and "
+        "(a second target, on the same worker) an RPC a call",
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -264,6 +284,10 @@ def main() -> None:
             )
             for n in args.processes
         }
+        if "stream" not in args.hops:
+            workers[WORKER + UNARY] = workers.pop(WORKER)
+        elif "unary" in args.hops:
+            workers[WORKER + UNARY] = workers[WORKER]
         if args.compare is not None:
             workers[COMPARE] = stack.enter_context(_worker(server, tmp, 1, args.compare))
         rows, cpu = [], []

@@ -297,6 +297,7 @@ async def serve(settings: WorkerSettings, stop: asyncio.Event | None = None) -> 
     finally:
         log.info("worker stopping", extra={"tenant": settings.tenant})
         await health.enter_graceful_shutdown()
+        servicer.frames.drain()  # the streams' callers move on before the server stops
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -47,6 +47,7 @@ from gateway._errors import (
     WrongWorker,
 )
 from gateway._types import CorrelationId, Revocation, Tenant, UserId
+from gateway.forwarding._stream import CallStream, StreamedChannel
 from stowage.revocation import RevocationFields, RevocationRequest
 from stowage.tracing.rpc import traced_stub
 from stowage.v1 import worker_pb2 as pb
@@ -417,13 +418,18 @@ class WorkerClient:
         self.instance = instance
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
-        stub = worker_pb2_grpc.TenantWorkerStub(self._channel)  # type: ignore[no-untyped-call]
+        # The unary methods go on one long-lived stream per channel (``_stream``).
+        self._calls = CallStream(self._channel, [(TENANT_KEY, tenant)])
+        stub = worker_pb2_grpc.TenantWorkerStub(  # type: ignore[no-untyped-call]
+            StreamedChannel(self._channel, self._calls)
+        )
         self._stub = traced_stub(stub, _SERVICE)
 
     async def close(self) -> None:
         """Close the channel once the calls under way have ended (within their timeout):
         a call cut off here would answer CANCELLED, which says nothing of whether it
         was applied."""
+        await self._calls.close()
         await self._channel.close(grace=self.timeout)
 
     def _metadata(self, cid: CorrelationId, user: UserId | None) -> list[tuple[str, str]]:

@@ -204,6 +204,11 @@ class TenantWorkerStub:
                 request_serializer=stowage_dot_v1_dot_worker__pb2.ExportFilesRequest.SerializeToString,
                 response_deserializer=stowage_dot_v1_dot_worker__pb2.ExportFileMessage.FromString,
                 _registered_method=True)
+        self.Calls = channel.stream_stream(
+                '/stowage.v1.TenantWorker/Calls',
+                request_serializer=stowage_dot_v1_dot_worker__pb2.CallFrame.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ReplyFrame.FromString,
+                _registered_method=True)
 
 
 class TenantWorkerServicer:
@@ -444,6 +449,21 @@ class TenantWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Calls(self, request_iterator, context):
+        """Many calls of the unary methods above on one long-lived stream: the gateway's
+        usual path, cheaper per call than an RPC each. Each CallFrame is one call (its
+        method's request, the metadata and timeout it would have had as an RPC of its
+        own), answered by one ReplyFrame with the same id, in any order; the worker runs
+        them concurrently and answers each exactly as that RPC would (status, details,
+        trailing metadata). A frame with `cancel` set cancels the call with its id (no
+        reply follows). A ReplyFrame with id 0 says the worker is stopping: the stream
+        takes no more calls (send them on a new one), those under way are still
+        answered, and the worker ends the stream once the caller has closed its side.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TenantWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -616,6 +636,11 @@ def add_TenantWorkerServicer_to_server(servicer, server):
                     servicer.ExportFiles,
                     request_deserializer=stowage_dot_v1_dot_worker__pb2.ExportFilesRequest.FromString,
                     response_serializer=stowage_dot_v1_dot_worker__pb2.ExportFileMessage.SerializeToString,
+            ),
+            'Calls': grpc.stream_stream_rpc_method_handler(
+                    servicer.Calls,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.CallFrame.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ReplyFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1536,6 +1561,33 @@ class TenantWorker:
             '/stowage.v1.TenantWorker/ExportFiles',
             stowage_dot_v1_dot_worker__pb2.ExportFilesRequest.SerializeToString,
             stowage_dot_v1_dot_worker__pb2.ExportFileMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calls(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/stowage.v1.TenantWorker/Calls',
+            stowage_dot_v1_dot_worker__pb2.CallFrame.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ReplyFrame.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -84,6 +84,7 @@ from tenant_worker.rpc._convert import (
     space_message,
     space_object_message,
 )
+from tenant_worker.rpc._frames import Frames
 from tenant_worker.spaces import SpaceObjects, Spaces
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,18 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     transfers: FileTransfers | None = None
     #: The files objects name (checked at a save, returned with a read).
     links: FileLinks | None = None
+    #: ``Calls``: the unary methods on one long-lived stream.
+    frames: Frames = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.frames = Frames(self, _SERVICE)
+
+    async def Calls(
+        self,
+        request_iterator: AsyncIterator[pb.CallFrame],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
+        await self.frames.serve(request_iterator, context)
 
     @unary(needs_user=False)
     async def ResolveUser(

@@ -1,0 +1,278 @@
+"""The worker's unary methods called over one long-lived ``Calls`` stream per channel.
+
+A unary RPC costs ``grpc.aio`` a call of its own on each side; a frame on a stream
+already open costs a message each way. :class:`StreamedChannel` stands in for the
+channel a stub is made with: the stub's unary methods send frames on the channel's
+stream (:class:`CallStream`), its streaming methods stay RPCs of their own. Each
+call keeps its own timeout, metadata and answer: a failure comes back as the same
+``grpc.aio.AioRpcError`` (code, details, trailing metadata) its RPC would have raised,
+so the callers above read it as before.
+
+- The stream is opened on the first call and again after it ends. When it breaks
+  (the worker gone), the calls under way on it fail UNAVAILABLE, as an RPC on a
+  broken connection does.
+- A worker that is stopping says so (a reply with id 0): later calls go on a new
+  stream, which reaches a worker that is not stopping; this one is closed once its
+  calls are answered.
+- A worker without ``Calls`` (one older than this gateway, while a release rolls)
+  answers the stream UNIMPLEMENTED: its calls, and every later one on the channel,
+  are sent as RPCs of their own.
+- A call that times out or is cancelled here is cancelled on the worker too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from stowage.frames import CALLS_PATH, metadata_entries, metadata_pairs
+from stowage.v1 import worker_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class _Unsupported(Exception):
+    """The worker has no ``Calls``: send the call as an RPC of its own."""
+
+
+def _error(
+    code: grpc.StatusCode, details: str, trailing: Sequence[tuple[str, str | bytes]] = ()
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details=details
+    )
+
+
+class _Stream:
+    """One ``Calls`` stream: the calls waiting for their replies, by id."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._lock = asyncio.Lock()
+        self.waiting: dict[int, asyncio.Future[pb.ReplyFrame]] = {}
+        #: No new calls: the worker is stopping, or the stream has ended.
+        self.closed = False
+        self._half_closed = False
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def send(self, frame: pb.CallFrame) -> bool:
+        """Send ``frame``; False if the stream took no new calls by then (not sent)."""
+        async with self._lock:
+            if self.closed:
+                return False
+            await self._call.write(frame)
+            return True
+
+    async def cancel(self, frame_id: int) -> None:
+        with contextlib.suppress(Exception):
+            async with self._lock:
+                if not self._half_closed and not self.reader.done():
+                    await self._call.write(pb.CallFrame(id=frame_id, cancel=True))
+
+    async def close(self) -> None:
+        """Take no new calls; once those under way are answered, close this side."""
+        self.closed = True
+        await self._half_close_when_idle()
+
+    async def _half_close_when_idle(self) -> None:
+        if self.waiting or self._half_closed:
+            return
+        with contextlib.suppress(Exception):
+            async with self._lock:
+                if not self._half_closed:
+                    self._half_closed = True
+                    await self._call.done_writing()
+
+    async def _read(self) -> None:
+        failure: Callable[[], BaseException] = lambda: _error(  # noqa: E731
+            grpc.StatusCode.UNAVAILABLE, "the worker's stream ended"
+        )
+        try:
+            async for reply in self._call:
+                if reply.id == 0:  # the worker is stopping
+                    self.closed = True
+                else:
+                    waiter = self.waiting.pop(reply.id, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(reply)
+                if self.closed:
+                    await self._half_close_when_idle()
+        except grpc.aio.AioRpcError as e:
+            code = e.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                failure = _Unsupported
+            else:
+                failure = lambda: _error(  # noqa: E731
+                    grpc.StatusCode.UNAVAILABLE, f"the worker's stream failed ({code.name})"
+                )
+        finally:
+            self.closed = True
+            for waiter in self.waiting.values():
+                if not waiter.done():
+                    waiter.set_exception(failure())
+            self.waiting.clear()
+
+
+class CallStream:
+    """The channel's ``Calls`` stream, opened when a call needs it."""
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]]) -> None:
+        self._open = channel.stream_stream(
+            CALLS_PATH,
+            request_serializer=pb.CallFrame.SerializeToString,
+            response_deserializer=pb.ReplyFrame.FromString,
+        )
+        self._metadata = tuple(metadata)
+        self._stream: _Stream | None = None
+        self._ids = itertools.count(1)
+        self._cancels: set[asyncio.Task[None]] = set()
+        #: False once the worker answered that it has no ``Calls``.
+        self.supported = True
+
+    def _current(self) -> _Stream:
+        stream = self._stream
+        if stream is None or stream.closed:
+            if stream is not None:
+                task = asyncio.get_running_loop().create_task(stream.close())
+                self._keep(task)
+            stream = self._stream = _Stream(self._open(metadata=self._metadata))
+        return stream
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def call(
+        self,
+        method: str,
+        request: bytes,
+        metadata: Sequence[tuple[str, str | bytes]],
+        seconds: float | None,
+    ) -> bytes:
+        """The response of one call of ``method``; raises ``AioRpcError`` as its RPC would."""
+        frame = pb.CallFrame(
+            id=next(self._ids),
+            method=method,
+            request=request,
+            metadata=metadata_entries(metadata),
+            timeout_ms=max(1, int(seconds * 1000)) if seconds is not None else 0,
+        )
+        for _ in range(3):
+            stream = self._current()
+            waiter: asyncio.Future[pb.ReplyFrame] = asyncio.get_running_loop().create_future()
+            stream.waiting[frame.id] = waiter
+            try:
+                if await stream.send(frame):
+                    break
+            except Exception:
+                stream.closed = True  # not sent: the stream ended meanwhile
+            # Not sent: a new stream may take it.
+            stream.waiting.pop(frame.id, None)
+            if waiter.done():
+                waiter.exception()  # the stream's end, read: the call goes on a new one
+        else:
+            raise _error(grpc.StatusCode.UNAVAILABLE, "the worker's stream took no calls")
+        try:
+            async with asyncio.timeout(seconds):
+                reply = await waiter
+        except TimeoutError:
+            self._cancel(stream, frame.id)
+            raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        except asyncio.CancelledError:
+            self._cancel(stream, frame.id)
+            raise
+        if reply.code == 0:
+            return reply.response
+        code = _CODES.get(reply.code, grpc.StatusCode.UNKNOWN)
+        raise _error(code, reply.details, metadata_pairs(reply.trailing_metadata))
+
+    def _cancel(self, stream: _Stream, frame_id: int) -> None:
+        if stream.waiting.pop(frame_id, None) is not None:
+            self._keep(asyncio.get_running_loop().create_task(stream.cancel(frame_id)))
+
+    async def close(self) -> None:
+        """Close this side of the stream once its calls are answered."""
+        if self._stream is not None:
+            await self._stream.close()
+
+
+class _StreamedMethod(grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[misc]
+    """A unary method of the stub, called on the channel's stream (or as an RPC of its
+    own, where the worker has no stream)."""
+
+    def __init__(
+        self,
+        calls: CallStream,
+        method: str,
+        serialize: Callable[[Any], bytes],
+        parse: Callable[[bytes], Any],
+        plain: grpc.aio.UnaryUnaryMultiCallable,  # type: ignore[type-arg]
+    ) -> None:
+        self._calls, self._method = calls, method
+        self._serialize, self._parse, self._plain = serialize, parse, plain
+
+    def __call__(  # type: ignore[override]
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
+        **kw: Any,
+    ) -> Any:
+        return self._invoke(request, timeout, metadata or (), kw)
+
+    async def _invoke(
+        self,
+        request: Any,
+        seconds: float | None,
+        metadata: Sequence[tuple[str, str | bytes]],
+        kw: dict[str, Any],
+    ) -> Any:
+        if self._calls.supported:
+            try:
+                reply = await self._calls.call(
+                    self._method, self._serialize(request), metadata, seconds
+                )
+            except _Unsupported:
+                if self._calls.supported:
+                    log.info("the worker has no call stream; calling it an RPC a call")
+                self._calls.supported = False
+            else:
+                return self._parse(reply)
+        return await self._plain(request, timeout=seconds, metadata=metadata, **kw)
+
+
+class StreamedChannel:
+    """What a generated stub is made with: unary methods on the channel's stream."""
+
+    def __init__(self, channel: grpc.aio.Channel, calls: CallStream) -> None:
+        self._channel, self._calls = channel, calls
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes],
+        response_deserializer: Callable[[bytes], Any],
+        **kw: Any,
+    ) -> _StreamedMethod:
+        plain = self._channel.unary_unary(method, request_serializer, response_deserializer, **kw)
+        return _StreamedMethod(
+            self._calls, method, request_serializer, response_deserializer, plain
+        )
+
+    def unary_stream(self, *args: Any, **kw: Any) -> Any:
+        return self._channel.unary_stream(*args, **kw)
+
+    def stream_unary(self, *args: Any, **kw: Any) -> Any:
+        return self._channel.stream_unary(*args, **kw)
+
+    def stream_stream(self, *args: Any, **kw: Any) -> Any:
+        return self._channel.stream_stream(*args, **kw)
