@@ -14,6 +14,9 @@ so the callers above read it as before.
 - A worker that is stopping says so (a reply with id 0): later calls go on a new
   stream, which reaches a worker that is not stopping; this one is closed once its
   calls are answered.
+- The worker sends a stream's headers before it reads a frame. A stream that ends
+  before they came (refused by a server already stopping) ran none of its calls:
+  they are sent again on a new one, three times at most, writes included.
 - A worker without ``Calls`` (one older than this gateway, while a release rolls)
   answers the stream UNIMPLEMENTED: its calls, and every later one on the channel,
   are sent as RPCs of their own.
@@ -41,6 +44,11 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 class _Unsupported(Exception):
     """The worker has no ``Calls``: send the call as an RPC of its own."""
+
+
+class _NotRun(Exception):
+    """The stream ended before the worker accepted it (its headers): none of its frames
+    was run, so the call may be sent again on another stream."""
 
 
 def _error(
@@ -95,7 +103,10 @@ class _Stream:
         failure: Callable[[], BaseException] = lambda: _error(  # noqa: E731
             grpc.StatusCode.UNAVAILABLE, "the worker's stream ended"
         )
+        accepted = False
         try:
+            await self._call.initial_metadata()
+            accepted = True
             async for reply in self._call:
                 if reply.id == 0:  # the worker is stopping
                     self.closed = True
@@ -109,6 +120,8 @@ class _Stream:
             code = e.code()
             if code == grpc.StatusCode.UNIMPLEMENTED:
                 failure = _Unsupported
+            elif not accepted:
+                failure = _NotRun
             else:
                 failure = lambda: _error(  # noqa: E731
                     grpc.StatusCode.UNAVAILABLE, f"the worker's stream failed ({code.name})"
@@ -165,6 +178,25 @@ class CallStream:
             metadata=metadata_entries(metadata),
             timeout_ms=max(1, int(seconds * 1000)) if seconds is not None else 0,
         )
+        stream, waiter = await self._send(frame)
+        on = [stream]  # the stream the frame was last sent on
+        try:
+            async with asyncio.timeout(seconds):
+                reply = await self._reply(frame, on, waiter)
+        except TimeoutError:
+            self._cancel(on[0], frame.id)
+            raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        except asyncio.CancelledError:
+            self._cancel(on[0], frame.id)
+            raise
+        if reply.code == 0:
+            return reply.response
+        code = _CODES.get(reply.code, grpc.StatusCode.UNKNOWN)
+        raise _error(code, reply.details, metadata_pairs(reply.trailing_metadata))
+
+    async def _send(self, frame: pb.CallFrame) -> tuple[_Stream, asyncio.Future[pb.ReplyFrame]]:
+        """Send ``frame`` on the current stream (a new one if it takes no calls); the
+        stream and the future of its reply."""
         for _ in range(3):
             stream = self._current()
             waiter: asyncio.Future[pb.ReplyFrame] = asyncio.get_running_loop().create_future()
@@ -180,19 +212,23 @@ class CallStream:
                 waiter.exception()  # the stream's end, read: the call goes on a new one
         else:
             raise _error(grpc.StatusCode.UNAVAILABLE, "the worker's stream took no calls")
-        try:
-            async with asyncio.timeout(seconds):
-                reply = await waiter
-        except TimeoutError:
-            self._cancel(stream, frame.id)
-            raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
-        except asyncio.CancelledError:
-            self._cancel(stream, frame.id)
-            raise
-        if reply.code == 0:
-            return reply.response
-        code = _CODES.get(reply.code, grpc.StatusCode.UNKNOWN)
-        raise _error(code, reply.details, metadata_pairs(reply.trailing_metadata))
+        return stream, waiter
+
+    async def _reply(
+        self, frame: pb.CallFrame, on: list[_Stream], waiter: asyncio.Future[pb.ReplyFrame]
+    ) -> pb.ReplyFrame:
+        """The reply to ``frame``; sent again on a new stream while the stream it was sent
+        on ends before the worker accepted it (a server stopping), three times at most."""
+        for attempt in range(3):
+            try:
+                return await waiter
+            except _NotRun:
+                if attempt == 2:
+                    raise _error(
+                        grpc.StatusCode.UNAVAILABLE, "the worker did not accept the call stream"
+                    ) from None
+            on[0], waiter = await self._send(frame)
+        raise AssertionError("unreachable")
 
     def _cancel(self, stream: _Stream, frame_id: int) -> None:
         if stream.waiting.pop(frame_id, None) is not None:

@@ -100,6 +100,10 @@ class Frames:
     async def serve(
         self, frames: AsyncIterator[pb.CallFrame], context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
+        # The stream's headers first, before any frame is read: a caller that never
+        # saw them knows that none of its frames was run (a stream refused by a server
+        # already stopping), and may send them again elsewhere.
+        await context.send_initial_metadata(())
         replies: asyncio.Queue[pb.ReplyFrame | None] = asyncio.Queue()
         running: dict[int, asyncio.Task[None]] = {}
 
