@@ -65,25 +65,46 @@ class _Stream:
     def __init__(self, call: Any) -> None:
         self._call = call
         self._lock = asyncio.Lock()
+        self._outbox: list[pb.CallFrame] = []  # frames waiting for the next write
+        self._flushing: set[asyncio.Task[None]] = set()
         self.waiting: dict[int, asyncio.Future[pb.ReplyFrame]] = {}
         #: No new calls: the worker is stopping, or the stream has ended.
         self.closed = False
         self._half_closed = False
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
-    async def send(self, frame: pb.CallFrame) -> bool:
-        """Send ``frame``; False if the stream took no new calls by then (not sent)."""
-        async with self._lock:
-            if self.closed:
-                return False
-            await self._call.write(frame)
-            return True
+    def send(self, frame: pb.CallFrame) -> bool:
+        """Send ``frame``; False if the stream takes no new calls (not sent).
 
-    async def cancel(self, frame_id: int) -> None:
-        with contextlib.suppress(Exception):
-            async with self._lock:
-                if not self._half_closed and not self.reader.done():
-                    await self._call.write(pb.CallFrame(id=frame_id, cancel=True))
+        Frames sent while a write is under way go together in the next one. A write
+        that fails ends the stream, and its end fails the calls waiting on it.
+        """
+        if self.closed:
+            return False
+        self._enqueue(frame)
+        return True
+
+    def cancel(self, frame_id: int) -> None:
+        """Cancel the call on the worker (also on a stream that takes no new calls)."""
+        if not self._half_closed and not self.reader.done():
+            self._enqueue(pb.CallFrame(id=frame_id, cancel=True))
+
+    def _enqueue(self, frame: pb.CallFrame) -> None:
+        self._outbox.append(frame)
+        if len(self._outbox) == 1:
+            self._flushing.add(task := asyncio.get_running_loop().create_task(self._flush()))
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            batch = pb.CallFrames(frames=self._outbox)
+            self._outbox.clear()
+            try:
+                await self._call.write(batch)
+            except Exception:
+                self.closed = True  # the stream has ended: its reader fails its calls
+        if self.closed:
+            await self._half_close_when_idle()
 
     async def close(self) -> None:
         """Take no new calls; once those under way are answered, close this side."""
@@ -91,7 +112,7 @@ class _Stream:
         await self._half_close_when_idle()
 
     async def _half_close_when_idle(self) -> None:
-        if self.waiting or self._half_closed:
+        if self.waiting or self._outbox or self._half_closed:
             return
         with contextlib.suppress(Exception):
             async with self._lock:
@@ -107,13 +128,14 @@ class _Stream:
         try:
             await self._call.initial_metadata()
             accepted = True
-            async for reply in self._call:
-                if reply.id == 0:  # the worker is stopping
-                    self.closed = True
-                else:
-                    waiter = self.waiting.pop(reply.id, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(reply)
+            async for batch in self._call:
+                for reply in batch.frames:
+                    if reply.id == 0:  # the worker is stopping
+                        self.closed = True
+                    else:
+                        waiter = self.waiting.pop(reply.id, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(reply)
                 if self.closed:
                     await self._half_close_when_idle()
         except grpc.aio.AioRpcError as e:
@@ -140,13 +162,13 @@ class CallStream:
     def __init__(self, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]]) -> None:
         self._open = channel.stream_stream(
             CALLS_PATH,
-            request_serializer=pb.CallFrame.SerializeToString,
-            response_deserializer=pb.ReplyFrame.FromString,
+            request_serializer=pb.CallFrames.SerializeToString,
+            response_deserializer=pb.ReplyFrames.FromString,
         )
         self._metadata = tuple(metadata)
         self._stream: _Stream | None = None
         self._ids = itertools.count(1)
-        self._cancels: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         #: False once the worker answered that it has no ``Calls``.
         self.supported = True
 
@@ -160,8 +182,8 @@ class CallStream:
         return stream
 
     def _keep(self, task: asyncio.Task[None]) -> None:
-        self._cancels.add(task)
-        task.add_done_callback(self._cancels.discard)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def call(
         self,
@@ -178,7 +200,7 @@ class CallStream:
             metadata=metadata_entries(metadata),
             timeout_ms=max(1, int(seconds * 1000)) if seconds is not None else 0,
         )
-        stream, waiter = await self._send(frame)
+        stream, waiter = self._send(frame)
         on = [stream]  # the stream the frame was last sent on
         try:
             async with asyncio.timeout(seconds):
@@ -194,22 +216,16 @@ class CallStream:
         code = _CODES.get(reply.code, grpc.StatusCode.UNKNOWN)
         raise _error(code, reply.details, metadata_pairs(reply.trailing_metadata))
 
-    async def _send(self, frame: pb.CallFrame) -> tuple[_Stream, asyncio.Future[pb.ReplyFrame]]:
+    def _send(self, frame: pb.CallFrame) -> tuple[_Stream, asyncio.Future[pb.ReplyFrame]]:
         """Send ``frame`` on the current stream (a new one if it takes no calls); the
         stream and the future of its reply."""
         for _ in range(3):
             stream = self._current()
             waiter: asyncio.Future[pb.ReplyFrame] = asyncio.get_running_loop().create_future()
             stream.waiting[frame.id] = waiter
-            try:
-                if await stream.send(frame):
-                    break
-            except Exception:
-                stream.closed = True  # not sent: the stream ended meanwhile
-            # Not sent: a new stream may take it.
-            stream.waiting.pop(frame.id, None)
-            if waiter.done():
-                waiter.exception()  # the stream's end, read: the call goes on a new one
+            if stream.send(frame):
+                break
+            stream.waiting.pop(frame.id, None)  # not sent: closed meanwhile, try a new one
         else:
             raise _error(grpc.StatusCode.UNAVAILABLE, "the worker's stream took no calls")
         return stream, waiter
@@ -227,12 +243,12 @@ class CallStream:
                     raise _error(
                         grpc.StatusCode.UNAVAILABLE, "the worker did not accept the call stream"
                     ) from None
-            on[0], waiter = await self._send(frame)
+            on[0], waiter = self._send(frame)
         raise AssertionError("unreachable")
 
     def _cancel(self, stream: _Stream, frame_id: int) -> None:
         if stream.waiting.pop(frame_id, None) is not None:
-            self._keep(asyncio.get_running_loop().create_task(stream.cancel(frame_id)))
+            stream.cancel(frame_id)
 
     async def close(self) -> None:
         """Close this side of the stream once its calls are answered."""

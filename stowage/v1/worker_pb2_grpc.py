@@ -206,8 +206,8 @@ class TenantWorkerStub:
                 _registered_method=True)
         self.Calls = channel.stream_stream(
                 '/stowage.v1.TenantWorker/Calls',
-                request_serializer=stowage_dot_v1_dot_worker__pb2.CallFrame.SerializeToString,
-                response_deserializer=stowage_dot_v1_dot_worker__pb2.ReplyFrame.FromString,
+                request_serializer=stowage_dot_v1_dot_worker__pb2.CallFrames.SerializeToString,
+                response_deserializer=stowage_dot_v1_dot_worker__pb2.ReplyFrames.FromString,
                 _registered_method=True)
 
 
@@ -455,10 +455,13 @@ class TenantWorkerServicer:
         method's request, the metadata and timeout it would have had as an RPC of its
         own), answered by one ReplyFrame with the same id, in any order; the worker runs
         them concurrently and answers each exactly as that RPC would (status, details,
-        trailing metadata). A frame with `cancel` set cancels the call with its id (no
+        trailing metadata). Frames travel in batches: each message holds those ready
+        to go together. A frame with `cancel` set cancels the call with its id (no
         reply follows). A ReplyFrame with id 0 says the worker is stopping: the stream
         takes no more calls (send them on a new one), those under way are still
         answered, and the worker ends the stream once the caller has closed its side.
+        The worker sends the stream's headers before it reads a frame: a stream that
+        ends before they came ran none of its calls.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -639,8 +642,8 @@ def add_TenantWorkerServicer_to_server(servicer, server):
             ),
             'Calls': grpc.stream_stream_rpc_method_handler(
                     servicer.Calls,
-                    request_deserializer=stowage_dot_v1_dot_worker__pb2.CallFrame.FromString,
-                    response_serializer=stowage_dot_v1_dot_worker__pb2.ReplyFrame.SerializeToString,
+                    request_deserializer=stowage_dot_v1_dot_worker__pb2.CallFrames.FromString,
+                    response_serializer=stowage_dot_v1_dot_worker__pb2.ReplyFrames.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1586,8 +1589,8 @@ class TenantWorker:
             request_iterator,
             target,
             '/stowage.v1.TenantWorker/Calls',
-            stowage_dot_v1_dot_worker__pb2.CallFrame.SerializeToString,
-            stowage_dot_v1_dot_worker__pb2.ReplyFrame.FromString,
+            stowage_dot_v1_dot_worker__pb2.CallFrames.SerializeToString,
+            stowage_dot_v1_dot_worker__pb2.ReplyFrames.FromString,
             options,
             channel_credentials,
             insecure,

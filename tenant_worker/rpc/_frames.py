@@ -98,14 +98,21 @@ class Frames:
         self._draining.set()
 
     async def serve(
-        self, frames: AsyncIterator[pb.CallFrame], context: grpc.aio.ServicerContext[Any, Any]
+        self, batches: AsyncIterator[pb.CallFrames], context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         # The stream's headers first, before any frame is read: a caller that never
         # saw them knows that none of its frames was run (a stream refused by a server
         # already stopping), and may send them again elsewhere.
         await context.send_initial_metadata(())
-        replies: asyncio.Queue[pb.ReplyFrame | None] = asyncio.Queue()
+        ready: list[pb.ReplyFrame] = []  # replies not yet written: the next batch
+        wake = asyncio.Event()
+        ended = False
         running: dict[int, asyncio.Task[None]] = {}
+        loop = asyncio.get_running_loop()
+
+        def answer(reply: pb.ReplyFrame) -> None:
+            ready.append(reply)
+            wake.set()
 
         async def run(frame: pb.CallFrame) -> None:
             try:
@@ -119,33 +126,45 @@ class Frames:
                 )
             finally:
                 running.pop(frame.id, None)
-            replies.put_nowait(reply)
+            answer(reply)
 
         async def read() -> None:
+            nonlocal ended
             try:
-                async for frame in frames:
-                    if frame.cancel:
-                        task = running.get(frame.id)
-                        if task is not None:
-                            task.cancel()
-                        continue
-                    running[frame.id] = asyncio.get_running_loop().create_task(run(frame))
+                async for batch in batches:
+                    for frame in batch.frames:
+                        if frame.cancel:
+                            task = running.get(frame.id)
+                            if task is not None:
+                                task.cancel()
+                        else:
+                            running[frame.id] = loop.create_task(run(frame))
             finally:
                 # The caller closed its side (or the stream broke): answer what is
                 # under way, then end the stream.
                 if running:
                     await asyncio.wait(list(running.values()))
-                replies.put_nowait(None)
+                ended = True
+                wake.set()
 
         async def tell_when_draining() -> None:
             await self._draining.wait()
-            replies.put_nowait(_DRAINING)
+            answer(_DRAINING)
 
-        reader = asyncio.get_running_loop().create_task(read())
-        teller = asyncio.get_running_loop().create_task(tell_when_draining())
+        reader = loop.create_task(read())
+        teller = loop.create_task(tell_when_draining())
         try:
-            while (reply := await replies.get()) is not None:
-                await context.write(reply)
+            while True:
+                await wake.wait()
+                wake.clear()
+                if ready:
+                    batch = pb.ReplyFrames(frames=ready)
+                    ready.clear()
+                    await context.write(batch)
+                elif ended:
+                    break
+                if ended:
+                    wake.set()  # write what came meanwhile, then end
         finally:
             teller.cancel()
             if not reader.done():

@@ -289,7 +289,7 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
 
     async def Calls(
         self,
-        request_iterator: AsyncIterator[pb.CallFrame],
+        request_iterator: AsyncIterator[pb.CallFrames],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         await self.frames.serve(request_iterator, context)

@@ -65,7 +65,7 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, pool_size: int = 20, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 30, max_overflow: int = 0) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30})
