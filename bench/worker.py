@@ -5,6 +5,10 @@ the same run: the worker (a real ``stowage worker serve`` process) in its own
 database, the baseline doing the same inserts and reads with raw psycopg in a
 second, identically migrated database. Measures, does not assert.
 
+The worker is called as the gateway calls it, its unary methods as frames on one
+``Calls`` stream per channel, and (``--hops``, both by default) a second target on
+the same worker makes an RPC a call, the path before the stream.
+
 Beside throughput and latency it reports the CPU milliseconds per call of the
 worker's process tree (all its processes) and of the PostgreSQL cluster, and,
 with ``--processes 1 2``, a scale row: the same load on a worker serving with
