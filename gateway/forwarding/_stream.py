@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import grpc
@@ -66,7 +66,7 @@ class _Stream:
         self._call = call
         self._lock = asyncio.Lock()
         self._outbox: list[pb.CallFrame] = []  # frames waiting for the next write
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # flushes and half-closes under way
         self.waiting: dict[int, asyncio.Future[pb.ReplyFrame]] = {}
         #: No new calls: the worker is stopping, or the stream has ended.
         self.closed = False
@@ -92,8 +92,11 @@ class _Stream:
     def _enqueue(self, frame: pb.CallFrame) -> None:
         self._outbox.append(frame)
         if len(self._outbox) == 1:
-            self._flushing.add(task := asyncio.get_running_loop().create_task(self._flush()))
-            task.add_done_callback(self._flushing.discard)
+            self._later(self._flush())
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.add(task := asyncio.get_running_loop().create_task(work))
+        task.add_done_callback(self._tasks.discard)
 
     async def _flush(self) -> None:
         async with self._lock:
@@ -136,8 +139,8 @@ class _Stream:
                         waiter = self.waiting.pop(reply.id, None)
                         if waiter is not None and not waiter.done():
                             waiter.set_result(reply)
-                if self.closed:
-                    await self._half_close_when_idle()
+                if self.closed:  # a task: the reader never waits behind a write
+                    self._later(self._half_close_when_idle())
         except grpc.aio.AioRpcError as e:
             code = e.code()
             if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -243,6 +246,9 @@ class CallStream:
                     raise _error(
                         grpc.StatusCode.UNAVAILABLE, "the worker did not accept the call stream"
                     ) from None
+            # A moment first: a server that is stopping has told the channel to go
+            # elsewhere (GOAWAY), which it may not have read yet.
+            await asyncio.sleep(0.05 * 2**attempt)
             on[0], waiter = self._send(frame)
         raise AssertionError("unreachable")
 
