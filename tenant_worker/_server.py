@@ -160,6 +160,7 @@ def _servicer(settings: WorkerSettings, policy: PolicyFile, engine: AsyncEngine)
         ),
         transfers=FileTransfers(store, bucket, handles),
         links=links,
+        max_message_bytes=settings.max_message_bytes,
     )
 
 

@@ -40,6 +40,11 @@ from stowage.v1 import worker_pb2 as pb
 log = logging.getLogger(__name__)
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+#: A write on the stream is cut before it grows past this many bytes.
+BATCH_BYTES = 2**20
+#: A request larger than this goes as an RPC of its own: alone on the wire, as large as
+#: the worker accepts, and refused (RESOURCE_EXHAUSTED) alone when it is larger.
+FRAME_BYTES = BATCH_BYTES // 2
 
 
 class _Unsupported(Exception):
@@ -100,10 +105,18 @@ class _Stream:
 
     async def _flush(self) -> None:
         async with self._lock:
-            batch = pb.CallFrames(frames=self._outbox)
-            self._outbox.clear()
+            frames: list[pb.CallFrame] = []
+            size = 0
+            for frame in self._outbox:
+                size += frame.ByteSize()
+                if frames and size > BATCH_BYTES:
+                    break
+                frames.append(frame)
+            del self._outbox[: len(frames)]
+            if self._outbox:  # the rest in a write of its own, after this one
+                self._later(self._flush())
             try:
-                await self._call.write(batch)
+                await self._call.write(pb.CallFrames(frames=frames))
             except Exception:
                 self.closed = True  # the stream has ended: its reader fails its calls
         if self.closed:
@@ -294,11 +307,10 @@ class _StreamedMethod(grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[misc]
         metadata: Sequence[tuple[str, str | bytes]],
         kw: dict[str, Any],
     ) -> Any:
-        if self._calls.supported:
+        data = self._serialize(request)
+        if self._calls.supported and len(data) <= FRAME_BYTES:
             try:
-                reply = await self._calls.call(
-                    self._method, self._serialize(request), metadata, seconds
-                )
+                reply = await self._calls.call(self._method, data, metadata, seconds)
             except _Unsupported:
                 if self._calls.supported:
                     log.info("the worker has no call stream; calling it an RPC a call")

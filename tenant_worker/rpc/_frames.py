@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -29,6 +29,8 @@ from stowage.v1 import worker_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+#: A batch is cut before it grows past this many bytes (a reply larger goes alone).
+BATCH_BYTES = 2**20
 #: The reply that tells a caller the stream takes no more calls.
 _DRAINING = pb.ReplyFrame(id=0)
 
@@ -80,7 +82,8 @@ Method = Callable[[Any, FrameContext], Awaitable[Any]]
 class Frames:
     """Serves ``Calls`` for a servicer: its unary methods, by path."""
 
-    def __init__(self, servicer: object, service: str) -> None:
+    def __init__(self, servicer: object, service: str, max_message_bytes: int) -> None:
+        self._max_bytes = max_message_bytes
         descriptor = pb.DESCRIPTOR.services_by_name[service.rsplit(".", 1)[-1]]
         self._methods: dict[str, tuple[Method, Callable[[bytes], Any]]] = {}
         for m in descriptor.methods:
@@ -158,9 +161,10 @@ class Frames:
                 await wake.wait()
                 wake.clear()
                 if ready:
-                    batch = pb.ReplyFrames(frames=ready)
-                    ready.clear()
-                    await context.write(batch)
+                    replies = ready[:]
+                    ready.clear()  # what comes during the writes goes in the next ones
+                    for batch in self._batches(replies):
+                        await context.write(batch)
                 elif ended:
                     break
                 if ended:
@@ -173,6 +177,28 @@ class Frames:
                     task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+    def _batches(self, replies: list[pb.ReplyFrame]) -> Iterator[pb.ReplyFrames]:
+        """``replies`` in messages of at most :data:`BATCH_BYTES` (one reply may fill
+        one alone); a reply larger than the server sends fails as its RPC would."""
+        batch: list[pb.ReplyFrame] = []
+        size = 0
+        for reply in replies:
+            n = reply.ByteSize()
+            if n > self._max_bytes - 64:
+                reply = pb.ReplyFrame(
+                    id=reply.id,
+                    code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+                    details=f"the answer is larger than the {self._max_bytes} bytes a worker sends",
+                )
+                n = reply.ByteSize()
+            if batch and size + n > BATCH_BYTES:
+                yield pb.ReplyFrames(frames=batch)
+                batch, size = [], 0
+            batch.append(reply)
+            size += n
+        if batch:
+            yield pb.ReplyFrames(frames=batch)
 
     async def _answer(self, frame: pb.CallFrame) -> pb.ReplyFrame:
         found = self._methods.get(frame.method)

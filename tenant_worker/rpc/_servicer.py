@@ -281,11 +281,13 @@ class WorkerServicer(worker_pb2_grpc.TenantWorkerServicer):
     transfers: FileTransfers | None = None
     #: The files objects name (checked at a save, returned with a read).
     links: FileLinks | None = None
+    #: The largest message this worker's server sends (its replies on ``Calls`` too).
+    max_message_bytes: int = 8 * 2**20
     #: ``Calls``: the unary methods on one long-lived stream.
     frames: Frames = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.frames = Frames(self, _SERVICE)
+        self.frames = Frames(self, _SERVICE, self.max_message_bytes)
 
     async def Calls(
         self,

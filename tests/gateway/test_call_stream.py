@@ -20,7 +20,14 @@ import grpc
 import pytest
 import yaml
 
-from gateway._errors import Conflict, NotFound, PermanentError, TemporaryError, WrongWorker
+from gateway._errors import (
+    Conflict,
+    NotFound,
+    PermanentError,
+    QuotaExceeded,
+    TemporaryError,
+    WrongWorker,
+)
 from gateway._types import CorrelationId, UserId
 from gateway.forwarding._worker import WorkerClient, WorkerPool
 from stowage_testing.gateway import WORKER_POLICY
@@ -187,3 +194,64 @@ async def test_a_worker_without_the_stream_is_called_an_rpc_a_call(
             assert (await _get(client, user, "k2"))["object"]["data"] == {"key": "k2"}
         finally:
             await pool.close()
+
+
+@pytest.fixture
+def roomy_worker(postgres: PostgresServer, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """Objects up to 2 MiB, and messages up to 3 MiB each way."""
+    url = postgres.sqlalchemy_url(postgres.create_database("roomy"))
+    policy = {
+        **WORKER_POLICY,
+        "quotas": {"maxObjects": 1000, "maxBytes": "1Gi", "maxObjectBytes": "2Mi"},
+    }
+    env = {"STOWAGE_WORKER_MAX_MESSAGE_BYTES": str(3 * 2**20)}
+    with running_worker(url, tmp_path / "roomy", policy, env=env) as w:
+        yield w
+
+
+async def test_large_requests_and_answers_leave_the_calls_beside_them_alone(
+    roomy_worker: WorkerProcess,
+) -> None:
+    """Batches are cut by size, a large request goes as an RPC of its own, and an answer
+    larger than the worker sends fails alone (RESOURCE_EXHAUSTED, as its RPC did): the
+    stream and the calls on it go on."""
+    pool = WorkerPool(timeout=20)
+    try:
+        client = pool.client(roomy_worker.address, "acme")
+        user = await client.resolve_user("https://issuer.example", "roomy", CID)
+        blobs = {f"m{i}": str(i) * (300 * 1024) for i in range(8)}  # together past a batch
+        blobs["big"] = "b" * (1536 * 1024)  # past a frame: an RPC of its own
+
+        async def save(key: str) -> dict[str, Any]:
+            return await client.put_object(
+                user,
+                CID,
+                collection="items",
+                object_id=key,
+                data={"blob": blobs[key]},
+                expected_version=None,
+                idempotency_key="",
+                ttl_seconds=0,
+            )
+
+        saved = await asyncio.gather(*(save(k) for k in blobs))
+        assert [s["object"]["version"] for s in saved] == [1] * len(blobs)
+        stream = client._calls._stream
+        got = await asyncio.gather(*(_get(client, user, k) for k in blobs))
+        assert [g["object"]["data"]["blob"] for g in got] == list(blobs.values())
+
+        async def whole_page() -> dict[str, Any]:  # about 4 MiB: more than the worker sends
+            return await client.list_objects(
+                user, CID, collection="items", page_size=100, cursor=""
+            )
+
+        outcomes = await asyncio.gather(
+            whole_page(), _get(client, user, "m3"), return_exceptions=True
+        )
+        assert isinstance(outcomes[0], QuotaExceeded), outcomes[0]
+        assert "larger than" in str(outcomes[0])
+        assert not isinstance(outcomes[1], BaseException), outcomes[1]
+        assert outcomes[1]["object"]["data"]["blob"] == blobs["m3"]
+        assert client._calls._stream is stream and not stream.closed  # the same stream
+    finally:
+        await pool.close()
