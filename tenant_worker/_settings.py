@@ -219,8 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_message_bytes",
         "STOWAGE_WORKER_MAX_MESSAGE_BYTES",
-        "largest gRPC message accepted; larger ones fail with RESOURCE_EXHAUSTED",
-        config.at_least(1),
+        "largest gRPC message accepted; larger ones fail with RESOURCE_EXHAUSTED (at "
+        "least 2 MiB: the gateway's batches of calls on one stream reach 1 MiB)",
+        config.at_least(2 * 2**20),
     ),
     Setting(
         "idempotency_ttl",

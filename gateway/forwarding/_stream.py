@@ -40,7 +40,8 @@ from stowage.v1 import worker_pb2 as pb
 log = logging.getLogger(__name__)
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-#: A write on the stream is cut before it grows past this many bytes.
+#: A write on the stream is cut before it grows past this many bytes (a worker accepts
+#: messages of 2 MiB at least: its STOWAGE_WORKER_MAX_MESSAGE_BYTES cannot be less).
 BATCH_BYTES = 2**20
 #: A request larger than this goes as an RPC of its own: alone on the wire, as large as
 #: the worker accepts, and refused (RESOURCE_EXHAUSTED) alone when it is larger.

@@ -122,6 +122,9 @@ def test_an_unreadable_flag_is_a_usage_error_naming_the_flag(
          "$STOWAGE_WORKER_PROCESSES: '0' is less than 1"),
         ("worker", {"STOWAGE_DATABASE_URL": "x", "STOWAGE_IDEMPOTENCY_TTL": "inf"},
          "$STOWAGE_IDEMPOTENCY_TTL: 'inf' is not a finite number"),
+        # Below the gateway's batches of calls: the worker would refuse the stream's messages.
+        ("worker", {"STOWAGE_DATABASE_URL": "x", "STOWAGE_WORKER_MAX_MESSAGE_BYTES": "65536"},
+         "$STOWAGE_WORKER_MAX_MESSAGE_BYTES: '65536' is less than 2097152"),
     ],
 )  # fmt: skip
 def test_a_variable_that_does_not_read_is_an_error_naming_it(
