@@ -1,4 +1,5 @@
-"""The tenant worker over gRPC: one ``grpc.aio`` channel per worker endpoint.
+"""The tenant worker over gRPC: one ``grpc.aio`` channel per worker endpoint, its
+unary calls on one long-lived stream (:mod:`gateway.forwarding._stream`).
 
 Every call carries a deadline, ``x-correlation-id`` and (for user calls) the
 verified internal user id. Reads that fail with UNAVAILABLE are retried with
