@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 
@@ -52,9 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
         if settings.parent_pid is not None:
             follow_parent(settings.parent_pid)
         tracing.configure("stowage-worker", os.environ)
-        import uvloop  # the gateway's loop too (uvicorn's): a few per cent of CPU a call
-
-        uvloop.run(serve(settings))
+        asyncio.run(serve(settings))
     except ListenError as e:
         print(f"stowage worker serve: {e}", file=sys.stderr)
         return 1
