@@ -3,9 +3,11 @@
 What every Tenant of a Region shares. A resync pass reads the Region, its
 admin Secret and its catalog at most once per freshness window
 (``RecentReads``; the resync interval, at most 15 s); every other trigger
-reads them. Admin connections are limited per region server, and a region's
-shared databases are hardened once per process (and again by the Region's
-own handler, which also reports whether its PostgreSQL answers).
+reads the Region and its Secrets at most once a second (``SHARED_SECONDS``),
+and joins a read of them already under way. Admin connections are limited
+per region server, and a region's shared databases are hardened once per
+process (and again by the Region's own handler, which also reports whether
+its PostgreSQL answers).
 """
 
 from __future__ import annotations

@@ -1,0 +1,94 @@
+"""A burst of new Tenants shares the reads of its Region and admin Secret, and still sees
+a change to them (or their absence) made a moment before.
+
+On a control plane of its own: the API server's request counters then count this
+operator's requests only (the tier's operator resyncs other tests' Tenants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from stowage_operator._recent import SHARED_SECONDS
+
+from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.operator import (
+    ADMIN_NAMESPACE,
+    API,
+    CRDS,
+    condition,
+    make_region,
+    operator_settings,
+    running_operator,
+    tenant_doc,
+    wait_for_tenant,
+)
+from stowage_testing.postgres import PostgresServer
+
+pytestmark = pytest.mark.kube
+
+TENANTS = 20
+
+
+def _requests(kube: KubeCluster) -> Counter[tuple[str, str, str]]:
+    """The requests the API server has answered, by verb, resource and subresource."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for line in str(kube.request("GET", "/metrics")).splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+        )
+        key = tuple(labels.get(k, "").strip('"') for k in ("verb", "resource", "subresource"))
+        counts[(key[0], key[1], key[2])] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def test_a_burst_of_new_tenants_reads_its_region_and_admin_secret_a_few_times(
+    postgres: PostgresServer,
+) -> None:
+    with running_kube() as kube:
+        for crd in sorted(CRDS.glob("*.yaml")):
+            kube.apply(crd.read_text())
+        kube.create_namespace(ADMIN_NAMESPACE)
+        namespace = f"burst-{uuid.uuid4().hex[:8]}"
+        kube.create_namespace(namespace)
+        region = make_region(kube, postgres)
+        # No resync while the burst provisions: its reads are the creates' own.
+        settings = dataclasses.replace(operator_settings(kube, namespace), resync_seconds=600)
+        with running_operator(settings):
+            before = _requests(kube)
+            names = [f"burst{i}" for i in range(TENANTS)]
+            for name in names:
+                kube.apply(tenant_doc(name, namespace, region, worker={"replicas": 1}))
+            for name in names:
+                wait_for_tenant(kube, namespace, name, timeout=120)
+            made = _requests(kube) - before
+
+            # The Region closed to new Tenants: one created a moment later is refused (the
+            # reads the burst shared are no use to it by then) ...
+            kube.patch(API, "Region", region, {"spec": {"acceptingTenants": False}})
+            time.sleep(SHARED_SECONDS)
+            kube.apply(tenant_doc("late", namespace, region, worker={"replicas": 1}))
+            wait_for_tenant(kube, namespace, "late", ready=False, reason="RegionNotAccepting")
+
+            # ... and Tenants of a Region that does not exist are told so, all of them.
+            missing = f"r-{uuid.uuid4().hex[:8]}"
+            for name in ("lost0", "lost1", "lost2"):
+                kube.apply(tenant_doc(name, namespace, missing, worker={"replicas": 1}))
+            for name in ("lost0", "lost1", "lost2"):
+                tenant = wait_for_tenant(
+                    kube, namespace, name, ready=False, reason="RegionNotFound"
+                )
+                assert missing in condition(tenant, "Ready")["message"]
+
+    # Each new Tenant's Secret is read (its password, if it had one) ...
+    tenant_secrets = TENANTS
+    # ... but the Region and its admin Secret were read once per burst, give or take a few,
+    # not once per Tenant each.
+    assert made[("GET", "regions", "")] <= TENANTS // 4, made
+    assert made[("GET", "secrets", "")] - tenant_secrets <= TENANTS // 4, made
