@@ -4,8 +4,10 @@ Operator: a real kube-apiserver + etcd and PostgreSQL, the operator in this
 process (as its tests run it; with ``--checkout DIR``, first that copy's, in a
 process of its own, on its own servers); N Tenants are created at once and the time to
 each one's Ready condition, the CPU seconds of the operator (this process and
-its migration processes), of the API server with etcd and of PostgreSQL, and
-the reconcile errors retried are reported. With ``--warm`` the bursts meet an
+its migration processes), of the API server with etcd and of PostgreSQL, the
+reconcile errors retried, and the operator's API requests per Tenant (the API
+server's ``apiserver_request_total``, by verb and resource; watches and the
+round's own Tenant applies left out) are reported. With ``--warm`` the bursts meet an
 operator that has served the region a while (its template built, its spare
 databases made: ``--spare-databases``); without, the first burst also waits for
 the template. Then, with every Tenant of every round present, the operator's
@@ -138,6 +140,41 @@ def _cpu_since(before: dict[str, float], groups: dict[str, list[int]]) -> dict[s
     return {k: round(now[k] - before[k], 2) for k in now}
 
 
+#: Requests of others than the operator's client: the API server's own (a Service's
+#: cluster IP, its lease), and non-resource paths (``resource=""``: /metrics, /readyz).
+_NOT_THE_OPERATORS = {"ipaddresses", "leases", ""}
+
+
+def _api_requests(kube: KubeCluster) -> dict[str, int]:
+    """The API server's answered requests so far, by ``VERB resource[/subresource]``,
+    watches left out (one long request each, counted when it ends)."""
+    counts: dict[str, int] = {}
+    for line in str(kube.request("GET", "/metrics")).splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+        )
+        verb, resource, sub = (labels.get(k, '""').strip('"')
+                               for k in ("verb", "resource", "subresource"))  # fmt: skip
+        if verb in {"WATCH", "WATCHLIST"} or resource in _NOT_THE_OPERATORS:
+            continue
+        key = f"{verb} {resource}{'/' + sub if sub else ''}"
+        counts[key] = counts.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def _requests_per_tenant(
+    before: dict[str, int], after: dict[str, int], count: int
+) -> tuple[float, str]:
+    """The operator's requests per Tenant in a round (the round's own Tenant applies left
+    out), in all and by kind."""
+    made = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    made["APPLY tenants"] = made.get("APPLY tenants", 0) - count
+    kinds = {k: round(v / count, 2) for k, v in sorted(made.items()) if v}
+    return round(sum(made.values()) / count, 2), ", ".join(f"{k} {v}" for k, v in kinds.items())
+
+
 def _watch_ready(
     kube: KubeCluster,
     namespace: str,
@@ -191,9 +228,11 @@ def operator_round(
         target=_watch_ready, args=(kube, namespace, count, start, deadline, ready_at), daemon=True
     )
     watcher.start()
+    requests_before = _api_requests(kube)
     for i in range(count):
         kube.apply(tenant_doc(f"t{i}", namespace, region, worker={"replicas": 1}))
     watcher.join()
+    per_tenant, by_kind = _requests_per_tenant(requests_before, _api_requests(kube), count)
     times = sorted(ready_at.values())
     return {
         "tenants": count,
@@ -203,6 +242,8 @@ def operator_round(
         "last_ready_s": round(times[-1], 2) if times else None,
         **{f"{k}_cpu_s": v for k, v in _cpu_since(cpu_before, groups).items()},
         "errors_retried": int(_errors_retried() - errors_before),
+        "api_requests_per_tenant": per_tenant,
+        "api_requests_per_tenant_by_kind": by_kind,
     }
 
 
