@@ -69,8 +69,24 @@ def test_a_burst_of_new_tenants_reads_its_region_and_admin_secret_a_few_times(
                 wait_for_tenant(kube, namespace, name, timeout=120)
             made = _requests(kube) - before
 
-            # The Region closed to new Tenants: one created a moment later is refused (the
-            # reads the burst shared are no use to it by then) ...
+            # The admin Secret changed: a Tenant created a moment later connects with the new
+            # credentials (the reads the burst shared are no use to it by then) ...
+            kube.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"pg-{region}-admin", "namespace": ADMIN_NAMESPACE},
+                    "stringData": {"username": "rotated", "password": "not-yet"},
+                }
+            )
+            time.sleep(SHARED_SECONDS)
+            kube.apply(tenant_doc("locked", namespace, region, worker={"replicas": 1}))
+            tenant = wait_for_tenant(
+                kube, namespace, "locked", ready=False, reason="DatabaseUnreachable"
+            )
+            assert "as rotated" in condition(tenant, "Ready")["message"]
+
+            # ... the Region closed to new Tenants: one created a moment later is refused ...
             kube.patch(API, "Region", region, {"spec": {"acceptingTenants": False}})
             time.sleep(SHARED_SECONDS)
             kube.apply(tenant_doc("late", namespace, region, worker={"replicas": 1}))
