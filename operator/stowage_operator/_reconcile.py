@@ -23,7 +23,9 @@ objects are re-applied only when their watch (``_owned``) shows them changed
 or gone, its database is checked against one catalog read per region shared
 by every Tenant's pass, and the Region and its admin Secret are read at most
 once per freshness window (the resync interval, at most 15 s). Every other
-trigger applies and checks everything.
+trigger applies and checks everything; it too shares the Region's reads, with
+the reconciles of the same second (a burst of new Tenants reads its Region and
+admin Secret a few times, not once per Tenant).
 """
 
 from __future__ import annotations
