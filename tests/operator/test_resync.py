@@ -16,8 +16,10 @@ import uuid
 import psycopg
 import pytest
 
-from stowage_testing.kube import KubeCluster
+from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import (
+    ADMIN_NAMESPACE,
+    CRDS,
     make_region,
     operator_settings,
     running_operator,
@@ -66,11 +68,16 @@ def _resyncs(caplog: pytest.LogCaptureFixture, names: set[str]) -> int:
 
 
 def test_resyncs_of_settled_tenants_write_nothing_and_share_one_admin_read_per_window(
-    kube: KubeCluster, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="stowage_operator")
-    # A server and an operator of its own: their counters then count this test's work.
-    with running_postgres() as postgres:
+    # A control plane, a server and an operator of its own: their counters then count this
+    # test's work (the tier's operator retries other tests' failing Tenants meanwhile, and
+    # each retry writes).
+    with running_kube() as kube, running_postgres() as postgres:
+        for crd in sorted(CRDS.glob("*.yaml")):
+            kube.apply(crd.read_text())
+        kube.create_namespace(ADMIN_NAMESPACE)
         namespace = f"quiet-{uuid.uuid4().hex[:8]}"
         kube.create_namespace(namespace)
         region = make_region(kube, postgres)
