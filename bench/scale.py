@@ -67,10 +67,11 @@ from bench._gateway_probes import (
 from bench._stats import RESULTS
 from bench.scale_kube import kube_source_table
 from stowage.crd import TENANT_PLURAL, collection_path
-from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import (
-    CRDS,
+    apiserver_requests,
     condition,
+    control_plane,
     make_region,
     operator_settings,
     running_operator,
@@ -149,18 +150,11 @@ def _api_requests(kube: KubeCluster) -> dict[str, int]:
     """The API server's answered requests so far, by ``VERB resource[/subresource]``,
     watches left out (one long request each, counted when it ends)."""
     counts: dict[str, int] = {}
-    for line in str(kube.request("GET", "/metrics")).splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(
-            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
-        )
-        verb, resource, sub = (labels.get(k, '""').strip('"')
-                               for k in ("verb", "resource", "subresource"))  # fmt: skip
+    for (verb, resource, sub), n in apiserver_requests(kube).items():
         if verb in {"WATCH", "WATCHLIST"} or resource in _NOT_THE_OPERATORS:
             continue
         key = f"{verb} {resource}{'/' + sub if sub else ''}"
-        counts[key] = counts.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+        counts[key] = counts.get(key, 0) + n
     return counts
 
 
@@ -299,10 +293,7 @@ def operator_table(
     operator's default); else the first burst also waits for the region's template."""
     rows = []
     idle: dict[str, Any] = {}
-    with running_kube() as kube, running_postgres() as pg:
-        for crd in sorted(CRDS.glob("*.yaml")):
-            kube.apply(crd.read_text())
-        kube.create_namespace(ADMIN_NAMESPACE)
+    with control_plane() as kube, running_postgres() as pg:
         region = make_region(kube, pg)
         settings = dataclasses.replace(
             operator_settings(kube, "scale-*"), resync_seconds=OperatorSettings().resync_seconds

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from stowage_operator import OperatorSettings, _naming, run_operator
 from stowage_operator._types import TenantName
 
 from stowage.crd import API_VERSION, REGION_KIND
-from stowage_testing.kube import KubeCluster
+from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +30,34 @@ ADMIN_NAMESPACE = "stowage-system"
 RESYNC_SECONDS = 2.0
 #: The custom resources' ``apiVersion`` (:mod:`stowage.crd`), for ``KubeCluster`` calls.
 API = API_VERSION
+
+
+@contextmanager
+def control_plane() -> Iterator[KubeCluster]:
+    """A real kube-apiserver + etcd with the Stowage CRDs installed and the operator's
+    namespace made: the tier's shared one, or one of a test's (or a bench's) own whose
+    API server answers no one else."""
+    with running_kube() as cluster:
+        for crd in sorted(CRDS.glob("*.yaml")):
+            cluster.apply(crd.read_text())
+        cluster.create_namespace(ADMIN_NAMESPACE)
+        yield cluster
+
+
+def apiserver_requests(kube: KubeCluster) -> Counter[tuple[str, str, str]]:
+    """The requests ``kube``'s API server has answered so far, by verb, resource and
+    subresource (its ``apiserver_request_total``; "" where a label is absent)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for line in str(kube.request("GET", "/metrics")).splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+        )
+        verb, resource, sub = (labels.get(k, '""').strip('"')
+                               for k in ("verb", "resource", "subresource"))  # fmt: skip
+        counts[(verb, resource, sub)] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
 
 
 @contextmanager

@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from stowage_operator import OperatorSettings
 
-from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import (
-    ADMIN_NAMESPACE,
-    CRDS,
+    control_plane,
     make_region,
     operator_settings,
     running_operator,
@@ -33,10 +32,7 @@ from stowage_testing.postgres import PostgresServer
 @pytest.fixture(scope="package")
 def kube() -> Iterator[KubeCluster]:
     """A real kube-apiserver + etcd with the Stowage CRDs installed."""
-    with running_kube() as cluster:
-        for crd in sorted(CRDS.glob("*.yaml")):
-            cluster.apply(crd.read_text())
-        cluster.create_namespace(ADMIN_NAMESPACE)
+    with control_plane() as cluster:
         yield cluster
 
 

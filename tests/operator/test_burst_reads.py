@@ -10,17 +10,16 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections import Counter
 
 import pytest
 from stowage_operator._recent import SHARED_SECONDS
 
-from stowage_testing.kube import KubeCluster, running_kube
 from stowage_testing.operator import (
     ADMIN_NAMESPACE,
     API,
-    CRDS,
+    apiserver_requests,
     condition,
+    control_plane,
     make_region,
     operator_settings,
     running_operator,
@@ -34,40 +33,23 @@ pytestmark = pytest.mark.kube
 TENANTS = 20
 
 
-def _requests(kube: KubeCluster) -> Counter[tuple[str, str, str]]:
-    """The requests the API server has answered, by verb, resource and subresource."""
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for line in str(kube.request("GET", "/metrics")).splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(
-            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
-        )
-        key = tuple(labels.get(k, "").strip('"') for k in ("verb", "resource", "subresource"))
-        counts[(key[0], key[1], key[2])] += int(float(line.rsplit(" ", 1)[1]))
-    return counts
-
-
 def test_a_burst_of_new_tenants_reads_its_region_and_admin_secret_a_few_times(
     postgres: PostgresServer,
 ) -> None:
-    with running_kube() as kube:
-        for crd in sorted(CRDS.glob("*.yaml")):
-            kube.apply(crd.read_text())
-        kube.create_namespace(ADMIN_NAMESPACE)
+    with control_plane() as kube:
         namespace = f"burst-{uuid.uuid4().hex[:8]}"
         kube.create_namespace(namespace)
         region = make_region(kube, postgres)
         # No resync while the burst provisions: its reads are the creates' own.
         settings = dataclasses.replace(operator_settings(kube, namespace), resync_seconds=600)
         with running_operator(settings):
-            before = _requests(kube)
+            before = apiserver_requests(kube)
             names = [f"burst{i}" for i in range(TENANTS)]
             for name in names:
                 kube.apply(tenant_doc(name, namespace, region, worker={"replicas": 1}))
             for name in names:
                 wait_for_tenant(kube, namespace, name, timeout=120)
-            made = _requests(kube) - before
+            made = apiserver_requests(kube) - before
 
             # The admin Secret changed: a Tenant created a moment later connects with the new
             # credentials (the reads the burst shared are no use to it by then) ...

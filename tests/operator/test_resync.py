@@ -16,10 +16,10 @@ import uuid
 import psycopg
 import pytest
 
-from stowage_testing.kube import KubeCluster, running_kube
+from stowage_testing.kube import KubeCluster
 from stowage_testing.operator import (
-    ADMIN_NAMESPACE,
-    CRDS,
+    apiserver_requests,
+    control_plane,
     make_region,
     operator_settings,
     running_operator,
@@ -39,15 +39,11 @@ TENANTS = 5
 
 def _writes(kube: KubeCluster) -> float:
     """Applies, patches and deletes of those resources the API server has answered."""
-    total = 0.0
-    for line in str(kube.request("GET", "/metrics")).splitlines():
-        if (
-            line.startswith("apiserver_request_total{")
-            and any(f'resource="{r}"' in line for r in WRITTEN)
-            and any(f'verb="{v}"' in line for v in ("APPLY", "PATCH", "DELETE"))
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(
+        n
+        for (verb, resource, _), n in apiserver_requests(kube).items()
+        if resource in WRITTEN and verb in ("APPLY", "PATCH", "DELETE")
+    )
 
 
 def _admin_sessions(postgres: PostgresServer) -> int:
@@ -74,10 +70,7 @@ def test_resyncs_of_settled_tenants_write_nothing_and_share_one_admin_read_per_w
     # A control plane, a server and an operator of its own: their counters then count this
     # test's work (the tier's operator retries other tests' failing Tenants meanwhile, and
     # each retry writes).
-    with running_kube() as kube, running_postgres() as postgres:
-        for crd in sorted(CRDS.glob("*.yaml")):
-            kube.apply(crd.read_text())
-        kube.create_namespace(ADMIN_NAMESPACE)
+    with control_plane() as kube, running_postgres() as postgres:
         namespace = f"quiet-{uuid.uuid4().hex[:8]}"
         kube.create_namespace(namespace)
         region = make_region(kube, postgres)
