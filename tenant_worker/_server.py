@@ -178,6 +178,10 @@ def _grpc_server(
             # Only the siblings a supervisor started, after it found the port
             # free, share it (see _processes).
             ("grpc.so_reuseport", 1 if settings.parent_pid is not None else 0),
+            # No window growth by bandwidth probing: with it, an upload's body piled
+            # up in the worker's buffers faster than it was stored (10 to 18 MiB of a
+            # 25 MiB file, against 5 to 7 without; the same MiB/s either way).
+            ("grpc.http2.bdp_probe", 0),
         ]
     )
     worker_pb2_grpc.add_TenantWorkerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
