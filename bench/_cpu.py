@@ -65,6 +65,25 @@ def cpu_seconds(pids: Iterable[int], *, with_children: bool = True) -> float:
     return total / _TICKS
 
 
+def waiting_seconds() -> float | None:
+    """Seconds so far in which some task of this machine was ready to run and waited for a core.
+
+    Linux's pressure stall information (``/proc/pressure/cpu``, its ``some`` line). A
+    round's share of it says how much of the round its processes spent queued for the
+    machine's cores: time no profile of one process shows as waiting (py-spy counts a
+    thread that waits for a core as busy, in whatever call it was preempted). None
+    where the kernel keeps none.
+    """
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    for part in some.split():
+        if part.startswith("total="):
+            return int(part.removeprefix("total=")) / 1e6
+    return None
+
+
 def parent_of(pid: int) -> int:
     fields = _stat(pid)
     if fields is None:

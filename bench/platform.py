@@ -62,7 +62,7 @@ import psycopg
 from bench import _profile
 from bench._baseline import start_baseline, stop
 from bench._bucket_files import PART, bucket_files_rounds
-from bench._cpu import CpuMeter, parent_of
+from bench._cpu import CpuMeter, parent_of, waiting_seconds
 from bench._files import (
     FILES_SPEC,
     files_rounds,
@@ -108,6 +108,9 @@ class Round:
     #: CPU milliseconds per call, by process.
     cpu_ms_per_call: dict[str, float] = field(default_factory=dict)
     ratio_to_baseline: float | None = None
+    #: The share of the round in which some task of the machine waited for a core
+    #: (``bench._cpu.waiting_seconds``); None where the kernel keeps no such count.
+    core_wait: float | None = None
 
 
 def _run_wrk(
@@ -175,6 +178,7 @@ def measure(
                       collection=collection, lists=lists))  # fmt: skip
     meter = CpuMeter(groups)
     meter.start()
+    waited = waiting_seconds()
     proc = _run_wrk(url, concurrency, seconds, token, tools_list=tools_list, space=space,
                     collection=collection, lists=lists)  # fmt: skip
     wrk_meter = CpuMeter({"wrk": [proc.pid]})
@@ -185,8 +189,12 @@ def measure(
         time.sleep(0.2)
     summary = _summary(proc)
     cpu = {**meter.delta(), "wrk": cpu_wrk}
+    waited_now = waiting_seconds()
     calls = int(summary["requests"])
     elapsed = int(summary["duration_us"]) / 1e6
+    core_wait = None
+    if waited is not None and waited_now is not None and elapsed:
+        core_wait = round(min(1.0, (waited_now - waited) / elapsed), 3)
     return Round(
         target=target,
         concurrency=concurrency,
@@ -201,6 +209,7 @@ def measure(
             name: round(seconds_used * 1000 / calls, 3) if calls else 0.0
             for name, seconds_used in cpu.items()
         },
+        core_wait=core_wait,
     )
 
 
@@ -283,22 +292,26 @@ def print_table(rounds: list[Round]) -> None:
     processes = sorted({name for r in rounds for name in r.cpu_ms_per_call})
     width = max(26, *(len(r.target) + 2 for r in rounds))
     header = f"{'target':<{width}}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-    header += f"{'errors':>8}{'x base':>8}" + "".join(f"{'cpu ' + p:>14}" for p in processes)
+    header += f"{'errors':>8}{'x base':>8}{'core wait':>11}"
+    header += "".join(f"{'cpu ' + p:>14}" for p in processes)
     print(header)
     print("-" * len(header))
     for r in rounds:
         ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
+        wait = f"{100 * r.core_wait:.0f} %" if r.core_wait is not None else "-"
         cpus = "".join(
             f"{r.cpu_ms_per_call[p]:>14.3f}" if p in r.cpu_ms_per_call else f"{'-':>14}"
             for p in processes
         )
         print(
             f"{r.target:<{width}}{r.concurrency:>5}{r.calls_per_s:>10.1f}{r.p50_ms:>9.2f}"
-            f"{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{ratio:>8}{cpus}"
+            f"{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{ratio:>8}{wait:>11}{cpus}"
         )
     print(
         "(cpu columns: CPU milliseconds per call of each process; a gateway of several "
-        "processes is summed over them)"
+        "processes is summed over them; core wait: the share of the round in which some "
+        "process of the machine was ready to run and waited for a core, from Linux's "
+        "/proc/pressure/cpu)"
     )
 
 
