@@ -63,14 +63,15 @@ def with_ratios(rows: list[Row], baseline: str) -> list[Row]:
 
 
 def report(name: str, rows: list[Row], notes: dict[str, Any]) -> Path:
-    header = f"{'target':<28}{'op':<8}{'conc':>5}{'ops':>8}{'ops/s':>10}"
+    width = max([28, *(len(r.target) + 2 for r in rows)])
+    header = f"{'target':<{width}}{'op':<8}{'conc':>5}{'ops':>8}{'ops/s':>10}"
     header += f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'x base':>8}"
     print(header)
     print("-" * len(header))
     for r in rows:
         ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
         print(
-            f"{r.target:<28}{r.operation:<8}{r.concurrency:>5}{r.ops:>8}{r.ops_per_s:>10.1f}"
+            f"{r.target:<{width}}{r.operation:<8}{r.concurrency:>5}{r.ops:>8}{r.ops_per_s:>10.1f}"
             f"{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{ratio:>8}"
         )
     RESULTS.mkdir(exist_ok=True)

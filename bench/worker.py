@@ -2,8 +2,13 @@
 
 Both sides run in this process against one throwaway PostgreSQL cluster, in
 the same run: the worker (a real ``stowage worker serve`` process) in its own
-database, the baseline doing the same inserts and reads with raw psycopg in a
-second, identically migrated database. Measures, does not assert.
+database, the baseline in a second, identically migrated database: raw psycopg
+running the worker's own prepared statements (its Put, with the version check,
+the quotas, the usage counters and the audit row in one statement, and its Get),
+with the parameters the worker gives them. A second, plainer reference runs a bare
+upsert and select of the same rows (``raw psycopg, plain SQL``): the gap between
+the two is what the worker's SQL costs PostgreSQL, the gap between the baseline
+and the worker what the worker costs beside its SQL. Measures, does not assert.
 
 The worker is called as the gateway calls it, its unary methods as frames on one
 ``Calls`` stream per channel, and (``--hops``, both by default) a second target on
@@ -48,6 +53,9 @@ from stowage.wire import TENANT_KEY
 from stowage_testing.postgres import PostgresServer, running_postgres
 from stowage_testing.worker import WorkerProcess, running_worker
 from tenant_worker import migrate
+from tenant_worker.objects import _objects, _pg_writes
+from tenant_worker.storage._db import Prepared
+from tenant_worker.storage._store import usage_slot
 
 #: The tenant the benchmark's worker serves (running_worker's default); every call names it.
 TENANT = "acme"
@@ -122,6 +130,58 @@ async def bench_worker(
     return result, elapsed
 
 
+async def bench_worker_sql(
+    dsn: str, concurrency: int, seconds: float
+) -> tuple[dict[str, list[float]], float]:
+    """The worker's Put and Get statements with raw psycopg, prepared, in autocommit, as
+    the worker runs them on its pooled connections (``storage._db.one_row``)."""
+    data = json.dumps(PAYLOAD, separators=(",", ":"))
+    conns: list[psycopg.AsyncConnection[object]] = []
+
+    async def run(
+        conn: psycopg.AsyncConnection[object], statement: Prepared[Any], values: dict[str, Any]
+    ) -> None:
+        cursor = psycopg.AsyncRawCursor(conn)
+        await cursor.execute(statement.sql, statement.args(values), prepare=True)
+        row = await cursor.fetchone()
+        assert row is not None
+        statement.row(row)
+
+    async def make_ops(c: int) -> tuple[Op, Op]:
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        conns.append(conn)
+        owner = uuid.uuid4().hex
+        await conn.execute(
+            "INSERT INTO users (id, issuer, subject, created_at) VALUES (%s, %s, %s, now())",
+            (owner, "https://bench/", owner),
+        )
+        target = {"owner": owner, "collection": "items", "key": "", "request_hash": "",
+                  "retained_after": None, "expected": None, "slot": usage_slot(owner)}  # fmt: skip
+
+        async def put(i: int) -> None:
+            now = datetime.now(UTC)
+            record = {"collection": "items", "id": f"o{i}", "data": PAYLOAD,
+                      "updated_at": now.isoformat()}  # fmt: skip
+            await run(conn, _pg_writes.PUT, {
+                **target, "object_id": f"o{i}", "now": now, "correlation_id": f"b{c}-{i}",
+                "data": data, "schema_version": 0, "size": len(data), "expires_at": None,
+                "max_objects": 10**9, "max_bytes": 10**12, "user_max_objects": None,
+                "user_max_bytes": None, "record": json.dumps(record),
+            })  # fmt: skip
+
+        async def get(i: int) -> None:
+            await run(conn, _objects._PG_GET, {**target, "object_id": f"o{i}"})
+
+        return put, get
+
+    start = time.perf_counter()
+    result = await _drive(concurrency, seconds, make_ops)
+    elapsed = time.perf_counter() - start
+    for conn in conns:
+        await conn.close()
+    return result, elapsed
+
+
 async def bench_psycopg(
     dsn: str, concurrency: int, seconds: float
 ) -> tuple[dict[str, list[float]], float]:
@@ -166,7 +226,8 @@ async def bench_psycopg(
     return result, elapsed
 
 
-BASELINE = "raw psycopg (baseline)"
+BASELINE = "raw psycopg, the worker's SQL (baseline)"
+PLAIN = "raw psycopg, plain SQL"
 WORKER = "worker over gRPC"
 COMPARE = "worker over gRPC (compared)"
 #: The suffix of a target whose calls are RPCs of their own (not on the call stream).
@@ -225,17 +286,17 @@ def _levels(
     rows: list[Row] = []
     cpu: list[dict[str, Any]] = []
     baseline_db = _fresh(server, "bench_raw")
+    plain_db = _fresh(server, "bench_plain")
     postgres = [_postmaster(server)]
     for level in args.concurrency:
-        r, c = _round(
-            BASELINE,
-            level,
-            args.seconds,
-            lambda n: bench_psycopg(server.dsn(baseline_db), n, args.seconds),
-            CpuMeter({"postgres": postgres}),
-        )
-        rows += r
-        cpu.append(c)
+        for target, db, bench_sql in (
+            (BASELINE, baseline_db, bench_worker_sql),
+            (PLAIN, plain_db, bench_psycopg),
+        ):
+            run = functools.partial(bench_sql, server.dsn(db), seconds=args.seconds)
+            r, c = _round(target, level, args.seconds, run, CpuMeter({"postgres": postgres}))
+            rows += r
+            cpu.append(c)
         for target, worker in workers.items():
             assert worker.proc is not None
             spies = []
@@ -303,7 +364,7 @@ def main() -> None:
     print()
     for c in cpu:
         per = "  ".join(f"{k} {v} ms" for k, v in c["cpu_ms_per_call"].items())
-        print(f"cpu per call  {c['target']:<30}{c['concurrency']:>4}  {per}")
+        print(f"cpu per call  {c['target']:<42}{c['concurrency']:>4}  {per}")
     print()
     report(
         "worker",
