@@ -140,12 +140,12 @@ async def bench_worker_sql(
 
     async def run(
         conn: psycopg.AsyncConnection[object], statement: Prepared[Any], values: dict[str, Any]
-    ) -> None:
+    ) -> Any:
         cursor = psycopg.AsyncRawCursor(conn)
         await cursor.execute(statement.sql, statement.args(values), prepare=True)
         row = await cursor.fetchone()
-        assert row is not None
-        statement.row(row)
+        assert row is not None, "the statement found nothing: the bench measures no work"
+        return statement.row(row)
 
     async def make_ops(c: int) -> tuple[Op, Op]:
         conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
@@ -162,12 +162,13 @@ async def bench_worker_sql(
             now = datetime.now(UTC)
             record = {"collection": "items", "id": f"o{i}", "data": PAYLOAD,
                       "updated_at": now.isoformat()}  # fmt: skip
-            await run(conn, _pg_writes.PUT, {
+            written = await run(conn, _pg_writes.PUT, {
                 **target, "object_id": f"o{i}", "now": now, "correlation_id": f"b{c}-{i}",
                 "data": data, "schema_version": 0, "size": len(data), "expires_at": None,
                 "max_objects": 10**9, "max_bytes": 10**12, "user_max_objects": None,
                 "user_max_bytes": None, "record": json.dumps(record),
             })  # fmt: skip
+            assert written.written_version is not None, "the worker's Put refused the write"
 
         async def get(i: int) -> None:
             await run(conn, _objects._PG_GET, {**target, "object_id": f"o{i}"})
