@@ -121,8 +121,15 @@ def _command(path: Path) -> list[str]:
     return [sys.executable, "-m", _tenant_entries.__name__, str(path)]
 
 
+class ReaderKilled(Exception):
+    """The helper ended by a signal before it judged the file: the file must be read again."""
+
+
 def _raise_if_rejected(path: Path, status: int, errors: BinaryIO) -> None:
-    """TenantConfigError with the helper's message when it rejected the file."""
+    """TenantConfigError with the helper's message when it rejected the file;
+    ReaderKilled when a signal ended it (it rejected nothing)."""
+    if status < 0:
+        raise ReaderKilled(f"{path}: its reader was ended by signal {-status}")
     if status != 0:
         errors.seek(0)
         message = errors.read(64 * 1024).decode(errors="replace").strip().splitlines()
@@ -264,7 +271,14 @@ class FileTenantSource:
             stamp = started.stamp if started is not None else self._stamp()
             if stamp != seen or first:
                 seen = stamp
-                tenants = await self._read(file, missing=stamp is None, started=started)
+                try:
+                    tenants = await self._read(file, missing=stamp is None, started=started)
+                except ReaderKilled as e:
+                    # Nothing was judged: the same file is read again on the next pass.
+                    log.error("tenant file not read; reading it again: %s", e)
+                    seen = None
+                    await anyio.sleep(self.interval)
+                    continue
                 if tenants is not None:
                     publish(tenants)
                 elif first:
@@ -279,6 +293,8 @@ class FileTenantSource:
         log.info("tenant file changed; reading it", extra={"path": str(self.path)})
         try:
             tenants, parsed = ({}, 0) if missing else await file.read(started)
+        except ReaderKilled:
+            raise
         except (OSError, TenantConfigError) as e:
             log.error("tenant file rejected; keeping the last good set: %s", e)
             return None

@@ -8,7 +8,10 @@ issuer), what it parsed from its log.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,19 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from gateway._errors import TenantConfigError
-from gateway.directory import _tenant_entries
-from gateway.directory._tenant_file import TenantFile
-from stowage_testing.gateway import GatewayProcess, running_gateway
+from gateway._types import TenantName
+from gateway.directory import _tenant_entries, _tenant_file
+from gateway.directory._tenant_file import FileTenantSource, TenantFile
+from stowage_testing.gateway import (
+    GatewayProcess,
+    Issuer,
+    post,
+    rpc,
+    running_gateway,
+    tenant_entry,
+)
 from stowage_testing.tools import eventually
+from stowage_testing.worker import WorkerProcess
 
 
 def entry(gateway: GatewayProcess, name: str, issuer: str = "https://login.example.com/") -> Any:
@@ -98,6 +110,92 @@ def test_a_file_with_a_name_twice_is_rejected_and_the_last_good_set_is_served(
         assert "tenant file rejected; keeping the last good set" in gateway.logs()
         write(g, [entry(g, "acme"), entry(g, "newco")], "yaml")
         eventually(lambda: issuer_served(gateway, "newco") is not None, what="a good edit again")
+
+
+@pytest.mark.postgres
+def test_every_reload_while_tool_calls_are_under_way_is_read(
+    tmp_path: Path, issuer: Issuer, worker: WorkerProcess
+) -> None:
+    # Each reload starts the file's reader while the gateway's gRPC calls to the
+    # worker are under way: gRPC's fork handlers once crashed some of those readers
+    # (SIGSEGV, about one in 60 here), and the gateway kept the old set until the
+    # file changed again.
+    g = GatewayProcess(workdir=tmp_path)
+    plenty = {"requestsPerMinute": 600_000, "burst": 10_000}
+    acme = tenant_entry(
+        "acme", g, issuer, worker.address, rateLimits={"perUser": plenty, "perTenant": plenty}
+    )
+    write(g, [acme], "yaml")
+    with running_gateway(tmp_path, port=g.port) as gateway:
+        token = issuer.token(gateway.url("acme"), subject="reloads")
+        stop = threading.Event()
+        saved: list[bool] = []
+
+        def calls() -> None:
+            for i in itertools.count():
+                if stop.is_set():
+                    return
+                args = {"id": f"r{i % 20}", "data": {"i": i}}
+                body = post(
+                    gateway.url("acme"),
+                    rpc("tools/call", {"name": "items_save", "arguments": args}),
+                    token,
+                )
+                saved.append(body.status_code == 200 and not body.json()["result"]["isError"])
+
+        callers = [threading.Thread(target=calls) for _ in range(8)]
+        for caller in callers:
+            caller.start()
+        try:
+            for i in range(40):
+                write(g, [acme, entry(g, f"extra{i}")], "yaml")
+                eventually(
+                    lambda i=i: issuer_served(gateway, f"extra{i}") is not None,
+                    what=f"reload {i} is served",
+                )
+        finally:
+            stop.set()
+            for caller in callers:
+                caller.join()
+        assert saved and all(saved), f"{saved.count(False)} of {len(saved)} saves failed"
+        logs = gateway.logs()
+        assert "reading it again" not in logs and "rejected" not in logs
+
+
+@pytest.mark.anyio
+async def test_a_reader_ended_by_a_signal_is_not_a_rejection_and_the_file_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    g = GatewayProcess(workdir=tmp_path)
+    write(g, [entry(g, "acme")], "yaml")
+    real = _tenant_file._command
+    commands: list[list[str]] = []
+
+    def first_one_crashes(path: Path) -> list[str]:
+        # The first reader dies as a crashed one does; every later one is the real reader.
+        commands.append(["sh", "-c", "kill -SEGV $$"] if not commands else real(path))
+        return commands[-1]
+
+    monkeypatch.setattr(_tenant_file, "_command", first_one_crashes)
+    published: list[set[TenantName]] = []
+    first = anyio.Event()
+
+    def publish(tenants: Mapping[TenantName, object]) -> None:
+        published.append(set(tenants))
+        first.set()
+
+    source = FileTenantSource(g.tenants_file, interval=0.05)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(source.watch, publish)
+        with anyio.fail_after(30):
+            await first.wait()
+        await anyio.sleep(0.3)  # passes enough to read the file again, were it to be
+        tasks.cancel_scope.cancel()
+    assert published == [{"acme"}]  # never an empty set, never the file rejected
+    assert len(commands) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"tenant file not read; reading it again: {g.tenants_file}: its reader "
+                      "was ended by signal 11"]  # fmt: skip
 
 
 # --- the reader reads YAML exactly as yaml.safe_load does ------------------------------
