@@ -130,6 +130,35 @@ async def bench_worker(
     return result, elapsed
 
 
+async def _raw_client(
+    dsn: str, conns: list[psycopg.AsyncConnection[object]]
+) -> tuple[psycopg.AsyncConnection[object], str]:
+    """A raw psycopg client in autocommit, and the user of its own it writes as."""
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    conns.append(conn)
+    owner = uuid.uuid4().hex
+    await conn.execute(
+        "INSERT INTO users (id, issuer, subject, created_at) VALUES (%s, %s, %s, now())",
+        (owner, "https://bench/", owner),
+    )
+    return conn, owner
+
+
+async def _drive_raw(
+    concurrency: int,
+    seconds: float,
+    make_ops: Callable[[int], Awaitable[tuple[Op, Op]]],
+    conns: list[psycopg.AsyncConnection[object]],
+) -> tuple[dict[str, list[float]], float]:
+    """``_drive`` for raw psycopg clients; their connections closed after."""
+    start = time.perf_counter()
+    result = await _drive(concurrency, seconds, make_ops)
+    elapsed = time.perf_counter() - start
+    for conn in conns:
+        await conn.close()
+    return result, elapsed
+
+
 async def bench_worker_sql(
     dsn: str, concurrency: int, seconds: float
 ) -> tuple[dict[str, list[float]], float]:
@@ -148,13 +177,7 @@ async def bench_worker_sql(
         return statement.row(row)
 
     async def make_ops(c: int) -> tuple[Op, Op]:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-        conns.append(conn)
-        owner = uuid.uuid4().hex
-        await conn.execute(
-            "INSERT INTO users (id, issuer, subject, created_at) VALUES (%s, %s, %s, now())",
-            (owner, "https://bench/", owner),
-        )
+        conn, owner = await _raw_client(dsn, conns)
         target = {"owner": owner, "collection": "items", "key": "", "request_hash": "",
                   "retained_after": None, "expected": None, "slot": usage_slot(owner)}  # fmt: skip
 
@@ -175,12 +198,7 @@ async def bench_worker_sql(
 
         return put, get
 
-    start = time.perf_counter()
-    result = await _drive(concurrency, seconds, make_ops)
-    elapsed = time.perf_counter() - start
-    for conn in conns:
-        await conn.close()
-    return result, elapsed
+    return await _drive_raw(concurrency, seconds, make_ops, conns)
 
 
 async def bench_psycopg(
@@ -190,13 +208,7 @@ async def bench_psycopg(
     conns: list[psycopg.AsyncConnection[object]] = []
 
     async def make_ops(c: int) -> tuple[Op, Op]:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-        conns.append(conn)
-        owner = uuid.uuid4().hex
-        await conn.execute(
-            "INSERT INTO users (id, issuer, subject, created_at) VALUES (%s, %s, %s, now())",
-            (owner, "https://bench/", owner),
-        )
+        conn, owner = await _raw_client(dsn, conns)
 
         async def put(i: int) -> None:
             now = datetime.now(UTC)
@@ -219,12 +231,7 @@ async def bench_psycopg(
 
         return put, get
 
-    start = time.perf_counter()
-    result = await _drive(concurrency, seconds, make_ops)
-    elapsed = time.perf_counter() - start
-    for conn in conns:
-        await conn.close()
-    return result, elapsed
+    return await _drive_raw(concurrency, seconds, make_ops, conns)
 
 
 BASELINE = "raw psycopg, the worker's SQL (baseline)"

@@ -54,11 +54,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     # First, before the imports of a command: a child of ``stowage dev`` that
     # outlived it would serve on (see stowage.runtime.lifeline).
     lifeline.follow_parent_named_in(os.environ)
-    # Before gRPC is imported: its fork handlers are for a child that goes on using
-    # gRPC, and no process here has one (each child it starts runs a program of its
-    # own). With calls under way they crash about one child in six that a gateway on
-    # uvloop starts (the tenants file's reader: SIGSEGV before it runs).
-    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
