@@ -130,10 +130,13 @@ async def test_a_body_longer_than_the_link_allows_is_refused_with_413_and_nothin
     created = await platform.upload_link(user, data)
     url, file_id = created["upload"]["url"], created["file"]["id"]
 
+    logged_before = _refusals_413(platform)
     async with httpx.AsyncClient(timeout=30) as http:
         lying = await http.put(url, content=data + b"x")  # Content-Length over the link's size
         assert lying.status_code == 413 and lying.json()["error"] == "too_large"
-    refused_before = _refusals_413(platform)
+    # Its log line is written once the answer is sent, so it may trail the answer.
+    refused_before = logged_before + 1
+    eventually(lambda: _refusals_413(platform) == refused_before, 5, "the first 413 logged")
     status = await _endless_chunked_put(url)
     # The gateway answers 413 and closes while the client still writes; whether the client
     # reads that answer before the reset depends on the timing: the gateway's log says it.
