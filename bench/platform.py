@@ -290,7 +290,7 @@ def scaled(processes: int) -> str:
 
 def print_table(rounds: list[Round]) -> None:
     processes = sorted({name for r in rounds for name in r.cpu_ms_per_call})
-    width = max(26, *(len(r.target) + 2 for r in rounds))
+    width = max([26, *(len(r.target) + 2 for r in rounds)])
     header = f"{'target':<{width}}{'conc':>5}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
     header += f"{'errors':>8}{'x base':>8}{'core wait':>11}"
     header += "".join(f"{'cpu ' + p:>14}" for p in processes)
